@@ -1,0 +1,43 @@
+# engram-ops — see README.md. Every target works on a fresh machine with Go.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/engram-ops
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
+# Packages whose tests run under the race detector (all of them).
+PKGS := ./...
+
+.PHONY: build run test test-go bench lint fuzz clean
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/engram-ops
+
+## run: serve with embedded defaults (./engram-data, 127.0.0.1:7432)
+run: build
+	./$(BIN) serve
+
+## test: install and start what the tests need, run every test, stop the services
+test:
+	scripts/test.sh
+
+## test-go: the Go tests alone (expects services already started by scripts/test.sh)
+test-go:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -timeout 15m $(PKGS)
+
+## bench: the benchmarks recorded in docs/benchmarks.md
+bench: build
+	scripts/bench.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet $(PKGS)
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/engram-ops/engram-ops/ops"
+)
+
+// serveCmd is `engram-ops serve`: its flags and what it needs.
+type serveCmd struct {
+	app *app
+
+	configFile   string
+	listen       string
+	dataDir      string
+	durability   string
+	logLevel     string
+	logFormat    string
+	noAutoCreate bool
+	noAccessLog  bool
+	sets         []string
+}
+
+func newServeCmd(a *app) *serveCmd { return &serveCmd{app: a} }
+
+func (s *serveCmd) command() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Engram server (REST API, /metrics, health probes)",
+		Long: `Run the Engram memory server: the Engram-compatible REST API, Prometheus /metrics and
+health probes (/health, /health/alive, /health/ready, /api/v1/system/health).
+
+Configuration is read in this order, later sources winning:
+  1. built-in defaults (data in ./engram-data, 127.0.0.1:7432, hashing embedder)
+  2. the TOML file given by --config, else ./engram.toml if it exists
+     (unknown keys are errors; check a file with "engram-ops validate config FILE")
+  3. ENGRAM_* environment variables, one per key: the TOML path upper-cased with
+     "_" (ENGRAM_LISTEN, ENGRAM_DATA_DIR, ENGRAM_LIMITS_MAX_BODY_BYTES, ...)
+  4. the flags below, and --set key=value for any other key
+
+Durability: "sync" (default) acknowledges a write only after the write-ahead log
+is fsynced, so acknowledged writes survive kill -9. "relaxed" syncs once a second
+and can lose the last second of acknowledged writes on a crash; the server warns
+at startup when it is on.
+
+Shutdown: SIGINT or SIGTERM stops accepting connections, drains in-flight requests
+(server.shutdown_timeout) and closes the engine, which flushes to disk. A second
+signal exits immediately.`,
+		Example: `  # Defaults: ./engram-data, http://127.0.0.1:7432, built-in hashing embedder
+  engram-ops serve
+
+  # Another address and data directory, text logs
+  engram-ops serve --listen 0.0.0.0:7432 --data-dir /var/lib/engram --log-format text
+
+  # A config file plus one override
+  engram-ops serve --config /etc/engram/engram.toml --set limits.max_body_bytes=16777216
+
+  # The same through the environment
+  ENGRAM_LISTEN=:7432 ENGRAM_DURABILITY=sync engram-ops serve`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return s.run(cmd.Context(), cmd.Flags()) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&s.configFile, "config", "", "TOML configuration file (default ./engram.toml if present)")
+	f.StringVar(&s.listen, "listen", "", `address to listen on (default "127.0.0.1:7432")`)
+	f.StringVar(&s.dataDir, "data-dir", "", `data directory (default "./engram-data")`)
+	f.StringVar(&s.durability, "durability", "", `sync or relaxed (default "sync")`)
+	f.StringVar(&s.logLevel, "log-level", "", `debug, info, warn or error (default "info")`)
+	f.StringVar(&s.logFormat, "log-format", "", `json, text or auto: json unless stderr is a terminal (default "auto")`)
+	f.BoolVar(&s.noAutoCreate, "no-auto-create-spaces", false, "refuse writes to spaces that were not created with POST /api/v1/spaces")
+	f.BoolVar(&s.noAccessLog, "no-access-log", false, "do not log one line per HTTP request")
+	f.StringArrayVar(&s.sets, "set", nil, "set any configuration key, e.g. --set index.ef_search=128 (repeatable)")
+	return cmd
+}
+
+// loadConfig applies defaults, file, environment and flags, and validates.
+func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (ops.Config, string, error) {
+	cfg, file, loadErr := ops.LoadConfig(s.configFile, s.app.getenv)
+	errs := []error{loadErr}
+	set := func(flag, key, value string) {
+		if flags.Changed(flag) {
+			if err := cfg.Set(key, value); err != nil {
+				errs = append(errs, fmt.Errorf("--%s: %w", flag, err))
+			}
+		}
+	}
+	set("listen", "listen", s.listen)
+	set("data-dir", "data_dir", s.dataDir)
+	set("durability", "durability", s.durability)
+	set("log-level", "log.level", s.logLevel)
+	set("log-format", "log.format", s.logFormat)
+	if flags.Changed("no-auto-create-spaces") {
+		cfg.Spaces.AutoCreate = !s.noAutoCreate
+	}
+	if flags.Changed("no-access-log") {
+		cfg.Log.Access = !s.noAccessLog
+	}
+	for _, kv := range s.sets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			errs = append(errs, fmt.Errorf("--set %q: want key=value, e.g. --set index.ef_search=128", kv))
+			continue
+		}
+		if err := cfg.Set(strings.TrimSpace(k), v); err != nil {
+			errs = append(errs, fmt.Errorf("--set %s: %w (keys: %s)", k, err, strings.Join(ops.Keys(), ", ")))
+		}
+	}
+	// Report every problem at once: loading, flags and validation.
+	errs = append(errs, cfg.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return cfg, file, &usageError{fmt.Errorf("invalid configuration:\n%s", indentProblems(err))}
+	}
+	return cfg, file, nil
+}
+
+func indentProblems(err error) string {
+	var b strings.Builder
+	for i, p := range ops.Problems(err) {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString("  - ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
+	cfg, file, err := s.loadConfig(flags)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.Log, s.app.stderr, s.app.global.quiet)
+	if err != nil {
+		return err
+	}
+	if cfg.Durability == "relaxed" {
+		logger.Warn("DURABILITY IS RELAXED: writes are acknowledged before they reach disk and are synced once a second; " +
+			"a crash or power loss can lose up to ~1s of acknowledged writes. Set durability = \"sync\" for production.")
+	}
+	running, err := ops.Start(ctx, cfg, logger, ops.StartOptions{Info: s.app.build, Getenv: s.app.getenv})
+	if err != nil {
+		return err
+	}
+	dataDir := cfg.DataDir
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	if file == "" {
+		file = "(none: defaults, environment and flags)"
+	}
+	logger.Info("engram-ops serving",
+		"url", running.URL(),
+		"addr", running.Addr().String(),
+		"data_dir", dataDir,
+		"durability", cfg.Durability,
+		"config", file,
+		"version", s.app.build.Version)
+	if s.app.onServing != nil {
+		s.app.onServing(running.Addr())
+	}
+	err = running.Wait()
+	if err != nil {
+		logger.Error("engram-ops stopped with an error", "err", err)
+		return err
+	}
+	logger.Info("engram-ops stopped: in-flight requests drained, engine closed")
+	return nil
+}
+
+// newLogger builds the slog logger: JSON unless format is text, or auto
+// with a terminal on w. --quiet raises the level to warn.
+func newLogger(c ops.LogConfig, w io.Writer, quiet bool) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, usagef("log.level %q: must be debug, info, warn or error", c.Level)
+	}
+	if quiet && level < slog.LevelWarn {
+		level = slog.LevelWarn
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := c.Format
+	if format == "auto" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}

@@ -1,0 +1,313 @@
+package core
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/engram-ops/engram-ops/core/vector"
+)
+
+// touch reinforces a recalled memory in memory; flushTouches persists it.
+func (e *Engine) touch(sp *space, id string, now time.Time) {
+	sp.mu.Lock()
+	s, ok := sp.byID[id]
+	if !ok {
+		sp.mu.Unlock()
+		return
+	}
+	sl := &sp.slots[s]
+	r := sl.retrievability(now)
+	sl.stability = int64(reinforce(time.Duration(sl.stability), r))
+	sl.lastAccess = now.UnixNano()
+	sl.accessCount++
+	sp.mu.Unlock()
+	e.touchMu.Lock()
+	m := e.touched[sp]
+	if m == nil {
+		m = map[uint32]struct{}{}
+		e.touched[sp] = m
+	}
+	m[s] = struct{}{}
+	e.touchMu.Unlock()
+}
+
+// flushTouches writes accumulated reinforcement (one OpTouch change per
+// space) and re-warms cold memories that recall reached. Reinforcement not
+// yet flushed is lost on a crash; it is access statistics, not acknowledged
+// data.
+func (e *Engine) flushTouches() error {
+	e.touchMu.Lock()
+	touched := e.touched
+	e.touched = map[*space]map[uint32]struct{}{}
+	e.touchMu.Unlock()
+	var errs []error
+	for sp, slots := range touched {
+		if err := e.flushSpaceTouches(sp, slots); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
+	name := sp.info.Name
+	type item struct {
+		touch Touch
+		slot  uint32
+		rec   *record
+		cold  bool
+	}
+	var items []item
+	// Read records outside the commit lock; the slot check inside it drops
+	// any that changed meanwhile.
+	for s := range slots {
+		sp.mu.RLock()
+		sl := sp.slots[s]
+		sp.mu.RUnlock()
+		if !sl.live {
+			continue
+		}
+		v, closer, err := e.db.Get(memberKey(famMemory, name, sl.id))
+		if err != nil {
+			continue
+		}
+		r, err := decodeRecord(v, name, sl.id)
+		closer.Close()
+		if err != nil || r.slot != s {
+			continue
+		}
+		items = append(items, item{slot: s, rec: r, cold: sl.tier == TierCold})
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	_, err := e.mutateNoSync(func(t *txn) error {
+		var touches []Touch
+		for _, it := range items {
+			sp.mu.RLock()
+			sl := sp.slots[it.slot]
+			sp.mu.RUnlock()
+			if !sl.live || sl.id != it.rec.ID {
+				continue
+			}
+			tc := Touch{ID: sl.id, LastAccess: time.Unix(0, sl.lastAccess).UTC(), AccessCount: sl.accessCount, Stability: time.Duration(sl.stability)}
+			touches = append(touches, tc)
+			r := *it.rec
+			r.LastAccess, r.AccessCount, r.Stability = tc.LastAccess, tc.AccessCount, tc.Stability
+			if it.cold {
+				if err := t.rewarm(sp, &r); err != nil {
+					return err
+				}
+				continue
+			}
+			_ = t.batch.Set(memberKey(famMemory, name, r.ID), encodeRecord(&r), nil)
+		}
+		if len(touches) > 0 {
+			t.logChange(Change{Op: OpTouch, Space: name, Touches: touches})
+		}
+		return nil
+	})
+	return err
+}
+
+// applyTouches replays an OpTouch change.
+func (t *txn) applyTouches(sp *space, touches []Touch, c *Change) error {
+	name := sp.info.Name
+	for _, tc := range touches {
+		sp.mu.RLock()
+		s, ok := sp.byID[tc.ID]
+		sp.mu.RUnlock()
+		if !ok {
+			continue
+		}
+		v, closer, err := t.e.db.Get(memberKey(famMemory, name, tc.ID))
+		if err != nil {
+			continue
+		}
+		r, err := decodeRecord(v, name, tc.ID)
+		closer.Close()
+		if err != nil {
+			return internalf(err, "decode memory %s during replay", tc.ID)
+		}
+		r.LastAccess, r.AccessCount, r.Stability = tc.LastAccess, tc.AccessCount, tc.Stability
+		_ = t.batch.Set(memberKey(famMemory, name, tc.ID), encodeRecord(r), nil)
+		tc := tc
+		t.after = append(t.after, func() {
+			sp.mu.Lock()
+			if sl := &sp.slots[s]; sl.live && sl.id == tc.ID {
+				sl.lastAccess, sl.accessCount, sl.stability = tc.LastAccess.UnixNano(), tc.AccessCount, int64(tc.Stability)
+			}
+			sp.mu.Unlock()
+		})
+	}
+	t.logChange(*c)
+	return nil
+}
+
+// mutateNoSync is mutate without waiting for the WAL fsync: for background
+// bookkeeping (reinforcement, tier moves) that is not acknowledged data.
+func (e *Engine) mutateNoSync(build func(t *txn) error) (uint64, error) {
+	if err := e.checkOpenOrClosing(); err != nil {
+		return 0, err
+	}
+	e.commitMu.Lock()
+	t := &txn{e: e, batch: e.db.NewBatch(), now: e.now().UTC()}
+	startSeq := e.seq
+	err := build(t)
+	if err == nil {
+		if err = t.batch.Commit(pebble.NoSync); err != nil {
+			err = internalf(err, "commit")
+		}
+	}
+	if err != nil {
+		e.seq = startSeq
+	} else {
+		for _, f := range t.after {
+			f()
+		}
+	}
+	last := e.seq
+	e.commitMu.Unlock()
+	_ = t.batch.Close()
+	if err == nil && e.opts.Durability == DurabilityRelaxed {
+		e.markDurable(last)
+	}
+	return last, err
+}
+
+// checkOpenOrClosing lets Close's final flush run after closed is set.
+func (e *Engine) checkOpenOrClosing() error {
+	select {
+	case <-e.stop:
+		if e.db == nil {
+			return ErrClosed
+		}
+	default:
+	}
+	return nil
+}
+
+// rewarm moves a cold memory back to the warm tier (vector restored from its
+// quantised form) and queues it for indexing.
+func (t *txn) rewarm(sp *space, r *record) error {
+	name := sp.info.Name
+	sp.mu.RLock()
+	cv, ok := sp.cold[r.slot]
+	sp.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	vec := vector.Dequantize(cv.q, cv.scale)
+	r.Tier = TierWarm
+	rec := encodeRecord(r)
+	enc := encodeVector(vec)
+	_ = t.batch.Set(memberKey(famMemory, name, r.ID), rec, nil)
+	_ = t.batch.Set(memberKey(famVector, name, r.ID), enc, nil)
+	e := t.e
+	t.after = append(t.after, func() {
+		sp.mu.Lock()
+		sl := &sp.slots[r.slot]
+		if sl.live && sl.tier == TierCold {
+			sp.counts[TierCold]--
+			sp.bytes[TierCold] -= sl.bytes
+			sl.tier = TierWarm
+			sl.bytes = int64(len(rec) + len(enc))
+			sp.counts[TierWarm]++
+			sp.bytes[TierWarm] += sl.bytes
+			delete(sp.cold, r.slot)
+			sp.pending[r.slot] = vector.Normalize(vec)
+			sp.queue = append(sp.queue, r.slot)
+		}
+		sp.mu.Unlock()
+		e.migrations[TierCold][TierWarm].Add(1)
+		e.kickIndexer()
+	})
+	return nil
+}
+
+// Sweep moves warm memories whose retrievability fell below the cold
+// threshold to the cold tier: out of the ANN index, vector quantised to int8.
+// It runs in the background every SweepInterval; tests call it directly.
+func (e *Engine) Sweep() error {
+	var errs []error
+	now := e.now()
+	for _, sp := range e.spaceList() {
+		var victims []uint32
+		sp.mu.RLock()
+		for s := range sp.slots {
+			sl := &sp.slots[s]
+			if sl.live && sl.tier == TierWarm && sl.retrievability(now) < e.opts.Tiers.ColdBelow {
+				if _, p := sp.pending[uint32(s)]; !p {
+					victims = append(victims, uint32(s))
+				}
+			}
+		}
+		sp.mu.RUnlock()
+		for len(victims) > 0 {
+			n := min(256, len(victims))
+			if err := e.freeze(sp, victims[:n], now); err != nil {
+				errs = append(errs, err)
+				break
+			}
+			victims = victims[n:]
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) freeze(sp *space, slots []uint32, now time.Time) error {
+	name := sp.info.Name
+	_, err := e.mutateNoSync(func(t *txn) error {
+		for _, s := range slots {
+			sp.mu.RLock()
+			sl := sp.slots[s]
+			sp.mu.RUnlock()
+			if !sl.live || sl.tier != TierWarm || sl.retrievability(now) >= e.opts.Tiers.ColdBelow {
+				continue
+			}
+			norm, ok := sp.index.Vector(s)
+			if !ok {
+				continue
+			}
+			v, closer, err := e.db.Get(memberKey(famMemory, name, sl.id))
+			if err != nil {
+				continue
+			}
+			r, err := decodeRecord(v, name, sl.id)
+			closer.Close()
+			if err != nil || r.slot != s {
+				continue
+			}
+			r.Tier = TierCold
+			r.LastAccess, r.AccessCount, r.Stability = time.Unix(0, sl.lastAccess).UTC(), sl.accessCount, time.Duration(sl.stability)
+			q, scale := vector.Quantize(norm)
+			rec := encodeRecord(r)
+			enc := encodeQuantized(q, scale)
+			_ = t.batch.Set(memberKey(famMemory, name, sl.id), rec, nil)
+			_ = t.batch.Set(memberKey(famVector, name, sl.id), enc, nil)
+			s, id := s, sl.id
+			t.after = append(t.after, func() {
+				sp.mu.Lock()
+				cur := &sp.slots[s]
+				if cur.live && cur.tier == TierWarm {
+					sp.counts[TierWarm]--
+					sp.bytes[TierWarm] -= cur.bytes
+					cur.tier = TierCold
+					cur.bytes = int64(len(rec) + len(enc))
+					sp.counts[TierCold]++
+					sp.bytes[TierCold] += cur.bytes
+					sp.cold[s] = coldVector{q: q, scale: scale}
+					sp.deletes = append(sp.deletes, s)
+				}
+				sp.mu.Unlock()
+				e.cache.remove(name, id)
+				e.migrations[TierWarm][TierCold].Add(1)
+			})
+		}
+		return nil
+	})
+	e.kickIndexer()
+	return err
+}

@@ -1,0 +1,439 @@
+// Package core is the Engram memory engine on Pebble: spaces, memories,
+// associations, recall with spreading activation, decay and tiers, and the
+// change log that backup and point-in-time restore build on.
+//
+// It imports Pebble, its own sub-packages and the standard library only —
+// never net/http, Prometheus, cobra, S3 clients or database drivers (a test
+// enforces this). Transports adapt it; it knows nothing of them.
+//
+// Write path: every mutation is validated and embedded outside any lock, then
+// under one commit mutex it gets the next change-log sequence, is written to
+// Pebble together with its change-log entry in one batch (NoSync), and the
+// in-memory state is updated in sequence order. Outside the mutex the writer
+// waits for a WAL fsync (Pebble's commit pipeline groups concurrent syncs into
+// one), so durable throughput is bounded by the disk, and ANN insertion runs
+// behind the write path: vectors not yet in the index are searched exactly.
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/engram-ops/engram-ops/core/embed"
+	"github.com/engram-ops/engram-ops/core/vector"
+)
+
+const formatMarker = "engram-ops/1"
+
+// Engine is an open data directory. It is safe for concurrent use.
+type Engine struct {
+	dir    string
+	opts   Options
+	db     *pebble.DB
+	log    *slog.Logger
+	now    func() time.Time
+	cache  *hotCache
+	ids    idGen
+	closed atomic.Bool
+
+	// commitMu orders mutations: sequence assignment, the Pebble batch and
+	// the in-memory state change happen together under it.
+	commitMu sync.Mutex
+	seq      uint64 // last assigned sequence (guarded by commitMu)
+	durable  atomic.Uint64
+
+	spacesMu sync.RWMutex
+	spaces   map[string]*space
+
+	touchMu sync.Mutex
+	touched map[*space]map[uint32]struct{}
+
+	migrations [numTiers][numTiers]atomic.Uint64
+
+	kick   chan struct{} // wakes the indexer
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	bgErrs atomic.Uint64
+}
+
+// Open opens (creating if needed) the data directory dir.
+func Open(dir string, opts Options) (*Engine, error) {
+	opts = withDefaults(opts)
+	if opts.Durability != DurabilitySync && opts.Durability != DurabilityRelaxed {
+		return nil, Errorf(KindInvalid, "INVALID_OPTION", "durability %q is not one of sync, relaxed", opts.Durability)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "index"), 0o755); err != nil {
+		return nil, internalf(err, "create data directory %s", dir)
+	}
+	cache := pebble.NewCache(opts.CacheBytes)
+	defer cache.Unref()
+	db, err := pebble.Open(filepath.Join(dir, "db"), &pebble.Options{
+		Cache:        cache,
+		MemTableSize: 32 << 20,
+		Logger:       quietLogger{opts.Logger},
+	})
+	if err != nil {
+		return nil, internalf(err, "open data directory %s (is another engram-ops using it?)", dir)
+	}
+	e := &Engine{
+		dir:     dir,
+		opts:    opts,
+		db:      db,
+		log:     opts.Logger,
+		now:     opts.Now,
+		cache:   newHotCache(opts.Tiers.HotCapacityBytes),
+		spaces:  map[string]*space{},
+		touched: map[*space]map[uint32]struct{}{},
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+	if err := e.load(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	e.startBackground()
+	return e, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.Durability == "" {
+		o.Durability = DurabilitySync
+	}
+	if o.DefaultDimension == 0 {
+		o.DefaultDimension = 768
+	}
+	if o.DefaultEmbedder == "" {
+		o.DefaultEmbedder = "hash"
+	}
+	l := &o.Limits
+	setDefault(&l.MaxContentBytes, 100_000)
+	setDefault(&l.MaxDimension, 4096)
+	setDefault(&l.MaxResults, 1000)
+	setDefault(&l.MaxBatch, 10_000)
+	setDefault(&l.MaxTags, 64)
+	setDefault(&l.MaxMetadata, 64)
+	setDefault(&l.MaxIDBytes, 128)
+	x := &o.Index
+	setDefault(&x.ExactThreshold, 2_000)
+	setDefault(&x.M, 16)
+	setDefault(&x.EfConstruction, 128)
+	setDefault(&x.EfSearch, 96)
+	if x.SaveInterval == 0 {
+		x.SaveInterval = time.Minute
+	}
+	t := &o.Tiers
+	if t.HotCapacityBytes == 0 {
+		t.HotCapacityBytes = 64 << 20
+	}
+	if t.ColdBelow == 0 {
+		t.ColdBelow = 0.05
+	}
+	if t.SweepInterval == 0 {
+		t.SweepInterval = time.Minute
+	}
+	if t.InitialStability == 0 {
+		t.InitialStability = 72 * time.Hour
+	}
+	if t.WarmCapacityBytes == 0 {
+		t.WarmCapacityBytes = 8 << 30
+	}
+	if t.ColdCapacityBytes == 0 {
+		t.ColdCapacityBytes = 64 << 30
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TouchFlushInterval == 0 {
+		o.TouchFlushInterval = time.Second
+	}
+	if o.Embedders == nil {
+		o.Embedders = BuiltinEmbedders
+	}
+	return o
+}
+
+func setDefault(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+// BuiltinEmbedders knows only the built-in hashing embedder ("hash").
+func BuiltinEmbedders(name string, dim int) (Embedder, error) {
+	if name != "hash" {
+		return nil, Errorf(KindInvalid, "UNKNOWN_EMBEDDER", "embedder %q is not available; known: hash", name)
+	}
+	h, err := embed.NewHashing(dim)
+	if err != nil {
+		return nil, Errorf(KindInvalid, "INVALID_DIMENSION", "%v", err)
+	}
+	return h, nil
+}
+
+// quietLogger routes Pebble's own logging into slog at debug/error level.
+type quietLogger struct{ l *slog.Logger }
+
+func (q quietLogger) Infof(format string, args ...any) {
+	q.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Errorf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Fatalf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}
+
+// Ready reports whether the engine serves requests.
+func (e *Engine) Ready() error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close flushes reinforcement, persists the ANN indexes, syncs and closes
+// Pebble. Further calls return ErrClosed.
+func (e *Engine) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	close(e.stop)
+	e.wg.Wait()
+	var errs []error
+	if err := e.flushTouches(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, sp := range e.spaceList() {
+		if err := e.saveIndex(sp); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := e.db.LogData(nil, pebble.Sync); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.db.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) checkOpen() error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// LastSequence is the highest change-log sequence known durable.
+func (e *Engine) LastSequence() uint64 { return e.durable.Load() }
+
+// Dir is the data directory.
+func (e *Engine) Dir() string { return e.dir }
+
+// txn is one atomic mutation being built under commitMu.
+type txn struct {
+	e       *Engine
+	batch   *pebble.Batch
+	now     time.Time
+	changes []Change
+	after   []func() // in-memory updates, run after a successful commit
+	// replay is set by ApplyChanges: the one change a replayed entry logs
+	// keeps the original sequence (replaySeq) and time (now).
+	replay    bool
+	replaySeq uint64
+	edges     map[string]bool // association keys written by this txn
+}
+
+// logChange appends c to the change log in this batch, assigning its
+// sequence (unless replaying) and time.
+func (t *txn) logChange(c Change) uint64 {
+	if !t.replay {
+		t.e.seq++
+		c.Seq = t.e.seq
+		c.Time = t.now
+	} else {
+		c.Seq, c.Time = t.replaySeq, t.now
+		t.e.seq = c.Seq
+	}
+	_ = t.batch.Set(logKey(c.Seq), EncodeChange(&c), nil)
+	t.changes = append(t.changes, c)
+	return c.Seq
+}
+
+// mutate runs build under commitMu, commits its batch and applies its
+// in-memory updates, then waits for durability outside the lock.
+func (e *Engine) mutate(build func(t *txn) error) (uint64, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	e.commitMu.Lock()
+	t := &txn{e: e, batch: e.db.NewBatch(), now: e.now().UTC()}
+	startSeq := e.seq
+	err := build(t)
+	if err == nil {
+		err = t.batch.Commit(pebble.NoSync)
+		if err != nil {
+			err = internalf(err, "commit")
+		}
+	}
+	if err != nil {
+		e.seq = startSeq
+		e.commitMu.Unlock()
+		_ = t.batch.Close()
+		return 0, err
+	}
+	for _, f := range t.after {
+		f()
+	}
+	last := e.seq
+	e.commitMu.Unlock()
+	_ = t.batch.Close()
+	if e.opts.Durability == DurabilitySync {
+		if err := e.db.LogData(nil, pebble.Sync); err != nil {
+			return 0, internalf(err, "sync write-ahead log")
+		}
+		e.markDurable(last)
+	}
+	return last, nil
+}
+
+func (e *Engine) markDurable(seq uint64) {
+	for {
+		cur := e.durable.Load()
+		if seq <= cur || e.durable.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
+// Checkpoint writes a consistent copy of the engine to dir (which must not
+// exist) and returns the change-log sequence it contains.
+func (e *Engine) Checkpoint(dir string) (uint64, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	if err := e.flushTouches(); err != nil {
+		return 0, err
+	}
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
+	if err := e.db.LogData(nil, pebble.Sync); err != nil {
+		return 0, internalf(err, "sync before checkpoint")
+	}
+	e.markDurable(e.seq)
+	if err := e.db.Checkpoint(filepath.Join(dir, "db"), pebble.WithFlushedWAL()); err != nil {
+		return 0, internalf(err, "checkpoint to %s", dir)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "index"), 0o755); err != nil {
+		return 0, internalf(err, "checkpoint index dir")
+	}
+	for _, sp := range e.spaceList() {
+		if err := writeIndexFile(sp, filepath.Join(dir, "index")); err != nil {
+			return 0, err
+		}
+	}
+	return e.seq, nil
+}
+
+func (e *Engine) startBackground() {
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); e.runIndexer() }()
+	e.every(e.opts.TouchFlushInterval, "flush reinforcement", e.flushTouches)
+	e.every(e.opts.Index.SaveInterval, "save index", e.saveIndexes)
+	if e.opts.Tiers.SweepInterval > 0 {
+		e.every(e.opts.Tiers.SweepInterval, "tier sweep", e.Sweep)
+	}
+	if e.opts.Durability == DurabilityRelaxed {
+		e.every(time.Second, "relaxed sync", func() error {
+			e.commitMu.Lock()
+			last := e.seq
+			e.commitMu.Unlock()
+			if err := e.db.LogData(nil, pebble.Sync); err != nil {
+				return err
+			}
+			e.markDurable(last)
+			return nil
+		})
+	}
+}
+
+// every runs f every d until Close, logging failures.
+func (e *Engine) every(d time.Duration, what string, f func() error) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.stop:
+				return
+			case <-t.C:
+				if err := f(); err != nil {
+					e.bgErrs.Add(1)
+					e.log.Error("background task failed", "task", what, "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// BackgroundErrors counts failed background tasks since Open.
+func (e *Engine) BackgroundErrors() uint64 { return e.bgErrs.Load() }
+
+// ChangesSince returns up to limit durable change-log entries with sequence
+// greater than after, in order.
+func (e *Engine) ChangesSince(after uint64, limit int) ([]Change, error) {
+	if err := e.checkOpen(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	upto := e.durable.Load()
+	if after >= upto {
+		return nil, nil
+	}
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: logKey(after + 1), UpperBound: logKey(upto + 1)})
+	if err != nil {
+		return nil, internalf(err, "read change log")
+	}
+	defer it.Close()
+	var out []Change
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		c, err := DecodeChange(it.Value())
+		if err != nil {
+			return nil, internalf(err, "decode change-log entry %x", it.Key())
+		}
+		out = append(out, c)
+	}
+	return out, it.Error()
+}
+
+// ctxErr maps a cancelled context to an engine error.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Kind: KindUnavailable, Code: "CANCELLED", Message: "request cancelled", Err: err}
+	}
+	return nil
+}
+
+// vector helpers shared by the read and write paths.
+func normalizedCopy(v []float32) []float32 { return vector.Normalize(v) }

@@ -1,0 +1,65 @@
+package core
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Durability chooses what an acknowledged write means.
+type Durability string
+
+const (
+	// DurabilitySync: a write is acknowledged only after the WAL is fsynced
+	// (group commit shares one fsync among concurrent writers).
+	DurabilitySync Durability = "sync"
+	// DurabilityRelaxed: writes are acknowledged once in the memtable and the
+	// WAL is synced in the background every second; a crash can lose them.
+	DurabilityRelaxed Durability = "relaxed"
+)
+
+// Limits bound what one request may ask of the engine.
+type Limits struct {
+	MaxContentBytes int // default 100_000 (Engram's limit)
+	MaxDimension    int // default 4096
+	MaxResults      int // default 1000
+	MaxBatch        int // memories+associations per batch; default 10_000
+	MaxTags         int // default 64
+	MaxMetadata     int // metadata entries; default 64
+	MaxIDBytes      int // default 128
+}
+
+// IndexOptions tune the ANN index.
+type IndexOptions struct {
+	ExactThreshold int           // spaces with fewer live vectors are searched exactly; default 2_000
+	M              int           // HNSW neighbours per node; default 16
+	EfConstruction int           // default 128
+	EfSearch       int           // default 96
+	SaveInterval   time.Duration // how often a changed index graph is persisted; default 1m
+}
+
+// TierOptions tune decay and tier migration.
+type TierOptions struct {
+	HotCapacityBytes  int64         // bytes of decoded records kept in memory (the hot tier); default 64 MiB
+	ColdBelow         float64       // retrievability under which a memory goes cold; default 0.05
+	SweepInterval     time.Duration // default 1m; negative disables the background sweeper
+	InitialStability  time.Duration // S for a new memory at confidence 0.5; default 72h
+	WarmCapacityBytes int64         // reported capacity of the warm tier; default 8 GiB
+	ColdCapacityBytes int64         // reported capacity of the cold tier; default 64 GiB
+}
+
+// Options configure an Engine. The zero value is usable: sync durability,
+// 768-dimension spaces with the built-in hashing embedder, auto-created spaces.
+type Options struct {
+	Durability         Durability
+	DefaultDimension   int             // default 768
+	DefaultEmbedder    string          // default "hash"
+	NoAutoCreateSpaces bool            // when true, writes to an unknown space fail with SPACE_NOT_FOUND
+	Embedders          EmbedderFactory // nil: only the built-in "hash" embedder
+	Limits             Limits
+	Index              IndexOptions
+	Tiers              TierOptions
+	CacheBytes         int64 // Pebble block cache; default 64 MiB
+	Logger             *slog.Logger
+	Now                func() time.Time // clock, for tests
+	TouchFlushInterval time.Duration    // how often recall reinforcement is persisted; default 1s
+}

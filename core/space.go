@@ -1,0 +1,587 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/engram-ops/engram-ops/core/vector"
+)
+
+// slot is the in-memory summary of one memory: what recall needs to score and
+// filter without touching Pebble. Slots are never reused within a space.
+type slot struct {
+	id          string
+	live        bool
+	tier        Tier // stored tier: warm or cold
+	confidence  float64
+	observedAt  int64
+	lastAccess  int64
+	stability   int64 // ns
+	accessCount uint64
+	bytes       int64 // approximate stored bytes (record + vector)
+}
+
+func (s *slot) retrievability(now time.Time) float64 {
+	return retrievability(time.Duration(now.UnixNano()-s.lastAccess), time.Duration(s.stability))
+}
+
+type coldVector struct {
+	q     []int8
+	scale float32
+}
+
+// space is the in-memory state of one space.
+type space struct {
+	info     SpaceInfo
+	embedder Embedder
+
+	mu       sync.RWMutex
+	slots    []slot
+	byID     map[string]uint32
+	nextSlot uint32
+	pending  map[uint32][]float32 // normalised vectors not yet in the index
+	queue    []uint32             // indexer work: slots to add
+	deletes  []uint32             // indexer work: slots to tombstone
+	cold     map[uint32]coldVector
+	counts   [numTiers]int64 // stored warm/cold counts
+	bytes    [numTiers]int64
+	assocs   int64
+
+	idxMu sync.Mutex // serialises index writers (Add/Delete/WriteGraph)
+	index *vector.Index
+	dirty atomic.Bool
+}
+
+func (e *Engine) newSpace(info SpaceInfo) (*space, error) {
+	emb, err := e.opts.Embedders(info.Embedder, info.Dimension)
+	if err != nil {
+		return nil, err
+	}
+	if emb.Dimension() != info.Dimension {
+		return nil, Errorf(KindInvalid, "EMBEDDER_MISMATCH", "embedder %q produces %d dimensions; space %q has %d", info.Embedder, emb.Dimension(), info.Name, info.Dimension)
+	}
+	return &space{
+		info:     info,
+		embedder: emb,
+		byID:     map[string]uint32{},
+		pending:  map[uint32][]float32{},
+		cold:     map[uint32]coldVector{},
+		index:    vector.New(info.Dimension, e.indexConfig()),
+	}, nil
+}
+
+func (e *Engine) indexConfig() vector.Config {
+	return vector.Config{M: e.opts.Index.M, EfConstruction: e.opts.Index.EfConstruction, EfSearch: e.opts.Index.EfSearch}
+}
+
+func (e *Engine) spaceList() []*space {
+	e.spacesMu.RLock()
+	defer e.spacesMu.RUnlock()
+	out := make([]*space, 0, len(e.spaces))
+	for _, sp := range e.spaces {
+		out = append(out, sp)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].info.Name < out[j].info.Name })
+	return out
+}
+
+func (e *Engine) lookupSpace(name string) *space {
+	e.spacesMu.RLock()
+	defer e.spacesMu.RUnlock()
+	return e.spaces[name]
+}
+
+// spaceFor returns the named space, creating it when auto-creation is on
+// and create is true.
+func (e *Engine) spaceFor(ctx context.Context, name string, create bool) (*space, error) {
+	if err := ValidateSpaceName(name); err != nil {
+		return nil, err
+	}
+	if sp := e.lookupSpace(name); sp != nil {
+		return sp, nil
+	}
+	if !create || e.opts.NoAutoCreateSpaces {
+		return nil, Errorf(KindNotFound, "SPACE_NOT_FOUND", "space %q does not exist", name).WithDetails("space", name)
+	}
+	if _, _, err := e.CreateSpace(ctx, SpaceConfig{Name: name}); err != nil {
+		return nil, err
+	}
+	return e.lookupSpace(name), nil
+}
+
+// spaceForWrite returns the named space for a write, creating it when
+// auto-creation is on — but only after check accepts the input against the
+// space the write would create, so invalid input creates nothing.
+func (e *Engine) spaceForWrite(ctx context.Context, name string, check func(*space) error) (*space, error) {
+	sp, err := e.spaceFor(ctx, name, false)
+	if err == nil || KindOf(err) != KindNotFound || e.opts.NoAutoCreateSpaces {
+		return sp, err
+	}
+	provisional := &space{info: SpaceInfo{Name: name, Dimension: e.opts.DefaultDimension, Embedder: e.opts.DefaultEmbedder}}
+	if err := check(provisional); err != nil {
+		return nil, err
+	}
+	return e.spaceFor(ctx, name, true)
+}
+
+// CreateSpace creates a space, or returns the existing one (created=false).
+// Asking for an existing space with a different dimension or embedder is a
+// conflict.
+func (e *Engine) CreateSpace(ctx context.Context, c SpaceConfig) (SpaceInfo, bool, error) {
+	if err := ValidateSpaceName(c.Name); err != nil {
+		return SpaceInfo{}, false, err
+	}
+	if c.Dimension == 0 {
+		c.Dimension = e.opts.DefaultDimension
+	}
+	if c.Embedder == "" {
+		c.Embedder = e.opts.DefaultEmbedder
+	}
+	if c.Dimension < 1 || c.Dimension > e.opts.Limits.MaxDimension {
+		return SpaceInfo{}, false, Errorf(KindInvalid, "INVALID_DIMENSION", "dimension %d is outside 1..%d", c.Dimension, e.opts.Limits.MaxDimension)
+	}
+	if sp := e.lookupSpace(c.Name); sp != nil {
+		if sp.info.Dimension != c.Dimension || sp.info.Embedder != c.Embedder {
+			return sp.info, false, Errorf(KindConflict, "SPACE_EXISTS", "space %q exists with dimension %d and embedder %q", c.Name, sp.info.Dimension, sp.info.Embedder)
+		}
+		return sp.info, false, nil
+	}
+	info := SpaceInfo{Name: c.Name, Dimension: c.Dimension, Embedder: c.Embedder}
+	var created bool
+	_, err := e.mutate(func(t *txn) error {
+		if sp := e.lookupSpace(c.Name); sp != nil { // lost a race: fine
+			info = sp.info
+			return nil
+		}
+		info.CreatedAt = t.now
+		return t.createSpace(&info, &created)
+	})
+	return info, created, err
+}
+
+func (t *txn) createSpace(info *SpaceInfo, created *bool) error {
+	e := t.e
+	sp, err := e.newSpace(*info)
+	if err != nil {
+		return err
+	}
+	info.Fingerprint = sp.embedder.Fingerprint()
+	sp.info = *info
+	raw, _ := json.Marshal(info)
+	if err := t.batch.Set(spaceKey(famSpace, info.Name), raw, nil); err != nil {
+		return err
+	}
+	t.logChange(Change{Op: OpCreateSpace, Space: info.Name, SpaceInfo: info})
+	t.after = append(t.after, func() {
+		e.spacesMu.Lock()
+		e.spaces[info.Name] = sp
+		e.spacesMu.Unlock()
+		*created = true
+	})
+	return nil
+}
+
+// Space describes one space with its counts.
+func (e *Engine) Space(name string) (SpaceStats, error) {
+	if err := e.checkOpen(); err != nil {
+		return SpaceStats{}, err
+	}
+	if err := ValidateSpaceName(name); err != nil {
+		return SpaceStats{}, err
+	}
+	sp := e.lookupSpace(name)
+	if sp == nil {
+		return SpaceStats{}, Errorf(KindNotFound, "SPACE_NOT_FOUND", "space %q does not exist", name)
+	}
+	_, hot := e.cache.stats()
+	return sp.stats(hot[name]), nil
+}
+
+// Spaces lists every space with its counts, by name.
+func (e *Engine) Spaces() []SpaceStats {
+	_, hot := e.cache.stats()
+	var out []SpaceStats
+	for _, sp := range e.spaceList() {
+		out = append(out, sp.stats(hot[sp.info.Name]))
+	}
+	return out
+}
+
+func (sp *space) stats(hot int64) SpaceStats {
+	sp.mu.RLock()
+	defer sp.mu.RUnlock()
+	st := SpaceStats{SpaceInfo: sp.info, Associations: sp.assocs, IndexPending: len(sp.pending)}
+	st.Memories[TierHot] = hot
+	st.Memories[TierWarm] = sp.counts[TierWarm] - hot
+	st.Memories[TierCold] = sp.counts[TierCold]
+	return st
+}
+
+// load rebuilds in-memory state from Pebble and the persisted index graphs.
+func (e *Engine) load() error {
+	v, closer, err := e.db.Get([]byte{famFormat})
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		if err := e.db.Set([]byte{famFormat}, []byte(formatMarker), pebble.Sync); err != nil {
+			return internalf(err, "initialise data directory")
+		}
+	case err != nil:
+		return internalf(err, "read format marker")
+	default:
+		marker := string(v)
+		closer.Close()
+		if marker != formatMarker {
+			return Errorf(KindInvalid, "UNSUPPORTED_FORMAT", "data directory format %q is not supported by this binary (supports %q)", marker, formatMarker)
+		}
+	}
+	// Spaces.
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famSpace}, UpperBound: []byte{famSpace + 1}})
+	if err != nil {
+		return internalf(err, "list spaces")
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		var info SpaceInfo
+		if err := json.Unmarshal(it.Value(), &info); err != nil {
+			it.Close()
+			return internalf(err, "decode space %q", it.Key()[1:])
+		}
+		sp, err := e.newSpace(info)
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if fp := sp.embedder.Fingerprint(); fp != info.Fingerprint {
+			it.Close()
+			return Errorf(KindConflict, "EMBEDDER_MISMATCH", "space %q was created with embedder %s but this configuration provides %s; recall would be meaningless", info.Name, info.Fingerprint, fp)
+		}
+		e.spaces[info.Name] = sp
+	}
+	if err := it.Close(); err != nil {
+		return internalf(err, "list spaces")
+	}
+	for _, sp := range e.spaceList() {
+		if err := e.loadSpace(sp); err != nil {
+			return err
+		}
+	}
+	// Sequence: the last change-log key.
+	it, err = e.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famLog}, UpperBound: []byte{famLog + 1}})
+	if err != nil {
+		return internalf(err, "read change log")
+	}
+	if it.Last() {
+		e.seq = binary.BigEndian.Uint64(it.Key()[1:])
+	}
+	if err := it.Close(); err != nil {
+		return internalf(err, "read change log")
+	}
+	e.durable.Store(e.seq)
+	return nil
+}
+
+func (e *Engine) loadSpace(sp *space) error {
+	name := sp.info.Name
+	if v, closer, err := e.db.Get(spaceKey(famNextSlot, name)); err == nil {
+		if len(v) == 4 {
+			sp.nextSlot = binary.BigEndian.Uint32(v)
+		}
+		closer.Close()
+	}
+	// Records.
+	prefix := spacePrefix(famMemory, name)
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return internalf(err, "load space %s", name)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		id, _ := splitMember(it.Key(), len(name))
+		r, err := decodeRecord(it.Value(), name, id)
+		if err != nil {
+			it.Close()
+			return internalf(err, "decode memory %s/%s", name, id)
+		}
+		sp.setSlot(r, int64(len(it.Value())))
+	}
+	if err := it.Close(); err != nil {
+		return internalf(err, "load space %s", name)
+	}
+	// Vectors.
+	warm := map[uint32][]float32{}
+	prefix = spacePrefix(famVector, name)
+	it, err = e.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return internalf(err, "load vectors of %s", name)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		id, _ := splitMember(it.Key(), len(name))
+		s, ok := sp.byID[id]
+		if !ok {
+			continue
+		}
+		sv, err := decodeVector(it.Value())
+		if err != nil {
+			it.Close()
+			return internalf(err, "decode vector %s/%s", name, id)
+		}
+		sp.slots[s].bytes += int64(len(it.Value()))
+		sp.bytes[sp.slots[s].tier] += int64(len(it.Value()))
+		if sv.f32 != nil {
+			warm[s] = normalizedCopy(sv.f32)
+		} else {
+			sp.cold[s] = coldVector{q: sv.q, scale: sv.scale}
+		}
+	}
+	if err := it.Close(); err != nil {
+		return internalf(err, "load vectors of %s", name)
+	}
+	// Associations: count only.
+	prefix = spacePrefix(famAssoc, name)
+	it, err = e.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return internalf(err, "load associations of %s", name)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		sp.assocs++
+	}
+	if err := it.Close(); err != nil {
+		return internalf(err, "load associations of %s", name)
+	}
+	// Index: the persisted graph if usable, then whatever it lacks goes
+	// to the indexer (searched exactly meanwhile).
+	if f, err := os.Open(indexPath(e.dir, name)); err == nil {
+		idx, rerr := vector.ReadGraph(bufio.NewReaderSize(f, 1<<20), func(id uint32) ([]float32, bool) {
+			v, ok := warm[id]
+			return v, ok
+		})
+		f.Close()
+		if rerr != nil {
+			e.log.Warn("index graph unreadable; rebuilding in the background", "space", name, "err", rerr)
+		} else if idx.Dim() == sp.info.Dimension {
+			sp.index = idx
+		}
+	}
+	for s, v := range warm {
+		if sp.index.Contains(s) {
+			continue
+		}
+		sp.pending[s] = v
+		sp.queue = append(sp.queue, s)
+	}
+	sort.Slice(sp.queue, func(i, j int) bool { return sp.queue[i] < sp.queue[j] })
+	if len(sp.queue) > 0 {
+		sp.dirty.Store(true)
+	}
+	return nil
+}
+
+// setSlot installs r into the slot table (caller holds sp.mu or owns sp).
+func (sp *space) setSlot(r *record, recBytes int64) {
+	for uint32(len(sp.slots)) <= r.slot {
+		sp.slots = append(sp.slots, slot{})
+	}
+	if r.slot >= sp.nextSlot {
+		sp.nextSlot = r.slot + 1
+	}
+	tier := r.Tier
+	if tier == TierHot {
+		tier = TierWarm
+	}
+	sp.slots[r.slot] = slot{
+		id:          r.ID,
+		live:        true,
+		tier:        tier,
+		confidence:  r.Confidence,
+		observedAt:  r.ObservedAt.UnixNano(),
+		lastAccess:  r.LastAccess.UnixNano(),
+		stability:   int64(r.Stability),
+		accessCount: r.AccessCount,
+		bytes:       recBytes,
+	}
+	sp.byID[r.ID] = r.slot
+	sp.counts[tier]++
+	sp.bytes[tier] += recBytes
+}
+
+// dropSlot marks slot s dead and queues its index removal (caller holds sp.mu).
+func (sp *space) dropSlot(s uint32) {
+	sl := &sp.slots[s]
+	if !sl.live {
+		return
+	}
+	sl.live = false
+	sp.counts[sl.tier]--
+	sp.bytes[sl.tier] -= sl.bytes
+	delete(sp.byID, sl.id)
+	if _, ok := sp.pending[s]; ok {
+		delete(sp.pending, s)
+	} else if sl.tier == TierWarm {
+		sp.deletes = append(sp.deletes, s)
+	}
+	delete(sp.cold, s)
+}
+
+func indexPath(dir, space string) string {
+	return filepath.Join(dir, "index", space+".graph")
+}
+
+func (e *Engine) saveIndexes() error {
+	var errs []error
+	for _, sp := range e.spaceList() {
+		if sp.dirty.Load() {
+			if err := e.saveIndex(sp); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) saveIndex(sp *space) error {
+	sp.dirty.Store(false)
+	if err := writeIndexFile(sp, filepath.Join(e.dir, "index")); err != nil {
+		sp.dirty.Store(true)
+		return err
+	}
+	return nil
+}
+
+// writeIndexFile persists the graph atomically: temp file, fsync, rename.
+func writeIndexFile(sp *space, dir string) error {
+	final := filepath.Join(dir, sp.info.Name+".graph")
+	tmp := final + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return internalf(err, "save index of %s", sp.info.Name)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	sp.idxMu.Lock()
+	err = sp.index.WriteGraph(w)
+	sp.idxMu.Unlock()
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return internalf(err, "save index of %s", sp.info.Name)
+	}
+	return nil
+}
+
+// runIndexer moves pending vectors into the ANN index and applies tombstones,
+// one space at a time, behind the write path.
+func (e *Engine) runIndexer() {
+	for {
+		worked := false
+		for _, sp := range e.spaceList() {
+			for i := 0; i < 256; i++ {
+				if !e.indexStep(sp) {
+					break
+				}
+				worked = true
+			}
+			select {
+			case <-e.stop:
+				return
+			default:
+			}
+		}
+		if worked {
+			continue
+		}
+		select {
+		case <-e.stop:
+			return
+		case <-e.kick:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// indexStep performs one unit of index work; false when there was none.
+func (e *Engine) indexStep(sp *space) bool {
+	sp.idxMu.Lock()
+	defer sp.idxMu.Unlock()
+	sp.mu.Lock()
+	if n := len(sp.deletes); n > 0 {
+		dels := sp.deletes
+		sp.deletes = nil
+		sp.mu.Unlock()
+		for _, s := range dels {
+			sp.index.Delete(s)
+		}
+		sp.dirty.Store(true)
+		return true
+	}
+	var s uint32
+	var vec []float32
+	for len(sp.queue) > 0 && vec == nil {
+		s = sp.queue[0]
+		sp.queue = sp.queue[1:]
+		vec = sp.pending[s]
+	}
+	sp.mu.Unlock()
+	if vec == nil {
+		return false
+	}
+	if err := sp.index.Add(s, vec); err != nil {
+		e.bgErrs.Add(1)
+		e.log.Error("index insert failed", "space", sp.info.Name, "err", err)
+	}
+	sp.mu.Lock()
+	_, stillLive := sp.pending[s]
+	delete(sp.pending, s)
+	sp.mu.Unlock()
+	if !stillLive { // forgotten while being inserted
+		sp.index.Delete(s)
+	}
+	sp.dirty.Store(true)
+	return true
+}
+
+func (e *Engine) kickIndexer() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// WaitIndexed blocks until every acknowledged vector is in the ANN index (for
+// tests and benchmarks: recall is exact meanwhile, never missing a write).
+func (e *Engine) WaitIndexed(ctx context.Context) error {
+	for {
+		n := 0
+		for _, sp := range e.spaceList() {
+			sp.mu.RLock()
+			n += len(sp.pending) + len(sp.deletes)
+			sp.mu.RUnlock()
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,513 @@
+package vector
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// Limits on what an index accepts. They also bound what ReadGraph will
+// allocate for a hostile file.
+const (
+	MaxDim   = 4096      // largest vector dimension
+	MaxID    = 1<<28 - 1 // largest node id; ids index slices, so keep them dense
+	MaxM     = 256       // largest Config.M
+	MaxEf    = 1 << 16   // largest EfConstruction / EfSearch
+	maxLevel = 31        // top layer cap; with M ≥ 2 reaching it is vanishingly rare
+
+	pageBits = 10 // nodes live in fixed pages so growing never moves them
+	pageSize = 1 << pageBits
+	pageMask = pageSize - 1
+)
+
+var (
+	// ErrDimMismatch is returned by Add for a vector of the wrong length.
+	ErrDimMismatch = errors.New("vector: dimension mismatch")
+	// ErrIDOutOfRange is returned by Add for an id above MaxID.
+	ErrIDOutOfRange = errors.New("vector: id out of range")
+	// ErrNonFinite is returned by Add for a vector holding NaN or ±Inf, which
+	// would make every comparison against it meaningless.
+	ErrNonFinite = errors.New("vector: non-finite component")
+	// ErrBusy is returned by Add when another Add of the same id is running.
+	ErrBusy = errors.New("vector: concurrent Add of the same id")
+)
+
+// Config tunes the graph. Zero fields take defaults.
+type Config struct {
+	M              int   // links per node above layer 0 (layer 0 allows 2*M); default 16, range 2..MaxM
+	EfConstruction int   // candidate list size while inserting; default 128, at least M
+	EfSearch       int   // default candidate list size for Search; default 96
+	Seed           int64 // seeds level assignment so single-writer builds are reproducible; default 1
+}
+
+func (c Config) normalized() Config {
+	if c.M <= 0 {
+		c.M = 16
+	}
+	c.M = min(max(c.M, 2), MaxM)
+	if c.EfConstruction <= 0 {
+		c.EfConstruction = 128
+	}
+	c.EfConstruction = min(max(c.EfConstruction, c.M), MaxEf)
+	if c.EfSearch <= 0 {
+		c.EfSearch = 96
+	}
+	c.EfSearch = min(c.EfSearch, MaxEf)
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	return c
+}
+
+// Hit is one search result.
+type Hit struct {
+	ID    uint32
+	Score float32 // dot product; cosine similarity for normalised vectors
+}
+
+// Node states.
+const (
+	stateEmpty   uint32 = iota // slot never added
+	stateLive                  // searchable
+	stateDeleted               // tombstone: still navigable, never returned
+)
+
+type node struct {
+	mu sync.Mutex
+	// links[l] lists neighbours on layer l, so len(links)-1 is the node's
+	// level. The outer slice is set once when the node is first added; each
+	// list has a fixed capacity and is read and written only under mu.
+	links [][]uint32
+	// version counts rewrites of links (under mu) so a prune computed
+	// outside the lock can tell whether the list changed meanwhile.
+	version uint32
+	vec     atomic.Pointer[[]float32] // nil until added, or when ReadGraph found no vector
+	state   atomic.Uint32
+	writing atomic.Bool // claimed by the Add in progress for this id
+}
+
+type page [pageSize]node
+
+// directory maps page number to page. It is copied when it grows; entries
+// are atomic because pages are created lazily, so sparse ids stay cheap.
+type directory struct {
+	pages []atomic.Pointer[page]
+}
+
+// Index is an HNSW graph over caller-owned vectors.
+//
+// Concurrency: Search, Contains, Len, Vector and WriteGraph may run from any
+// number of goroutines at any time. Add and Delete may run concurrently with
+// them and with each other for distinct ids (the memory store serialises its
+// writers anyway). Searches never wait for an insert: nodes sit in fixed
+// pages that never move, each neighbour list has its own lock held only to
+// copy or replace it, and the entry point is a single atomic word.
+type Index struct {
+	dim       int
+	cfg       Config
+	levelMult float64 // 1/ln(M): expected layer population shrinks by M per level
+
+	dir    atomic.Pointer[directory]
+	growMu sync.Mutex // serialises directory growth and page creation
+
+	// entry packs the entry point id and the top level; 0 means empty.
+	entry atomic.Uint64
+	// entryMu serialises writers around the entry point. An insert that
+	// raises the top level holds it throughout (as hnswlib does); searches
+	// never take it.
+	entryMu sync.Mutex
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	live       atomic.Int64
+	tombstones atomic.Int64
+
+	scratch sync.Pool // *scratch
+}
+
+func packEntry(id uint32, level int) uint64 {
+	return 1<<63 | uint64(level)<<32 | uint64(id)
+}
+
+func unpackEntry(e uint64) (id uint32, level int) {
+	return uint32(e), int(e>>32) & 0xff
+}
+
+// New returns an empty index for vectors of length dim. It panics if dim is
+// outside 1..MaxDim, which is a programming error rather than bad data.
+func New(dim int, cfg Config) *Index {
+	if dim < 1 || dim > MaxDim {
+		panic(fmt.Sprintf("vector: dimension %d outside 1..%d", dim, MaxDim))
+	}
+	cfg = cfg.normalized()
+	x := &Index{
+		dim:       dim,
+		cfg:       cfg,
+		levelMult: 1 / math.Log(float64(cfg.M)),
+		rng:       rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
+	}
+	x.dir.Store(&directory{})
+	return x
+}
+
+// Dim returns the vector dimension.
+func (x *Index) Dim() int { return x.dim }
+
+// Config returns the effective configuration, defaults filled in.
+func (x *Index) Config() Config { return x.cfg }
+
+// Len returns the number of live (added and not deleted) nodes.
+func (x *Index) Len() int { return int(x.live.Load()) }
+
+// Tombstones returns the number of deleted nodes still in the graph, so a
+// caller can decide when a rebuild is worth it.
+func (x *Index) Tombstones() int { return int(x.tombstones.Load()) }
+
+// node returns the slot for id, or nil if its page does not exist.
+func (x *Index) node(id uint32) *node {
+	d := x.dir.Load()
+	pi := int(id >> pageBits)
+	if pi >= len(d.pages) {
+		return nil
+	}
+	p := d.pages[pi].Load()
+	if p == nil {
+		return nil
+	}
+	return &p[id&pageMask]
+}
+
+// slot returns the slot for id, creating its page if needed. id ≤ MaxID.
+func (x *Index) slot(id uint32) *node {
+	if n := x.node(id); n != nil {
+		return n
+	}
+	x.growMu.Lock()
+	defer x.growMu.Unlock()
+	pi := int(id >> pageBits)
+	d := x.dir.Load()
+	if pi >= len(d.pages) {
+		grown := &directory{pages: make([]atomic.Pointer[page], min(max(pi+1, 2*len(d.pages)), MaxID>>pageBits+1))}
+		for i := range d.pages {
+			grown.pages[i].Store(d.pages[i].Load())
+		}
+		x.dir.Store(grown)
+		d = grown
+	}
+	p := d.pages[pi].Load()
+	if p == nil {
+		p = new(page)
+		d.pages[pi].Store(p)
+	}
+	return &p[id&pageMask]
+}
+
+// vectorOf returns the vector navigation uses for id, live or deleted.
+func (x *Index) vectorOf(id uint32) []float32 {
+	n := x.node(id)
+	if n == nil {
+		return nil
+	}
+	if p := n.vec.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Contains reports whether id is live.
+func (x *Index) Contains(id uint32) bool {
+	n := x.node(id)
+	return n != nil && n.state.Load() == stateLive
+}
+
+// Vector returns the vector of a live id.
+func (x *Index) Vector(id uint32) ([]float32, bool) {
+	n := x.node(id)
+	if n == nil || n.state.Load() != stateLive {
+		return nil, false
+	}
+	p := n.vec.Load()
+	if p == nil {
+		return nil, false
+	}
+	return *p, true
+}
+
+// Delete tombstones id: it is no longer returned by Search but stays in the
+// graph so paths through it keep working. It reports whether id was live.
+func (x *Index) Delete(id uint32) bool {
+	n := x.node(id)
+	if n == nil || !n.state.CompareAndSwap(stateLive, stateDeleted) {
+		return false
+	}
+	x.live.Add(-1)
+	x.tombstones.Add(1)
+	return true
+}
+
+// Add inserts vec under id. The index keeps vec by reference; the caller must
+// not mutate it afterwards. Adding an id that is already present (live or
+// deleted) replaces its vector, relinks it and makes it live again; links
+// other nodes already hold to it stay, which keeps the graph navigable.
+// Add fails on a wrong length, an id above MaxID, a non-finite component, or
+// while another Add of the same id is running.
+func (x *Index) Add(id uint32, vec []float32) error {
+	if len(vec) != x.dim {
+		return fmt.Errorf("%w: vector has %d components, index has %d", ErrDimMismatch, len(vec), x.dim)
+	}
+	if id > MaxID {
+		return fmt.Errorf("%w: %d exceeds %d", ErrIDOutOfRange, id, MaxID)
+	}
+	if !finite(vec) {
+		return ErrNonFinite
+	}
+	n := x.slot(id)
+	if !n.writing.CompareAndSwap(false, true) {
+		return ErrBusy
+	}
+	defer n.writing.Store(false)
+	s := x.getScratch()
+	defer x.putScratch(s)
+
+	if n.state.Load() == stateEmpty {
+		level := x.randomLevel()
+		links := x.newLinks(level)
+		n.mu.Lock()
+		n.links = links
+		n.mu.Unlock()
+		n.vec.Store(&vec)
+		// Present before it is linked, so a concurrent WriteGraph never
+		// sees a link to a node it considers absent.
+		n.state.Store(stateLive)
+		x.live.Add(1)
+		x.insert(s, id, n, vec, level)
+		return nil
+	}
+	n.mu.Lock()
+	level := len(n.links) - 1 // kept: other nodes link to id on every layer up to it
+	n.mu.Unlock()
+	n.vec.Store(&vec)
+	x.insert(s, id, n, vec, level)
+	if n.state.Swap(stateLive) == stateDeleted {
+		x.tombstones.Add(-1)
+		x.live.Add(1)
+	}
+	return nil
+}
+
+func (x *Index) randomLevel() int {
+	x.rngMu.Lock()
+	u := x.rng.Float64()
+	x.rngMu.Unlock()
+	return min(int(-math.Log(1-u)*x.levelMult), maxLevel)
+}
+
+// maxLinks is the capacity of a neighbour list on layer l.
+func (x *Index) maxLinks(l int) int {
+	if l == 0 {
+		return 2 * x.cfg.M
+	}
+	return x.cfg.M
+}
+
+// newLinks allocates every layer's list of a node in one block, each with a
+// fixed capacity so appends never spill into the next layer.
+func (x *Index) newLinks(level int) [][]uint32 {
+	m := x.cfg.M
+	backing := make([]uint32, 2*m+level*m)
+	links := make([][]uint32, level+1)
+	links[0] = backing[0 : 0 : 2*m]
+	off := 2 * m
+	for l := 1; l <= level; l++ {
+		links[l] = backing[off : off : off+m]
+		off += m
+	}
+	return links
+}
+
+// neighbours appends a copy of id's layer-l list to dst; copying keeps the
+// lock hold time to a few nanoseconds.
+func (x *Index) neighbours(dst []uint32, id uint32, layer int) []uint32 {
+	n := x.node(id)
+	if n == nil {
+		return dst
+	}
+	n.mu.Lock()
+	if layer < len(n.links) {
+		dst = append(dst, n.links[layer]...)
+	}
+	n.mu.Unlock()
+	return dst
+}
+
+// insert links node id (already holding vector q and its layer lists) into
+// the graph: greedy descent to its level, then on each layer an efConstruction
+// search, heuristic neighbour selection and back-links.
+func (x *Index) insert(s *scratch, id uint32, n *node, q []float32, level int) {
+	x.entryMu.Lock()
+	var epVec []float32
+	epID, top := uint32(0), 0
+	if e := x.entry.Load(); e != 0 {
+		epID, top = unpackEntry(e)
+		epVec = x.vectorOf(epID)
+	}
+	if epVec == nil {
+		x.entry.Store(packEntry(id, level))
+		x.entryMu.Unlock()
+		return
+	}
+	raisesTop := level > top
+	if !raisesTop {
+		x.entryMu.Unlock()
+	}
+
+	cur, curScore := x.descend(s, q, epID, Dot(q, epVec), top, level)
+	s.found = append(s.found[:0], scored{curScore, cur})
+	for l := min(level, top); l >= 0; l-- {
+		x.searchForInsert(s, q, l, id)
+		s.chosen = x.selectNeighbours(s, s.found, x.cfg.M, s.chosen[:0])
+		n.mu.Lock()
+		list := n.links[l][:0]
+		for _, c := range s.chosen {
+			list = append(list, c.id)
+		}
+		n.links[l] = list
+		n.version++
+		n.mu.Unlock()
+		for _, c := range s.chosen {
+			x.addLink(s, c.id, id, l)
+		}
+	}
+
+	if raisesTop {
+		x.entry.Store(packEntry(id, level))
+		x.entryMu.Unlock()
+	}
+}
+
+// searchForInsert replaces s.found (the entry points, best first) with the
+// best efConstruction nodes on layer l other than self, best first. Deleted
+// nodes are not linked to unless nothing else is reachable.
+func (x *Index) searchForInsert(s *scratch, q []float32, l int, self uint32) {
+	s.entries = append(s.entries[:0], s.found...)
+	rule := keepRule{exclude: self, hasExclude: true}
+	x.seed(s, s.entries, x.cfg.EfConstruction, &rule)
+	x.searchLayer(s, q, x.cfg.EfConstruction, l, &rule)
+	if len(s.results) == 0 {
+		rule.withDeleted = true
+		x.seed(s, s.entries, x.cfg.EfConstruction, &rule)
+		x.searchLayer(s, q, x.cfg.EfConstruction, l, &rule)
+	}
+	s.takeResults()
+}
+
+// selectNeighbours picks up to m of cands (best first) with the HNSW
+// heuristic (Malkov & Yashunin, algorithm 4): a candidate is kept only if it
+// is closer to the base than to every neighbour kept so far. Links then
+// spread over directions instead of piling into one cluster, which is what
+// keeps clustered data navigable.
+func (x *Index) selectNeighbours(s *scratch, cands []scored, m int, out []scored) []scored {
+	if len(cands) <= m {
+		return append(out, cands...)
+	}
+	kept := s.keptVecs[:0]
+	for _, c := range cands {
+		if len(out) >= m {
+			break
+		}
+		v := x.vectorOf(c.id)
+		if v == nil {
+			continue
+		}
+		diverse := true
+		for _, k := range kept {
+			if Dot(v, k) > c.score {
+				diverse = false
+				break
+			}
+		}
+		if diverse {
+			out = append(out, c)
+			kept = append(kept, v)
+		}
+	}
+	clear(kept) // do not pin caller vectors from a pooled scratch
+	s.keptVecs = kept[:0]
+	return out
+}
+
+// addLink adds a link from → to on layer l, pruning from's list with the
+// heuristic when it is full. The prune is computed outside the lock and
+// committed only if the list did not change meanwhile.
+func (x *Index) addLink(s *scratch, from, to uint32, l int) {
+	n := x.node(from)
+	if n == nil {
+		return
+	}
+	limit := x.maxLinks(l)
+	for {
+		n.mu.Lock()
+		if l >= len(n.links) {
+			n.mu.Unlock()
+			return
+		}
+		list := n.links[l]
+		for _, id := range list {
+			if id == to {
+				n.mu.Unlock()
+				return
+			}
+		}
+		if len(list) < limit {
+			n.links[l] = append(list, to)
+			n.version++
+			n.mu.Unlock()
+			return
+		}
+		s.pruneIDs = append(append(s.pruneIDs[:0], list...), to)
+		version := n.version
+		n.mu.Unlock()
+
+		kept := x.prune(s, from, s.pruneIDs, limit)
+
+		n.mu.Lock()
+		if n.version == version {
+			n.links[l] = append(n.links[l][:0], kept...)
+			n.version++
+			n.mu.Unlock()
+			return
+		}
+		n.mu.Unlock()
+	}
+}
+
+// prune returns at most limit of ids chosen by the heuristic around base.
+func (x *Index) prune(s *scratch, base uint32, ids []uint32, limit int) []uint32 {
+	bv := x.vectorOf(base)
+	cands := s.pruneCands[:0]
+	if bv != nil {
+		s.batchIDs, s.batchVecs = s.batchIDs[:0], s.batchVecs[:0]
+		for _, id := range ids {
+			if v := x.vectorOf(id); v != nil {
+				s.batchIDs = append(s.batchIDs, id)
+				s.batchVecs = append(s.batchVecs, v)
+			}
+		}
+		s.scoreBatch(bv)
+		for i, id := range s.batchIDs {
+			cands = append(cands, scored{s.batchScores[i], id})
+		}
+	}
+	sortBestFirst(cands)
+	sel := x.selectNeighbours(s, cands, limit, s.pruneSel[:0])
+	out := s.pruneOut[:0]
+	for _, c := range sel {
+		out = append(out, c.id)
+	}
+	s.pruneCands, s.pruneSel, s.pruneOut = cands, sel, out
+	return out
+}

@@ -1,0 +1,340 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The benchmarks drive the real binary over loopback, as a client would.
+// Each runs a fixed amount of work once (use -benchtime=1x) and reports
+// rates and latency percentiles with b.ReportMetric; the trivial-handler
+// ceiling is measured in the same process run so ratios are what count.
+//
+//	go test -run '^$' -bench . -benchtime 1x ./e2e/
+
+// latencies collects per-request latencies.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) pct(p float64) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return 0
+	}
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	i := int(math.Ceil(p*float64(len(l.d)))) - 1
+	return l.d[max(i, 0)]
+}
+
+func report(b *testing.B, name string, n int, elapsed time.Duration, l *latencies, errs int64) {
+	rate := float64(n) / elapsed.Seconds()
+	b.ReportMetric(rate, "req/s")
+	b.ReportMetric(float64(l.pct(0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(l.pct(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(errs), "errors")
+	fmt.Fprintf(os.Stderr, "%-28s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (n=%d)\n",
+		name, rate, float64(l.pct(0.5).Microseconds())/1000, float64(l.pct(0.99).Microseconds())/1000, errs, n)
+}
+
+var benchClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+
+// closedLoop runs n requests from c concurrent clients, each sending its next
+// request when the previous answers.
+func closedLoop(n, c int, do func(i int) error) (time.Duration, *latencies, int64) {
+	var next, errs atomic.Int64
+	l := &latencies{d: make([]time.Duration, 0, n)}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				if err := do(i); err != nil {
+					errs.Add(1)
+				}
+				l.add(time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start), l, errs.Load()
+}
+
+// openLoop sends n requests at a fixed rate regardless of answers, measuring
+// latency from the intended send time (so a stalled server is not hidden).
+func openLoop(n int, rate float64, do func(i int) error) (time.Duration, *latencies, int64) {
+	var errs atomic.Int64
+	l := &latencies{d: make([]time.Duration, 0, n)}
+	var wg sync.WaitGroup
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		intended := start.Add(time.Duration(i) * interval)
+		if d := time.Until(intended); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := do(i); err != nil {
+				errs.Add(1)
+			}
+			l.add(time.Since(intended))
+		}(i)
+	}
+	wg.Wait()
+	return time.Since(start), l, errs.Load()
+}
+
+func doJSON(method, url string, body []byte, header map[string]string, want int, out any) error {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := benchClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, msg)
+	}
+	if out != nil {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+func ceiling(b *testing.B, s *server, n, c int) {
+	elapsed, l, errs := closedLoop(n, c, func(int) error {
+		return doJSON("GET", s.base+"/health/alive", nil, nil, 200, nil)
+	})
+	report(b, "ceiling /health/alive", n, elapsed, l, errs)
+}
+
+var words = []string{"river", "mountain", "ocean", "forest", "city", "engine", "signal", "memory", "protein", "galaxy",
+	"harbor", "lantern", "violin", "glacier", "orchard", "circuit", "library", "comet", "meadow", "canyon"}
+
+func sentence(r *rand.Rand) string {
+	var bb bytes.Buffer
+	for i := 0; i < 12; i++ {
+		bb.WriteString(words[r.Intn(len(words))])
+		bb.WriteByte(' ')
+	}
+	bb.WriteString(strconv.Itoa(r.Int()))
+	return bb.String()
+}
+
+// BenchmarkHTTPRemember: many concurrent clients remembering text (embedded
+// by the built-in embedder) with sync durability, next to the ceiling.
+func BenchmarkHTTPRemember(b *testing.B) {
+	s := startServer(b, b.TempDir())
+	const n, c = 30000, 64
+	ceiling(b, s, n, c)
+	bodies := make([][]byte, n)
+	r := rand.New(rand.NewSource(1))
+	for i := range bodies {
+		bodies[i], _ = json.Marshal(map[string]any{"content": sentence(r), "confidence": 0.8})
+	}
+	b.ResetTimer()
+	elapsed, l, errs := closedLoop(n, c, func(i int) error {
+		return doJSON("POST", s.base+"/api/v1/memories/remember", bodies[i], nil, 201, nil)
+	})
+	report(b, "remember (sync, 64 clients)", n, elapsed, l, errs)
+}
+
+// clustered returns n unit vectors of dimension dim around k random centres.
+func clustered(n, dim, k int, seed int64) [][]float32 {
+	r := rand.New(rand.NewSource(seed))
+	centres := make([][]float32, k)
+	for i := range centres {
+		centres[i] = make([]float32, dim)
+		for j := range centres[i] {
+			centres[i][j] = float32(r.NormFloat64())
+		}
+	}
+	out := make([][]float32, n)
+	for i := range out {
+		c := centres[r.Intn(k)]
+		v := make([]float32, dim)
+		var norm float64
+		for j := range v {
+			v[j] = c[j] + float32(r.NormFloat64()*0.6)
+			norm += float64(v[j]) * float64(v[j])
+		}
+		inv := float32(1 / math.Sqrt(norm))
+		for j := range v {
+			v[j] *= inv
+		}
+		out[i] = v
+	}
+	return out
+}
+
+func dot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func waitIndexed(b *testing.B, s *server, space string) time.Duration {
+	start := time.Now()
+	for {
+		var sp struct {
+			IndexPending int `json:"index_pending"`
+		}
+		if err := doJSON("GET", s.base+"/api/v1/spaces/"+space, nil, nil, 200, &sp); err != nil {
+			b.Fatal(err)
+		}
+		if sp.IndexPending == 0 {
+			return time.Since(start)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+type recallResp struct {
+	Memories struct {
+		Vivid []struct {
+			ID string `json:"id"`
+		} `json:"vivid"`
+	} `json:"memories"`
+}
+
+// BenchmarkHTTPRecall100k: 100,000 memories of dimension 768 (clustered
+// vectors, as text embeddings are), recalled at a fixed 1,000/s by vector
+// cue; reports latency from the intended send time, ANN recall@10 against
+// an exact scan, and restart time with the data set.
+func BenchmarkHTTPRecall100k(b *testing.B) {
+	const n, dim, queries = 100_000, 768, 10_000
+	dir := b.TempDir()
+	s := startServer(b, dir)
+	space := "bench"
+	if err := doJSON("POST", s.base+"/api/v1/spaces", []byte(`{"id":"bench","dimension":768}`), nil, 201, nil); err != nil {
+		b.Fatal(err)
+	}
+	vecs := clustered(n, dim, 200, 7)
+	hdr := map[string]string{"X-Memory-Space": space}
+	loadStart := time.Now()
+	const batch = 500
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	var loadErr atomic.Value
+	for off := 0; off < n; off += batch {
+		var mems []map[string]any
+		for i := off; i < off+batch; i++ {
+			mems = append(mems, map[string]any{"id": "v" + strconv.Itoa(i), "content": "vector memory " + strconv.Itoa(i), "embedding": vecs[i], "confidence": 0.9})
+		}
+		body, _ := json.Marshal(map[string]any{"memories": mems})
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := doJSON("POST", s.base+"/api/v1/memories/batch", body, hdr, 201, nil); err != nil {
+				loadErr.Store(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := loadErr.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	loaded := time.Since(loadStart)
+	indexWait := waitIndexed(b, s, space)
+	fmt.Fprintf(os.Stderr, "loaded %d vectors in %v (%.0f/s); index caught up %v later\n", n, loaded.Round(time.Millisecond), float64(n)/loaded.Seconds(), indexWait.Round(time.Millisecond))
+	ceiling(b, s, 20000, 32)
+
+	qs := clustered(queries, dim, 200, 7) // same centres, fresh points
+	bodies := make([][]byte, queries)
+	for i := range qs {
+		bodies[i], _ = json.Marshal(map[string]any{"embedding": qs[i], "max_results": 10, "threshold": -1, "mode": "similarity"})
+	}
+	// Recall quality on a sample, against an exact scan of the known vectors.
+	const sample = 200
+	var hitsTotal int
+	for i := 0; i < sample; i++ {
+		var rr recallResp
+		if err := doJSON("POST", s.base+"/api/v1/memories/recall", bodies[i], hdr, 200, &rr); err != nil {
+			b.Fatal(err)
+		}
+		type sc struct {
+			id int
+			s  float32
+		}
+		best := make([]sc, 0, n)
+		for j, v := range vecs {
+			best = append(best, sc{j, dot(qs[i], v)})
+		}
+		sort.Slice(best, func(a, c int) bool { return best[a].s > best[c].s })
+		truth := map[string]bool{}
+		for _, x := range best[:10] {
+			truth["v"+strconv.Itoa(x.id)] = true
+		}
+		for _, m := range rr.Memories.Vivid {
+			if truth[m.ID] {
+				hitsTotal++
+			}
+		}
+	}
+	recallAt10 := float64(hitsTotal) / (sample * 10)
+	b.ReportMetric(recallAt10, "recall@10")
+	fmt.Fprintf(os.Stderr, "ANN recall@10 vs exact: %.4f (%d queries)\n", recallAt10, sample)
+
+	b.ResetTimer()
+	elapsed, l, errs := openLoop(queries, 1000, func(i int) error {
+		return doJSON("POST", s.base+"/api/v1/memories/recall", bodies[i], hdr, 200, nil)
+	})
+	report(b, "recall 100k@768 at 1000/s", queries, elapsed, l, errs)
+	b.StopTimer()
+
+	// Restart: graceful stop, then time until ready and a recall answers.
+	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
+		b.Fatal(err)
+	}
+	_ = s.cmd.Wait()
+	t0 := time.Now()
+	s2 := startServer(b, dir)
+	if err := doJSON("POST", s2.base+"/api/v1/memories/recall", bodies[0], hdr, 200, nil); err != nil {
+		b.Fatal(err)
+	}
+	restart := time.Since(t0)
+	b.ReportMetric(restart.Seconds(), "restart-s")
+	fmt.Fprintf(os.Stderr, "restart with %d memories: ready and recalled in %v\n", n, restart.Round(time.Millisecond))
+}

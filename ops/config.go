@@ -1,0 +1,694 @@
+package ops
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/ops/embedder"
+)
+
+// DefaultConfigFile is read when no --config is given and it exists.
+const DefaultConfigFile = "engram.toml"
+
+// EnvPrefix prefixes every environment override: the TOML path upper-cased
+// and joined with "_" (limits.max_body_bytes → ENGRAM_LIMITS_MAX_BODY_BYTES).
+const EnvPrefix = "ENGRAM_"
+
+// Config is the server configuration. Loading order: Defaults → TOML file →
+// ENGRAM_* environment → command-line flags. Unknown TOML keys are errors.
+type Config struct {
+	// Listen is the TCP address of the REST API and /metrics.
+	Listen string `toml:"listen" comment:"TCP address of the REST API, health probes and /metrics"`
+	// DataDir holds the engine's data (created if missing).
+	DataDir string `toml:"data_dir" comment:"data directory (created if missing)"`
+	// Durability is sync (an acknowledged write survives kill -9) or relaxed
+	// (writes are synced every second; a crash can lose the last second).
+	Durability string `toml:"durability" comment:"sync | relaxed (relaxed may lose up to ~1s of acknowledged writes on a crash)"`
+
+	Log      LogConfig      `toml:"log"`
+	Spaces   SpacesConfig   `toml:"spaces"`
+	Embedder EmbedderConfig `toml:"embedder"`
+	Limits   LimitsConfig   `toml:"limits"`
+	Index    IndexConfig    `toml:"index"`
+	Tiers    TiersConfig    `toml:"tiers"`
+	Server   ServerConfig   `toml:"server"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `toml:"level" comment:"debug | info | warn | error"`
+	Format string `toml:"format" comment:"json | text | auto (json unless stderr is a terminal)"`
+	// Access logs one line per HTTP request (method, route, status,
+	// duration, space; never bodies).
+	Access bool `toml:"access" comment:"log one line per HTTP request"`
+}
+
+// SpacesConfig configures memory spaces.
+type SpacesConfig struct {
+	AutoCreate       bool `toml:"auto_create" comment:"create a space on the first write to a new name"`
+	DefaultDimension int  `toml:"default_dimension" comment:"embedding dimension of new spaces"`
+}
+
+// EmbedderConfig chooses the embedder of new spaces.
+type EmbedderConfig struct {
+	Default string       `toml:"default" comment:"hash (built in, lexical) | openai (an OpenAI-compatible HTTP API)"`
+	OpenAI  OpenAIConfig `toml:"openai"`
+}
+
+// OpenAIConfig configures an OpenAI-compatible embeddings API.
+type OpenAIConfig struct {
+	BaseURL   string   `toml:"base_url" comment:"base URL of the embeddings API"`
+	Model     string   `toml:"model"`
+	APIKeyEnv string   `toml:"api_key_env" comment:"name of the environment variable holding the API key"`
+	Dimension int      `toml:"dimension" comment:"dimension the model returns"`
+	Timeout   Duration `toml:"timeout"`
+}
+
+// LimitsConfig bounds requests.
+type LimitsConfig struct {
+	MaxBodyBytes    int64 `toml:"max_body_bytes" comment:"largest accepted request body"`
+	MaxContentBytes int   `toml:"max_content_bytes" comment:"largest memory content"`
+	MaxResults      int   `toml:"max_results" comment:"largest max_results / limit a request may ask for"`
+	MaxBatch        int   `toml:"max_batch" comment:"most memories plus associations in one batch"`
+	MaxDimension    int   `toml:"max_dimension" comment:"largest embedding dimension of a space"`
+}
+
+// IndexConfig tunes the ANN index.
+type IndexConfig struct {
+	ExactThreshold int `toml:"exact_threshold" comment:"spaces with fewer vectors are searched exactly"`
+	M              int `toml:"m" comment:"HNSW neighbours per node"`
+	EfConstruction int `toml:"ef_construction"`
+	EfSearch       int `toml:"ef_search"`
+}
+
+// TiersConfig tunes decay and tiering.
+type TiersConfig struct {
+	HotCapacity   ByteSize `toml:"hot_capacity" comment:"bytes of the in-memory working set, e.g. \"64MiB\""`
+	ColdBelow     float64  `toml:"cold_below" comment:"retrievability under which a memory moves to the cold tier"`
+	SweepInterval Duration `toml:"sweep_interval" comment:"how often tiers are swept; \"0s\" disables the sweeper"`
+}
+
+// ServerConfig tunes the HTTP server.
+type ServerConfig struct {
+	ReadTimeout     Duration `toml:"read_timeout"`
+	WriteTimeout    Duration `toml:"write_timeout"`
+	IdleTimeout     Duration `toml:"idle_timeout"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout" comment:"how long shutdown waits for in-flight requests"`
+}
+
+// DefaultConfig returns the configuration `engram-ops serve` runs with when
+// nothing is configured.
+func DefaultConfig() Config {
+	return Config{
+		Listen:     "127.0.0.1:7432",
+		DataDir:    "./engram-data",
+		Durability: "sync",
+		Log:        LogConfig{Level: "info", Format: "auto", Access: true},
+		Spaces:     SpacesConfig{AutoCreate: true, DefaultDimension: 768},
+		Embedder: EmbedderConfig{
+			Default: "hash",
+			OpenAI: OpenAIConfig{
+				BaseURL:   "https://api.openai.com/v1",
+				Model:     "text-embedding-3-small",
+				APIKeyEnv: "OPENAI_API_KEY",
+				Dimension: 1536,
+				Timeout:   Duration{30 * time.Second},
+			},
+		},
+		Limits: LimitsConfig{
+			MaxBodyBytes:    8 << 20,
+			MaxContentBytes: 100_000,
+			MaxResults:      1000,
+			MaxBatch:        10_000,
+			MaxDimension:    4096,
+		},
+		Index: IndexConfig{ExactThreshold: 2000, M: 16, EfConstruction: 128, EfSearch: 96},
+		Tiers: TiersConfig{HotCapacity: 64 << 20, ColdBelow: 0.05, SweepInterval: Duration{time.Minute}},
+		Server: ServerConfig{
+			ReadTimeout:     Duration{30 * time.Second},
+			WriteTimeout:    Duration{60 * time.Second},
+			IdleTimeout:     Duration{2 * time.Minute},
+			ShutdownTimeout: Duration{30 * time.Second},
+		},
+	}
+}
+
+// ConfigProblem is one problem found in a configuration: the key, the bad
+// value and what is allowed. Validate and the loaders return them joined
+// with errors.Join.
+type ConfigProblem struct {
+	Key     string // TOML path, e.g. limits.max_body_bytes
+	Value   any    // the offending value (nil when not applicable)
+	Allowed string // the allowed range or set
+	Source  string // where the value came from, e.g. a file:line or an env var
+}
+
+func (p *ConfigProblem) Error() string {
+	var b strings.Builder
+	if p.Source != "" {
+		b.WriteString(p.Source)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Key)
+	if p.Value != nil {
+		fmt.Fprintf(&b, " = %s", formatValue(p.Value))
+	}
+	b.WriteString(": ")
+	b.WriteString(p.Allowed)
+	return b.String()
+}
+
+func formatValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(x)
+	case Duration:
+		return strconv.Quote(x.String())
+	case ByteSize:
+		return strconv.FormatInt(int64(x), 10)
+	}
+	return fmt.Sprint(v)
+}
+
+// Problems splits an error returned by Validate or a loader into its
+// individual problems (for printing one per line).
+func Problems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Problems(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// Validate returns every problem of c at once (errors.Join of
+// *ConfigProblem), or nil.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key string, value any, allowed string, args ...any) {
+		errs = append(errs, &ConfigProblem{Key: key, Value: value, Allowed: fmt.Sprintf(allowed, args...)})
+	}
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", c.Listen, "must be host:port, e.g. 127.0.0.1:7432 or :7432 (%v)", err)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("listen", c.Listen, "port must be a number in 0..65535")
+	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		bad("listen", c.Listen, "host %q is neither an IP address nor a host name", host)
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir", c.DataDir, "must name a directory")
+	}
+	switch c.Durability {
+	case string(core.DurabilitySync), string(core.DurabilityRelaxed):
+	default:
+		bad("durability", c.Durability, "must be one of sync, relaxed")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", c.Log.Level, "must be one of debug, info, warn, error")
+	}
+	switch c.Log.Format {
+	case "json", "text", "auto":
+	default:
+		bad("log.format", c.Log.Format, "must be one of json, text, auto")
+	}
+	maxDim := c.Limits.MaxDimension
+	if maxDim < 1 || maxDim > 65536 {
+		bad("limits.max_dimension", maxDim, "must be in 1..65536")
+		maxDim = 65536
+	}
+	if d := c.Spaces.DefaultDimension; d < 1 || d > maxDim {
+		bad("spaces.default_dimension", d, "must be in 1..%d (limits.max_dimension)", maxDim)
+	}
+	switch c.Embedder.Default {
+	case "hash":
+	case "openai":
+		o := c.Embedder.OpenAI
+		if u, err := url.Parse(o.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("embedder.openai.base_url", o.BaseURL, "must be an http:// or https:// URL")
+		}
+		if strings.TrimSpace(o.Model) == "" {
+			bad("embedder.openai.model", o.Model, "must name the embedding model")
+		}
+		if o.Dimension < 1 || o.Dimension > maxDim {
+			bad("embedder.openai.dimension", o.Dimension, "must be in 1..%d (limits.max_dimension)", maxDim)
+		}
+		if strings.TrimSpace(o.APIKeyEnv) == "" {
+			bad("embedder.openai.api_key_env", o.APIKeyEnv, "must name the environment variable holding the API key")
+		}
+		if o.Timeout.Duration <= 0 || o.Timeout.Duration > 10*time.Minute {
+			bad("embedder.openai.timeout", o.Timeout, "must be in (0s, 10m]")
+		}
+		if o.Dimension != c.Spaces.DefaultDimension {
+			bad("spaces.default_dimension", c.Spaces.DefaultDimension,
+				"must equal embedder.openai.dimension (%d) when embedder.default = \"openai\"", o.Dimension)
+		}
+	default:
+		bad("embedder.default", c.Embedder.Default, "must be one of hash, openai")
+	}
+	// Ask the embedder itself whether it supports the default dimension
+	// (the hashing embedder has its own range), so a bad combination fails
+	// here rather than on the first write to a new space.
+	if !problemFor(errs, "embedder.", "spaces.default_dimension", "limits.max_dimension") {
+		if _, err := c.EmbedderFactory(func(string) string { return "" })(c.Embedder.Default, c.Spaces.DefaultDimension); err != nil {
+			msg := err.Error()
+			var ce *core.Error
+			if errors.As(err, &ce) {
+				msg = ce.Message
+			}
+			bad("spaces.default_dimension", c.Spaces.DefaultDimension, "the %s embedder refuses it: %s", c.Embedder.Default, msg)
+		}
+	}
+	l := c.Limits
+	if l.MaxBodyBytes < 1024 || l.MaxBodyBytes > 1<<30 {
+		bad("limits.max_body_bytes", l.MaxBodyBytes, "must be in 1024..%d (1 GiB)", int64(1<<30))
+	}
+	if l.MaxContentBytes < 1 || int64(l.MaxContentBytes) > l.MaxBodyBytes {
+		bad("limits.max_content_bytes", l.MaxContentBytes, "must be in 1..%d (limits.max_body_bytes)", l.MaxBodyBytes)
+	}
+	if l.MaxResults < 1 || l.MaxResults > 100_000 {
+		bad("limits.max_results", l.MaxResults, "must be in 1..100000")
+	}
+	if l.MaxBatch < 1 || l.MaxBatch > 1_000_000 {
+		bad("limits.max_batch", l.MaxBatch, "must be in 1..1000000")
+	}
+	x := c.Index
+	if x.ExactThreshold < 0 || x.ExactThreshold > 10_000_000 {
+		bad("index.exact_threshold", x.ExactThreshold, "must be in 0..10000000")
+	}
+	if x.M < 2 || x.M > 128 {
+		bad("index.m", x.M, "must be in 2..128")
+	}
+	if x.EfConstruction < 1 || x.EfConstruction > 4096 {
+		bad("index.ef_construction", x.EfConstruction, "must be in 1..4096")
+	}
+	if x.EfSearch < 1 || x.EfSearch > 4096 {
+		bad("index.ef_search", x.EfSearch, "must be in 1..4096")
+	}
+	t := c.Tiers
+	if t.HotCapacity < 1<<20 || t.HotCapacity > 1<<40 {
+		bad("tiers.hot_capacity", t.HotCapacity, "must be in 1MiB..1TiB (bytes, or a string such as \"256MiB\")")
+	}
+	if math.IsNaN(t.ColdBelow) || t.ColdBelow <= 0 || t.ColdBelow >= 1 {
+		bad("tiers.cold_below", t.ColdBelow, "must be in (0, 1)")
+	}
+	if d := t.SweepInterval.Duration; d != 0 && (d < time.Second || d > 24*time.Hour) {
+		bad("tiers.sweep_interval", t.SweepInterval, "must be 0s (disabled) or in 1s..24h")
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"server.read_timeout", c.Server.ReadTimeout},
+		{"server.write_timeout", c.Server.WriteTimeout},
+		{"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.shutdown_timeout", c.Server.ShutdownTimeout},
+	} {
+		if d.v.Duration <= 0 || d.v.Duration > time.Hour {
+			bad(d.key, d.v, "must be in (0s, 1h]")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// problemFor reports whether errs has a problem for a key with one of the
+// given prefixes.
+func problemFor(errs []error, prefixes ...string) bool {
+	for _, e := range errs {
+		if p, ok := e.(*ConfigProblem); ok {
+			for _, pre := range prefixes {
+				if strings.HasPrefix(p.Key, pre) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// EngineOptions turns the configuration into core.Options. embedders may be
+// nil (only the built-in hashing embedder).
+func (c *Config) EngineOptions(logger *slog.Logger, embedders core.EmbedderFactory) core.Options {
+	sweep := c.Tiers.SweepInterval.Duration
+	if sweep == 0 {
+		sweep = -1 // core: negative disables the sweeper
+	}
+	return core.Options{
+		Durability:         core.Durability(c.Durability),
+		DefaultDimension:   c.Spaces.DefaultDimension,
+		DefaultEmbedder:    c.Embedder.Default,
+		NoAutoCreateSpaces: !c.Spaces.AutoCreate,
+		Embedders:          embedders,
+		Limits: core.Limits{
+			MaxContentBytes: c.Limits.MaxContentBytes,
+			MaxDimension:    c.Limits.MaxDimension,
+			MaxResults:      c.Limits.MaxResults,
+			MaxBatch:        c.Limits.MaxBatch,
+		},
+		Index: core.IndexOptions{
+			ExactThreshold: c.Index.ExactThreshold,
+			M:              c.Index.M,
+			EfConstruction: c.Index.EfConstruction,
+			EfSearch:       c.Index.EfSearch,
+		},
+		Tiers: core.TierOptions{
+			HotCapacityBytes: int64(c.Tiers.HotCapacity),
+			ColdBelow:        c.Tiers.ColdBelow,
+			SweepInterval:    sweep,
+		},
+		Logger: logger,
+	}
+}
+
+// EmbedderFactory builds the embedders spaces can use: the built-in "hash"
+// and the OpenAI-compatible "openai" of [embedder.openai], whose API key is
+// read through getenv from the variable named by api_key_env (nil getenv:
+// os.Getenv). The key is never logged.
+func (c *Config) EmbedderFactory(getenv func(string) string) core.EmbedderFactory {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	o := c.Embedder.OpenAI
+	return embedder.NewFactory(&embedder.OpenAIConfig{
+		BaseURL:   o.BaseURL,
+		Model:     o.Model,
+		APIKey:    getenv(o.APIKeyEnv),
+		APIKeyEnv: o.APIKeyEnv,
+		Dimension: o.Dimension,
+		Timeout:   o.Timeout.Duration,
+	})
+}
+
+// LoadFile decodes the TOML file at path over c (strictly: unknown keys are
+// errors). Every unknown key is reported; a syntax or type error stops
+// decoding at that point and names the line and column.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	defer f.Close()
+	return c.Decode(f, path)
+}
+
+// Decode decodes TOML from r over c; name labels problems (a file name).
+func (c *Config) Decode(r io.Reader, name string) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(c)
+	if err == nil {
+		return nil
+	}
+	var sm *toml.StrictMissingError
+	if errors.As(err, &sm) {
+		var errs []error
+		for i := range sm.Errors {
+			e := &sm.Errors[i]
+			row, col := e.Position()
+			errs = append(errs, &ConfigProblem{
+				Key:     strings.Join(e.Key(), "."),
+				Allowed: "unknown key (see `engram-ops serve --help` or the documented example config for valid keys)",
+				Source:  fmt.Sprintf("%s:%d:%d", name, row, col),
+			})
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		key := strings.Join(de.Key(), ".")
+		if key == "" {
+			key = "(syntax)"
+		}
+		return &ConfigProblem{Key: key, Allowed: de.Error(), Source: fmt.Sprintf("%s:%d:%d", name, row, col)}
+	}
+	return &ConfigProblem{Key: "(file)", Allowed: err.Error(), Source: name}
+}
+
+// LoadConfig builds the configuration from defaults, then the TOML file
+// (path, or ./engram.toml when path is "" and that file exists), then the
+// ENGRAM_* environment read through getenv. It returns the file it read
+// ("" if none) and every problem found while loading; the caller applies
+// flags and then calls Validate.
+func LoadConfig(path string, getenv func(string) string) (Config, string, error) {
+	c := DefaultConfig()
+	var errs []error
+	if path == "" {
+		if _, err := os.Stat(DefaultConfigFile); err == nil {
+			path = DefaultConfigFile
+		}
+	}
+	if path != "" {
+		if err := c.LoadFile(path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if getenv != nil {
+		if err := c.ApplyEnv(getenv); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return c, path, errors.Join(errs...)
+}
+
+// EnvVar is one ENGRAM_* override the configuration understands.
+type EnvVar struct {
+	Name string // ENGRAM_LIMITS_MAX_BODY_BYTES
+	Key  string // limits.max_body_bytes
+}
+
+// EnvVars lists every environment override, derived mechanically from the
+// TOML paths of Config's scalar fields.
+func EnvVars() []EnvVar {
+	var out []EnvVar
+	walkConfig(reflect.ValueOf(&Config{}).Elem(), nil, func(path []string, _ reflect.Value) {
+		out = append(out, EnvVar{Name: envName(path), Key: strings.Join(path, ".")})
+	})
+	return out
+}
+
+func envName(path []string) string {
+	return EnvPrefix + strings.ToUpper(strings.Join(path, "_"))
+}
+
+// ApplyEnv overrides c with every ENGRAM_* variable getenv returns a
+// non-empty value for. Every unparsable value is reported.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	var errs []error
+	walkConfig(reflect.ValueOf(c).Elem(), nil, func(path []string, v reflect.Value) {
+		name := envName(path)
+		raw := getenv(name)
+		if raw == "" {
+			return
+		}
+		if err := setScalar(v, raw); err != nil {
+			errs = append(errs, &ConfigProblem{Key: strings.Join(path, "."), Value: raw, Allowed: err.Error(), Source: name})
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Set assigns a value given as text (a flag or env value) to the TOML key.
+func (c *Config) Set(key, raw string) error {
+	var found bool
+	var err error
+	walkConfig(reflect.ValueOf(c).Elem(), nil, func(path []string, v reflect.Value) {
+		if strings.Join(path, ".") == key {
+			found = true
+			if e := setScalar(v, raw); e != nil {
+				err = &ConfigProblem{Key: key, Value: raw, Allowed: e.Error()}
+			}
+		}
+	})
+	if !found {
+		return fmt.Errorf("unknown configuration key %q", key)
+	}
+	return err
+}
+
+// Keys lists every TOML key of the configuration, sorted.
+func Keys() []string {
+	var out []string
+	for _, e := range EnvVars() {
+		out = append(out, e.Key)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// walkConfig calls f for every scalar leaf (or TextUnmarshaler) of v with
+// its TOML path.
+func walkConfig(v reflect.Value, path []string, f func(path []string, v reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag := strings.Split(sf.Tag.Get("toml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		p := append(append([]string(nil), path...), tag)
+		if fv.Kind() == reflect.Struct && !reflect.PointerTo(fv.Type()).Implements(textUnmarshaler) {
+			walkConfig(fv, p, f)
+			continue
+		}
+		f(p, fv)
+	}
+}
+
+func setScalar(v reflect.Value, raw string) error {
+	if v.CanAddr() {
+		if u, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+			return u.UnmarshalText([]byte(raw))
+		}
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(raw)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("must be true or false")
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(strings.ReplaceAll(raw, "_", ""), 10, 64)
+		if err != nil {
+			return fmt.Errorf("must be an integer")
+		}
+		v.SetInt(n)
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return fmt.Errorf("must be a number")
+		}
+		v.SetFloat(x)
+	default:
+		return fmt.Errorf("cannot be set from text (kind %s)", v.Kind())
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration such as "30s" or "1m30s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("must be a duration such as \"30s\" or \"5m\" (%v)", err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText formats the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// ByteSize is a number of bytes, written as an integer or a string with a
+// unit: "512KiB", "64MiB", "2GiB", "1GB" (powers of 1000 for kB/MB/GB/TB).
+type ByteSize int64
+
+// UnmarshalText parses a size such as "64MiB" or "1048576".
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	n, err := ParseByteSize(string(t))
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(n)
+	return nil
+}
+
+// MarshalText formats the size in the largest exact binary unit.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+func (b ByteSize) String() string {
+	n := int64(b)
+	for _, u := range []struct {
+		s string
+		v int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.v == 0 {
+			return strconv.FormatInt(n/u.v, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// ParseByteSize parses "64MiB", "1GB", "1048576" (bytes).
+func ParseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '_') {
+		i++
+	}
+	num, unit := strings.ReplaceAll(s[:i], "_", ""), strings.TrimSpace(s[i:])
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("must be a size such as \"64MiB\", \"1GB\" or a number of bytes")
+	}
+	mult := map[string]int64{
+		"": 1, "B": 1,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		"kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("unit %q is not one of B, KiB, MiB, GiB, TiB, kB, MB, GB, TB", unit)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q overflows", s)
+	}
+	return n * mult, nil
+}
+
+// Encode writes c as TOML (used to print the effective configuration).
+func (c *Config) Encode(w io.Writer) error {
+	enc := toml.NewEncoder(w)
+	enc.SetIndentTables(true)
+	return enc.Encode(c)
+}

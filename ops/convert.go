@@ -1,0 +1,338 @@
+package ops
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/ops/api"
+)
+
+// Conversions between the wire types (ops/api) and the engine's types.
+// They copy and rename; they validate nothing (the engine does).
+
+const defaultReasoning = "Default confidence for user-provided memory"
+
+// linkThreshold maps the optional wire threshold to the engine's field, in
+// which 0 means "default": an explicit 0 becomes the smallest positive
+// threshold so it still means "link anything at least orthogonal".
+func linkThreshold(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	if *p == 0 {
+		return 1e-9
+	}
+	return *p
+}
+
+func timeOrZero(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func rememberInput(req *api.RememberRequest) core.RememberInput {
+	return core.RememberInput{
+		ID:            req.ID,
+		Content:       req.Content,
+		Embedding:     req.Embedding,
+		Confidence:    req.Confidence,
+		Type:          core.MemoryType(req.MemoryType),
+		Tags:          req.Tags,
+		Metadata:      req.Metadata,
+		ObservedAt:    timeOrZero(req.Timestamp),
+		AutoLink:      req.AutoLink,
+		LinkThreshold: linkThreshold(req.LinkThreshold),
+	}
+}
+
+func batchMemoryInput(m *api.BatchMemory) core.RememberInput {
+	return core.RememberInput{
+		ID:         m.ID,
+		Content:    m.Content,
+		Embedding:  m.Embedding,
+		Confidence: m.Confidence,
+		Type:       core.MemoryType(m.MemoryType),
+		Tags:       m.Tags,
+		Metadata:   m.Metadata,
+		ObservedAt: timeOrZero(m.Timestamp),
+	}
+}
+
+func episodeInput(req *api.EpisodeRequest) core.RememberInput {
+	ep := &core.Episode{
+		When:             timeOrZero(req.When),
+		What:             req.What,
+		Where:            req.WhereLocation,
+		Who:              req.Who,
+		Why:              req.Why,
+		How:              req.How,
+		EmotionalValence: req.EmotionalValence,
+		Importance:       req.Importance,
+	}
+	return core.RememberInput{
+		ID:            req.ID,
+		Content:       req.What,
+		Embedding:     req.Embedding,
+		Confidence:    req.Importance,
+		Type:          core.Episodic,
+		Tags:          req.Tags,
+		Metadata:      req.Metadata,
+		Episode:       ep,
+		AutoLink:      req.AutoLink,
+		LinkThreshold: linkThreshold(req.LinkThreshold),
+	}
+}
+
+func rememberResponse(res core.RememberResult, space, reasoning, kind string) api.RememberResponse {
+	links := make([]api.AutoLink, len(res.AutoLinks))
+	for i, l := range res.AutoLinks {
+		links[i] = api.AutoLink{TargetMemoryID: l.TargetID, SimilarityScore: l.Similarity}
+	}
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "%s '%s' successfully encoded with %.2f confidence in space '%s'.", kind, res.ID, res.Confidence, space)
+	if !res.Created {
+		msg.WriteString(" It replaced the previous version with that id.")
+	}
+	if len(links) > 0 {
+		fmt.Fprintf(&msg, " Auto-linked to %d similar memories.", len(links))
+	}
+	return api.RememberResponse{
+		MemoryID: res.ID,
+		StorageConfidence: api.Confidence{
+			Value:     res.Confidence,
+			Category:  api.Category(res.Confidence),
+			Reasoning: reasoning,
+		},
+		ConsolidationState: "Recent",
+		ObservedAt:         res.ObservedAt,
+		StoredAt:           res.StoredAt,
+		Links:              api.Links{Self: memoryPath(res.ID)},
+		AutoLinks:          links,
+		Created:            res.Created,
+		Sequence:           res.Seq,
+		Space:              space,
+		SystemMessage:      msg.String(),
+	}
+}
+
+func memoryPath(id string) string { return "/api/v1/memories/" + id }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func tierCounts(c [3]int64) api.TierCounts {
+	return api.TierCounts{
+		Hot:   c[core.TierHot],
+		Warm:  c[core.TierWarm],
+		Cold:  c[core.TierCold],
+		Total: c[core.TierHot] + c[core.TierWarm] + c[core.TierCold],
+	}
+}
+
+func spaceOut(st core.SpaceStats) api.Space {
+	return api.Space{
+		ID:           st.Name,
+		Dimension:    st.Dimension,
+		Embedder:     st.Embedder,
+		Fingerprint:  st.Fingerprint,
+		CreatedAt:    st.CreatedAt,
+		Memories:     tierCounts(st.Memories),
+		Associations: st.Associations,
+		IndexPending: st.IndexPending,
+	}
+}
+
+func episodeOut(ep *core.Episode) *api.Episode {
+	if ep == nil {
+		return nil
+	}
+	return &api.Episode{
+		When:             ep.When,
+		What:             ep.What,
+		WhereLocation:    ep.Where,
+		Who:              ep.Who,
+		Why:              ep.Why,
+		How:              ep.How,
+		EmotionalValence: ep.EmotionalValence,
+		Importance:       ep.Importance,
+	}
+}
+
+func memoryOut(m *core.Memory, now time.Time) api.Memory {
+	return api.Memory{
+		ID:             m.ID,
+		Content:        m.Content,
+		Confidence:     m.Confidence,
+		Timestamp:      m.ObservedAt,
+		MemoryType:     string(m.Type),
+		Tags:           nonNil(m.Tags),
+		Metadata:       m.Metadata,
+		Episode:        episodeOut(m.Episode),
+		ObservedAt:     m.ObservedAt,
+		StoredAt:       m.StoredAt,
+		LastAccess:     m.LastAccess,
+		AccessCount:    m.AccessCount,
+		StabilityHours: m.Stability.Hours(),
+		Retrievability: m.Retrievability(now),
+		Tier:           m.Tier.String(),
+		Sequence:       m.Seq,
+		Space:          m.Space,
+		Embedding:      m.Embedding,
+	}
+}
+
+func listedOut(m *core.Memory) api.ListedMemory {
+	return api.ListedMemory{
+		ID:         m.ID,
+		Content:    m.Content,
+		Confidence: m.Confidence,
+		Timestamp:  m.ObservedAt,
+		MemoryType: string(m.Type),
+		Tags:       nonNil(m.Tags),
+		Tier:       m.Tier.String(),
+		Embedding:  m.Embedding,
+	}
+}
+
+// recalledOut renders one recall result with the engine's real figures.
+func recalledOut(rc *core.Recalled, trace, includeMeta bool) api.RecalledMemory {
+	m := &rc.Memory
+	path := "direct match"
+	var expl, reasoning string
+	if rc.Direct {
+		reasoning = "score = similarity × stored confidence × retrievability"
+		expl = fmt.Sprintf("Direct match: similarity %.2f × confidence %.2f × retrievability %.2f = %.2f",
+			rc.Similarity, m.Confidence, rc.Retrievability, rc.Score)
+	} else {
+		if len(rc.Path) > 0 {
+			path = "spreading: " + strings.Join(rc.Path, " → ")
+		} else {
+			path = "spreading"
+		}
+		hops := max(len(rc.Path)-1, 1)
+		reasoning = "score = activation × stored confidence × retrievability"
+		expl = fmt.Sprintf("Reached through %d association hop(s): activation %.2f × confidence %.2f × retrievability %.2f = %.2f",
+			hops, rc.Activation, m.Confidence, rc.Retrievability, rc.Score)
+	}
+	out := api.RecalledMemory{
+		ID:                   m.ID,
+		Content:              m.Content,
+		Confidence:           api.Confidence{Value: rc.Score, Category: api.Category(rc.Score), Reasoning: reasoning},
+		ActivationLevel:      rc.Activation,
+		SimilarityScore:      rc.Similarity,
+		Retrievability:       rc.Retrievability,
+		StoredConfidence:     m.Confidence,
+		RetrievalPath:        path,
+		ObservedAt:           m.ObservedAt,
+		LastAccess:           m.LastAccess,
+		Tags:                 nonNil(m.Tags),
+		MemoryType:           string(m.Type),
+		Tier:                 m.Tier.String(),
+		RelevanceExplanation: expl,
+	}
+	if trace {
+		out.Path = rc.Path
+	}
+	if includeMeta {
+		out.Metadata = m.Metadata
+	}
+	return out
+}
+
+func recallQuery(req *api.RecallRequest) core.RecallQuery {
+	return core.RecallQuery{
+		Text:         req.Query,
+		Embedding:    req.Embedding,
+		MaxResults:   req.MaxResults,
+		Threshold:    req.Threshold,
+		RequiredTags: req.RequiredTags,
+		From:         timeOrZero(req.FromTime),
+		To:           timeOrZero(req.ToTime),
+		Mode:         core.RecallMode(req.Mode),
+		Deep:         req.Deep,
+		Trace:        req.TraceActivation,
+	}
+}
+
+// recallResponse renders a recall in Engram's shape with real values.
+func recallResponse(req *api.RecallRequest, q core.RecallQuery, res *core.RecallResult, space string) api.RecallResponse {
+	vivid := make([]api.RecalledMemory, len(res.Vivid))
+	for i := range res.Vivid {
+		vivid[i] = recalledOut(&res.Vivid[i], req.TraceActivation, req.IncludeMetadata)
+	}
+	assoc := make([]api.RecalledMemory, len(res.Associated))
+	for i := range res.Associated {
+		assoc[i] = recalledOut(&res.Associated[i], req.TraceActivation, req.IncludeMetadata)
+	}
+	n := len(vivid) + len(assoc)
+	took := float64(res.Took.Microseconds()) / 1000
+	mode := string(q.Mode)
+	if mode == "" {
+		mode = string(core.ModeHybrid)
+	}
+
+	reasoning := "No memory matched the cue above the threshold"
+	if n > 0 {
+		reasoning = fmt.Sprintf("Mean score of the best %d of %d results (similarity or activation × confidence × retrievability)", min(3, n), n)
+	}
+	intent := strings.TrimSpace(req.Query)
+	if intent == "" {
+		intent = fmt.Sprintf("vector cue (%d dimensions)", len(req.Embedding))
+	}
+	load := "Low"
+	switch {
+	case res.Took > 100*time.Millisecond:
+		load = "High"
+	case res.Took > 10*time.Millisecond:
+		load = "Medium"
+	}
+	var sugg []string
+	if n == 0 {
+		sugg = append(sugg, "Nothing passed the threshold: lower threshold, rephrase the cue, or use deep=true to include the cold tier")
+	}
+	if mode == string(core.ModeSimilarity) && n > 0 {
+		sugg = append(sugg, "Use mode=hybrid to also return memories reached through associations")
+	}
+	if mode != string(core.ModeSimilarity) && res.Activated == 0 && len(vivid) > 0 {
+		sugg = append(sugg, "No associations were followed: POST /api/v1/associations or remember with auto_link=true connects memories")
+	}
+	if !req.TraceActivation && len(assoc) > 0 {
+		sugg = append(sugg, "Set trace_activation=true to see each result's activation path")
+	}
+	if sugg == nil {
+		sugg = []string{}
+	}
+	return api.RecallResponse{
+		Memories: api.RecallGroups{Vivid: vivid, Associated: assoc, Reconstructed: []api.RecalledMemory{}},
+		RecallConfidence: api.Confidence{
+			Value:     res.Confidence,
+			Category:  api.Category(res.Confidence),
+			Reasoning: reasoning,
+		},
+		QueryAnalysis: api.QueryAnalysis{
+			UnderstoodIntent: truncateString(intent, 200),
+			SearchStrategy:   res.Strategy,
+			CognitiveLoad:    load,
+			Suggestions:      sugg,
+		},
+		Metadata: api.RecallMetadata{
+			TookMS:                took,
+			TotalMemoriesSearched: res.Searched,
+			Activated:             res.Activated,
+			Mode:                  mode,
+			Space:                 space,
+			Deep:                  q.Deep,
+			Returned:              n,
+		},
+		SystemMessage: fmt.Sprintf("Recall completed in %.1fms: %d direct matches, %d through spreading activation.",
+			took, len(vivid), len(assoc)),
+	}
+}

@@ -1,0 +1,82 @@
+package ops
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/ops/api"
+)
+
+// FuzzDecodeRemember feeds arbitrary bytes to the remember decoder. It must
+// never panic; it either rejects the body with a 4xx *httpError, or
+// produces an input the real engine accepts or rejects cleanly (an
+// invalid/too-large *core.Error, never an internal error or a panic), and an
+// accepted memory reads back with the content that was sent.
+func FuzzDecodeRemember(f *testing.F) {
+	for _, seed := range []string{
+		`{"content":"hello"}`,
+		`{"id":"a1","content":"x","confidence":0.5,"tags":["t"],"memory_type":"episodic","metadata":{"k":"v"}}`,
+		`{"content":"x","embedding":[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]}`,
+		`{"content":"x","embedding":[1e999]}`,
+		`{"content":"x","confidence":1.5}`,
+		`{"content":"x","timestamp":"2025-01-02T15:04:05Z","auto_link":true,"link_threshold":0.2}`,
+		`{"content":"x","memory_space_id":"abc","space":"def","confidence_reasoning":"r"}`,
+		`{"content":"","bogus":1}`,
+		`{"content":"x"} trailing`,
+		`[{"content":"x"}]`,
+		`null`,
+		``,
+		`{"content":"\u0000\ud800"}`,
+		`{"id":"` + string(bytes.Repeat([]byte("i"), 200)) + `","content":"x"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	cfg := testConfig()
+	cfg.Durability = "relaxed"
+	cfg.Spaces.DefaultDimension = 8
+	eng, err := core.Open(f.TempDir(), cfg.EngineOptions(nil, nil))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = eng.Close() })
+	ctx := context.Background()
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req api.RememberRequest
+		err := decodeBody(bytes.NewReader(data), cfg.Limits.MaxBodyBytes, &req)
+		if err != nil {
+			var he *httpError
+			if !errors.As(err, &he) || he.status < 400 || he.status > 499 || he.code == "" || he.message == "" {
+				t.Fatalf("decode error is not a clean 4xx: %#v", err)
+			}
+			return
+		}
+		if s := req.BodySpace(); s != "" {
+			_ = core.ValidateSpaceName(s) // must not panic
+		}
+		in := rememberInput(&req)
+		res, err := eng.Remember(ctx, "fuzz", in)
+		if err != nil {
+			switch core.KindOf(err) {
+			case core.KindInvalid, core.KindTooLarge, core.KindNotFound:
+			default:
+				t.Fatalf("engine rejected decoded input with a non-client error: %v (kind %v)", err, core.KindOf(err))
+			}
+			status, body := errorResponse(err)
+			if status < 400 || status > 499 || body.Code == "" {
+				t.Fatalf("mapped to %d %+v", status, body)
+			}
+			return
+		}
+		m, err := eng.Get(ctx, "fuzz", res.ID, false)
+		if err != nil {
+			t.Fatalf("accepted memory %q not readable: %v", res.ID, err)
+		}
+		if m.Content != req.Content {
+			t.Fatalf("content changed: sent %q, read %q", req.Content, m.Content)
+		}
+	})
+}

@@ -1,0 +1,94 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/engram-ops/engram-ops/core"
+)
+
+// EngineCollector reads core.Engine.Metrics() at scrape time and exposes the
+// engine's state. Values are always fresh; nothing is cached between scrapes.
+type EngineCollector struct {
+	src Source
+
+	memories      *prometheus.Desc
+	associations  *prometheus.Desc
+	tierBytes     *prometheus.Desc
+	tierCapacity  *prometheus.Desc
+	migrations    *prometheus.Desc
+	cacheRequests *prometheus.Desc
+	diskBytes     *prometheus.Desc
+	compactions   *prometheus.Desc
+	changelogSeq  *prometheus.Desc
+	indexPending  *prometheus.Desc
+}
+
+// NewEngineCollector returns a collector reading src at every scrape.
+func NewEngineCollector(src Source) *EngineCollector {
+	return &EngineCollector{
+		src: src,
+		memories: prometheus.NewDesc("engram_memories",
+			"Memories stored, by space and tier.", []string{"space", "tier"}, nil),
+		associations: prometheus.NewDesc("engram_associations",
+			"Associations stored, by space.", []string{"space"}, nil),
+		tierBytes: prometheus.NewDesc("engram_storage_tier_bytes",
+			"Bytes held in each storage tier.", []string{"tier"}, nil),
+		tierCapacity: prometheus.NewDesc("engram_storage_tier_capacity_bytes",
+			"Configured capacity of each storage tier in bytes.", []string{"tier"}, nil),
+		migrations: prometheus.NewDesc("engram_storage_tier_migrations_total",
+			"Memories moved between tiers.", []string{"from", "to"}, nil),
+		cacheRequests: prometheus.NewDesc("engram_cache_requests_total",
+			"Hot-tier cache lookups, by result (hit, miss).", []string{"result"}, nil),
+		diskBytes: prometheus.NewDesc("engram_storage_disk_bytes",
+			"Bytes the storage engine uses on disk.", nil, nil),
+		compactions: prometheus.NewDesc("engram_storage_compactions_total",
+			"Storage engine compactions.", nil, nil),
+		changelogSeq: prometheus.NewDesc("engram_changelog_sequence",
+			"Last durable change-log sequence.", nil, nil),
+		indexPending: prometheus.NewDesc("engram_index_pending_memories",
+			"Acknowledged writes not yet in the ANN index (searched exactly until indexed), by space.", []string{"space"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.memories, c.associations, c.tierBytes, c.tierCapacity,
+		c.migrations, c.cacheRequests, c.diskBytes, c.compactions, c.changelogSeq, c.indexPending} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *EngineCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.src.Metrics()
+	for _, sp := range m.Spaces {
+		for _, t := range core.Tiers {
+			ch <- prometheus.MustNewConstMetric(c.memories, prometheus.GaugeValue, float64(sp.Memories[t]), sp.Name, t.String())
+		}
+		ch <- prometheus.MustNewConstMetric(c.associations, prometheus.GaugeValue, float64(sp.Associations), sp.Name)
+		ch <- prometheus.MustNewConstMetric(c.indexPending, prometheus.GaugeValue, float64(sp.IndexPending), sp.Name)
+	}
+	for _, t := range core.Tiers {
+		ch <- prometheus.MustNewConstMetric(c.tierBytes, prometheus.GaugeValue, float64(m.TierBytes[t]), t.String())
+		ch <- prometheus.MustNewConstMetric(c.tierCapacity, prometheus.GaugeValue, float64(m.TierCapacityBytes[t]), t.String())
+	}
+	// Sum duplicates defensively so one label pair is exported once.
+	type pair struct{ from, to core.Tier }
+	sums := map[pair]uint64{}
+	var order []pair
+	for _, mg := range m.Migrations {
+		p := pair{mg.From, mg.To}
+		if _, ok := sums[p]; !ok {
+			order = append(order, p)
+		}
+		sums[p] += mg.Count
+	}
+	for _, p := range order {
+		ch <- prometheus.MustNewConstMetric(c.migrations, prometheus.CounterValue, float64(sums[p]), p.from.String(), p.to.String())
+	}
+	ch <- prometheus.MustNewConstMetric(c.cacheRequests, prometheus.CounterValue, float64(m.CacheHits), "hit")
+	ch <- prometheus.MustNewConstMetric(c.cacheRequests, prometheus.CounterValue, float64(m.CacheMisses), "miss")
+	ch <- prometheus.MustNewConstMetric(c.diskBytes, prometheus.GaugeValue, float64(m.DiskBytes))
+	ch <- prometheus.MustNewConstMetric(c.compactions, prometheus.CounterValue, float64(m.Compactions))
+	ch <- prometheus.MustNewConstMetric(c.changelogSeq, prometheus.GaugeValue, float64(m.ChangelogSequence))
+}

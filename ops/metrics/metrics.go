@@ -1,0 +1,337 @@
+// Package metrics owns engram-ops' Prometheus instrumentation: the metric
+// names of design brief §5 (the contract dashboards, alerts and the TUI
+// share), registered on an explicit *prometheus.Registry — never the global
+// one.
+//
+// It provides
+//   - HTTP middleware (engram_http_requests_total, _request_duration_seconds,
+//     _in_flight_requests) labelled by the ServeMux route pattern;
+//   - operation observers the handlers call (engram_memory_operation_*,
+//     engram_recall_confidence, engram_spreading_activated_memories);
+//   - a scrape-time collector that reads core.Engine.Metrics() for the
+//     engine gauges and counters (memories, tiers, cache, disk, change log);
+//   - engram_build_info, the auth and rate-limit counters, and the Go and
+//     process collectors.
+//
+// Labels are low-cardinality by construction: routes are registered
+// patterns (anything else is "unmatched"), error_type is the engine error
+// kind, and callers must pass only validated, existing space names (see
+// ops' space labelling). Backup metrics belong to the backup component.
+//
+// This package imports core (for its types) and Prometheus; it must not
+// import ops, cobra or net/http handlers beyond middleware.
+package metrics
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/engram-ops/engram-ops/core"
+)
+
+// DurationBuckets are the fixed buckets (seconds) of every latency
+// histogram, from 0.5 ms to 5 s.
+var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// ConfidenceBuckets are the buckets of engram_recall_confidence (0..1).
+var ConfidenceBuckets = []float64{.05, .1, .2, .3, .4, .5, .6, .7, .8, .9, 1}
+
+// ActivatedBuckets are the buckets of engram_spreading_activated_memories.
+var ActivatedBuckets = []float64{0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000}
+
+// Unmatched is the route label of requests no route matched.
+const Unmatched = "unmatched"
+
+// AuthFailureReasons are the reason labels of engram_auth_failures_total,
+// exported at zero from the start.
+var AuthFailureReasons = []string{"missing_credentials", "malformed_credentials", "unknown_key", "wrong_secret",
+	"expired", "revoked", "forbidden_space", "forbidden_permission"}
+
+// Source is what the scrape-time collector reads; *core.Engine satisfies it.
+type Source interface {
+	Metrics() core.Metrics
+}
+
+// BuildInfo labels engram_build_info.
+type BuildInfo struct {
+	Version   string
+	Revision  string
+	GoVersion string
+}
+
+// Metrics holds every collector of the server. Its methods are safe for
+// concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+	httpInFlight prometheus.Gauge
+
+	opDuration         *prometheus.HistogramVec
+	opErrors           *prometheus.CounterVec
+	recallConfidence   *prometheus.HistogramVec
+	spreadingActivated *prometheus.HistogramVec
+
+	authFailures *prometheus.CounterVec
+	rateLimited  *prometheus.CounterVec
+}
+
+// New registers every engram-ops collector on reg: HTTP, operation, engine
+// (reading src at scrape time; src may be nil in tests of the HTTP layer),
+// build info, auth and rate-limit counters, and the Go and process
+// collectors (skipped if reg already has them).
+func New(reg *prometheus.Registry, src Source, info BuildInfo) (*Metrics, error) {
+	if reg == nil {
+		return nil, errors.New("metrics: a registry is required (the global registry is never used)")
+	}
+	m := &Metrics{
+		reg: reg,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engram_http_requests_total",
+			Help: "HTTP requests served, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "engram_http_request_duration_seconds",
+			Help:    "HTTP request latency, by route pattern and method.",
+			Buckets: DurationBuckets,
+		}, []string{"route", "method"}),
+		httpInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "engram_http_in_flight_requests",
+			Help: "HTTP requests being served.",
+		}),
+		opDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "engram_memory_operation_duration_seconds",
+			Help:    "Engine operation latency (remember, recall, get, forget, associate, batch, list), by space.",
+			Buckets: DurationBuckets,
+		}, []string{"operation", "space"}),
+		opErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engram_memory_operation_errors_total",
+			Help: "Failed engine operations, by error type (invalid, not_found, conflict, too_large, unavailable, internal).",
+		}, []string{"operation", "space", "error_type"}),
+		recallConfidence: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "engram_recall_confidence",
+			Help:    "Overall confidence of recalls, by space.",
+			Buckets: ConfidenceBuckets,
+		}, []string{"space"}),
+		spreadingActivated: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "engram_spreading_activated_memories",
+			Help:    "Memories reached by spreading activation per recall, by space.",
+			Buckets: ActivatedBuckets,
+		}, []string{"space"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engram_auth_failures_total",
+			Help: "Rejected requests by authentication failure reason.",
+		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engram_rate_limited_total",
+			Help: "Requests rejected by rate limiting, by space.",
+		}, []string{"space"}),
+	}
+	// Counters with labels appear in the exposition only once a label set
+	// exists; start the known ones at zero so dashboards and alerts see
+	// them before the first event.
+	for _, r := range AuthFailureReasons {
+		m.authFailures.WithLabelValues(r)
+	}
+	m.rateLimited.WithLabelValues("default")
+
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "engram_build_info",
+		Help: "Build information; the value is always 1.",
+	}, []string{"version", "revision", "goversion"})
+	buildInfo.WithLabelValues(orUnknown(info.Version), orUnknown(info.Revision), orUnknown(info.GoVersion)).Set(1)
+
+	cs := []prometheus.Collector{
+		m.httpRequests, m.httpDuration, m.httpInFlight,
+		m.opDuration, m.opErrors, m.recallConfidence, m.spreadingActivated,
+		m.authFailures, m.rateLimited, buildInfo,
+	}
+	if src != nil {
+		cs = append(cs, NewEngineCollector(src))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// Registry returns the registry the metrics are registered on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus text exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry:          m.reg,
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: false,
+	})
+}
+
+// Route returns the route label of a request after a ServeMux served it:
+// the path of the matched pattern ("/api/v1/memories/{id}"), or
+// "unmatched". Callers must leave r.Pattern empty for anything that is not
+// a registered pattern (redirects, 404, 405).
+func Route(r *http.Request) string {
+	p := r.Pattern
+	if p == "" {
+		return Unmatched
+	}
+	if i := strings.IndexByte(p, ' '); i >= 0 {
+		p = p[i+1:]
+	}
+	return p
+}
+
+// InstrumentHTTP wraps next with the HTTP metrics. next must serve the same
+// *http.Request it receives through a ServeMux (which records the matched
+// pattern in r.Pattern), so the route is known when next returns.
+func (m *Metrics) InstrumentHTTP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.httpInFlight.Inc()
+		sw, ok := w.(StatusWriter)
+		if !ok {
+			rec := NewStatusRecorder(w)
+			sw, w = rec, rec
+		}
+		defer func() {
+			m.httpInFlight.Dec()
+			route := Route(r)
+			method := methodLabel(r.Method)
+			m.httpRequests.WithLabelValues(route, method, strconv.Itoa(sw.Status())).Inc()
+			m.httpDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// methodLabel bounds the method label to the standard methods.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// ObserveOperation records one engine operation: its latency and, when err
+// is not nil, an error of the engine error kind. space must be a label-safe
+// space name (validated and existing) or a placeholder such as "unknown".
+func (m *Metrics) ObserveOperation(op, space string, d time.Duration, err error) {
+	m.opDuration.WithLabelValues(op, space).Observe(d.Seconds())
+	if err != nil {
+		m.opErrors.WithLabelValues(op, space, ErrorType(err)).Inc()
+	}
+}
+
+// ErrorType is the error_type label of err: the engine error kind
+// (invalid, not_found, conflict, too_large, unavailable, internal).
+func ErrorType(err error) string {
+	return core.KindOf(err).String()
+}
+
+// ObserveRecall records a recall's overall confidence and how many memories
+// spreading activation reached.
+func (m *Metrics) ObserveRecall(space string, confidence float64, activated int) {
+	m.recallConfidence.WithLabelValues(space).Observe(confidence)
+	m.spreadingActivated.WithLabelValues(space).Observe(float64(activated))
+}
+
+// AuthFailure counts a request rejected by authentication.
+func (m *Metrics) AuthFailure(reason string) { m.authFailures.WithLabelValues(reason).Inc() }
+
+// RateLimited counts a request rejected by rate limiting.
+func (m *Metrics) RateLimited(space string) { m.rateLimited.WithLabelValues(space).Inc() }
+
+// StatusWriter is a ResponseWriter that remembers the status it wrote.
+type StatusWriter interface {
+	http.ResponseWriter
+	Status() int
+}
+
+// StatusRecorder records the status code written through it. It supports
+// http.ResponseController through Unwrap.
+type StatusRecorder struct {
+	http.ResponseWriter
+	status  int
+	written int64
+}
+
+// NewStatusRecorder wraps w.
+func NewStatusRecorder(w http.ResponseWriter) *StatusRecorder {
+	return &StatusRecorder{ResponseWriter: w}
+}
+
+// WriteHeader records code.
+func (s *StatusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Write records an implicit 200.
+func (s *StatusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.written += int64(n)
+	return n, err
+}
+
+// Status is the status written (200 if the handler wrote nothing).
+func (s *StatusRecorder) Status() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}
+
+// Wrote reports whether anything (a status or body bytes) was written.
+func (s *StatusRecorder) Wrote() bool { return s.status != 0 }
+
+// BytesWritten counts body bytes written.
+func (s *StatusRecorder) BytesWritten() int64 { return s.written }
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush forwards to the underlying writer when it can flush.
+func (s *StatusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		if s.status == 0 {
+			s.status = http.StatusOK
+		}
+		f.Flush()
+	}
+}

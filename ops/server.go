@@ -1,0 +1,471 @@
+// Package ops is engram-ops' server: the Engram-compatible REST API over
+// the core engine (HTTP handlers, request decoding, error→status mapping,
+// space selection, health and readiness, access logging), its
+// configuration (Config: TOML, ENGRAM_* environment, validation) and the
+// composition helper Start that opens an engine and serves it.
+//
+// Division of labour: the engine validates memory fields (confidence,
+// dimension, finiteness, content size, ids, space names, recall knobs) and
+// this package validates HTTP concerns only (content type, body size, JSON
+// syntax, unknown fields, query parameter syntax), so each rule lives in one
+// place. Every error — including routing, JSON and size errors — is written
+// as one envelope {"error":{"code","message","details"}}, and nothing else
+// is written for a failed request.
+//
+// Wire types live in ops/api (shared with ops/client); Prometheus
+// instrumentation in ops/metrics. This package must not import cobra (only
+// cmd/engram-ops does) and never uses the global Prometheus registry.
+package ops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/metrics"
+)
+
+// Engine is what the server needs of the storage engine; *core.Engine
+// satisfies it. Tests substitute fakes for edge cases.
+type Engine interface {
+	Ready() error
+	CreateSpace(ctx context.Context, c core.SpaceConfig) (core.SpaceInfo, bool, error)
+	Space(name string) (core.SpaceStats, error)
+	Spaces() []core.SpaceStats
+	Remember(ctx context.Context, space string, in core.RememberInput) (core.RememberResult, error)
+	Batch(ctx context.Context, space string, b core.BatchInput) (core.BatchResult, error)
+	Cursor(source string) (value string, ok bool, err error)
+	Get(ctx context.Context, space, id string, withEmbedding bool) (core.Memory, error)
+	List(ctx context.Context, space string, o core.ListOptions) (core.ListResult, error)
+	Recall(ctx context.Context, space string, q core.RecallQuery) (core.RecallResult, error)
+	Forget(ctx context.Context, space, id string) (uint64, error)
+	Associate(ctx context.Context, space string, a core.Association) (uint64, error)
+	LastSequence() uint64
+	Metrics() core.Metrics
+}
+
+var _ Engine = (*core.Engine)(nil)
+
+// BuildInfo identifies the running binary (reported by /health, system
+// health and engram_build_info).
+type BuildInfo struct {
+	Version   string `json:"version"`
+	Revision  string `json:"revision"`
+	GoVersion string `json:"go_version"`
+}
+
+// Server serves the REST API for one engine.
+type Server struct {
+	cfg     Config
+	eng     Engine
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	info    BuildInfo
+	started time.Time
+
+	handler  http.Handler
+	patterns map[string]bool
+	mux      *http.ServeMux
+
+	// spaceLabels caches space names known to exist, so metric labels
+	// never carry names of spaces that do not exist (unbounded cardinality).
+	spaceLabels sync.Map
+
+	errWindow errorWindow
+	bg        bgState
+
+	mu  sync.Mutex
+	ln  net.Listener
+	srv *http.Server
+
+	bufs sync.Pool
+}
+
+// Option customises a Server.
+type Option func(*Server)
+
+// WithBuildInfo sets the version reported by /health and engram_build_info.
+func WithBuildInfo(info BuildInfo) Option { return func(s *Server) { s.info = info } }
+
+// New builds a server for eng. Metrics are registered on reg (never the
+// global registry); reg may be nil in tests, in which case a private
+// registry is used. cfg should have passed Validate.
+func New(cfg Config, eng Engine, logger *slog.Logger, reg *prometheus.Registry, opts ...Option) (*Server, error) {
+	if eng == nil {
+		return nil, errors.New("ops: an engine is required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, eng: eng, log: logger, started: time.Now(), patterns: map[string]bool{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.info.Version == "" {
+		s.info.Version = "dev"
+	}
+	if s.info.GoVersion == "" {
+		s.info.GoVersion = runtime.Version()
+	}
+	s.bufs.New = func() any { return new(bytes.Buffer) }
+	m, err := metrics.New(reg, eng, metrics.BuildInfo(s.info))
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	s.metrics = m
+	s.mux = http.NewServeMux()
+	s.routes()
+	s.handler = s.accessLog(s.metrics.InstrumentHTTP(http.HandlerFunc(s.route)))
+	return s, nil
+}
+
+// Handler is the server's complete HTTP handler (routing, metrics, access
+// log), for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Metrics returns the server's collectors (for components that count auth
+// failures or rate limiting).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// handle registers a handler returning an error; errors become envelopes.
+func (s *Server) handle(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
+	s.patterns[pattern] = true
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) routes() {
+	s.handle("POST "+api.PathRemember, s.handleRemember)
+	s.handle("POST "+api.PathMemories, s.handleRemember)
+	s.handle("GET "+api.PathMemories, s.handleList)
+	s.handle("POST "+api.PathBatch, s.handleBatch)
+	s.handle("GET "+api.PathBatchCursor, s.handleCursor)
+	s.handle("POST "+api.PathEpisodes, s.handleEpisode)
+	s.handle("GET "+api.PathRecall, s.handleRecallGet)
+	s.handle("POST "+api.PathRecall, s.handleRecallPost)
+	s.handle("GET "+api.PathSearch, s.handleSearch)
+	s.handle("GET "+api.PathMemory, s.handleGet)
+	s.handle("DELETE "+api.PathMemory, s.handleForget)
+	s.handle("POST "+api.PathAssociations, s.handleAssociate)
+	s.handle("GET "+api.PathSpaces, s.handleSpaces)
+	s.handle("POST "+api.PathSpaces, s.handleCreateSpace)
+	s.handle("GET "+api.PathSpace, s.handleSpace)
+	s.handle("GET "+api.PathHealth, s.handleHealth)
+	s.handle("GET "+api.PathHealthAlive, s.handleAlive)
+	s.handle("GET "+api.PathHealthReady, s.handleReady)
+	s.handle("GET "+api.PathSystemHealth, s.handleSystemHealth)
+	metricsHandler := s.metrics.Handler()
+	for _, p := range []string{api.PathMetrics, api.PathMetricsProm} {
+		s.patterns["GET "+p] = true
+		s.mux.Handle("GET "+p, metricsHandler)
+	}
+}
+
+// route dispatches through the mux, answering unmatched requests (404,
+// 405) with the error envelope. It serves the request it was given, so
+// r.Pattern is visible to the middleware around it.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	defer s.recoverPanic(w, r)
+	if p := r.URL.Path; p != cleanPath(p) {
+		// Redirect to the canonical path ourselves (no HTML body).
+		r.Pattern = ""
+		u := *r.URL
+		u.Path, u.RawPath = cleanPath(p), ""
+		w.Header().Set("Location", u.RequestURI())
+		w.WriteHeader(http.StatusPermanentRedirect)
+		return
+	}
+	h, pattern := s.mux.Handler(r)
+	if s.patterns[pattern] {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	r.Pattern = ""
+	// Let the mux's own handler decide (404, 405 with Allow, or a redirect
+	// to the canonical path), then answer in our envelope.
+	cw := &captureWriter{header: http.Header{}}
+	h.ServeHTTP(cw, r)
+	switch {
+	case cw.status == http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", cw.header.Get("Allow"))
+		s.writeError(w, r, httpErrorf(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED",
+			"method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, cw.header.Get("Allow")).
+			with("allow", cw.header.Get("Allow")))
+	case cw.status >= 300 && cw.status < 400 && cw.header.Get("Location") != "":
+		w.Header().Set("Location", cw.header.Get("Location"))
+		w.WriteHeader(cw.status)
+	default:
+		s.writeError(w, r, httpErrorf(http.StatusNotFound, "NOT_FOUND",
+			"no route for %s %s; see the REST API reference for the routes", r.Method, r.URL.Path))
+	}
+}
+
+// recoverPanic turns a handler panic into a logged 500 envelope (or, when
+// the response had already started, an aborted connection) instead of a
+// silently dropped connection.
+func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelError, "handler panic (a bug)",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+	if rec, ok := w.(interface{ Wrote() bool }); ok && rec.Wrote() {
+		panic(http.ErrAbortHandler)
+	}
+	s.writeError(w, r, httpErrorf(http.StatusInternalServerError, "INTERNAL", "internal error (a bug); the server log has the details"))
+}
+
+// cleanPath is the canonical form of an URL path, as ServeMux computes it:
+// rooted, no "." or ".." elements, no repeated slashes, trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// captureWriter records what the mux's fallback handler would write.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+// writeJSON encodes v and writes it with status; encoding happens before
+// anything is written, so a failure is still a clean 500.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	buf := s.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			s.bufs.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		s.log.Error("encode response", "err", err)
+		buf.Reset()
+		status = http.StatusInternalServerError
+		_ = json.NewEncoder(buf).Encode(api.ErrorEnvelope{Error: api.ErrorBody{Code: "INTERNAL", Message: "could not encode the response"}})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// requestInfo is per-request state the access log reads after the handler.
+type requestInfo struct {
+	space string
+}
+
+type ctxKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(ctxKey{}).(*requestInfo)
+	return ri
+}
+
+// setSpace records the request's space for the access log.
+func setSpace(r *http.Request, space string) {
+	if ri := infoFrom(r.Context()); ri != nil {
+		ri.space = space
+	}
+}
+
+// accessLog logs one line per request (never bodies) and feeds the error
+// window of system health.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ri := &requestInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri))
+		rec := metrics.NewStatusRecorder(w)
+		next.ServeHTTP(rec, r)
+		status := rec.Status()
+		s.errWindow.record(start, status >= 500)
+		if !s.cfg.Log.Access {
+			return
+		}
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("route", metrics.Route(r)),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Int64("bytes", rec.BytesWritten()),
+		}
+		if ri.space != "" {
+			attrs = append(attrs, slog.String("space", ri.space))
+		}
+		if metrics.Route(r) == metrics.Unmatched {
+			attrs = append(attrs, slog.String("path", truncateString(r.URL.Path, 200)))
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request", attrs...)
+	})
+}
+
+// Listen binds the configured address. Run calls it when it has not been
+// called; call it first to learn Addr before serving (tests use :0).
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another server using it? set listen / --listen)", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address (nil before Listen).
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Run serves until ctx is cancelled, then stops accepting connections and
+// drains in-flight requests for at most server.shutdown_timeout. It returns
+// nil after a clean drain. It does not close the engine.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.srv != nil {
+		s.mu.Unlock()
+		return errors.New("ops: Run called twice")
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.Server.ReadTimeout.Duration),
+		ReadTimeout:       s.cfg.Server.ReadTimeout.Duration,
+		WriteTimeout:      s.cfg.Server.WriteTimeout.Duration,
+		IdleTimeout:       s.cfg.Server.IdleTimeout.Duration,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.srv = srv
+	ln := s.ln
+	s.mu.Unlock()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	timeout := s.cfg.Server.ShutdownTimeout.Duration
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		_ = srv.Close()
+		err = fmt.Errorf("shutdown: in-flight requests did not finish within server.shutdown_timeout (%s); they were cut off: %w", timeout, err)
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = fmt.Errorf("serve: %w", serr)
+	}
+	return err
+}
+
+// errorWindow counts requests and server errors per second over the last
+// minute, for the error_rate check of system health.
+type errorWindow struct {
+	mu      sync.Mutex
+	buckets [60]struct {
+		sec          int64
+		total, fails int64
+	}
+	lifetimeTotal atomic.Int64
+	lifetimeFails atomic.Int64
+}
+
+func (e *errorWindow) record(t time.Time, failed bool) {
+	e.lifetimeTotal.Add(1)
+	if failed {
+		e.lifetimeFails.Add(1)
+	}
+	sec := t.Unix()
+	e.mu.Lock()
+	b := &e.buckets[sec%60]
+	if b.sec != sec {
+		b.sec, b.total, b.fails = sec, 0, 0
+	}
+	b.total++
+	if failed {
+		b.fails++
+	}
+	e.mu.Unlock()
+}
+
+// lastMinute returns requests and server errors of the last 60 seconds.
+func (e *errorWindow) lastMinute(now time.Time) (total, fails int64) {
+	sec := now.Unix()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, b := range e.buckets {
+		if b.sec > sec-60 && b.sec <= sec {
+			total += b.total
+			fails += b.fails
+		}
+	}
+	return total, fails
+}
