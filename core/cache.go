@@ -17,7 +17,7 @@ type hotCache struct {
 	items    map[string]*list.Element
 	perSpace map[string]int64
 
-	hits, misses           atomic.Uint64
+	hits, misses          atomic.Uint64
 	promotions, demotions atomic.Uint64 // warm→hot, hot→warm
 }
 
