@@ -1,0 +1,66 @@
+package core_test
+
+import (
+	"math/rand"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/engram-ops/engram-ops/core"
+)
+
+// BenchmarkRememberParallel: durable (sync) remembers of text from many
+// goroutines; group commit shares fsyncs between them.
+func BenchmarkRememberParallel(b *testing.B) {
+	e, err := core.Open(b.TempDir(), core.Options{Tiers: core.TierOptions{SweepInterval: -1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	var n atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewSource(n.Add(1)))
+		for pb.Next() {
+			if _, err := e.Remember(ctx, "default", core.RememberInput{Content: "note " + strconv.Itoa(r.Int()) + " about the harbour lighthouse and the winter storm"}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkRecallText10k: text recall over 10,000 memories (768 dimensions).
+func BenchmarkRecallText10k(b *testing.B) {
+	e, err := core.Open(b.TempDir(), core.Options{Durability: core.DurabilityRelaxed, Tiers: core.TierOptions{SweepInterval: -1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	r := rand.New(rand.NewSource(1))
+	words := []string{"river", "mountain", "ocean", "forest", "city", "engine", "signal", "memory", "protein", "galaxy", "harbor", "lantern"}
+	var batch []core.RememberInput
+	for i := 0; i < 10_000; i++ {
+		s := ""
+		for j := 0; j < 10; j++ {
+			s += words[r.Intn(len(words))] + " "
+		}
+		batch = append(batch, core.RememberInput{Content: s + strconv.Itoa(i)})
+		if len(batch) == 1000 {
+			if _, err := e.Batch(ctx, "default", core.BatchInput{Memories: batch}); err != nil {
+				b.Fatal(err)
+			}
+			batch = nil
+		}
+	}
+	if err := e.WaitIndexed(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := e.Recall(ctx, "default", core.RecallQuery{Text: words[i%len(words)] + " " + words[(i+3)%len(words)], NoReinforce: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
