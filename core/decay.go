@@ -69,13 +69,14 @@ func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
 		if !sl.live {
 			continue
 		}
-		v, closer, err := e.db.Get(memberKey(famMemory, name, sl.id))
-		if err != nil {
-			continue
+		r, err := e.storedRecord(name, sl.id)
+		if KindOf(err) == KindNotFound {
+			continue // forgotten meanwhile
 		}
-		r, err := decodeRecord(v, name, sl.id)
-		closer.Close()
-		if err != nil || r.slot != s {
+		if err != nil {
+			return err
+		}
+		if r.slot != s {
 			continue
 		}
 		items = append(items, item{slot: s, rec: r, cold: sl.tier == TierCold})
@@ -122,14 +123,12 @@ func (t *txn) applyTouches(sp *space, touches []Touch, c *Change) error {
 		if !ok {
 			continue
 		}
-		v, closer, err := t.e.db.Get(memberKey(famMemory, name, tc.ID))
-		if err != nil {
+		r, err := t.e.storedRecord(name, tc.ID)
+		if KindOf(err) == KindNotFound {
 			continue
 		}
-		r, err := decodeRecord(v, name, tc.ID)
-		closer.Close()
 		if err != nil {
-			return internalf(err, "decode memory %s during replay", tc.ID)
+			return err
 		}
 		r.LastAccess, r.AccessCount, r.Stability = tc.LastAccess, tc.AccessCount, tc.Stability
 		_ = t.batch.Set(memberKey(famMemory, name, tc.ID), encodeRecord(r), nil)
@@ -271,13 +270,11 @@ func (e *Engine) freeze(sp *space, slots []uint32, now time.Time) error {
 			if !ok {
 				continue
 			}
-			v, closer, err := e.db.Get(memberKey(famMemory, name, sl.id))
+			r, err := e.storedRecord(name, sl.id)
 			if err != nil {
-				continue
+				return err
 			}
-			r, err := decodeRecord(v, name, sl.id)
-			closer.Close()
-			if err != nil || r.slot != s {
+			if r.slot != s {
 				continue
 			}
 			r.Tier = TierCold

@@ -31,17 +31,9 @@ func (e *Engine) readRecord(sp *space, id string) (*record, error) {
 		return r, nil
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		v, closer, err := e.db.Get(memberKey(famMemory, name, id))
-		if errors.Is(err, pebble.ErrNotFound) {
-			return nil, notFound(name, id)
-		}
+		r, err := e.storedRecord(name, id)
 		if err != nil {
-			return nil, internalf(err, "read memory %s/%s", name, id)
-		}
-		r, err := decodeRecord(v, name, id)
-		closer.Close()
-		if err != nil {
-			return nil, internalf(err, "decode memory %s/%s", name, id)
+			return nil, err
 		}
 		sp.mu.RLock()
 		cur, ok := sp.byID[id]
@@ -59,6 +51,24 @@ func (e *Engine) readRecord(sp *space, id string) (*record, error) {
 		return r, nil
 	}
 	return nil, Errorf(KindConflict, "CONCURRENT_UPDATE", "memory %q kept changing while being read; retry", id)
+}
+
+// storedRecord reads id's record straight from Pebble, bypassing the hot
+// tier: KindNotFound when absent, KindInternal when unreadable.
+func (e *Engine) storedRecord(space, id string) (*record, error) {
+	v, closer, err := e.db.Get(memberKey(famMemory, space, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, notFound(space, id)
+	}
+	if err != nil {
+		return nil, internalf(err, "read memory %s/%s", space, id)
+	}
+	defer closer.Close()
+	r, err := decodeRecord(v, space, id)
+	if err != nil {
+		return nil, internalf(err, "decode memory %s/%s", space, id)
+	}
+	return r, nil
 }
 
 // view turns a record into the caller's Memory with live decay fields.
