@@ -48,6 +48,16 @@ type Config struct {
 	Index    IndexConfig    `toml:"index"`
 	Tiers    TiersConfig    `toml:"tiers"`
 	Server   ServerConfig   `toml:"server"`
+	Backup   BackupConfig   `toml:"backup"`
+	Testing  TestingConfig  `toml:"testing"`
+}
+
+// BackupConfig configures continuous backup shipping (see package backup).
+type BackupConfig struct {
+	To               string   `toml:"to" comment:"ship the change log and snapshots to s3://bucket/prefix or file:///dir (empty: no shipping)"`
+	Interval         Duration `toml:"interval" comment:"how often new change-log entries are shipped"`
+	SnapshotInterval Duration `toml:"snapshot_interval" comment:"how often a snapshot is taken while shipping; \"0s\" disables"`
+	EncryptRecipient string   `toml:"encrypt_recipient" comment:"age public key (age1...) that backups are encrypted to (empty: not encrypted)"`
 }
 
 // LogConfig configures logging.
@@ -146,6 +156,7 @@ func DefaultConfig() Config {
 			IdleTimeout:     Duration{2 * time.Minute},
 			ShutdownTimeout: Duration{30 * time.Second},
 		},
+		Backup: BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}},
 	}
 }
 
@@ -329,6 +340,18 @@ func (c *Config) Validate() error {
 		if d.v.Duration <= 0 || d.v.Duration > time.Hour {
 			bad(d.key, d.v, "must be in (0s, 1h]")
 		}
+	}
+	if to := c.Backup.To; to != "" && !strings.HasPrefix(to, "s3://") && !strings.HasPrefix(to, "file://") {
+		bad("backup.to", to, "must be s3://bucket/prefix or file:///dir")
+	}
+	if d := c.Backup.Interval.Duration; d < 10*time.Millisecond || d > time.Hour {
+		bad("backup.interval", c.Backup.Interval, "must be in 10ms..1h")
+	}
+	if d := c.Backup.SnapshotInterval.Duration; d != 0 && (d < time.Second || d > 30*24*time.Hour) {
+		bad("backup.snapshot_interval", c.Backup.SnapshotInterval, "must be 0s (disabled) or in 1s..720h")
+	}
+	if r := c.Backup.EncryptRecipient; r != "" && !strings.HasPrefix(r, "age1") {
+		bad("backup.encrypt_recipient", r, "must be an age X25519 public key (age1...)")
 	}
 	return errors.Join(errs...)
 }

@@ -35,6 +35,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/engram-ops/engram-ops/backup"
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/metrics"
@@ -88,6 +89,9 @@ type Server struct {
 
 	errWindow errorWindow
 	bg        bgState
+	faults    *faults // test-only fault injection (faults.go)
+
+	backup *backup.Shipper // nil unless serve --backup-to (backup.go)
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -119,6 +123,7 @@ func New(cfg Config, eng Engine, logger *slog.Logger, reg *prometheus.Registry, 
 	for _, o := range opts {
 		o(s)
 	}
+	s.eng, s.faults = withFaults(cfg.Testing, eng, logger)
 	if s.info.Version == "" {
 		s.info.Version = "dev"
 	}
@@ -175,6 +180,8 @@ func (s *Server) routes() {
 	s.handle("GET "+api.PathHealthAlive, s.handleAlive)
 	s.handle("GET "+api.PathHealthReady, s.handleReady)
 	s.handle("GET "+api.PathSystemHealth, s.handleSystemHealth)
+	s.backupRoutes()
+	s.faultRoutes()
 	metricsHandler := s.metrics.Handler()
 	for _, p := range []string{api.PathMetrics, api.PathMetricsProm} {
 		s.patterns["GET "+p] = true

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/engram-ops/engram-ops/backup"
 	"github.com/engram-ops/engram-ops/core"
 )
 
@@ -23,6 +24,8 @@ type StartOptions struct {
 	Getenv func(string) string
 	// Registry receives the metrics; nil creates a fresh one.
 	Registry *prometheus.Registry
+	// OpenBackupTarget opens cfg.Backup.To; nil knows file:// only.
+	OpenBackupTarget BackupOpener
 }
 
 // Running is a started server: an open engine served on a bound address.
@@ -57,11 +60,20 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptio
 	if embedders == nil {
 		embedders = cfg.EmbedderFactory(opts.Getenv)
 	}
-	eng, err := core.Open(cfg.DataDir, cfg.EngineOptions(logger.With("component", "engine"), embedders))
+	engOpts := cfg.EngineOptions(logger.With("component", "engine"), embedders)
+	eng, err := core.Open(cfg.DataDir, engOpts)
 	if err != nil {
 		return nil, fmt.Errorf("open data directory %s: %w", cfg.DataDir, err)
 	}
-	srv, err := New(cfg, eng, logger, reg, WithBuildInfo(opts.Info))
+	srvOpts := []Option{WithBuildInfo(opts.Info)}
+	var shipper *backup.Shipper
+	if cfg.Backup.To != "" {
+		if shipper, err = newShipper(ctx, cfg, eng, engOpts, reg, logger, opts.OpenBackupTarget); err != nil {
+			return nil, errors.Join(err, eng.Close())
+		}
+		srvOpts = append(srvOpts, WithBackup(shipper))
+	}
+	srv, err := New(cfg, eng, logger, reg, srvOpts...)
 	if err == nil {
 		err = srv.Listen()
 	}
@@ -69,9 +81,23 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptio
 		return nil, errors.Join(err, eng.Close())
 	}
 	r := &Running{Server: srv, Engine: eng, Registry: reg, done: make(chan struct{})}
+	shipped := make(chan struct{})
+	if shipper != nil {
+		// The shipper stops with ctx, shipping what is left, before the
+		// engine closes.
+		go func() {
+			defer close(shipped)
+			if err := shipper.Run(ctx); err != nil {
+				logger.Error("backup shipping stopped", "err", err)
+			}
+		}()
+	} else {
+		close(shipped)
+	}
 	go func() {
 		defer close(r.done)
 		runErr := srv.Run(ctx)
+		<-shipped
 		closeErr := eng.Close()
 		if closeErr != nil {
 			closeErr = fmt.Errorf("close engine: %w", closeErr)

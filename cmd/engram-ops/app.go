@@ -204,6 +204,10 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		newVersionCmd(a).command(),
 		newCompletionCmd(a, root).command(),
 		newValidateCmd(a).command(),
+		newDashboardsCmd(a).command(),
+		newBackupCmd(a).command(),
+		newRestoreCmd(a).command(),
+		newLoadtestCmd(a).command(),
 	)
 	wrapErrors(root)
 	return root

@@ -28,6 +28,11 @@ type serveCmd struct {
 	noAutoCreate bool
 	noAccessLog  bool
 	sets         []string
+
+	backupTo         string
+	backupInterval   string
+	snapshotInterval string
+	encryptRecipient string
 }
 
 func newServeCmd(a *app) *serveCmd { return &serveCmd{app: a} }
@@ -78,6 +83,10 @@ signal exits immediately.`,
 	f.StringVar(&s.logFormat, "log-format", "", `json, text or auto: json unless stderr is a terminal (default "auto")`)
 	f.BoolVar(&s.noAutoCreate, "no-auto-create-spaces", false, "refuse writes to spaces that were not created with POST /api/v1/spaces")
 	f.BoolVar(&s.noAccessLog, "no-access-log", false, "do not log one line per HTTP request")
+	f.StringVar(&s.backupTo, "backup-to", "", "ship the change log and snapshots continuously to s3://bucket/prefix or file:///dir")
+	f.StringVar(&s.backupInterval, "backup-interval", "", `how often new changes are shipped (default "1s")`)
+	f.StringVar(&s.snapshotInterval, "snapshot-interval", "", `how often a snapshot is taken while shipping; 0s disables (default "1h")`)
+	f.StringVar(&s.encryptRecipient, "encrypt-recipient", "", "age public key (age1...) backups are encrypted to")
 	f.StringArrayVar(&s.sets, "set", nil, "set any configuration key, e.g. --set index.ef_search=128 (repeatable)")
 	return cmd
 }
@@ -98,6 +107,10 @@ func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (ops.Config, string, error) 
 	set("durability", "durability", s.durability)
 	set("log-level", "log.level", s.logLevel)
 	set("log-format", "log.format", s.logFormat)
+	set("backup-to", "backup.to", s.backupTo)
+	set("backup-interval", "backup.interval", s.backupInterval)
+	set("snapshot-interval", "backup.snapshot_interval", s.snapshotInterval)
+	set("encrypt-recipient", "backup.encrypt_recipient", s.encryptRecipient)
 	if flags.Changed("no-auto-create-spaces") {
 		cfg.Spaces.AutoCreate = !s.noAutoCreate
 	}
@@ -147,7 +160,7 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 		logger.Warn("DURABILITY IS RELAXED: writes are acknowledged before they reach disk and are synced once a second; " +
 			"a crash or power loss can lose up to ~1s of acknowledged writes. Set durability = \"sync\" for production.")
 	}
-	running, err := ops.Start(ctx, cfg, logger, ops.StartOptions{Info: s.app.build, Getenv: s.app.getenv})
+	running, err := ops.Start(ctx, cfg, logger, ops.StartOptions{Info: s.app.build, Getenv: s.app.getenv, OpenBackupTarget: s.app.openTarget})
 	if err != nil {
 		return err
 	}

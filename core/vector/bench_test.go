@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -48,25 +47,6 @@ func uniformBench(b *testing.B) *benchSet {
 		uniformSet = buildBenchSet(b, "uniform", data)
 	})
 	return uniformSet
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// threadCPU returns the calling thread's CPU time (Linux RUSAGE_THREAD; the
-// caller locks its OS thread), or 0 where that is unsupported. Benchmarks
-// report it next to wall time because the build machine is shared: CPU time
-// is what a query costs, wall time adds whatever else was running.
-func threadCPU() time.Duration {
-	const rusageThread = 1
-	var ru syscall.Rusage
-	if syscall.Getrusage(rusageThread, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func percentile(d []time.Duration, p int) float64 {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // Graph file layout, little-endian:
@@ -41,14 +42,14 @@ var ErrCorrupt = errors.New("vector: corrupt graph")
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // WriteGraph writes the graph (configuration, levels, neighbour lists, entry
-// point and tombstones) but not the vectors. It may run alongside searches;
-// run it without concurrent Add or Delete to get a consistent snapshot.
+// point and tombstones) but not the vectors. Searches continue while it runs;
+// Add and Delete wait for it, so the snapshot is consistent.
 func (x *Index) WriteGraph(w io.Writer) error {
+	x.snapshotMu.Lock()
+	defer x.snapshotMu.Unlock()
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<16)
 
-	// Nodes are never removed, so the ids collected now are all still
-	// present when they are written below.
 	var ids []uint32
 	d := x.dir.Load()
 	for pi := range d.pages {
@@ -85,30 +86,22 @@ func (x *Index) WriteGraph(w io.Writer) error {
 		return err
 	}
 
-	var links [][]uint32
 	for _, id := range ids {
 		n := x.node(id)
-		n.mu.Lock()
-		links = links[:0]
-		for _, l := range n.links {
-			links = append(links, append([]uint32(nil), l...))
-		}
-		n.mu.Unlock()
-		if len(links) == 0 { // present but not yet given lists; cannot happen once Add returned
-			links = append(links, nil)
-		}
-		b = binary.LittleEndian.AppendUint32(b[:0], id)
 		var flags byte
 		if n.state.Load() != stateLive {
 			flags = flagDeleted
 		}
-		b = append(b, flags, byte(len(links)-1))
-		for _, l := range links {
-			b = binary.LittleEndian.AppendUint16(b, uint16(len(l)))
-			for _, nb := range l {
+		b = binary.LittleEndian.AppendUint32(b[:0], id)
+		n.mu.Lock() // searches may be reading the lists; writers are excluded
+		b = append(b, flags, byte(len(n.links)-1))
+		for _, list := range n.links {
+			b = binary.LittleEndian.AppendUint16(b, uint16(len(list)))
+			for _, nb := range list {
 				b = binary.LittleEndian.AppendUint32(b, nb)
 			}
 		}
+		n.mu.Unlock()
 		if _, err := bw.Write(b); err != nil {
 			return err
 		}
@@ -253,6 +246,8 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 	x := New(int(dim), cfg)
 	x.rng = rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(nodeCount)^0x9e3779b97f4a7c15))
 	var ids []uint32 // grows with the input, never sized from nodeCount
+	var flat []uint32
+	var counts []int
 	pages := 0
 	for i := uint32(0); i < nodeCount; i++ {
 		id, err := g.u32()
@@ -282,9 +277,10 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 				return nil, corrupt("node ids too sparse: %d pages for %d bytes of graph", pages, g.read)
 			}
 		}
-		n := x.slot(id)
-		links := x.newLinks(int(level))
-		for l := range links {
+		// Lists get exactly the capacity the file fills, so memory follows
+		// the input's size; a later append past it simply reallocates.
+		flat, counts = flat[:0], counts[:0]
+		for l := range int(level) + 1 {
 			count, err := g.u16()
 			if err != nil {
 				return nil, err
@@ -297,9 +293,18 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 				return nil, err
 			}
 			for j := range int(count) {
-				links[l] = append(links[l], binary.LittleEndian.Uint32(b[4*j:]))
+				flat = append(flat, binary.LittleEndian.Uint32(b[4*j:]))
 			}
+			counts = append(counts, int(count))
 		}
+		backing := slices.Clone(flat)
+		links := make([][]uint32, len(counts))
+		off := 0
+		for l, c := range counts {
+			links[l] = backing[off : off+c : off+c]
+			off += c
+		}
+		n := x.slot(id)
 		n.links = links
 		if flags&flagDeleted != 0 {
 			n.state.Store(stateDeleted)
@@ -357,9 +362,8 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 		}
 	}
 
-	// The entry point must have a vector; otherwise (or if the snapshot was
-	// taken before the first insert published it) start from the highest
-	// node that has one.
+	// The entry point must have a vector; if it has none, or the file names
+	// no entry, start from the highest node that has one.
 	if hasEntry == 1 && x.vectorOf(entryID) != nil {
 		x.entry.Store(packEntry(entryID, int(entryLevel)))
 	} else {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"sync"
 	"testing"
 )
 
@@ -307,4 +308,49 @@ func FuzzReadGraph(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWriteGraphDuringAdds: every snapshot taken while two writers insert
+// must read back, and must search like the index it came from.
+func TestWriteGraphDuringAdds(t *testing.T) {
+	n := scaled(2000)
+	data := clusteredData(14, n, 16, 10, 1)
+	x := New(16, Config{M: 6, EfConstruction: 32})
+	var writers sync.WaitGroup
+	for w := range 2 {
+		writers.Go(func() {
+			for i := w; i < n; i += 2 {
+				if err := x.Add(uint32(i), data[i]); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%7 == 0 {
+					x.Delete(uint32(i))
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		writers.Wait()
+		close(done)
+	}()
+	for snapshots := 0; ; snapshots++ {
+		select {
+		case <-done:
+			if snapshots == 0 {
+				t.Log("writers finished before the first snapshot")
+			}
+			return
+		default:
+		}
+		raw := graphBytes(t, x)
+		y, err := ReadGraph(bytes.NewReader(raw), vectorsOf(data))
+		if err != nil {
+			t.Fatalf("snapshot %d: %v", snapshots, err)
+		}
+		if again := graphBytes(t, y); !bytes.Equal(raw, again) {
+			t.Fatalf("snapshot %d does not round-trip", snapshots)
+		}
+	}
 }

@@ -99,12 +99,14 @@ type directory struct {
 
 // Index is an HNSW graph over caller-owned vectors.
 //
-// Concurrency: Search, Contains, Len, Vector and WriteGraph may run from any
-// number of goroutines at any time. Add and Delete may run concurrently with
-// them and with each other for distinct ids (the memory store serialises its
-// writers anyway). Searches never wait for an insert: nodes sit in fixed
-// pages that never move, each neighbour list has its own lock held only to
-// copy or replace it, and the entry point is a single atomic word.
+// Concurrency: Search, Contains, Len and Vector may run from any number of
+// goroutines at any time. Add and Delete may run concurrently with them and
+// with each other for distinct ids (the memory store serialises its writers
+// anyway). Searches never wait for an insert: nodes sit in fixed pages that
+// never move, each neighbour list has its own lock held only to copy or
+// replace it, and the entry point is a single atomic word. WriteGraph runs
+// alongside searches but makes Add and Delete wait until it has finished,
+// so the file is a consistent snapshot.
 type Index struct {
 	dim       int
 	cfg       Config
@@ -125,6 +127,10 @@ type Index struct {
 
 	live       atomic.Int64
 	tombstones atomic.Int64
+
+	// snapshotMu is held shared by Add and Delete and exclusively by
+	// WriteGraph, which therefore never sees half an insert.
+	snapshotMu sync.RWMutex
 
 	scratch sync.Pool // *scratch
 }
@@ -240,6 +246,8 @@ func (x *Index) Vector(id uint32) ([]float32, bool) {
 // Delete tombstones id: it is no longer returned by Search but stays in the
 // graph so paths through it keep working. It reports whether id was live.
 func (x *Index) Delete(id uint32) bool {
+	x.snapshotMu.RLock()
+	defer x.snapshotMu.RUnlock()
 	n := x.node(id)
 	if n == nil || !n.state.CompareAndSwap(stateLive, stateDeleted) {
 		return false
@@ -265,6 +273,8 @@ func (x *Index) Add(id uint32, vec []float32) error {
 	if !finite(vec) {
 		return ErrNonFinite
 	}
+	x.snapshotMu.RLock()
+	defer x.snapshotMu.RUnlock()
 	n := x.slot(id)
 	if !n.writing.CompareAndSwap(false, true) {
 		return ErrBusy
@@ -280,8 +290,6 @@ func (x *Index) Add(id uint32, vec []float32) error {
 		n.links = links
 		n.mu.Unlock()
 		n.vec.Store(&vec)
-		// Present before it is linked, so a concurrent WriteGraph never
-		// sees a link to a node it considers absent.
 		n.state.Store(stateLive)
 		x.live.Add(1)
 		x.insert(s, id, n, vec, level)
@@ -486,21 +494,23 @@ func (x *Index) addLink(s *scratch, from, to uint32, l int) {
 }
 
 // prune returns at most limit of ids chosen by the heuristic around base.
+// Ids without a vector are dropped: nothing can navigate through them.
 func (x *Index) prune(s *scratch, base uint32, ids []uint32, limit int) []uint32 {
 	bv := x.vectorOf(base)
+	if bv == nil { // only nodes found by a search get links, and they have vectors
+		return append(s.pruneOut[:0], ids[:min(len(ids), limit)]...)
+	}
+	s.batchIDs, s.batchVecs = s.batchIDs[:0], s.batchVecs[:0]
+	for _, id := range ids {
+		if v := x.vectorOf(id); v != nil {
+			s.batchIDs = append(s.batchIDs, id)
+			s.batchVecs = append(s.batchVecs, v)
+		}
+	}
+	s.scoreBatch(bv)
 	cands := s.pruneCands[:0]
-	if bv != nil {
-		s.batchIDs, s.batchVecs = s.batchIDs[:0], s.batchVecs[:0]
-		for _, id := range ids {
-			if v := x.vectorOf(id); v != nil {
-				s.batchIDs = append(s.batchIDs, id)
-				s.batchVecs = append(s.batchVecs, v)
-			}
-		}
-		s.scoreBatch(bv)
-		for i, id := range s.batchIDs {
-			cands = append(cands, scored{s.batchScores[i], id})
-		}
+	for i, id := range s.batchIDs {
+		cands = append(cands, scored{s.batchScores[i], id})
 	}
 	sortBestFirst(cands)
 	sel := x.selectNeighbours(s, cands, limit, s.pruneSel[:0])

@@ -447,6 +447,14 @@ func (c *Client) Health(ctx context.Context) (*api.Health, error) {
 	return &out, err
 }
 
+// Alive is GET /health/alive: nil when the process is serving. It is the
+// cheapest request the server answers, which loadtest's calibration uses to
+// measure the generator's own ceiling.
+func (c *Client) Alive(ctx context.Context) error {
+	_, err := c.do(ctx, http.MethodGet, api.PathHealthAlive, nil, nil, nil)
+	return err
+}
+
 // Ready is GET /health/ready: nil when the server is ready to serve.
 func (c *Client) Ready(ctx context.Context) error {
 	var out api.Probe

@@ -1,0 +1,301 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/engram-ops/engram-ops/core"
+)
+
+// Observer receives what the backup component measures; ops/metrics
+// implements it with the engram_backup_* metrics of design brief §5. Every
+// method must be safe for concurrent use.
+type Observer interface {
+	ShippedSequence(seq uint64)
+	RPO(seconds float64)
+	Success(kind string, at time.Time) // kind: snapshot | log
+	Uploaded(bytes int64)
+	Error(stage string) // stage: log, snapshot, resume, verify, restore
+	Verified(at time.Time)
+	RestoreDrill(d time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ShippedSequence(uint64)     {}
+func (nopObserver) RPO(float64)                {}
+func (nopObserver) Success(string, time.Time)  {}
+func (nopObserver) Uploaded(int64)             {}
+func (nopObserver) Error(string)               {}
+func (nopObserver) Verified(time.Time)         {}
+func (nopObserver) RestoreDrill(time.Duration) {}
+
+// Event is one progress report. Long operations emit them through
+// Options.Progress; the CLI renders them as log lines (or a bar on a terminal).
+type Event struct {
+	Op      string // snapshot, restore, verify, prune
+	Stage   string // e.g. "upload", "download", "replay"
+	Message string
+	Done    int64 // units done (bytes or items), when known
+	Total   int64 // units in all, 0 when unknown
+}
+
+// Options configure an Archive.
+type Options struct {
+	// Codec compresses and encrypts; nil means zstd without encryption.
+	Codec *Codec
+	// EngineOptions open engines on checkpoints and restores (embedders must
+	// match the spaces' fingerprints). The zero value is the built-in defaults.
+	EngineOptions core.Options
+	Observer      Observer
+	Progress      func(Event) // called serially, never concurrently
+	Logger        *slog.Logger
+	Now           func() time.Time
+	// Parallel is the number of concurrent file transfers; default 4.
+	Parallel int
+}
+
+// Archive is one backup target: snapshots, segments and files under an
+// ObjectStore. It is safe for concurrent use.
+type Archive struct {
+	store ObjectStore
+	codec *Codec
+	opts  Options
+	obs   Observer
+	log   *slog.Logger
+
+	progMu sync.Mutex // Progress is called by one goroutine at a time
+}
+
+// New opens an archive on store.
+func New(store ObjectStore, o Options) (*Archive, error) {
+	if store == nil {
+		return nil, errors.New("backup: no object store")
+	}
+	if o.Codec == nil {
+		c, err := NewCodec(nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		o.Codec = c
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	return &Archive{store: store, codec: o.Codec, opts: o, obs: o.Observer, log: o.Logger}, nil
+}
+
+// Target names the archive's store (without secrets).
+func (a *Archive) Target() string { return a.store.String() }
+
+// Store is the archive's object store.
+func (a *Archive) Store() ObjectStore { return a.store }
+
+func (a *Archive) progress(e Event) {
+	if a.opts.Progress != nil {
+		a.progMu.Lock()
+		defer a.progMu.Unlock()
+		a.opts.Progress(e)
+	}
+}
+
+// engineOptions are the options for engines the archive opens itself: no
+// background sweeping, and large pages for digesting.
+func (a *Archive) engineOptions() core.Options {
+	o := a.opts.EngineOptions
+	o.Tiers.SweepInterval = -1
+	if o.Limits.MaxResults < digestPage {
+		o.Limits.MaxResults = digestPage
+	}
+	if o.Logger == nil {
+		o.Logger = a.log
+	}
+	return o
+}
+
+// readAll reads a whole (small) object.
+func (a *Archive) readAll(ctx context.Context, key string, limit int64) ([]byte, error) {
+	r, err := a.store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, key, limit)
+	}
+	return b, nil
+}
+
+// SnapshotInfo is a listed snapshot: its manifest, or why it is unreadable.
+type SnapshotInfo struct {
+	ID       string
+	Time     time.Time
+	Sequence uint64
+	Manifest *Manifest // nil when Err is set
+	Err      error
+}
+
+// Snapshots lists every snapshot, oldest first, reading each manifest.
+// Unreadable manifests are listed with Err set.
+func (a *Archive) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
+	objs, err := a.store.List(ctx, snapshotsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots on %s: %w", a.Target(), err)
+	}
+	var out []SnapshotInfo
+	for _, o := range objs {
+		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, snapshotsPrefix), ".json")
+		if !ok {
+			continue
+		}
+		t, seq, ok := parseSnapshotID(id)
+		if !ok {
+			continue
+		}
+		si := SnapshotInfo{ID: id, Time: t, Sequence: seq}
+		si.Manifest, si.Err = a.Manifest(ctx, id)
+		out = append(out, si)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Manifest reads and validates one snapshot's manifest.
+func (a *Archive) Manifest(ctx context.Context, id string) (*Manifest, error) {
+	b, err := a.readAll(ctx, manifestKey(id), 64<<20)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("snapshot %s not found on %s. Try: engram-ops backup list --from %s", id, a.Target(), a.Target())
+		}
+		return nil, err
+	}
+	m, err := DecodeManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	if m.ID != id {
+		return nil, fmt.Errorf("%w: snapshot %s: manifest names id %s", ErrCorrupt, id, m.ID)
+	}
+	return m, nil
+}
+
+// SegmentInfo is a listed change-log segment.
+type SegmentInfo struct {
+	Key         string
+	First, Last uint64
+	Size        int64
+}
+
+// Segments lists every segment in sequence order.
+func (a *Archive) Segments(ctx context.Context) ([]SegmentInfo, error) {
+	objs, err := a.store.List(ctx, segmentsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list segments on %s: %w", a.Target(), err)
+	}
+	out := make([]SegmentInfo, 0, len(objs))
+	for _, o := range objs {
+		f, l, ok := parseSegmentKey(o.Key)
+		if !ok {
+			continue
+		}
+		out = append(out, SegmentInfo{Key: o.Key, First: f, Last: l, Size: o.Size})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].First != out[j].First {
+			return out[i].First < out[j].First
+		}
+		return out[i].Last < out[j].Last
+	})
+	return out, nil
+}
+
+// ReadSegment downloads and decodes one segment.
+func (a *Archive) ReadSegment(ctx context.Context, s SegmentInfo) (SegmentHeader, []core.Change, error) {
+	b, err := a.readAll(ctx, s.Key, maxSegmentPlain)
+	if err != nil {
+		return SegmentHeader{}, nil, err
+	}
+	h, ch, err := DecodeSegment(b, a.codec)
+	if err != nil {
+		return h, nil, fmt.Errorf("segment %s: %w", s.Key, err)
+	}
+	if h.FirstSeq != s.First || h.LastSeq != s.Last {
+		return h, nil, fmt.Errorf("%w: segment %s holds sequences %d-%d", ErrCorrupt, s.Key, h.FirstSeq, h.LastSeq)
+	}
+	return h, ch, nil
+}
+
+const digestPage = 2000
+
+// digestEngine computes the content digest (see the package doc) and the
+// per-space counts of an open engine.
+func digestEngine(ctx context.Context, eng *core.Engine) (string, []Space, error) {
+	h := newDigest()
+	stats := eng.Spaces()
+	sort.Slice(stats, func(i, j int) bool { return stats[i].Name < stats[j].Name })
+	var spaces []Space
+	for _, st := range stats {
+		spaces = append(spaces, Space{Name: st.Name, Dimension: st.Dimension, Fingerprint: st.Fingerprint,
+			Memories: st.Total(), Associations: st.Associations})
+		for off := 0; ; off += digestPage {
+			if err := ctx.Err(); err != nil {
+				return "", nil, err
+			}
+			res, err := eng.List(ctx, st.Name, core.ListOptions{AllTiers: true, Offset: off, Limit: digestPage, IncludeEmbeddings: true})
+			if err != nil {
+				return "", nil, fmt.Errorf("digest space %s: %w", st.Name, err)
+			}
+			for i := range res.Memories {
+				h.memory(st.Name, &res.Memories[i])
+			}
+			if len(res.Memories) < digestPage {
+				break
+			}
+		}
+	}
+	return h.sum(), spaces, nil
+}
+
+type digest struct {
+	h   hashWriter
+	buf []byte
+}
+
+func (d *digest) str(s string) {
+	d.buf = appendUvarint(d.buf[:0], uint64(len(s)))
+	d.buf = append(d.buf, s...)
+	d.h.Write(d.buf)
+}
+
+func (d *digest) memory(space string, m *core.Memory) {
+	d.str(space)
+	d.str(m.ID)
+	d.str(m.Content)
+	d.buf = appendUvarint(d.buf[:0], uint64(len(m.Embedding)))
+	for _, f := range m.Embedding {
+		b := math.Float32bits(f)
+		d.buf = append(d.buf, byte(b), byte(b>>8), byte(b>>16), byte(b>>24))
+	}
+	d.h.Write(d.buf)
+}

@@ -1,0 +1,395 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/engram-ops/engram-ops/core"
+)
+
+// testClock is a controllable engine clock so PITR boundaries are exact.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func testEngineOptions(clock func() time.Time) core.Options {
+	return core.Options{DefaultDimension: 32, Now: clock, Durability: core.DurabilityRelaxed,
+		Tiers: core.TierOptions{SweepInterval: -1}}
+}
+
+func openEngine(t testing.TB, dir string, clock func() time.Time) *core.Engine {
+	t.Helper()
+	o := testEngineOptions(clock)
+	o.Durability = core.DurabilitySync
+	eng, err := core.Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+func newArchive(t testing.TB, c *Codec) (*Archive, *memStore) {
+	t.Helper()
+	st := newMemStore()
+	a, err := New(st, Options{Codec: c, EngineOptions: testEngineOptions(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, st
+}
+
+func remember(t testing.TB, eng *core.Engine, space, id, content string) {
+	t.Helper()
+	if _, err := eng.Remember(context.Background(), space, core.RememberInput{ID: id, Content: content}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ids(t testing.TB, eng *core.Engine, space string) map[string]string {
+	t.Helper()
+	res, err := eng.List(context.Background(), space, core.ListOptions{AllTiers: true, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, m := range res.Memories {
+		out[m.ID] = m.Content
+	}
+	return out
+}
+
+// shipOnce ships every pending change (what one shipper round does).
+func shipOnce(t testing.TB, a *Archive, eng *core.Engine) {
+	t.Helper()
+	s := a.NewShipper(eng, ShipperOptions{})
+	shipped, err := s.Resume(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.shipAll(context.Background(), shipped); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSnapshotShipRestorePITR(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)}
+	eng := openEngine(t, t.TempDir(), clock.Now)
+	defer eng.Close()
+	a, _ := newArchive(t, nil)
+
+	for i := 0; i < 20; i++ {
+		remember(t, eng, "default", fmt.Sprintf("m%02d", i), fmt.Sprintf("memory number %d about apples", i))
+	}
+	snap, err := a.SnapshotEngine(ctx, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Manifest.Memories() != 20 || !strings.HasPrefix(snap.Manifest.ContentDigest, "sha256:") {
+		t.Fatalf("manifest: %+v", snap.Manifest)
+	}
+	shipOnce(t, a, eng) // nothing pending yet
+	clock.Advance(time.Second)
+	remember(t, eng, "default", "keep", "written before the accident")
+	shipOnce(t, a, eng)
+	clock.Advance(time.Second)
+	before := clock.Now() // the moment to restore to
+	clock.Advance(time.Second)
+	if _, err := eng.Forget(ctx, "default", "m03"); err != nil {
+		t.Fatal(err)
+	}
+	remember(t, eng, "default", "after", "written after the accident")
+	shipOnce(t, a, eng)
+
+	dest := filepath.Join(t.TempDir(), "restored")
+	rep, err := a.Restore(ctx, RestoreOptions{DataDir: dest, ToTime: before})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Snapshot != snap.Manifest.ID || rep.ChangesApplied != 1 {
+		t.Fatalf("report: %+v", rep)
+	}
+	r := openEngine(t, dest, nil)
+	got := ids(t, r, "default")
+	r.Close()
+	if _, ok := got["m03"]; !ok {
+		t.Error("the forgotten memory m03 is not back")
+	}
+	if _, ok := got["keep"]; !ok {
+		t.Error("the memory written before the moment is missing")
+	}
+	if _, ok := got["after"]; ok {
+		t.Error("a memory written after the moment was restored")
+	}
+	if len(got) != 21 {
+		t.Errorf("restored %d memories, want 21", len(got))
+	}
+
+	// Latest: everything.
+	dest2 := filepath.Join(t.TempDir(), "latest")
+	rep, err = a.Restore(ctx, RestoreOptions{DataDir: dest2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = openEngine(t, dest2, nil)
+	got = ids(t, r, "default")
+	r.Close()
+	if _, ok := got["m03"]; ok || len(got) != 21 {
+		t.Errorf("latest restore has %d memories (m03 present: %v)", len(got), ok)
+	}
+	if rep.Sequence != eng.LastSequence() {
+		t.Errorf("restored to %d, engine at %d", rep.Sequence, eng.LastSequence())
+	}
+
+	// A non-empty destination is refused without --force and untouched.
+	if _, err := a.Restore(ctx, RestoreOptions{DataDir: dest2}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("non-empty destination: %v", err)
+	}
+	rep, err = a.Restore(ctx, RestoreOptions{DataDir: dest2, Force: true, ToSequence: snap.Manifest.Sequence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.MovedAside == "" || rep.ChangesApplied != 0 {
+		t.Fatalf("force: %+v", rep)
+	}
+	if _, err := os.Stat(rep.MovedAside); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIncrementalSnapshot(t *testing.T) {
+	ctx := context.Background()
+	eng := openEngine(t, t.TempDir(), nil)
+	defer eng.Close()
+	a, _ := newArchive(t, nil)
+	for i := 0; i < 200; i++ {
+		remember(t, eng, "default", fmt.Sprintf("m%03d", i), strings.Repeat(fmt.Sprintf("content %d ", i), 20))
+	}
+	first, err := a.SnapshotEngine(ctx, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := a.SnapshotEngine(ctx, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.UploadedBytes >= first.UploadedBytes/2 {
+		t.Errorf("unchanged second snapshot uploaded %d bytes, the first %d", second.UploadedBytes, first.UploadedBytes)
+	}
+}
+
+func TestRestoreFaults(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)}
+	eng := openEngine(t, t.TempDir(), clock.Now)
+	defer eng.Close()
+	a, st := newArchive(t, nil)
+	for i := 0; i < 5; i++ {
+		remember(t, eng, "default", fmt.Sprintf("a%d", i), "first")
+	}
+	snap, err := a.SnapshotEngine(ctx, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 3; round++ {
+		clock.Advance(time.Second)
+		remember(t, eng, "default", fmt.Sprintf("r%d", round), "later")
+		shipOnce(t, a, eng)
+	}
+	segs, err := a.Segments(ctx)
+	if err != nil || len(segs) != 3 {
+		t.Fatalf("segments %v %v", segs, err)
+	}
+
+	restoreFails := func(t *testing.T, o RestoreOptions, want string) {
+		t.Helper()
+		parent := t.TempDir()
+		o.DataDir = filepath.Join(parent, "dest")
+		_, err := a.Restore(ctx, o)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("restore error %v, want %q", err, want)
+		}
+		left, _ := os.ReadDir(parent)
+		if len(left) != 0 {
+			t.Fatalf("restore left %v behind", left)
+		}
+	}
+	move := func(t *testing.T, key string, mutate func([]byte) []byte) {
+		t.Helper()
+		r, err := st.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig, _ := io.ReadAll(r)
+		r.Close()
+		t.Cleanup(func() { _ = st.Put(ctx, key, bytes.NewReader(orig), int64(len(orig))) })
+		if mutate == nil {
+			_ = st.Delete(ctx, key)
+			return
+		}
+		b := mutate(append([]byte(nil), orig...))
+		if err := st.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("before first snapshot", func(t *testing.T) {
+		restoreFails(t, RestoreOptions{ToTime: snap.Manifest.LastChange.Add(-time.Hour)}, "no snapshot at or before")
+	})
+	t.Run("missing middle segment", func(t *testing.T) {
+		move(t, segs[1].Key, nil)
+		restoreFails(t, RestoreOptions{}, fmt.Sprintf("sequences %d-%d are not on", segs[1].First, segs[1].Last))
+	})
+	t.Run("corrupt segment", func(t *testing.T) {
+		move(t, segs[2].Key, func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b })
+		restoreFails(t, RestoreOptions{}, "checksum mismatch")
+	})
+	t.Run("truncated segment", func(t *testing.T) {
+		move(t, segs[0].Key, func(b []byte) []byte { return b[:len(b)-10] })
+		restoreFails(t, RestoreOptions{}, "segment")
+	})
+	t.Run("corrupt file", func(t *testing.T) {
+		f := snap.Manifest.Files[0]
+		for _, x := range snap.Manifest.Files {
+			if x.Size > f.Size {
+				f = x
+			}
+		}
+		move(t, f.Key, func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b })
+		restoreFails(t, RestoreOptions{}, "corrupt")
+	})
+	t.Run("truncated file", func(t *testing.T) {
+		f := snap.Manifest.Files[len(snap.Manifest.Files)-1]
+		move(t, f.Key, func(b []byte) []byte { return b[:len(b)/2] })
+		restoreFails(t, RestoreOptions{}, "corrupt")
+	})
+	t.Run("newer manifest format", func(t *testing.T) {
+		move(t, manifestKey(snap.Manifest.ID), func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"format_version": 1`), []byte(`"format_version": 99`), 1)
+		})
+		restoreFails(t, RestoreOptions{}, "manifest format 99")
+	})
+	t.Run("sequence beyond shipped", func(t *testing.T) {
+		restoreFails(t, RestoreOptions{ToSequence: 1 << 40}, "beyond the newest shipped")
+	})
+}
+
+// blockingStore blocks segment uploads until their context is cancelled.
+type blockingStore struct {
+	ObjectStore
+	started chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if strings.HasPrefix(key, segmentsPrefix) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r, 10))
+		b.once.Do(func() { close(b.started) })
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return b.ObjectStore.Put(ctx, key, r, size)
+}
+
+func TestShipperKilledMidUploadResumes(t *testing.T) {
+	ctx := context.Background()
+	eng := openEngine(t, t.TempDir(), nil)
+	defer eng.Close()
+	a, st := newArchive(t, nil)
+	remember(t, eng, "default", "base", "in the first snapshot")
+
+	// First run: one segment shipped, then killed during the next upload.
+	shipOnce(t, a, eng)
+	remember(t, eng, "default", "x1", "shipped by the first run")
+	shipOnce(t, a, eng)
+	remember(t, eng, "default", "x2", "pending when the shipper dies")
+
+	bs := &blockingStore{ObjectStore: st, started: make(chan struct{})}
+	ba, _ := New(bs, Options{EngineOptions: testEngineOptions(nil)})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() {
+		done <- ba.NewShipper(eng, ShipperOptions{Interval: 10 * time.Millisecond, FinalFlush: -1}).Run(rctx)
+	}()
+	select {
+	case <-bs.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the shipper never uploaded")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Second run on the real store ships the rest.
+	remember(t, eng, "default", "x3", "written after the crash")
+	rctx, cancel = context.WithCancel(ctx)
+	s := a.NewShipper(eng, ShipperOptions{Interval: 10 * time.Millisecond, FinalFlush: -1})
+	go func() { done <- s.Run(rctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Status().ShippedSequence < eng.LastSequence() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	segs, err := a.Segments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := uint64(0)
+	for i, sg := range segs {
+		if i > 0 && sg.First != next {
+			t.Fatalf("segments are not contiguous: %v", segs)
+		}
+		next = sg.Last + 1
+	}
+	if next-1 != eng.LastSequence() {
+		t.Fatalf("shipped up to %d, engine at %d", next-1, eng.LastSequence())
+	}
+	dest := filepath.Join(t.TempDir(), "r")
+	if _, err := a.Restore(ctx, RestoreOptions{DataDir: dest}); err != nil {
+		t.Fatal(err)
+	}
+	r := openEngine(t, dest, nil)
+	got := ids(t, r, "default")
+	r.Close()
+	for _, id := range []string{"base", "x1", "x2", "x3"} {
+		if _, ok := got[id]; !ok {
+			t.Errorf("%s lost", id)
+		}
+	}
+}
+
+func TestShipperRefusesFork(t *testing.T) {
+	ctx := context.Background()
+	eng := openEngine(t, t.TempDir(), nil)
+	a, _ := newArchive(t, nil)
+	remember(t, eng, "default", "a", "one")
+	shipOnce(t, a, eng)
+	remember(t, eng, "default", "b", "two")
+	shipOnce(t, a, eng)
+	eng.Close()
+	other := openEngine(t, t.TempDir(), nil) // a fresh engine behind the target
+	defer other.Close()
+	err := a.NewShipper(other, ShipperOptions{}).Run(ctx)
+	if !errors.Is(err, errFork) {
+		t.Fatalf("fork: %v", err)
+	}
+}

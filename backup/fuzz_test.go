@@ -1,0 +1,140 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/engram-ops/engram-ops/core"
+)
+
+func FuzzDecodeManifest(f *testing.F) {
+	m := &Manifest{FormatVersion: 1, ID: SnapshotID(time.Unix(0, 0), 7), Sequence: 7, Encryption: Encrypt{Scheme: "none"},
+		Files: []File{{Path: "db/000001.sst", SHA256: strings.Repeat("a", 64), Size: 3, Key: fileKey(strings.Repeat("a", 64), false), StoredSize: 5}}}
+	b, err := EncodeManifest(m)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"format_version":2}`))
+	f.Add([]byte(`{"format_version":1,"id":"x","files":[{"path":"../etc/passwd"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeManifest(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must re-encode and never name a path outside the data directory.
+		if _, err := EncodeManifest(m); err != nil {
+			t.Fatalf("decoded manifest does not re-encode: %v", err)
+		}
+		for _, f := range m.Files {
+			if strings.HasPrefix(f.Path, "/") || strings.HasPrefix(f.Path, "..") {
+				t.Fatalf("unsafe path %q accepted", f.Path)
+			}
+		}
+	})
+}
+
+func FuzzDecodeSegment(f *testing.F) {
+	c, err := NewCodec(nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	changes := []core.Change{
+		{Seq: 5, Time: time.Unix(100, 0).UTC(), Op: core.OpDeleteMemory, Space: "default", ID: "a"},
+		{Seq: 6, Time: time.Unix(101, 0).UTC(), Op: core.OpSetCursor, Cursor: &core.Cursor{Source: "s", Value: "v"}},
+	}
+	b, _, err := EncodeSegment(changes, c)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add(b[:len(b)-1])
+	f.Add([]byte("EGSEG\x02"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, ch, err := DecodeSegment(b, c)
+		if err != nil {
+			return
+		}
+		if len(ch) != h.Count || ch[0].Seq != h.FirstSeq || ch[len(ch)-1].Seq != h.LastSeq {
+			t.Fatalf("decoded segment disagrees with its header: %+v, %d changes", h, len(ch))
+		}
+	})
+}
+
+func TestSegmentRoundTripAndNewerFormat(t *testing.T) {
+	c, _ := NewCodec(nil, nil)
+	changes := []core.Change{{Seq: 1, Time: time.Unix(1, 0).UTC(), Op: core.OpDeleteMemory, Space: "s", ID: "x"}}
+	b, _, err := EncodeSegment(changes, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := DecodeSegment(b, c); err != nil || len(got) != 1 || got[0].ID != "x" {
+		t.Fatalf("round trip: %v %v", got, err)
+	}
+	b[len(segmentMagic)] = 9
+	if _, _, err := DecodeSegment(b, c); err == nil || !strings.Contains(err.Error(), "segment format 9") {
+		t.Fatalf("newer segment format: %v", err)
+	}
+}
+
+// TestEncryptionNoPlaintext ships and snapshots with age encryption on and
+// scans every stored object for a sentinel written into a memory; then
+// restores with the identity, and refuses without it.
+func TestEncryptionNoPlaintext(t *testing.T) {
+	ctx := context.Background()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewCodec([]string{id.Recipient().String()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewCodec([]string{"age1notakey"}, nil); err == nil {
+		t.Fatal("an unusable recipient was accepted")
+	}
+	eng := openEngine(t, t.TempDir(), nil)
+	defer eng.Close()
+	a, st := newArchive(t, enc)
+	const sentinel = "SENTINEL-7f3a9c-PLAINTEXT"
+	remember(t, eng, "default", "s1", "snapshot "+sentinel)
+	if _, err := a.SnapshotEngine(ctx, eng); err != nil {
+		t.Fatal(err)
+	}
+	remember(t, eng, "default", "s2", "segment "+sentinel)
+	shipOnce(t, a, eng)
+	objs, _ := st.List(ctx, "")
+	if len(objs) < 3 {
+		t.Fatalf("only %d objects stored", len(objs))
+	}
+	for _, o := range objs {
+		b := st.objs[o.Key]
+		if bytes.Contains(b, []byte(sentinel)) || bytes.Contains(b, []byte("SENTINEL")) {
+			t.Errorf("%s holds the plaintext sentinel", o.Key)
+		}
+	}
+	_, err = a.Restore(ctx, RestoreOptions{DataDir: t.TempDir() + "/x"})
+	if err == nil || !strings.Contains(err.Error(), "identity") {
+		t.Fatalf("restore without identity: %v", err)
+	}
+	dec, _ := NewCodec(nil, []age.Identity{id})
+	b, _ := New(st, Options{Codec: dec, EngineOptions: testEngineOptions(nil)})
+	dest := t.TempDir() + "/y"
+	if _, err := b.Restore(ctx, RestoreOptions{DataDir: dest}); err != nil {
+		t.Fatal(err)
+	}
+	r := openEngine(t, dest, nil)
+	got := ids(t, r, "default")
+	r.Close()
+	if !strings.Contains(got["s2"], sentinel) || !strings.Contains(got["s1"], sentinel) {
+		t.Fatalf("encrypted restore: %v", got)
+	}
+	if rep, err := b.Verify(ctx, 4); err != nil || !rep.OK() {
+		t.Fatalf("verify 4 encrypted: %+v %v", rep, err)
+	}
+}

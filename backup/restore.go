@@ -1,0 +1,415 @@
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/engram-ops/engram-ops/core"
+)
+
+// RestoreOptions choose what to restore and where.
+type RestoreOptions struct {
+	DataDir    string
+	ToTime     time.Time // zero: no time bound
+	ToSequence uint64    // 0: no sequence bound
+	SnapshotID string    // "" picks the newest snapshot at or before the target
+	Force      bool      // move a non-empty DataDir aside (DataDir.old-<timestamp>) instead of refusing
+	DryRun     bool      // plan only: nothing is downloaded or written
+	// SnapshotOnly restores the snapshot without replaying any segment.
+	SnapshotOnly bool
+}
+
+// RestoreReport is what a restore did. Its JSON form is the stable output
+// of `engram-ops restore --output json`.
+type RestoreReport struct {
+	Target           string    `json:"target"`
+	DataDir          string    `json:"data_dir"`
+	DryRun           bool      `json:"dry_run"`
+	Snapshot         string    `json:"snapshot"`
+	SnapshotSequence uint64    `json:"snapshot_sequence"`
+	Files            int       `json:"files"`
+	DownloadedBytes  int64     `json:"downloaded_bytes"`
+	Segments         []string  `json:"segments"`
+	ChangesApplied   int       `json:"changes_applied"`
+	Sequence         uint64    `json:"sequence"`                  // last sequence in the restored data
+	LastChangeTime   time.Time `json:"last_change_time,omitzero"` // commit time of that change
+	NewestShipped    uint64    `json:"newest_shipped_sequence"`   // newest sequence on the target
+	MovedAside       string    `json:"moved_aside,omitempty"`     // where --force moved the old directory
+	Seconds          float64   `json:"seconds"`                   // measured restore time
+	Spaces           []Space   `json:"spaces,omitempty"`          // counts after restore
+}
+
+// restorePlan is the snapshot and segments a restore needs.
+type restorePlan struct {
+	manifest *Manifest
+	segments []SegmentInfo
+	newest   uint64
+}
+
+func (o RestoreOptions) describeTarget() string {
+	var parts []string
+	if !o.ToTime.IsZero() {
+		parts = append(parts, "time "+o.ToTime.UTC().Format(time.RFC3339Nano))
+	}
+	if o.ToSequence > 0 {
+		parts = append(parts, fmt.Sprintf("sequence %d", o.ToSequence))
+	}
+	if len(parts) == 0 {
+		return "the newest shipped change"
+	}
+	return strings.Join(parts, " and ")
+}
+
+// plan picks the snapshot and the segments.
+func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, error) {
+	snaps, err := a.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(snaps) == 0 {
+		return nil, fmt.Errorf("no snapshot on %s. Try: engram-ops backup list --from %s (is the URL right?)", a.Target(), a.Target())
+	}
+	fits := func(m *Manifest) bool {
+		if o.ToSequence > 0 && m.Sequence > o.ToSequence {
+			return false
+		}
+		// A snapshot holds the state as of its last change; an empty one
+		// (sequence 0) as of its creation.
+		asOf := m.LastChange
+		if m.Sequence == 0 {
+			asOf = m.Created
+		}
+		if !o.ToTime.IsZero() && asOf.After(o.ToTime) {
+			return false
+		}
+		return true
+	}
+	p := &restorePlan{}
+	if o.SnapshotID != "" {
+		m, err := a.Manifest(ctx, o.SnapshotID)
+		if err != nil {
+			return nil, err
+		}
+		if !fits(m) {
+			return nil, fmt.Errorf("snapshot %s (sequence %d, last change %s) is after the restore target %s. Try: an older --snapshot, or omit --snapshot",
+				m.ID, m.Sequence, m.LastChange.Format(time.RFC3339), o.describeTarget())
+		}
+		p.manifest = m
+	} else {
+		var bad []string
+		for i := len(snaps) - 1; i >= 0; i-- {
+			s := snaps[i]
+			if s.Err != nil {
+				if errors.Is(s.Err, ErrNewerFormat) {
+					return nil, s.Err
+				}
+				bad = append(bad, fmt.Sprintf("%s (%v)", s.ID, s.Err))
+				continue
+			}
+			if fits(s.Manifest) {
+				p.manifest = s.Manifest
+				break
+			}
+		}
+		if p.manifest == nil {
+			oldest := snaps[0]
+			msg := fmt.Sprintf("no snapshot at or before %s on %s; the oldest snapshot is %s (sequence %d)", o.describeTarget(), a.Target(), oldest.ID, oldest.Sequence)
+			if oldest.Manifest != nil && !oldest.Manifest.LastChange.IsZero() {
+				msg += fmt.Sprintf(", last change %s", oldest.Manifest.LastChange.Format(time.RFC3339))
+			}
+			if len(bad) > 0 {
+				msg += "; unreadable: " + strings.Join(bad, "; ")
+			}
+			return nil, errors.New(msg + ". Try: a later --to-time / --to-sequence")
+		}
+	}
+	segs, err := a.Segments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if o.SnapshotOnly {
+		p.newest = p.manifest.Sequence
+		return p, nil
+	}
+	if n := len(segs); n > 0 {
+		p.newest = segs[n-1].Last
+	}
+	if p.newest < p.manifest.Sequence {
+		p.newest = p.manifest.Sequence
+	}
+	if o.ToSequence > 0 && o.ToSequence > p.newest {
+		return nil, fmt.Errorf("target sequence %d is beyond the newest shipped change %d on %s", o.ToSequence, p.newest, a.Target())
+	}
+	next := p.manifest.Sequence + 1
+	for _, s := range segs {
+		if o.ToSequence > 0 && next > o.ToSequence {
+			break
+		}
+		if s.Last < next {
+			continue // covered by the snapshot or an earlier segment
+		}
+		if s.First > next {
+			return nil, fmt.Errorf("change-log segment missing: sequences %d-%d are not on %s (needed to replay from snapshot %s). Try: restore to a time before the gap with --to-sequence %d, or from a later snapshot",
+				next, s.First-1, a.Target(), p.manifest.ID, next-1)
+		}
+		p.segments = append(p.segments, s)
+		next = s.Last + 1
+	}
+	if o.ToSequence > 0 && next <= o.ToSequence {
+		return nil, fmt.Errorf("change-log segment missing: sequences %d-%d are not on %s", next, o.ToSequence, a.Target())
+	}
+	return p, nil
+}
+
+// Restore restores into o.DataDir: download and verify the snapshot into a
+// temporary sibling directory, replay segments up to the target, then rename
+// into place. Any failure removes the temporary directory and leaves
+// DataDir untouched.
+func (a *Archive) Restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
+	start := time.Now()
+	if o.DataDir == "" {
+		return nil, errors.New("no data directory given. Try: --data-dir DIR")
+	}
+	dest, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	nonEmpty, err := dirNonEmpty(dest)
+	if err != nil {
+		return nil, err
+	}
+	if nonEmpty && !o.Force {
+		return nil, fmt.Errorf("data directory %s is not empty; restore only writes into an empty directory. Try: another --data-dir, or --force to move it aside to %s.old-<timestamp>", dest, dest)
+	}
+	p, err := a.plan(ctx, o)
+	if err != nil {
+		a.obs.Error("restore")
+		return nil, err
+	}
+	rep := &RestoreReport{Target: a.Target(), DataDir: dest, DryRun: o.DryRun, Snapshot: p.manifest.ID,
+		SnapshotSequence: p.manifest.Sequence, Files: len(p.manifest.Files), NewestShipped: p.newest,
+		Sequence: p.manifest.Sequence, LastChangeTime: p.manifest.LastChange, Segments: []string{}}
+	for _, s := range p.segments {
+		rep.Segments = append(rep.Segments, s.Key)
+	}
+	if o.DryRun {
+		rep.Spaces = p.manifest.Spaces
+		rep.Seconds = time.Since(start).Seconds()
+		return rep, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dest), filepath.Base(dest)+".restore-tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("create temporary directory next to %s: %w", dest, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	if err := a.download(ctx, p.manifest, tmp, rep); err != nil {
+		a.obs.Error("restore")
+		return nil, err
+	}
+	if err := a.replay(ctx, tmp, p, o, rep); err != nil {
+		a.obs.Error("restore")
+		return nil, err
+	}
+	// Into place.
+	if nonEmpty {
+		aside := fmt.Sprintf("%s.old-%s", dest, time.Now().UTC().Format("20060102T150405Z"))
+		if err := os.Rename(dest, aside); err != nil {
+			return nil, fmt.Errorf("move %s aside: %w", dest, err)
+		}
+		rep.MovedAside = aside
+	} else if _, err := os.Stat(dest); err == nil {
+		if err := os.Remove(dest); err != nil {
+			return nil, fmt.Errorf("replace empty %s: %w", dest, err)
+		}
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		if rep.MovedAside != "" {
+			_ = os.Rename(rep.MovedAside, dest)
+			rep.MovedAside = ""
+		}
+		return nil, fmt.Errorf("move restored data into %s: %w", dest, err)
+	}
+	ok = true
+	rep.Seconds = time.Since(start).Seconds()
+	a.progress(Event{Op: "restore", Stage: "done", Message: fmt.Sprintf("restored %s to sequence %d in %.2fs", dest, rep.Sequence, rep.Seconds)})
+	return rep, nil
+}
+
+// download fetches and verifies every file of m into dir.
+func (a *Archive) download(ctx context.Context, m *Manifest, dir string, rep *RestoreReport) error {
+	total := m.PlainBytes()
+	var (
+		mu   sync.Mutex
+		done int64
+		errs []error
+		wg   sync.WaitGroup
+		work = make(chan *File)
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for w := 0; w < a.opts.Parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				n, err := a.fetchFile(ctx, m, f, filepath.Join(dir, filepath.FromSlash(f.Path)))
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+					cancel()
+				}
+				rep.DownloadedBytes += n
+				done += f.Size
+				d := done
+				mu.Unlock()
+				a.progress(Event{Op: "restore", Stage: "download", Message: f.Path, Done: d, Total: total})
+			}
+		}()
+	}
+	for i := range m.Files {
+		select {
+		case work <- &m.Files[i]:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return ctx.Err()
+}
+
+// fetchFile downloads one file, checking stored size, plain size and sha256.
+func (a *Archive) fetchFile(ctx context.Context, m *Manifest, f *File, dst string) (int64, error) {
+	r, err := a.store.Get(ctx, f.Key)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return 0, fmt.Errorf("%w: snapshot %s: object %s (%s) is missing on %s", ErrCorrupt, m.ID, f.Key, f.Path, a.Target())
+		}
+		return 0, fmt.Errorf("download %s: %w", f.Key, err)
+	}
+	defer r.Close()
+	cr := &countingReader{r: r}
+	pr, err := a.codec.openReader(cr, m.Encryption)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot %s: %s: %w", m.ID, f.Key, err)
+	}
+	defer pr.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return 0, err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(pr, f.Size+1))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return cr.n, fmt.Errorf("%w: snapshot %s: %s (%s): %v", ErrCorrupt, m.ID, f.Key, f.Path, err)
+	}
+	if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+		return cr.n, fmt.Errorf("%w: snapshot %s: %s (%s) does not match its checksum (got %d bytes, want %d)", ErrCorrupt, m.ID, f.Key, f.Path, n, f.Size)
+	}
+	return cr.n, nil
+}
+
+// replay opens the restored snapshot and applies segments up to the target.
+func (a *Archive) replay(ctx context.Context, dir string, p *restorePlan, o RestoreOptions, rep *RestoreReport) (err error) {
+	eng, err := core.Open(dir, a.engineOptions())
+	if err != nil {
+		return fmt.Errorf("open the restored snapshot %s: %w", p.manifest.ID, err)
+	}
+	defer func() {
+		if cerr := eng.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close restored engine: %w", cerr)
+		}
+	}()
+	if got := eng.LastSequence(); got != p.manifest.Sequence {
+		return fmt.Errorf("%w: snapshot %s holds sequence %d, its manifest says %d", ErrCorrupt, p.manifest.ID, got, p.manifest.Sequence)
+	}
+	applied := p.manifest.Sequence
+	for i, s := range p.segments {
+		_, changes, err := a.ReadSegment(ctx, s)
+		if err != nil {
+			return err
+		}
+		var batch []core.Change
+		stop := false
+		for _, c := range changes {
+			if c.Seq <= applied {
+				continue
+			}
+			if (o.ToSequence > 0 && c.Seq > o.ToSequence) || (!o.ToTime.IsZero() && c.Time.After(o.ToTime)) {
+				stop = true
+				break
+			}
+			batch = append(batch, c)
+		}
+		if len(batch) > 0 {
+			if err := eng.ApplyChanges(ctx, batch); err != nil {
+				return fmt.Errorf("replay %s: %w", s.Key, err)
+			}
+			applied = batch[len(batch)-1].Seq
+			rep.ChangesApplied += len(batch)
+			rep.LastChangeTime = batch[len(batch)-1].Time.UTC()
+		}
+		a.progress(Event{Op: "restore", Stage: "replay", Message: s.Key, Done: int64(i + 1), Total: int64(len(p.segments))})
+		if stop {
+			rep.Segments = rep.Segments[:i+1]
+			break
+		}
+	}
+	rep.Sequence = applied
+	for _, st := range eng.Spaces() {
+		rep.Spaces = append(rep.Spaces, Space{Name: st.Name, Dimension: st.Dimension, Fingerprint: st.Fingerprint,
+			Memories: st.Total(), Associations: st.Associations})
+	}
+	return nil
+}
+
+func dirNonEmpty(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if !st.IsDir() {
+		return true, fmt.Errorf("%s exists and is not a directory", dir)
+	}
+	names, err := f.Readdirnames(1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return len(names) > 0, nil
+}

@@ -1,0 +1,304 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/engram-ops/engram-ops/core"
+)
+
+// ShipperOptions tune continuous shipping.
+type ShipperOptions struct {
+	// Interval between shipping rounds; default 1s.
+	Interval time.Duration
+	// SnapshotInterval between automatic snapshots; 0 disables them.
+	SnapshotInterval time.Duration
+	// MaxChanges per segment; a round ships early once this many are
+	// pending. Default 10_000.
+	MaxChanges int
+	// MaxBackoff caps the retry delay during target outages; default 30s.
+	MaxBackoff time.Duration
+	// FinalFlush bounds the last shipping round after the context is
+	// cancelled (server shutdown); default 10s, negative disables it.
+	FinalFlush time.Duration
+}
+
+// ShipperStatus is the shipper's state, for GET /api/v1/admin/backup.
+type ShipperStatus struct {
+	Target          string    `json:"target"`
+	Running         bool      `json:"running"`
+	ShippedSequence uint64    `json:"shipped_sequence"`
+	EngineSequence  uint64    `json:"engine_sequence"`
+	RPOSeconds      float64   `json:"rpo_seconds"`
+	LastLogSuccess  time.Time `json:"last_log_success,omitzero"`
+	LastSnapshot    string    `json:"last_snapshot,omitempty"`
+	LastSnapshotAt  time.Time `json:"last_snapshot_at,omitzero"`
+	LastError       string    `json:"last_error,omitempty"`
+	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
+}
+
+// Shipper ships an engine's change log to an archive as segments and takes
+// periodic snapshots. The engine's durable change log is the buffer during
+// outages, so nothing is dropped; RPO grows until the target is back.
+type Shipper struct {
+	a   *Archive
+	eng *core.Engine
+	o   ShipperOptions
+
+	snapMu sync.Mutex // one snapshot at a time
+
+	mu     sync.Mutex
+	status ShipperStatus
+}
+
+// NewShipper builds a shipper; Run starts it.
+func (a *Archive) NewShipper(eng *core.Engine, o ShipperOptions) *Shipper {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.MaxChanges <= 0 {
+		o.MaxChanges = 10_000
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.FinalFlush == 0 {
+		o.FinalFlush = 10 * time.Second
+	}
+	return &Shipper{a: a, eng: eng, o: o, status: ShipperStatus{Target: a.Target()}}
+}
+
+// Status reports the shipper's state.
+func (s *Shipper) Status() ShipperStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	st.EngineSequence = s.eng.LastSequence()
+	return st
+}
+
+func (s *Shipper) fail(stage string, err error) {
+	s.a.obs.Error(stage)
+	s.a.log.Error("backup failed", "target", s.a.Target(), "stage", stage, "err", err)
+	s.mu.Lock()
+	s.status.LastError, s.status.LastErrorAt = fmt.Sprintf("%s: %v", stage, err), time.Now()
+	s.mu.Unlock()
+}
+
+// Resume finds where shipping continues: after the highest stored segment;
+// without segments, after the newest snapshot; with neither, it takes a
+// first snapshot. A target that is ahead of the engine (another timeline,
+// e.g. the data directory was restored) is refused.
+func (s *Shipper) Resume(ctx context.Context) (uint64, error) {
+	segs, err := s.a.Segments(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var shipped uint64
+	if n := len(segs); n > 0 {
+		shipped = segs[n-1].Last
+	} else {
+		snaps, err := s.a.Snapshots(ctx)
+		if err != nil {
+			return 0, err
+		}
+		found := false
+		for i := len(snaps) - 1; i >= 0; i-- {
+			if snaps[i].Err == nil && snaps[i].Sequence <= s.eng.LastSequence() {
+				shipped, found = snaps[i].Sequence, true
+				break
+			}
+		}
+		if !found {
+			res, err := s.Snapshot(ctx)
+			if err != nil {
+				return 0, fmt.Errorf("first snapshot: %w", err)
+			}
+			shipped = res.Manifest.Sequence
+		}
+	}
+	if last := s.eng.LastSequence(); shipped > last {
+		return 0, fmt.Errorf("%w: target %s already holds changes up to sequence %d but this data directory is at %d (was it restored from this backup?); shipping would fork the history. Try: --backup-to a new prefix", errFork, s.a.Target(), shipped, last)
+	}
+	return shipped, nil
+}
+
+// Snapshot takes a snapshot of the engine now (serialised with other snapshots).
+func (s *Shipper) Snapshot(ctx context.Context) (*SnapshotResult, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	res, err := s.a.SnapshotEngine(ctx, s.eng)
+	if err != nil {
+		s.fail("snapshot", err)
+		return nil, err
+	}
+	s.mu.Lock()
+	s.status.LastSnapshot, s.status.LastSnapshotAt = res.Manifest.ID, res.Manifest.Created
+	s.mu.Unlock()
+	return res, nil
+}
+
+// Run ships until ctx is cancelled, then makes one last bounded attempt to
+// ship what is left. It returns an error only when it cannot start.
+func (s *Shipper) Run(ctx context.Context) error {
+	var shipped uint64
+	for backoff := time.Second; ; backoff = min(backoff*2, s.o.MaxBackoff) {
+		var err error
+		if shipped, err = s.Resume(ctx); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.fail("resume", err)
+		if isFatalResume(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+	s.mu.Lock()
+	s.status.Running, s.status.ShippedSequence = true, shipped
+	s.mu.Unlock()
+	s.a.obs.ShippedSequence(shipped)
+	s.a.log.Info("backup shipping started", "target", s.a.Target(), "from_sequence", shipped+1)
+
+	var wg sync.WaitGroup
+	if s.o.SnapshotInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(s.o.SnapshotInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					_, _ = s.Snapshot(ctx)
+				}
+			}
+		}()
+	}
+	defer func() {
+		wg.Wait()
+		s.mu.Lock()
+		s.status.Running = false
+		s.mu.Unlock()
+	}()
+
+	poll := min(s.o.Interval, 100*time.Millisecond)
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	var (
+		lastRound time.Time
+		next      time.Time // earliest retry after a failure
+		backoff   time.Duration
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			if s.o.FinalFlush > 0 {
+				fctx, cancel := context.WithTimeout(context.Background(), s.o.FinalFlush)
+				if n, err := s.shipAll(fctx, shipped); err == nil {
+					shipped = n
+				}
+				cancel()
+			}
+			return nil
+		case now := <-tick.C:
+			pending := s.eng.LastSequence() - shipped
+			due := now.Sub(lastRound) >= s.o.Interval || pending >= uint64(s.o.MaxChanges)
+			if !due || now.Before(next) {
+				if !due {
+					continue
+				}
+				s.reportRPO(shipped)
+				continue
+			}
+			lastRound = now
+			n, err := s.shipAll(ctx, shipped)
+			shipped = n
+			if err != nil {
+				if ctx.Err() != nil {
+					continue
+				}
+				backoff = min(max(2*backoff, s.o.Interval), s.o.MaxBackoff)
+				next = now.Add(backoff)
+				s.fail("log", err)
+			} else {
+				backoff, next = 0, time.Time{}
+			}
+			s.reportRPO(shipped)
+		}
+	}
+}
+
+// reportRPO exports the age of the oldest change not yet shipped.
+func (s *Shipper) reportRPO(shipped uint64) {
+	rpo := 0.0
+	if s.eng.LastSequence() > shipped {
+		if ch, err := s.eng.ChangesSince(shipped, 1); err == nil && len(ch) == 1 {
+			rpo = max(0, time.Since(ch[0].Time).Seconds())
+		}
+	}
+	s.a.obs.RPO(rpo)
+	s.mu.Lock()
+	s.status.RPOSeconds = rpo
+	s.mu.Unlock()
+}
+
+// shipAll uploads every pending change as segments and returns the new
+// shipped sequence (advanced only past segments that were stored).
+func (s *Shipper) shipAll(ctx context.Context, shipped uint64) (uint64, error) {
+	for {
+		changes, err := s.eng.ChangesSince(shipped, s.o.MaxChanges)
+		if err != nil {
+			return shipped, fmt.Errorf("read change log: %w", err)
+		}
+		if len(changes) == 0 {
+			return shipped, nil
+		}
+		if changes[0].Seq != shipped+1 {
+			return shipped, fmt.Errorf("change log continues at %d after %d", changes[0].Seq, shipped)
+		}
+		if err := s.a.PutSegment(ctx, changes); err != nil {
+			return shipped, err
+		}
+		shipped = changes[len(changes)-1].Seq
+		s.a.obs.ShippedSequence(shipped)
+		now := time.Now()
+		s.a.obs.Success("log", now)
+		s.mu.Lock()
+		s.status.ShippedSequence, s.status.LastLogSuccess = shipped, now
+		s.mu.Unlock()
+	}
+}
+
+// PutSegment encodes contiguous changes as one segment and stores it.
+func (a *Archive) PutSegment(ctx context.Context, changes []core.Change) error {
+	b, h, err := EncodeSegment(changes, a.codec)
+	if err != nil {
+		return err
+	}
+	key := segmentKey(h.FirstSeq, h.LastSeq)
+	if err := a.store.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
+		return fmt.Errorf("upload %s to %s: %w", key, a.Target(), err)
+	}
+	a.obs.Uploaded(int64(len(b)))
+	return nil
+}
+
+// errFork: the target is ahead of the engine; retrying cannot help.
+var errFork = errors.New("backup history fork")
+
+func isFatalResume(err error) bool {
+	return errors.Is(err, errFork)
+}

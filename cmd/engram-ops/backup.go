@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"filippo.io/age"
+	"github.com/spf13/cobra"
+
+	"github.com/engram-ops/engram-ops/backup"
+	"github.com/engram-ops/engram-ops/backup/target"
+	"github.com/engram-ops/engram-ops/ops"
+)
+
+// backupFlags are the flags every backup and restore command shares.
+type backupFlags struct {
+	url                  string
+	encryptRecipient     []string
+	encryptRecipientFile string
+	identityFile         string
+}
+
+func (f *backupFlags) addTarget(cmd *cobra.Command, name, help string) {
+	cmd.Flags().StringVar(&f.url, name, "", help+": s3://bucket/prefix or file:///dir")
+	_ = cmd.MarkFlagRequired(name)
+}
+
+func (f *backupFlags) addEncrypt(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&f.encryptRecipient, "encrypt-recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
+	cmd.Flags().StringVar(&f.encryptRecipientFile, "encrypt-recipient-file", "", "file of age public keys, one per line")
+}
+
+func (f *backupFlags) addIdentity(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.identityFile, "identity-file", "", "age identity file (from age-keygen) to decrypt an encrypted backup")
+}
+
+// archive opens the target with the codec the flags describe.
+func (a *app) archive(ctx context.Context, f *backupFlags, progress func(backup.Event)) (*backup.Archive, error) {
+	recipients := append([]string(nil), f.encryptRecipient...)
+	if f.encryptRecipientFile != "" {
+		fh, err := os.Open(f.encryptRecipientFile)
+		if err != nil {
+			return nil, fmt.Errorf("--encrypt-recipient-file: %w", err)
+		}
+		rs, err := backup.ParseRecipientsFile(fh)
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--encrypt-recipient-file %s: %w", f.encryptRecipientFile, err)
+		}
+		recipients = append(recipients, rs...)
+	}
+	var ids []age.Identity
+	if f.identityFile != "" {
+		fh, err := os.Open(f.identityFile)
+		if err != nil {
+			return nil, fmt.Errorf("--identity-file: %w", err)
+		}
+		ids, err = backup.ParseIdentities(fh)
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--identity-file %s: %w", f.identityFile, err)
+		}
+	}
+	codec, err := backup.NewCodec(recipients, ids)
+	if err != nil {
+		return nil, err
+	}
+	store, err := a.openTarget(ctx, f.url)
+	if err != nil {
+		return nil, err
+	}
+	cfg := ops.DefaultConfig()
+	return backup.New(store, backup.Options{Codec: codec, Progress: progress,
+		EngineOptions: cfg.EngineOptions(nil, cfg.EmbedderFactory(a.getenv))})
+}
+
+// openTarget opens file:///dir or s3://bucket/prefix through backup/target
+// (S3 settings from ENGRAM_S3_* / AWS_* environment variables).
+func (a *app) openTarget(ctx context.Context, raw string) (backup.ObjectStore, error) {
+	return target.Open(ctx, raw, target.Options{}, a.getenv)
+}
+
+// progressPrinter renders progress events as plain log lines on stderr
+// (at most one per second per stage) unless --quiet or --output json.
+func (a *app) progressPrinter() func(backup.Event) {
+	if a.global.quiet {
+		return nil
+	}
+	last := map[string]time.Time{}
+	return func(e backup.Event) {
+		k := e.Op + "/" + e.Stage
+		if e.Total == 0 || e.Done < e.Total {
+			if time.Since(last[k]) < time.Second {
+				return
+			}
+		}
+		last[k] = time.Now()
+		line := fmt.Sprintf("%s %s: %s", e.Op, e.Stage, e.Message)
+		if e.Total > 0 {
+			line += fmt.Sprintf(" (%d/%d)", e.Done, e.Total)
+		}
+		fmt.Fprintln(a.stderr, line)
+	}
+}
+
+type backupCmd struct {
+	app   *app
+	flags backupFlags
+
+	dataDir string
+	server  string
+	level   int
+}
+
+func newBackupCmd(a *app) *backupCmd { return &backupCmd{app: a} }
+
+func (b *backupCmd) command() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Snapshots, change-log shipping, verification of backups",
+		Long: `Backups live under a target (s3://bucket/prefix or file:///dir): content-addressed engine
+files shared between snapshots, one manifest per snapshot, and change-log segments shipped
+continuously by "engram-ops serve --backup-to URL". Restore with "engram-ops restore".`,
+		Example: `  engram-ops backup create --to file:///backups/engram --data-dir ./engram-data
+  engram-ops backup create --server http://127.0.0.1:7432
+  engram-ops backup list --from s3://my-bucket/engram
+  engram-ops backup verify --from s3://my-bucket/engram --level 2`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(b.createCmd(), b.listCmd(), b.inspectCmd(), b.verifyCmd())
+	return cmd
+}
+
+func (b *backupCmd) createCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Take a snapshot of a stopped data directory or a running server",
+		Long: `Take a snapshot. Of a stopped data directory: --to URL --data-dir DIR (the engine is opened,
+checkpointed and closed). Of a running server: --server URL asks the server to snapshot to
+its configured --backup-to target (POST /api/v1/admin/backup). Only engine files not yet
+stored are uploaded, so every snapshot after the first is incremental. The manifest is
+written last: an interrupted snapshot is never listed.`,
+		Example: `  engram-ops backup create --to file:///backups/engram --data-dir ./engram-data
+  engram-ops backup create --to s3://bucket/engram --data-dir /var/lib/engram --encrypt-recipient age1...
+  engram-ops backup create --server http://127.0.0.1:7432`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return b.create(cmd.Context()) },
+	}
+	cmd.Flags().StringVar(&b.flags.url, "to", "", "target: s3://bucket/prefix or file:///dir (with --data-dir)")
+	cmd.Flags().StringVar(&b.dataDir, "data-dir", "", "stopped data directory to snapshot")
+	cmd.Flags().StringVar(&b.server, "server", "", "running server to snapshot through its admin endpoint")
+	b.flags.addEncrypt(cmd)
+	return cmd
+}
+
+func (b *backupCmd) create(ctx context.Context) error {
+	a := b.app
+	switch {
+	case b.server != "" && (b.dataDir != "" || b.flags.url != ""):
+		return usagef("--server snapshots to the server's own --backup-to target; do not combine it with --to or --data-dir")
+	case b.server != "":
+		return b.createRemote(ctx)
+	case b.dataDir == "" || b.flags.url == "":
+		return usagef("give --to URL and --data-dir DIR (stopped server), or --server URL (running server)")
+	}
+	ar, err := a.archive(ctx, &b.flags, a.progressPrinter())
+	if err != nil {
+		return err
+	}
+	res, err := ar.SnapshotDataDir(ctx, b.dataDir)
+	if err != nil {
+		return err
+	}
+	m := res.Manifest
+	out := ops.BackupSnapshotResponse{ID: m.ID, Sequence: m.Sequence, Target: ar.Target(), Files: len(m.Files),
+		UploadedFiles: res.UploadedFiles, UploadedBytes: res.UploadedBytes, PlainBytes: m.PlainBytes(),
+		Memories: m.Memories(), Seconds: res.Took.Seconds()}
+	return a.printSnapshot(out)
+}
+
+func (a *app) printSnapshot(out ops.BackupSnapshotResponse) error {
+	if a.global.output == "json" {
+		return a.printJSON(out)
+	}
+	if !a.global.quiet {
+		fmt.Fprintf(a.stdout, "snapshot %s stored on %s: sequence %d, %d memories, %d files (%d uploaded, %d bytes) in %.2fs\n",
+			out.ID, out.Target, out.Sequence, out.Memories, out.Files, out.UploadedFiles, out.UploadedBytes, out.Seconds)
+	}
+	return nil
+}
+
+func (b *backupCmd) createRemote(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(b.server, "/")+ops.PathAdminBackup, nil)
+	if err != nil {
+		return usagef("--server %q: %v", b.server, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("ask %s for a snapshot: %w. Try: is the server running? (engram-ops status)", b.server, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated {
+		var env struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(body, &env) == nil && env.Error.Message != "" {
+			return fmt.Errorf("server refused the snapshot (%s): %s", env.Error.Code, env.Error.Message)
+		}
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
+	var out ops.BackupSnapshotResponse
+	if err := json.Unmarshal(body, &out); err != nil {
+		return fmt.Errorf("decode server answer: %w", err)
+	}
+	return b.app.printSnapshot(out)
+}
+
+// snapshotRow is one line of `backup list --output json` (a stable contract).
+type snapshotRow struct {
+	ID          string    `json:"id"`
+	Sequence    uint64    `json:"sequence"`
+	Created     time.Time `json:"created,omitzero"`
+	LastChange  time.Time `json:"last_change,omitzero"`
+	Memories    int64     `json:"memories"`
+	Files       int       `json:"files"`
+	PlainBytes  int64     `json:"plain_bytes"`
+	StoredBytes int64     `json:"stored_bytes"`
+	Encryption  string    `json:"encryption"`
+	Error       string    `json:"error,omitempty"`
+}
+
+func (b *backupCmd) listCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List the snapshots and the change-log range of a target",
+		Example: `  engram-ops backup list --from s3://my-bucket/engram --output json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a := b.app
+			ar, err := a.archive(cmd.Context(), &b.flags, nil)
+			if err != nil {
+				return err
+			}
+			snaps, err := ar.Snapshots(cmd.Context())
+			if err != nil {
+				return err
+			}
+			segs, err := ar.Segments(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rows := []snapshotRow{}
+			for _, s := range snaps {
+				r := snapshotRow{ID: s.ID, Sequence: s.Sequence}
+				if s.Err != nil {
+					r.Error = s.Err.Error()
+				} else {
+					m := s.Manifest
+					r.Created, r.LastChange, r.Memories, r.Files = m.Created, m.LastChange, m.Memories(), len(m.Files)
+					r.PlainBytes, r.StoredBytes, r.Encryption = m.PlainBytes(), m.StoredBytes(), m.Encryption.Scheme
+				}
+				rows = append(rows, r)
+			}
+			var first, last uint64
+			if len(segs) > 0 {
+				first, last = segs[0].First, segs[len(segs)-1].Last
+			}
+			if a.global.output == "json" {
+				return a.printJSON(map[string]any{"target": ar.Target(), "snapshots": rows,
+					"segments": map[string]any{"count": len(segs), "first_sequence": first, "last_sequence": last}})
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSEQUENCE\tLAST CHANGE\tMEMORIES\tFILES\tSTORED\tENCRYPTION")
+			for _, r := range rows {
+				if r.Error != "" {
+					fmt.Fprintf(tw, "%s\t%d\tUNREADABLE: %s\t\t\t\t\n", r.ID, r.Sequence, r.Error)
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\n", r.ID, r.Sequence, r.LastChange.Format(time.RFC3339), r.Memories, r.Files, r.StoredBytes, r.Encryption)
+			}
+			_ = tw.Flush()
+			fmt.Fprintf(a.stdout, "change log: %d segments, sequences %d-%d\n", len(segs), first, last)
+			return nil
+		},
+	}
+	b.flags.addTarget(cmd, "from", "target")
+	return cmd
+}
+
+func (b *backupCmd) inspectCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "inspect ID",
+		Short:   "Show one snapshot's manifest: counts per space, files, sequence and time covered",
+		Example: `  engram-ops backup inspect 20261127T031500Z-00000000000000001234 --from file:///backups/engram`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a := b.app
+			ar, err := a.archive(cmd.Context(), &b.flags, nil)
+			if err != nil {
+				return err
+			}
+			m, err := ar.Manifest(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.global.output == "json" {
+				return a.printJSON(m)
+			}
+			fmt.Fprintf(a.stdout, "snapshot   %s\nsequence   %d\nlast change %s\ncreated    %s\nfiles      %d (%d bytes, %d stored)\ndigest     %s\nencryption %s %s\n",
+				m.ID, m.Sequence, m.LastChange.Format(time.RFC3339Nano), m.Created.Format(time.RFC3339), len(m.Files), m.PlainBytes(), m.StoredBytes(),
+				m.ContentDigest, m.Encryption.Scheme, strings.Join(m.Encryption.Recipients, ","))
+			tw := tabwriter.NewWriter(a.stdout, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "SPACE\tMEMORIES\tASSOCIATIONS\tDIMENSION\tEMBEDDER")
+			for _, s := range m.Spaces {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", s.Name, s.Memories, s.Associations, s.Dimension, s.Fingerprint)
+			}
+			return tw.Flush()
+		},
+	}
+	b.flags.addTarget(cmd, "from", "target")
+	return cmd
+}
+
+func (b *backupCmd) verifyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check a backup target (levels 1-4); exit 3 when a check fails",
+		Long: `Verify a backup target:
+  1  every manifest decodes; every object it names is present with its stored size;
+     the change log after the oldest snapshot has no gap
+  2  level 1, plus every file's and segment's checksum (downloads everything)
+  3  level 2, plus a restore of the newest snapshot into a temporary directory whose
+     per-space counts, dimensions and embedders must match the manifest
+  4  level 3, plus the restored content digest must equal the manifest's and a recall
+     must answer (a restore drill; its time is reported)
+Exit codes: 0 passed, 3 a check failed, 1 verification could not run.`,
+		Example: `  engram-ops backup verify --from s3://my-bucket/engram --level 2
+  engram-ops backup verify --from file:///backups/engram --level 4 --identity-file key.txt --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a := b.app
+			if b.level < 1 || b.level > 4 {
+				return usagef("--level %d: must be 1, 2, 3 or 4", b.level)
+			}
+			ar, err := a.archive(cmd.Context(), &b.flags, a.progressPrinter())
+			if err != nil {
+				return err
+			}
+			rep, err := ar.Verify(cmd.Context(), b.level)
+			if err != nil {
+				return err
+			}
+			if a.global.output == "json" {
+				if err := a.printJSON(rep); err != nil {
+					return err
+				}
+			} else if !a.global.quiet {
+				fmt.Fprintf(a.stdout, "verified %s at level %d: %d snapshots, %d files, %d segments in %.2fs\n",
+					rep.Target, rep.Level, rep.Snapshots, rep.Files, rep.Segments, rep.Seconds)
+				if rep.DrillSeconds > 0 {
+					fmt.Fprintf(a.stdout, "restore drill: %.2fs\n", rep.DrillSeconds)
+				}
+				for _, p := range rep.Problems {
+					fmt.Fprintln(a.stdout, a.paint(a.stdout, "red", "FAIL")+" "+p)
+				}
+			}
+			if !rep.OK() {
+				return &checkFailed{msg: fmt.Sprintf("backup verification failed: %d problem(s)", len(rep.Problems))}
+			}
+			return nil
+		},
+	}
+	b.flags.addTarget(cmd, "from", "target")
+	b.flags.addIdentity(cmd)
+	cmd.Flags().IntVar(&b.level, "level", 1, "1 presence and sizes, 2 checksums, 3 restore and invariants, 4 restore drill")
+	return cmd
+}

@@ -1,0 +1,390 @@
+// Package build defines engram-ops' Grafana dashboards in Go with
+// grafana-foundation-sdk and renders them to the JSON committed in
+// dashboards/grafana/ (by `go generate ./dashboards`). Keeping the SDK in an
+// internal package used only by the generator and the tests keeps it out
+// of the engram-ops binary, which embeds the rendered JSON instead.
+//
+// Panels are laid out explicitly (full rows of 24 grid units, ids numbered
+// in order) so positions never overlap and the JSON is byte-for-byte
+// reproducible, which the drift test relies on. Every query selects on the
+// dashboard variables ${datasource}, $instance and (where the metric has
+// the label) $space; the latency percentiles come from the recording rules
+// in dashboards/prometheus/recording.yml.
+package build
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/variants"
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/heatmap"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	"github.com/grafana/grafana-foundation-sdk/go/stat"
+	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+)
+
+// Refresh is the auto-refresh interval of every dashboard.
+const Refresh = "10s"
+
+// File is one rendered dashboard.
+type File struct {
+	Name string // file name in dashboards/grafana, e.g. "system-overview.json"
+	JSON []byte
+}
+
+// kind is a panel type.
+type kind int
+
+const (
+	timeSeries kind = iota
+	singleStat
+	heatMap
+)
+
+type query struct {
+	expr   string
+	legend string
+}
+
+type panel struct {
+	kind        kind
+	title, desc string
+	unit        string
+	w, h        uint32
+	queries     []query
+}
+
+type board struct {
+	file, uid, title, desc string
+	tags                   []string
+	rows                   []row
+}
+
+type row struct {
+	title  string
+	panels []panel
+}
+
+func ts(title, unit, desc string, w uint32, qs ...query) panel {
+	return panel{kind: timeSeries, title: title, unit: unit, desc: desc, w: w, h: 8, queries: qs}
+}
+
+func st(title, unit, desc string, w uint32, qs ...query) panel {
+	return panel{kind: singleStat, title: title, unit: unit, desc: desc, w: w, h: 4, queries: qs}
+}
+
+func q(expr, legend string) query { return query{expr: expr, legend: legend} }
+
+// Selectors used in queries.
+const (
+	inst      = `instance=~"$instance"`
+	job       = `job="engram", instance=~"$instance"`
+	instSpace = `instance=~"$instance", space=~"$space"`
+)
+
+// Boards returns the dashboard definitions, in file order.
+func boards() []board {
+	return []board{systemOverview(), memoryOperations(), storageTiers(), apiPerformance()}
+}
+
+func systemOverview() board {
+	return board{
+		file: "system-overview.json", uid: "engram-system-overview", title: "Engram / System overview",
+		desc: "Health, resources and traffic of engram-ops servers.",
+		tags: []string{"engram"},
+		rows: []row{
+			{"Health", []panel{
+				st("Up", "none", "1 when Prometheus scrapes the server (job engram).", 4, q(`up{`+job+`}`, "{{instance}}")),
+				st("Uptime", "s", "Time since the process started.", 4, q(`time() - process_start_time_seconds{`+job+`}`, "{{instance}}")),
+				st("Version", "none", "engram_build_info: version, revision and Go version of the running binary.", 8,
+					q(`engram_build_info{`+inst+`}`, "{{version}} ({{revision}}, {{goversion}})")),
+				st("Memories", "short", "Memories stored in all spaces and tiers.", 4, q(`sum by (instance) (engram_memories{`+inst+`})`, "{{instance}}")),
+				st("5xx ratio (5m)", "percentunit", "Share of HTTP requests answered with a server error over 5 minutes (alert HighErrorRate at 5%).", 4,
+					q(`sum by (instance) (rate(engram_http_requests_total{`+inst+`, code=~"5.."}[5m])) / sum by (instance) (rate(engram_http_requests_total{`+inst+`}[5m]))`, "{{instance}}")),
+			}},
+			{"Traffic", []panel{
+				ts("Request rate", "reqps", "HTTP requests per second.", 12,
+					q(`sum by (instance) (rate(engram_http_requests_total{`+inst+`}[$__rate_interval]))`, "{{instance}}")),
+				ts("Error rate", "reqps", "HTTP requests per second answered with 5xx, and failed engine operations.", 12,
+					q(`sum by (instance) (rate(engram_http_requests_total{`+inst+`, code=~"5.."}[$__rate_interval]))`, "{{instance}} 5xx"),
+					q(`sum by (instance) (rate(engram_memory_operation_errors_total{`+inst+`}[$__rate_interval]))`, "{{instance}} operation errors")),
+			}},
+			{"Resources", []panel{
+				ts("CPU", "short", "CPU cores used by the process.", 8,
+					q(`rate(process_cpu_seconds_total{`+job+`}[$__rate_interval])`, "{{instance}}")),
+				ts("Memory", "bytes", "Resident memory and Go heap in use.", 8,
+					q(`process_resident_memory_bytes{`+job+`}`, "{{instance}} resident"),
+					q(`go_memstats_heap_inuse_bytes{`+job+`}`, "{{instance}} heap in use")),
+				ts("Goroutines", "short", "Goroutines of the process.", 8,
+					q(`go_goroutines{`+job+`}`, "{{instance}}")),
+				ts("Open file descriptors", "short", "Open and maximum file descriptors.", 12,
+					q(`process_open_fds{`+job+`}`, "{{instance}} open"),
+					q(`process_max_fds{`+job+`}`, "{{instance}} max")),
+				ts("Data directory on disk", "bytes", "Bytes the storage engine uses on disk (engram_storage_disk_bytes).", 12,
+					q(`engram_storage_disk_bytes{`+inst+`}`, "{{instance}}")),
+			}},
+		},
+	}
+}
+
+func memoryOperations() board {
+	ops := `operation=~"remember|recall|forget|get"`
+	pct := func(p string) panel {
+		return ts("Latency p"+p, "s", "p"+p+" latency per operation and space over 5m (recording rule instance_operation_space:engram_memory_operation_duration_seconds:p"+p+").", 8,
+			q(`instance_operation_space:engram_memory_operation_duration_seconds:p`+p+`{`+instSpace+`, `+ops+`}`, "{{operation}} {{space}}"))
+	}
+	return board{
+		file: "memory-operations.json", uid: "engram-memory-operations", title: "Engram / Memory operations",
+		desc: "Remember, recall, forget and get: rates, latency percentiles, errors, recall quality and memories per space.",
+		tags: []string{"engram"},
+		rows: []row{
+			{"Rates", []panel{
+				ts("Operations per second", "ops", "Engine operations per second, by operation and space.", 12,
+					q(`sum by (operation, space) (rate(engram_memory_operation_duration_seconds_count{`+instSpace+`}[$__rate_interval]))`, "{{operation}} {{space}}")),
+				ts("Error ratio by error type", "percentunit", "Failed operations divided by all operations of the same kind, by error type.", 12,
+					q(`sum by (operation, error_type) (rate(engram_memory_operation_errors_total{`+instSpace+`}[$__rate_interval])) / ignoring (error_type) group_left sum by (operation) (rate(engram_memory_operation_duration_seconds_count{`+instSpace+`}[$__rate_interval]))`, "{{operation}} {{error_type}}")),
+			}},
+			{"Latency", []panel{pct("50"), pct("95"), pct("99")}},
+			{"Recall", []panel{
+				{kind: heatMap, title: "Recall confidence distribution", unit: "short", w: 12, h: 8,
+					desc:    "How confident recalls are (engram_recall_confidence buckets).",
+					queries: []query{q(`sum by (le) (increase(engram_recall_confidence_bucket{`+instSpace+`}[$__rate_interval]))`, "{{le}}")}},
+				ts("Mean recall confidence", "percentunit", "Average overall confidence of recalls.", 12,
+					q(`sum by (space) (rate(engram_recall_confidence_sum{`+instSpace+`}[$__rate_interval])) / sum by (space) (rate(engram_recall_confidence_count{`+instSpace+`}[$__rate_interval]))`, "{{space}}")),
+				ts("Spreading activation size", "short", "Memories reached by spreading activation per recall: p95 and mean.", 24,
+					q(`histogram_quantile(0.95, sum by (le, space) (rate(engram_spreading_activated_memories_bucket{`+instSpace+`}[$__rate_interval])))`, "p95 {{space}}"),
+					q(`sum by (space) (rate(engram_spreading_activated_memories_sum{`+instSpace+`}[$__rate_interval])) / sum by (space) (rate(engram_spreading_activated_memories_count{`+instSpace+`}[$__rate_interval]))`, "mean {{space}}")),
+			}},
+			{"Spaces", []panel{
+				ts("Memories per space", "short", "Memories stored, by space (all tiers).", 8,
+					q(`sum by (space) (engram_memories{`+instSpace+`})`, "{{space}}")),
+				ts("Associations per space", "short", "Associations stored, by space.", 8,
+					q(`sum by (space) (engram_associations{`+instSpace+`})`, "{{space}}")),
+				ts("Index backlog", "short", "Acknowledged writes not yet in the ANN index (searched exactly until indexed).", 8,
+					q(`sum by (space) (engram_index_pending_memories{`+instSpace+`})`, "{{space}}")),
+			}},
+		},
+	}
+}
+
+func storageTiers() board {
+	return board{
+		file: "storage-tiers.json", uid: "engram-storage-tiers", title: "Engram / Storage tiers",
+		desc: "Hot, warm and cold tiers, cache, disk, change log and backup.",
+		tags: []string{"engram"},
+		rows: []row{
+			{"Tiers", []panel{
+				ts("Memories by tier", "short", "Memories in each tier (selected spaces).", 8,
+					q(`sum by (tier) (engram_memories{`+instSpace+`})`, "{{tier}}")),
+				ts("Bytes by tier", "bytes", "Bytes held in each tier, and its configured capacity.", 8,
+					q(`sum by (tier) (engram_storage_tier_bytes{`+inst+`})`, "{{tier}}"),
+					q(`sum by (tier) (engram_storage_tier_capacity_bytes{`+inst+`})`, "{{tier}} capacity")),
+				ts("Tier utilisation", "percentunit", "Bytes over configured capacity (alert StorageTierNearCapacity at 90%).", 8,
+					q(`engram_storage_tier_bytes{`+inst+`} / (engram_storage_tier_capacity_bytes{`+inst+`} > 0)`, "{{instance}} {{tier}}")),
+				ts("Migrations between tiers", "ops", "Memories moved between tiers per second.", 12,
+					q(`sum by (from, to) (rate(engram_storage_tier_migrations_total{`+inst+`}[$__rate_interval]))`, "{{from}} → {{to}}")),
+				ts("Cache hit rate", "percentunit", "Hot-tier cache hits over all lookups.", 12,
+					q(`sum by (instance) (rate(engram_cache_requests_total{`+inst+`, result="hit"}[$__rate_interval])) / sum by (instance) (rate(engram_cache_requests_total{`+inst+`}[$__rate_interval]))`, "{{instance}}")),
+			}},
+			{"Disk and change log", []panel{
+				ts("Disk bytes", "bytes", "Bytes the storage engine uses on disk.", 8,
+					q(`engram_storage_disk_bytes{`+inst+`}`, "{{instance}}")),
+				ts("Compactions", "ops", "Storage engine compactions per second.", 8,
+					q(`rate(engram_storage_compactions_total{`+inst+`}[$__rate_interval])`, "{{instance}}")),
+				ts("Change-log growth", "wps", "Change-log sequence numbers per second (mutations made durable).", 8,
+					q(`deriv(engram_changelog_sequence{`+inst+`}[$__rate_interval])`, "{{instance}}")),
+			}},
+			{"Backup", []panel{
+				ts("Backup RPO", "s", "Age of the oldest change not yet shipped, per target (alert BackupRPOHigh at 5m).", 8,
+					q(`engram_backup_rpo_seconds{`+inst+`}`, "{{target}}")),
+				ts("Time since last successful backup", "s", "Per target and kind (snapshot, log); alert BackupStale at 26h for snapshots.", 8,
+					q(`time() - engram_backup_last_success_timestamp_seconds{`+inst+`}`, "{{target}} {{kind}}")),
+				ts("Change-log sequences not yet shipped", "short", "Durable change-log sequence minus the sequence shipped to each target.", 8,
+					q(`max by (instance) (engram_changelog_sequence{`+inst+`}) - on (instance) group_right max by (instance, target) (engram_backup_shipped_sequence{`+inst+`})`, "{{target}}")),
+				ts("Uploaded bytes", "Bps", "Bytes uploaded to each backup target per second.", 8,
+					q(`sum by (target) (rate(engram_backup_uploaded_bytes_total{`+inst+`}[$__rate_interval]))`, "{{target}}")),
+				ts("Backup errors", "ops", "Backup errors per second, by target and stage (alert BackupShippingErrors).", 8,
+					q(`sum by (target, stage) (rate(engram_backup_errors_total{`+inst+`}[$__rate_interval]))`, "{{target}} {{stage}}")),
+				ts("Time since last passed verification", "s", "Per target, set by engram-ops backup verify (alert RestoreDrillStale at 8 days).", 4,
+					q(`time() - engram_backup_last_verified_timestamp_seconds{`+inst+`}`, "{{target}}")),
+				ts("Restore drill duration", "s", "How long the last restore drill (backup verify --level 4) took, per target.", 4,
+					q(`engram_backup_last_restore_drill_seconds{`+inst+`}`, "{{target}}")),
+			}},
+		},
+	}
+}
+
+func apiPerformance() board {
+	pct := func(p string) panel {
+		return ts("Latency p"+p+" by route", "s", "p"+p+" HTTP latency per route over 5m (recording rule instance_route:engram_http_request_duration_seconds:p"+p+").", 8,
+			q(`instance_route:engram_http_request_duration_seconds:p`+p+`{`+inst+`}`, "{{route}}"))
+	}
+	return board{
+		file: "api-performance.json", uid: "engram-api-performance", title: "Engram / API performance",
+		desc: "REST API: per-route rates, latency, status codes, in-flight requests, rate limiting and authentication failures.",
+		tags: []string{"engram"},
+		rows: []row{
+			{"Requests", []panel{
+				ts("Request rate by route", "reqps", "HTTP requests per second, by route pattern and method.", 12,
+					q(`sum by (route, method) (rate(engram_http_requests_total{`+inst+`}[$__rate_interval]))`, "{{method}} {{route}}")),
+				ts("Status codes", "reqps", "HTTP responses per second, by status code.", 12,
+					q(`sum by (code) (rate(engram_http_requests_total{`+inst+`}[$__rate_interval]))`, "{{code}}")),
+			}},
+			{"Latency", []panel{
+				pct("50"), pct("95"), pct("99"),
+				ts("Mean latency by route", "s", "Average HTTP latency per route.", 12,
+					q(`sum by (route) (rate(engram_http_request_duration_seconds_sum{`+inst+`}[$__rate_interval])) / sum by (route) (rate(engram_http_request_duration_seconds_count{`+inst+`}[$__rate_interval]))`, "{{route}}")),
+				ts("In-flight requests", "short", "HTTP requests being served.", 12,
+					q(`engram_http_in_flight_requests{`+inst+`}`, "{{instance}}")),
+			}},
+			{"Access control", []panel{
+				ts("Rate-limited requests", "reqps", "Requests rejected by rate limiting (429), by space (alert TooManyRateLimited).", 12,
+					q(`sum by (space) (rate(engram_rate_limited_total{`+instSpace+`}[$__rate_interval]))`, "{{space}}")),
+				ts("Authentication failures", "reqps", "Requests rejected by authentication, by reason (alert AuthFailuresSpike).", 12,
+					q(`sum by (reason) (rate(engram_auth_failures_total{`+inst+`}[$__rate_interval]))`, "{{reason}}")),
+			}},
+		},
+	}
+}
+
+// All renders every dashboard to indented JSON (with a trailing newline).
+func All() ([]File, error) {
+	var out []File
+	for _, b := range boards() {
+		d, err := b.build()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.file, err)
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(d); err != nil {
+			return nil, fmt.Errorf("%s: %w", b.file, err)
+		}
+		out = append(out, File{Name: b.file, JSON: buf.Bytes()})
+	}
+	return out, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func datasourceRef() common.DataSourceRef {
+	return common.DataSourceRef{Type: ptr("prometheus"), Uid: ptr("${datasource}")}
+}
+
+func (b board) build() (dashboard.Dashboard, error) {
+	ds := datasourceRef()
+	db := dashboard.NewDashboardBuilder(b.title).
+		Uid(b.uid).
+		Description(b.desc).
+		Tags(b.tags).
+		Refresh(Refresh).
+		Time("now-1h", "now").
+		Timezone(common.TimeZoneBrowser).
+		Tooltip(dashboard.DashboardCursorSyncCrosshair).
+		Editable().
+		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").
+			Label("Data source").
+			Type("prometheus")).
+		WithVariable(dashboard.NewQueryVariableBuilder("instance").
+			Label("Instance").
+			Datasource(ds).
+			Query(dashboard.StringOrMap{String: ptr(`label_values(engram_build_info, instance)`)}).
+			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+			Sort(dashboard.VariableSortAlphabeticalAsc).
+			Multi(true).
+			IncludeAll(true).
+			AllValue(".*"))
+	// Space: panels whose metric has no space label ignore it.
+	db = db.WithVariable(dashboard.NewQueryVariableBuilder("space").
+		Label("Space").
+		Datasource(ds).
+		Query(dashboard.StringOrMap{String: ptr(`label_values(engram_memories{instance=~"$instance"}, space)`)}).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		Sort(dashboard.VariableSortAlphabeticalAsc).
+		Multi(true).
+		IncludeAll(true).
+		AllValue(".*"))
+	var id uint32
+	var y uint32
+	for _, r := range b.rows {
+		id++
+		db = db.WithRow(dashboard.NewRowBuilder(r.title).Id(id).GridPos(dashboard.GridPos{X: 0, Y: y, W: 24, H: 1}))
+		y++
+		var x, rowH uint32
+		for _, p := range r.panels {
+			if x+p.w > 24 {
+				x, y, rowH = 0, y+rowH, 0
+			}
+			id++
+			db = db.WithPanel(p.builder(id, dashboard.GridPos{X: x, Y: y, W: p.w, H: p.h}, ds))
+			x += p.w
+			rowH = max(rowH, p.h)
+		}
+		y += rowH
+	}
+	return db.Build()
+}
+
+func (p panel) targets() []cog.Builder[variants.Dataquery] {
+	var out []cog.Builder[variants.Dataquery]
+	for i, qq := range p.queries {
+		t := prometheus.NewDataqueryBuilder().
+			Datasource(datasourceRef()).
+			RefId(string(rune('A' + i))).
+			Expr(qq.expr).
+			LegendFormat(qq.legend)
+		switch p.kind {
+		case heatMap:
+			t = t.Format(prometheus.PromQueryFormatHeatmap)
+		case singleStat:
+			t = t.Instant()
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func (p panel) builder(id uint32, pos dashboard.GridPos, ds common.DataSourceRef) cog.Builder[dashboard.Panel] {
+	switch p.kind {
+	case singleStat:
+		b := stat.NewPanelBuilder().Id(id).Title(p.title).Description(p.desc).Datasource(ds).GridPos(pos).Unit(p.unit).
+			GraphMode(common.BigValueGraphModeNone)
+		if p.unit == "none" {
+			b = b.TextMode(common.BigValueTextModeName)
+		}
+		for _, t := range p.targets() {
+			b = b.WithTarget(t)
+		}
+		return b
+	case heatMap:
+		b := heatmap.NewPanelBuilder().Id(id).Title(p.title).Description(p.desc).Datasource(ds).GridPos(pos).Unit(p.unit).
+			Calculate(false)
+		for _, t := range p.targets() {
+			b = b.WithTarget(t)
+		}
+		return b
+	default:
+		b := timeseries.NewPanelBuilder().Id(id).Title(p.title).Description(p.desc).Datasource(ds).GridPos(pos).Unit(p.unit).
+			FillOpacity(10).
+			Legend(common.NewVizLegendOptionsBuilder().
+				ShowLegend(true).
+				DisplayMode(common.LegendDisplayModeList).
+				Placement(common.LegendPlacementBottom)).
+			Tooltip(common.NewVizTooltipOptionsBuilder().
+				Mode(common.TooltipDisplayModeMulti).
+				Sort(common.SortOrderDescending))
+		if p.unit == "s" || p.unit == "bytes" || p.unit == "percentunit" {
+			b = b.Min(0)
+		}
+		for _, t := range p.targets() {
+			b = b.WithTarget(t)
+		}
+		return b
+	}
+}

@@ -1,0 +1,471 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/client"
+)
+
+// The data set. Two populations per tenant, because a space fixes one
+// embedding dimension and embedder:
+//
+//   - text memories in space PREFIX-N: content only, embedded by the
+//     server (what store, recall and pattern_completion use);
+//   - vector memories in PREFIX-N-vec: the generator's own clustered or
+//     uniform vectors of embedding_dim (what embedding_search uses), only
+//     when the scenario searches by vector.
+//
+// Run-time stores write text memories only, so the vector population stays
+// what was preloaded and the exact neighbours computed before the run stay
+// exact.
+
+// textCue is one prepared text cue and the memory it was derived from.
+type textCue struct {
+	id      string // the source memory: ground truth for recall@k
+	recall  string // most of its words, some dropped
+	partial string // its first words only (pattern completion)
+}
+
+// vecCue is one prepared vector cue and its exact nearest neighbours.
+type vecCue struct {
+	vec   []float32
+	truth map[string]bool
+}
+
+type tenant struct {
+	text, vec   *client.Client
+	textName    string
+	vecName     string
+	textCues    []textCue
+	vecCues     []vecCue
+	mu          sync.Mutex
+	forgettable []string // stored during the run, or reserved at preload
+}
+
+type workload struct {
+	sc      *Scenario
+	tenants []*tenant
+	weights []float64
+	total   float64
+	runID   string
+	seq     atomicCounter
+	k       int
+	truth   bool
+}
+
+type atomicCounter struct {
+	mu sync.Mutex
+	n  int64
+}
+
+func (c *atomicCounter) next() int64 {
+	c.mu.Lock()
+	c.n++
+	n := c.n
+	c.mu.Unlock()
+	return n
+}
+
+// vocabulary: pronounceable pseudo-words, so the hashing embedder's word
+// and character n-grams see realistic tokens.
+var vocabulary = func() []string {
+	cons := []string{"b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "st"}
+	vows := []string{"a", "e", "i", "o", "u", "ai", "ou", "ea"}
+	rng := rand.New(rand.NewPCG(7, 11))
+	seen := map[string]bool{}
+	var words []string
+	for len(words) < 4096 {
+		var b strings.Builder
+		for s := 0; s < 2+rng.IntN(2); s++ {
+			b.WriteString(cons[rng.IntN(len(cons))])
+			b.WriteString(vows[rng.IntN(len(vows))])
+		}
+		if w := b.String(); !seen[w] {
+			seen[w] = true
+			words = append(words, w)
+		}
+	}
+	return words
+}()
+
+func memoryWords(seed int64, space, i, n int) []string {
+	rng := rand.New(rand.NewPCG(uint64(seed)^uint64(space)<<40, uint64(i)))
+	ws := make([]string, n)
+	for j := range ws {
+		ws[j] = vocabulary[rng.IntN(len(vocabulary))]
+	}
+	return ws
+}
+
+// vectors generates a population: cluster centres, then each vector as
+// centre + N(0, std_dev) per coordinate, L2-normalised (uniform: N(0,1)).
+func vectors(d DataCfg, seed int64, space, n int) [][]float32 {
+	rng := rand.New(rand.NewPCG(uint64(seed)+uint64(space)*7919, 3))
+	dim := d.EmbeddingDim
+	var centres [][]float32
+	if d.Distribution.Type == "clustered" {
+		for c := 0; c < d.Distribution.NumClusters; c++ {
+			v := make([]float32, dim)
+			for j := range v {
+				v[j] = float32(rng.NormFloat64())
+			}
+			normalize(v)
+			centres = append(centres, v)
+		}
+	}
+	out := make([][]float32, n)
+	for i := range out {
+		v := make([]float32, dim)
+		if centres != nil {
+			c := centres[rng.IntN(len(centres))]
+			for j := range v {
+				v[j] = c[j] + float32(rng.NormFloat64()*d.Distribution.StdDev)
+			}
+		} else {
+			for j := range v {
+				v[j] = float32(rng.NormFloat64())
+			}
+		}
+		normalize(v)
+		out[i] = v
+	}
+	return out
+}
+
+func normalize(v []float32) {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	if s == 0 {
+		return
+	}
+	inv := float32(1 / math.Sqrt(s))
+	for i := range v {
+		v[i] *= inv
+	}
+}
+
+func dot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func memID(i int) string { return "m-" + strconv.Itoa(i) }
+
+// setupWorkload creates the spaces, preloads the data set through the batch
+// endpoint and prepares the cue pools with their ground truth.
+func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, seed int64, logf func(string, ...any)) (*workload, SetupInfo, error) {
+	w := &workload{sc: sc, weights: sc.Operations.list(), k: sc.GroundTruth.K, truth: !sc.GroundTruth.Disabled,
+		runID: strconv.FormatUint(rand.Uint64()%1_000_000_000, 36)}
+	for _, x := range w.weights {
+		w.total += x
+	}
+	var info SetupInfo
+	start := time.Now()
+	d := sc.Data
+	needVec := sc.Operations.EmbeddingSearch > 0
+	perSpace := d.NumNodes / d.MemorySpaces
+	// Reserve a tenth of the text memories for forget, outside the cue pools.
+	reserve := 0
+	if sc.Operations.Forget > 0 {
+		reserve = perSpace / 10
+	}
+	for s := 0; s < d.MemorySpaces; s++ {
+		t := &tenant{textName: fmt.Sprintf("%s-%d", d.SpacePrefix, s)}
+		t.text = c.WithSpace(t.textName)
+		if _, _, err := c.CreateSpace(ctx, api.CreateSpaceRequest{ID: t.textName}); err != nil {
+			return nil, info, fmt.Errorf("create space %s: %w", t.textName, err)
+		}
+		info.Spaces = append(info.Spaces, t.textName)
+		rng := rand.New(rand.NewPCG(uint64(seed), uint64(s)))
+		// Text population.
+		batch := make([]api.BatchMemory, 0, sc.Preload.BatchSize)
+		flush := func(cl *client.Client) error {
+			if len(batch) == 0 {
+				return nil
+			}
+			if _, err := cl.Batch(ctx, api.BatchRequest{Memories: batch}); err != nil {
+				return fmt.Errorf("preload batch into %s: %w", cl.CurrentSpace(), err)
+			}
+			info.Preloaded += len(batch)
+			batch = batch[:0]
+			return nil
+		}
+		for i := 0; i < perSpace; i++ {
+			words := memoryWords(seed, s, i, d.WordsPerMemory)
+			batch = append(batch, api.BatchMemory{ID: memID(i), Content: strings.Join(words, " ")})
+			if len(batch) == cap(batch) {
+				if err := flush(t.text); err != nil {
+					return nil, info, err
+				}
+			}
+		}
+		if err := flush(t.text); err != nil {
+			return nil, info, err
+		}
+		for i := perSpace - reserve; i < perSpace; i++ {
+			t.forgettable = append(t.forgettable, memID(i))
+		}
+		pool := min(sc.GroundTruth.CuePool, perSpace-reserve)
+		for _, i := range rng.Perm(perSpace - reserve)[:max(pool, 0)] {
+			words := memoryWords(seed, s, i, d.WordsPerMemory)
+			var kept []string
+			for _, wd := range words {
+				if rng.Float64() >= 0.3 { // drop ~30% of the words
+					kept = append(kept, wd)
+				}
+			}
+			if len(kept) == 0 {
+				kept = words[:1]
+			}
+			t.textCues = append(t.textCues, textCue{id: memID(i), recall: strings.Join(kept, " "),
+				partial: strings.Join(words[:max(1, len(words)*4/10)], " ")})
+		}
+		// Vector population.
+		if needVec && perSpace > 0 {
+			t.vecName = t.textName + "-vec"
+			t.vec = c.WithSpace(t.vecName)
+			if _, _, err := c.CreateSpace(ctx, api.CreateSpaceRequest{ID: t.vecName, Dimension: d.EmbeddingDim}); err != nil {
+				return nil, info, fmt.Errorf("create space %s (dimension %d): %w", t.vecName, d.EmbeddingDim, err)
+			}
+			info.Spaces = append(info.Spaces, t.vecName)
+			vs := vectors(d, seed, s, perSpace)
+			for i, v := range vs {
+				batch = append(batch, api.BatchMemory{ID: memID(i), Content: "vector " + memID(i), Embedding: v})
+				if len(batch) == cap(batch) {
+					if err := flush(t.vec); err != nil {
+						return nil, info, err
+					}
+				}
+			}
+			if err := flush(t.vec); err != nil {
+				return nil, info, err
+			}
+			for _, i := range rng.Perm(perSpace)[:min(sc.GroundTruth.CuePool, perSpace)] {
+				cue := make([]float32, d.EmbeddingDim)
+				noise := max(d.Distribution.StdDev, 0.05) / 2
+				for j := range cue {
+					cue[j] = vs[i][j] + float32(rng.NormFloat64()*noise)
+				}
+				normalize(cue)
+				vc := vecCue{vec: cue}
+				if w.truth {
+					vc.truth = exactTopK(vs, cue, w.k)
+				}
+				t.vecCues = append(t.vecCues, vc)
+			}
+		}
+		w.tenants = append(w.tenants, t)
+		if logf != nil {
+			logf("preloaded space %d/%d (%d memories so far)", s+1, d.MemorySpaces, info.Preloaded)
+		}
+	}
+	info.PreloadSeconds = time.Since(start).Seconds()
+	return w, info, nil
+}
+
+// exactTopK is the brute-force k nearest neighbours by cosine (the vectors
+// are normalised): the ground truth of a vector cue.
+func exactTopK(vs [][]float32, q []float32, k int) map[string]bool {
+	type hit struct {
+		i int
+		s float32
+	}
+	hits := make([]hit, len(vs))
+	for i, v := range vs {
+		hits[i] = hit{i, dot(v, q)}
+	}
+	sort.Slice(hits, func(a, b int) bool { return hits[a].s > hits[b].s })
+	out := map[string]bool{}
+	for _, h := range hits[:min(k, len(hits))] {
+		out[memID(h.i)] = true
+	}
+	return out
+}
+
+// worker state: its own random source (math/rand/v2 sources are not safe
+// for concurrent use) and Zipf sampler.
+type workerRand struct {
+	rng  *rand.Rand
+	zipf map[int]*rand.Zipf
+}
+
+func newWorkerRand(seed int64, id int) *workerRand {
+	return &workerRand{rng: rand.New(rand.NewPCG(uint64(seed), uint64(id)+1<<32)), zipf: map[int]*rand.Zipf{}}
+}
+
+// popular picks an index in [0, n) by the scenario's popularity.
+func (w *workload) popular(r *workerRand, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	if w.sc.Popularity.Distribution == "uniform" {
+		return r.rng.IntN(n)
+	}
+	z := r.zipf[n]
+	if z == nil {
+		z = rand.NewZipf(r.rng, w.sc.Popularity.ZipfExponent, 1, uint64(n-1))
+		r.zipf[n] = z
+	}
+	return int(z.Uint64())
+}
+
+// request is one prepared operation: what to send, and how to judge it.
+type request struct {
+	op int
+	do func(ctx context.Context) (expected, found int, err error)
+}
+
+// prepare picks the next operation and builds its request outside the
+// timed section, so request building is not counted as server latency.
+func (w *workload) prepare(r *workerRand) request {
+	x := r.rng.Float64() * w.total
+	op := 0
+	for i, wt := range w.weights {
+		if x < wt {
+			op = i
+			break
+		}
+		x -= wt
+		op = i
+	}
+	for w.weights[op] == 0 { // float rounding landed on a zero weight
+		op = (op + len(w.weights) - 1) % len(w.weights)
+	}
+	t := w.tenants[r.rng.IntN(len(w.tenants))]
+	k := w.k
+	switch OpNames[op] {
+	case OpForget:
+		t.mu.Lock()
+		var id string
+		if n := len(t.forgettable); n > 0 {
+			id = t.forgettable[n-1]
+			t.forgettable = t.forgettable[:n-1]
+		}
+		t.mu.Unlock()
+		if id != "" {
+			return request{op: op, do: func(ctx context.Context) (int, int, error) {
+				_, err := t.text.Forget(ctx, id)
+				return 0, 0, err
+			}}
+		}
+		// Nothing left to forget: store instead (counted as a store).
+		op = 0
+		fallthrough
+	case OpStore:
+		id := "s-" + w.runID + "-" + strconv.FormatInt(w.seq.next(), 10)
+		words := make([]string, w.sc.Data.WordsPerMemory)
+		for j := range words {
+			words[j] = vocabulary[r.rng.IntN(len(vocabulary))]
+		}
+		req := api.RememberRequest{ID: id, Content: strings.Join(words, " ")}
+		return request{op: op, do: func(ctx context.Context) (int, int, error) {
+			_, err := t.text.Remember(ctx, req)
+			if err == nil && w.weights[4] > 0 {
+				t.mu.Lock()
+				if len(t.forgettable) < 100_000 { // bounded
+					t.forgettable = append(t.forgettable, id)
+				}
+				t.mu.Unlock()
+			}
+			return 0, 0, err
+		}}
+	case OpRecall, OpPatternCompletion:
+		cue := t.textCues[w.popular(r, len(t.textCues))]
+		q := cue.recall
+		if OpNames[op] == OpPatternCompletion {
+			q = cue.partial
+		}
+		req := api.RecallRequest{Query: q, MaxResults: k}
+		return request{op: op, do: func(ctx context.Context) (int, int, error) {
+			resp, err := t.text.Recall(ctx, req)
+			if err != nil || !w.truth {
+				return 0, 0, err
+			}
+			found := 0
+			for _, m := range topK(resp, k) {
+				if m == cue.id {
+					found = 1
+				}
+			}
+			return 1, found, nil
+		}}
+	default: // embedding_search
+		cue := t.vecCues[w.popular(r, len(t.vecCues))]
+		req := api.RecallRequest{Embedding: cue.vec, MaxResults: k, Threshold: -1, Mode: "similarity"}
+		return request{op: op, do: func(ctx context.Context) (int, int, error) {
+			resp, err := t.vec.Recall(ctx, req)
+			if err != nil || cue.truth == nil {
+				return 0, 0, err
+			}
+			found := 0
+			for _, m := range topK(resp, k) {
+				if cue.truth[m] {
+					found++
+				}
+			}
+			return len(cue.truth), found, nil
+		}}
+	}
+}
+
+// topK lists the ids of a recall's answers in rank order: direct matches
+// first, then memories reached by spreading activation.
+func topK(resp *api.RecallResponse, k int) []string {
+	var ids []string
+	for _, g := range [][]api.RecalledMemory{resp.Memories.Vivid, resp.Memories.Associated} {
+		for _, m := range g {
+			if len(ids) < k {
+				ids = append(ids, m.ID)
+			}
+		}
+	}
+	return ids
+}
+
+// errorKind classifies a failed request for the errors-by-kind table:
+// "STATUS CODE" for server answers, a short name for transport failures.
+func errorKind(err error) string {
+	if st := client.StatusOf(err); st != 0 {
+		return strconv.Itoa(st) + " " + client.CodeOf(err)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "no local ports"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		if ne.Timeout() {
+			return "timeout"
+		}
+		return "network"
+	}
+	if strings.Contains(err.Error(), "decode") {
+		return "bad response"
+	}
+	return "transport"
+}
