@@ -475,3 +475,26 @@ func TestConcurrentWritesAndRecalls(t *testing.T) {
 		t.Fatalf("total %d, want %d", st.Total(), want)
 	}
 }
+
+func TestScanMemoriesStreamsEverySpaceMemory(t *testing.T) {
+	e := open(t, t.TempDir())
+	defer e.Close()
+	for _, f := range facts {
+		remember(t, e, "default", f)
+	}
+	remember(t, e, "other", "elsewhere")
+	var n int
+	err := e.ScanMemories(ctx, "default", true, func(m core.Memory) error {
+		if len(m.Embedding) != 64 || m.Content == "" {
+			t.Fatalf("memory %+v", m)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != len(facts) {
+		t.Fatalf("scanned %d (%v), want %d", n, err, len(facts))
+	}
+	if err := e.ScanMemories(ctx, "missing", false, func(core.Memory) error { return nil }); core.KindOf(err) != core.KindNotFound {
+		t.Fatalf("missing space: %v", err)
+	}
+}

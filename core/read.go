@@ -652,3 +652,42 @@ func strategy(sp *space, q RecallQuery, exactBelow int) string {
 	}
 	return b.String()
 }
+
+// ScanMemories calls fn for every memory of a space in id order (with its
+// stored vector when withEmbedding), streaming: memory use does not grow
+// with the space. fn's error stops the scan and is returned.
+func (e *Engine) ScanMemories(ctx context.Context, spaceName string, withEmbedding bool, fn func(Memory) error) error {
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	sp := e.lookupSpace(spaceName)
+	if sp == nil {
+		return Errorf(KindNotFound, "SPACE_NOT_FOUND", "space %q does not exist", spaceName)
+	}
+	prefix := spacePrefix(famMemory, spaceName)
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return internalf(err, "scan %s", spaceName)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		id, _ := splitMember(it.Key(), len(spaceName))
+		r, err := decodeRecord(it.Value(), spaceName, id)
+		if err != nil {
+			return internalf(err, "decode memory %s/%s", spaceName, id)
+		}
+		m := e.view(sp, r)
+		if withEmbedding {
+			if m.Embedding, err = e.readVector(sp, id); err != nil {
+				return err
+			}
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
