@@ -23,3 +23,17 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = loadtest ]; then
 	echo "== loadtest calibrate"
 	"$BIN" loadtest calibrate --rounds 3 --phase 3s
 fi
+
+# --- engine: the ## Engine and server section of docs/benchmarks.md -------
+# The real binary over loopback: durable remembers from 64 clients and
+# recall over 100,000 memories of dimension 768 at a fixed 1,000/s, each
+# next to the rate of the trivial /health/alive handler measured in the
+# same run; ANN recall@10 against an exact scan; restart time. Then the
+# in-process engine and index micro-benchmarks.
+if [ -z "${SECTION:-}" ] || [ "$SECTION" = engine ]; then
+	echo "== engine over HTTP"
+	go test -run '^$' -bench 'HTTPRemember|HTTPRecall100k' -benchtime 1x -timeout 60m ./e2e/
+	echo "== engine in-process"
+	go test -run '^$' -bench . -benchtime 3s ./core/ ./core/embed/
+	go test -run '^$' -bench 'Dot|Search' -benchtime 1x -timeout 30m ./core/vector/
+fi
