@@ -205,6 +205,7 @@ type SegmentInfo struct {
 	Key         string
 	First, Last uint64
 	Size        int64
+	Modified    time.Time
 }
 
 // Segments lists every segment in sequence order.
@@ -219,7 +220,7 @@ func (a *Archive) Segments(ctx context.Context) ([]SegmentInfo, error) {
 		if !ok {
 			continue
 		}
-		out = append(out, SegmentInfo{Key: o.Key, First: f, Last: l, Size: o.Size})
+		out = append(out, SegmentInfo{Key: o.Key, First: f, Last: l, Size: o.Size, Modified: o.Modified})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].First != out[j].First {
@@ -258,20 +259,12 @@ func digestEngine(ctx context.Context, eng *core.Engine) (string, []Space, error
 	for _, st := range stats {
 		spaces = append(spaces, Space{Name: st.Name, Dimension: st.Dimension, Fingerprint: st.Fingerprint,
 			Memories: st.Total(), Associations: st.Associations})
-		for off := 0; ; off += digestPage {
-			if err := ctx.Err(); err != nil {
-				return "", nil, err
-			}
-			res, err := eng.List(ctx, st.Name, core.ListOptions{AllTiers: true, Offset: off, Limit: digestPage, IncludeEmbeddings: true})
-			if err != nil {
-				return "", nil, fmt.Errorf("digest space %s: %w", st.Name, err)
-			}
-			for i := range res.Memories {
-				h.memory(st.Name, &res.Memories[i])
-			}
-			if len(res.Memories) < digestPage {
-				break
-			}
+		err := eng.ScanMemories(ctx, st.Name, true, func(m core.Memory) error {
+			h.memory(st.Name, &m)
+			return nil
+		})
+		if err != nil {
+			return "", nil, fmt.Errorf("digest space %s: %w", st.Name, err)
 		}
 	}
 	return h.sum(), spaces, nil

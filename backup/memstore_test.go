@@ -17,9 +17,14 @@ import (
 type memStore struct {
 	mu   sync.Mutex
 	objs map[string][]byte
+	mod  map[string]time.Time
+	// Now stamps modification times; nil leaves them zero (the distant past).
+	Now func() time.Time
 }
 
-func newMemStore() *memStore { return &memStore{objs: map[string][]byte{}} }
+func newMemStore() *memStore {
+	return &memStore{objs: map[string][]byte{}, mod: map[string]time.Time{}}
+}
 
 func (m *memStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	b, err := io.ReadAll(r)
@@ -34,6 +39,9 @@ func (m *memStore) Put(ctx context.Context, key string, r io.Reader, size int64)
 	}
 	m.mu.Lock()
 	m.objs[key] = b
+	if m.Now != nil {
+		m.mod[key] = m.Now()
+	}
 	m.mu.Unlock()
 	return nil
 }
@@ -55,7 +63,7 @@ func (m *memStore) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if !ok {
 		return ObjectInfo{}, fmt.Errorf("%s: %w", key, ErrNotFound)
 	}
-	return ObjectInfo{Key: key, Size: int64(len(b)), Modified: time.Now()}, nil
+	return ObjectInfo{Key: key, Size: int64(len(b)), Modified: m.mod[key]}, nil
 }
 
 func (m *memStore) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
@@ -64,7 +72,7 @@ func (m *memStore) List(ctx context.Context, prefix string) ([]ObjectInfo, error
 	var out []ObjectInfo
 	for k, b := range m.objs {
 		if strings.HasPrefix(k, prefix) {
-			out = append(out, ObjectInfo{Key: k, Size: int64(len(b))})
+			out = append(out, ObjectInfo{Key: k, Size: int64(len(b)), Modified: m.mod[k]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
@@ -74,6 +82,7 @@ func (m *memStore) List(ctx context.Context, prefix string) ([]ObjectInfo, error
 func (m *memStore) Delete(ctx context.Context, key string) error {
 	m.mu.Lock()
 	delete(m.objs, key)
+	delete(m.mod, key)
 	m.mu.Unlock()
 	return nil
 }

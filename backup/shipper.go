@@ -13,7 +13,11 @@ import (
 
 // ShipperOptions tune continuous shipping.
 type ShipperOptions struct {
-	// Interval between shipping rounds; default 1s.
+	// Interval is the recovery point the shipper aims for: a round ships
+	// every pending change at least once per Interval, and earlier when the
+	// oldest pending change would otherwise be older than Interval by the
+	// time the round has stored it (judged by the last round's duration).
+	// Default 1s.
 	Interval time.Duration
 	// SnapshotInterval between automatic snapshots; 0 disables them.
 	SnapshotInterval time.Duration
@@ -25,6 +29,11 @@ type ShipperOptions struct {
 	// FinalFlush bounds the last shipping round after the context is
 	// cancelled (server shutdown); default 10s, negative disables it.
 	FinalFlush time.Duration
+	// VerifyPoll is how often the shipper reads verify/last.json (written
+	// by `engram-ops backup verify`, which runs outside the server) to
+	// export the last passed verification and restore drill; default 1m,
+	// negative disables it.
+	VerifyPoll time.Duration
 }
 
 // ShipperStatus is the shipper's state, for GET /api/v1/admin/backup.
@@ -68,6 +77,9 @@ func (a *Archive) NewShipper(eng *core.Engine, o ShipperOptions) *Shipper {
 	}
 	if o.FinalFlush == 0 {
 		o.FinalFlush = 10 * time.Second
+	}
+	if o.VerifyPoll == 0 {
+		o.VerifyPoll = time.Minute
 	}
 	return &Shipper{a: a, eng: eng, o: o, status: ShipperStatus{Target: a.Target()}}
 }
@@ -187,6 +199,23 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if s.o.VerifyPoll > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var seen time.Time
+			t := time.NewTicker(s.o.VerifyPoll)
+			defer t.Stop()
+			for {
+				seen = s.exportVerify(ctx, seen)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
 	defer func() {
 		wg.Wait()
 		s.mu.Lock()
@@ -199,7 +228,8 @@ func (s *Shipper) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var (
 		lastRound time.Time
-		next      time.Time // earliest retry after a failure
+		lastTook  time.Duration // duration of the last successful round
+		next      time.Time     // earliest retry after a failure
 		backoff   time.Duration
 	)
 	for {
@@ -214,13 +244,17 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 			return nil
 		case now := <-tick.C:
+			// The gauge follows the age of the oldest pending change on
+			// every poll, not only after a round (when it is about 0).
+			rpo := s.reportRPO(shipped)
 			pending := s.eng.LastSequence() - shipped
-			due := now.Sub(lastRound) >= s.o.Interval || pending >= uint64(s.o.MaxChanges)
+			// Interval bounds the recovery point: a round starts early
+			// enough that the oldest pending change is stored before it is
+			// Interval old, given how long the last round took; two polls
+			// of margin absorb a late tick and a slower round.
+			due := now.Sub(lastRound) >= s.o.Interval || pending >= uint64(s.o.MaxChanges) ||
+				(pending > 0 && time.Duration(rpo*float64(time.Second))+lastTook+2*poll >= s.o.Interval)
 			if !due || now.Before(next) {
-				if !due {
-					continue
-				}
-				s.reportRPO(shipped)
 				continue
 			}
 			lastRound = now
@@ -235,14 +269,16 @@ func (s *Shipper) Run(ctx context.Context) error {
 				s.fail("log", err)
 			} else {
 				backoff, next = 0, time.Time{}
+				lastTook = time.Since(now)
 			}
 			s.reportRPO(shipped)
 		}
 	}
 }
 
-// reportRPO exports the age of the oldest change not yet shipped.
-func (s *Shipper) reportRPO(shipped uint64) {
+// reportRPO exports (and returns) the age in seconds of the oldest change
+// not yet shipped.
+func (s *Shipper) reportRPO(shipped uint64) float64 {
 	rpo := 0.0
 	if s.eng.LastSequence() > shipped {
 		if ch, err := s.eng.ChangesSince(shipped, 1); err == nil && len(ch) == 1 {
@@ -253,6 +289,7 @@ func (s *Shipper) reportRPO(shipped uint64) {
 	s.mu.Lock()
 	s.status.RPOSeconds = rpo
 	s.mu.Unlock()
+	return rpo
 }
 
 // shipAll uploads every pending change as segments and returns the new
@@ -301,4 +338,28 @@ var errFork = errors.New("backup history fork")
 
 func isFatalResume(err error) bool {
 	return errors.Is(err, errFork)
+}
+
+// exportVerify reports the verification recorded on the target if it is
+// newer than seen, and returns the time of the one reported.
+func (s *Shipper) exportVerify(ctx context.Context, seen time.Time) time.Time {
+	r, err := s.a.LastVerify(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.a.log.Warn("cannot read the last verification result", "target", s.a.Target(), "err", err)
+		}
+		return seen
+	}
+	if r == nil || !r.At.After(seen) {
+		return seen
+	}
+	if r.OK {
+		s.a.obs.Verified(r.At)
+		if r.Level >= 4 {
+			s.a.obs.RestoreDrill(time.Duration(r.DrillSeconds * float64(time.Second)))
+		}
+	} else {
+		s.a.obs.Error("verify")
+	}
+	return r.At
 }

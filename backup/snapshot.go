@@ -94,11 +94,19 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 	m := &Manifest{FormatVersion: ManifestFormat, ID: SnapshotID(created, seq), Sequence: seq, Created: created,
 		Encryption: a.codec.encryption(), Source: source}
 
-	// Open the checkpoint: counts, fingerprints, digest, the last change's
-	// time. Opening normalises the directory (WAL replayed, indexes saved);
-	// what is uploaded is the directory as closed, at the same sequence.
-	a.progress(Event{Op: "snapshot", Stage: "digest", Message: "opening the checkpoint to digest its content"})
-	eng, err := core.Open(dir, a.engineOptions())
+	// Open a clone of the checkpoint: counts, fingerprints, digest, the
+	// last change's time. The checkpoint itself is uploaded as taken:
+	// opening it would replay its WAL into new tables and compact, and
+	// rewritten tables are new content-addressed files, so an incremental
+	// snapshot would upload most of the data again. Restore opens it and
+	// replays the WAL (same sequence, same content).
+	a.progress(Event{Op: "snapshot", Stage: "digest", Message: "opening a copy of the checkpoint to digest its content"})
+	clone := dir + ".digest"
+	if err := cloneDir(dir, clone); err != nil {
+		return nil, fmt.Errorf("copy checkpoint: %w", err)
+	}
+	defer os.RemoveAll(clone)
+	eng, err := core.Open(clone, a.engineOptions())
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint: %w", err)
 	}
@@ -158,6 +166,7 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 	}
 
 	res := &SnapshotResult{Manifest: m}
+	a.progress(Event{Op: "snapshot", Stage: "upload", Message: fmt.Sprintf("uploading what is not yet stored of %d files", len(paths)), Total: total})
 	var (
 		mu        sync.Mutex
 		firstErr  error
@@ -231,6 +240,26 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 		return nil, fmt.Errorf("write manifest %s to %s: %w", m.ID, a.Target(), err)
 	}
 	res.UploadedBytes += int64(len(b))
+	// A prune running concurrently may have deleted a file this snapshot
+	// reused (it was referenced only by an expiring manifest when the prune
+	// listed). Now that the manifest protects them, check the reused files
+	// and upload any that vanished.
+	for i := range m.Files {
+		f := &m.Files[i]
+		if _, reused := stored[f.Key]; !reused {
+			continue
+		}
+		if _, err := a.store.Stat(ctx, f.Key); errors.Is(err, ErrNotFound) {
+			n, err := a.uploadFile(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f)
+			if err != nil {
+				return nil, fmt.Errorf("snapshot %s: re-upload %s deleted by a concurrent prune: %w", m.ID, f.Key, err)
+			}
+			res.UploadedFiles++
+			res.UploadedBytes += n
+		} else if err != nil {
+			return nil, fmt.Errorf("snapshot %s: check %s: %w", m.ID, f.Key, err)
+		}
+	}
 	a.obs.Uploaded(res.UploadedBytes)
 	a.obs.Success("snapshot", a.opts.Now())
 	a.log.Info("snapshot stored", "target", a.Target(), "id", m.ID, "sequence", seq,
@@ -279,4 +308,45 @@ func hashFile(path string) (string, int64, error) {
 		return "", 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// cloneDir copies the tree src to dst (which must not exist). Pebble
+// tables (*.sst) are immutable and hard-linked when possible; everything
+// else (WAL, MANIFEST, index files, which an opening engine may rewrite or
+// recycle in place) is copied.
+func cloneDir(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if filepath.Ext(p) == ".sst" && os.Link(p, out) == nil {
+			return nil
+		}
+		return copyFile(p, out)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	return errors.Join(err, out.Close())
 }

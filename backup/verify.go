@@ -25,6 +25,32 @@ type VerifyReport struct {
 	// DrillSeconds is the restore time measured by level 3 and 4.
 	DrillSeconds float64 `json:"drill_seconds,omitempty"`
 	Seconds      float64 `json:"seconds"`
+	// Cached counts the objects whose level-2 check was skipped because
+	// the verify cache remembered them; Checked those downloaded and checked.
+	Cached  int `json:"cached"`
+	Checked int `json:"checked"`
+	// Recorded is the key of the result object written for servers
+	// (verify/last.json), empty when not written; Warnings say why.
+	Recorded string   `json:"recorded,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// VerifyOptions configure VerifyWith.
+type VerifyOptions struct {
+	Level int
+	// Cache remembers objects that passed the level-2 checksum check; nil
+	// checks everything.
+	Cache *VerifyCache
+	// Record writes the result to verify/last.json on the target, where a
+	// server's shipper reads it to export
+	// engram_backup_last_verified_timestamp_seconds and
+	// engram_backup_last_restore_drill_seconds. A failed write is a warning.
+	Record bool
+	// Drill, when set, is level 4's service check: it gets the restored
+	// engine (the CLI starts an in-process server on it and recalls over
+	// HTTP; this package does not import the server). An error is a failed
+	// check. Nil recalls through the engine directly.
+	Drill func(ctx context.Context, eng *core.Engine, m *Manifest) error
 }
 
 // OK reports whether every check passed.
@@ -43,6 +69,12 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 // A failed check is a problem in the report, not an error; an error means
 // verification itself could not run.
 func (a *Archive) Verify(ctx context.Context, level int) (*VerifyReport, error) {
+	return a.VerifyWith(ctx, VerifyOptions{Level: level})
+}
+
+// VerifyWith is Verify with a cache and recording; see VerifyOptions.
+func (a *Archive) VerifyWith(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
+	level := o.Level
 	start := time.Now()
 	if level < 1 || level > 4 {
 		return nil, fmt.Errorf("verify level %d: must be 1..4", level)
@@ -57,9 +89,9 @@ func (a *Archive) Verify(ctx context.Context, level int) (*VerifyReport, error) 
 	if err != nil {
 		return nil, fmt.Errorf("list files on %s: %w", a.Target(), err)
 	}
-	stored := map[string]int64{}
-	for _, o := range files {
-		stored[o.Key] = o.Size
+	stored := map[string]ObjectInfo{}
+	for _, obj := range files {
+		stored[obj.Key] = obj
 	}
 	rep.Snapshots = len(snaps)
 	if len(snaps) == 0 {
@@ -80,18 +112,26 @@ func (a *Archive) Verify(ctx context.Context, level int) (*VerifyReport, error) 
 			}
 			checked[f.Key] = true
 			rep.Files++
-			size, ok := stored[f.Key]
+			obj, ok := stored[f.Key]
 			switch {
 			case !ok:
 				problem("snapshot %s: %s (%s) is missing", s.ID, f.Key, f.Path)
 				continue
-			case size != f.StoredSize:
-				problem("snapshot %s: %s has %d bytes, the manifest says %d", s.ID, f.Key, size, f.StoredSize)
+			case obj.Size != f.StoredSize:
+				problem("snapshot %s: %s has %d bytes, the manifest says %d", s.ID, f.Key, obj.Size, f.StoredSize)
 				continue
 			}
 			if level >= 2 {
+				ck := cacheKey(obj, f.SHA256)
+				if o.Cache.has(ck) {
+					rep.Cached++
+					continue
+				}
+				rep.Checked++
 				if err := a.checkFile(ctx, s.Manifest, f); err != nil {
 					problem("%v", err)
+				} else {
+					o.Cache.add(ck)
 				}
 				a.progress(Event{Op: "verify", Stage: "files", Message: f.Key, Done: int64(rep.Files)})
 			}
@@ -116,14 +156,24 @@ func (a *Archive) Verify(ctx context.Context, level int) (*VerifyReport, error) 
 	}
 	if level >= 2 {
 		for i, s := range segs {
+			// A segment's checksum is its own trailer: key, size and
+			// modification time identify what was checked.
+			ck := cacheKey(ObjectInfo{Key: s.Key, Size: s.Size, Modified: s.Modified}, "")
+			if o.Cache.has(ck) {
+				rep.Cached++
+				continue
+			}
+			rep.Checked++
 			if _, _, err := a.ReadSegment(ctx, s); err != nil {
 				problem("%v", err)
+			} else {
+				o.Cache.add(ck)
 			}
 			a.progress(Event{Op: "verify", Stage: "segments", Message: s.Key, Done: int64(i + 1), Total: int64(len(segs))})
 		}
 	}
 	if level >= 3 && newest != nil && rep.OK() {
-		d, err := a.drill(ctx, newest, level, problem)
+		d, err := a.drill(ctx, newest, level, o.Drill, problem)
 		if err != nil {
 			return nil, err
 		}
@@ -138,6 +188,17 @@ func (a *Archive) Verify(ctx context.Context, level int) (*VerifyReport, error) 
 		a.obs.Error("verify")
 	}
 	rep.Seconds = time.Since(start).Seconds()
+	if o.Record {
+		var snap string
+		if newest != nil {
+			snap = newest.ID
+		}
+		if err := a.recordVerify(ctx, rep, snap); err != nil {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("could not record the result in %s on the target (servers will not export it): %v", verifyResultKey, err))
+		} else {
+			rep.Recorded = verifyResultKey
+		}
+	}
 	return rep, nil
 }
 
@@ -165,7 +226,7 @@ func (a *Archive) checkFile(ctx context.Context, m *Manifest, f *File) error {
 }
 
 // drill restores m into a temporary directory and checks the engine there.
-func (a *Archive) drill(ctx context.Context, m *Manifest, level int, problem func(string, ...any)) (time.Duration, error) {
+func (a *Archive) drill(ctx context.Context, m *Manifest, level int, hook func(context.Context, *core.Engine, *Manifest) error, problem func(string, ...any)) (time.Duration, error) {
 	tmp, err := os.MkdirTemp("", "engram-verify-")
 	if err != nil {
 		return 0, err
@@ -212,6 +273,12 @@ func (a *Archive) drill(ctx context.Context, m *Manifest, level int, problem fun
 		}
 		if digest != m.ContentDigest {
 			problem("snapshot %s: restored content digest %s differs from the manifest's %s", m.ID, digest, m.ContentDigest)
+		}
+		if hook != nil {
+			if err := hook(ctx, eng, m); err != nil {
+				problem("snapshot %s: restore drill: %v", m.ID, err)
+			}
+			return time.Since(start), nil
 		}
 		for _, s := range m.Spaces {
 			if s.Memories == 0 {

@@ -74,8 +74,11 @@ func Compare(base, new *Result, o CompareOptions) (*Comparison, error) {
 	}
 	sameAsk := new.RequestedRate >= base.RequestedRate*(1-o.RateTolerance)
 	if c.RateChange < -o.RateTolerance {
-		if sameAsk {
+		if sameAsk && rateDropSignificant(base, new, o.Alpha) {
 			c.RateRegressed = true
+		} else if sameAsk {
+			c.Notes = append(c.Notes, fmt.Sprintf("throughput fell %.1f%%, within the noise of %d and %d completions (Poisson test, alpha %g)",
+				-c.RateChange*100, base.Completed, new.Completed, o.Alpha))
 		} else {
 			c.Notes = append(c.Notes, fmt.Sprintf("throughput fell %.1f%% but the new run requested less (%.1f vs %.1f ops/s)",
 				-c.RateChange*100, new.RequestedRate, base.RequestedRate))
@@ -104,6 +107,22 @@ func Compare(base, new *Result, o CompareOptions) (*Comparison, error) {
 	}
 	c.Regressed = c.Regressed || c.RateRegressed
 	return c, nil
+}
+
+// rateDropSignificant tests whether new completed fewer operations than
+// base's completion ratio (achieved/requested) predicts at new's requested
+// load, treating completions as Poisson counts (one-sided z-test).
+func rateDropSignificant(base, new *Result, alpha float64) bool {
+	if base.RequestedRate <= 0 || new.RequestedRate <= 0 || new.DurationSeconds <= 0 {
+		return true
+	}
+	expected := base.AchievedRate / base.RequestedRate * new.RequestedRate * new.DurationSeconds
+	if expected <= 0 {
+		return false
+	}
+	z := (expected - float64(new.Completed)) / math.Sqrt(expected)
+	// One-sided p = Φ(−z) = erfc(z/√2)/2.
+	return math.Erfc(z/math.Sqrt2)/2 < alpha
 }
 
 func which(r, base *Result) string {

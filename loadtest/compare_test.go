@@ -83,6 +83,7 @@ func TestCompare(t *testing.T) {
 	// Throughput drop at the same requested rate.
 	fewer := *base
 	fewer.AchievedRate = base.AchievedRate * 0.5
+	fewer.Completed = base.Completed / 2
 	if c, _ := Compare(base, &fewer, o); !c.Regressed || !c.RateRegressed {
 		t.Error("halved throughput not flagged")
 	}

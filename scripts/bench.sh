@@ -37,3 +37,44 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = engine ]; then
 	go test -run '^$' -bench . -benchtime 3s ./core/ ./core/embed/
 	go test -run '^$' -bench 'Dot|Search' -benchtime 1x -timeout 30m ./core/vector/
 fi
+
+# --- backup: the ## Backup and restore section of docs/benchmarks.md -------
+# Go benchmarks in backup/ (restore + replay of 100,000 memories, incremental
+# snapshot after changing 5%, snapshot upload vs plain minio-go) and the RPO
+# measurement under 1,000 writes/s in cmd/engram-ops. The S3 figures need an
+# S3 server: ENGRAM_TEST_S3_* as scripts/test.sh exports them, or else a
+# versitygw started here on a free loopback port (stopped by PID at exit).
+if [ -z "${SECTION:-}" ] || [ "$SECTION" = backup ]; then
+	BACKUP_STATE=$(mktemp -d -t engram-bench-backup-XXXXXX)
+	VGW_PID=
+	backup_cleanup() {
+		[ -n "$VGW_PID" ] && kill "$VGW_PID" 2>/dev/null || true
+		rm -rf "$BACKUP_STATE"
+	}
+	trap backup_cleanup EXIT
+	if [ -z "${ENGRAM_TEST_S3_ENDPOINT:-}" ] && command -v versitygw >/dev/null; then
+		port=$((20000 + RANDOM % 40000))
+		while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((20000 + RANDOM % 40000)); done
+		export ENGRAM_TEST_S3_ENDPOINT="127.0.0.1:$port" ENGRAM_TEST_S3_ACCESS_KEY=engram-bench \
+			ENGRAM_TEST_S3_SECRET_KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') ENGRAM_TEST_S3_BUCKET=engram-bench
+		mkdir -p "$BACKUP_STATE/s3/$ENGRAM_TEST_S3_BUCKET" "$BACKUP_STATE/v"
+		ROOT_ACCESS_KEY_ID="$ENGRAM_TEST_S3_ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$ENGRAM_TEST_S3_SECRET_KEY" \
+			versitygw --port "$ENGRAM_TEST_S3_ENDPOINT" --quiet posix --versioning-dir "$BACKUP_STATE/v" "$BACKUP_STATE/s3" \
+			>"$BACKUP_STATE/versitygw.log" 2>&1 &
+		VGW_PID=$!
+		deadline=$((SECONDS + 10))
+		until curl -s -o /dev/null --max-time 1 "http://$ENGRAM_TEST_S3_ENDPOINT/"; do
+			[ "$SECONDS" -lt "$deadline" ] || { echo "versitygw did not start" >&2; exit 1; }
+			sleep 0.1
+		done
+	fi
+	[ -n "${ENGRAM_TEST_S3_ENDPOINT:-}" ] || echo "no S3 server (install versitygw or set ENGRAM_TEST_S3_*): the S3 figures are skipped"
+	echo "== backup: snapshot upload vs plain minio-go (S3)"
+	go test ./backup/ -run '^$' -bench BenchmarkSnapshotUploadS3 -benchtime=3x -timeout 30m
+	echo "== backup: RPO under 1,000 writes/s (file:// and S3)"
+	ENGRAM_BENCH_RPO=1 go test ./cmd/engram-ops/ -run TestBackupRPOUnderLoad -v -count=1 -timeout 10m | grep -E 'RPO |WARNING|^(ok|FAIL|---)'
+	echo "== backup: incremental snapshot after changing 5%"
+	go test ./backup/ -run '^$' -bench BenchmarkIncrementalSnapshot -benchtime=1x -timeout 30m
+	echo "== backup: restore + replay of 100,000 memories (768 dimensions)"
+	go test ./backup/ -run '^$' -bench BenchmarkRestoreReplay -benchtime=1x -timeout 60m
+fi

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -12,11 +13,15 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/engram-ops/engram-ops/backup"
 	"github.com/engram-ops/engram-ops/backup/target"
+	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops"
+	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/client"
 )
 
 // backupFlags are the flags every backup and restore command shares.
@@ -117,6 +122,11 @@ type backupCmd struct {
 	dataDir string
 	server  string
 	level   int
+	noCache bool
+
+	keep   backup.Retention
+	dryRun bool
+	yes    bool
 }
 
 func newBackupCmd(a *app) *backupCmd { return &backupCmd{app: a} }
@@ -131,10 +141,11 @@ continuously by "engram-ops serve --backup-to URL". Restore with "engram-ops res
 		Example: `  engram-ops backup create --to file:///backups/engram --data-dir ./engram-data
   engram-ops backup create --server http://127.0.0.1:7432
   engram-ops backup list --from s3://my-bucket/engram
-  engram-ops backup verify --from s3://my-bucket/engram --level 2`,
+  engram-ops backup verify --from s3://my-bucket/engram --level 2
+  engram-ops backup prune --from s3://my-bucket/engram --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --yes`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(b.createCmd(), b.listCmd(), b.inspectCmd(), b.verifyCmd())
+	cmd.AddCommand(b.createCmd(), b.listCmd(), b.inspectCmd(), b.verifyCmd(), b.pruneCmd())
 	return cmd
 }
 
@@ -339,8 +350,17 @@ func (b *backupCmd) verifyCmd() *cobra.Command {
   2  level 1, plus every file's and segment's checksum (downloads everything)
   3  level 2, plus a restore of the newest snapshot into a temporary directory whose
      per-space counts, dimensions and embedders must match the manifest
-  4  level 3, plus the restored content digest must equal the manifest's and a recall
-     must answer (a restore drill; its time is reported)
+  4  level 3, plus the restored content digest must equal the manifest's, and a restore
+     drill: an in-process server is started on the restored data and, in every space, a
+     recall over HTTP for a stored memory's content must return that memory (the drill's
+     time is reported)
+Level 2 remembers, in a local cache file ($XDG_CACHE_HOME/engram-ops/verify/), every object
+whose checksum passed, keyed by key, stored size, modification time and sha256; an unchanged
+object is not downloaded again for 7 days (--no-cache checks everything). The restore drill
+of levels 3 and 4 always runs. The result is written to verify/last.json on the target, from
+which a server shipping there exports engram_backup_last_verified_timestamp_seconds and
+(level 4) engram_backup_last_restore_drill_seconds; with read-only credentials that write
+fails with a warning.
 Exit codes: 0 passed, 3 a check failed, 1 verification could not run.`,
 		Example: `  engram-ops backup verify --from s3://my-bucket/engram --level 2
   engram-ops backup verify --from file:///backups/engram --level 4 --identity-file key.txt --output json`,
@@ -354,9 +374,23 @@ Exit codes: 0 passed, 3 a check failed, 1 verification could not run.`,
 			if err != nil {
 				return err
 			}
-			rep, err := ar.Verify(cmd.Context(), b.level)
+			o := backup.VerifyOptions{Level: b.level, Record: true, Drill: serverDrill}
+			if !b.noCache {
+				path, err := backup.DefaultVerifyCachePath(ar.Target(), a.getenv)
+				if err != nil {
+					fmt.Fprintf(a.stderr, "warning: no verify cache (%v): every checksum is checked\n", err)
+				} else {
+					o.Cache = backup.OpenVerifyCache(path, 0)
+				}
+			}
+			rep, err := ar.VerifyWith(cmd.Context(), o)
 			if err != nil {
 				return err
+			}
+			if o.Cache != nil {
+				if err := o.Cache.Save(ar.Target()); err != nil {
+					rep.Warnings = append(rep.Warnings, "could not save the verify cache: "+err.Error())
+				}
 			}
 			if a.global.output == "json" {
 				if err := a.printJSON(rep); err != nil {
@@ -365,8 +399,17 @@ Exit codes: 0 passed, 3 a check failed, 1 verification could not run.`,
 			} else if !a.global.quiet {
 				fmt.Fprintf(a.stdout, "verified %s at level %d: %d snapshots, %d files, %d segments in %.2fs\n",
 					rep.Target, rep.Level, rep.Snapshots, rep.Files, rep.Segments, rep.Seconds)
+				if rep.Level >= 2 {
+					fmt.Fprintf(a.stdout, "checksums: %d objects checked, %d unchanged since an earlier verification (cache)\n", rep.Checked, rep.Cached)
+				}
 				if rep.DrillSeconds > 0 {
 					fmt.Fprintf(a.stdout, "restore drill: %.2fs\n", rep.DrillSeconds)
+				}
+				if rep.Recorded != "" {
+					fmt.Fprintf(a.stdout, "result recorded in %s (servers shipping to this target export it)\n", rep.Recorded)
+				}
+				for _, w := range rep.Warnings {
+					fmt.Fprintln(a.stderr, "warning: "+w)
 				}
 				for _, p := range rep.Problems {
 					fmt.Fprintln(a.stdout, a.paint(a.stdout, "red", "FAIL")+" "+p)
@@ -381,5 +424,141 @@ Exit codes: 0 passed, 3 a check failed, 1 verification could not run.`,
 	b.flags.addTarget(cmd, "from", "target")
 	b.flags.addIdentity(cmd)
 	cmd.Flags().IntVar(&b.level, "level", 1, "1 presence and sizes, 2 checksums, 3 restore and invariants, 4 restore drill")
+	cmd.Flags().BoolVar(&b.noCache, "no-cache", false, "check every object's checksum, ignoring the verify cache")
 	return cmd
+}
+
+func (b *backupCmd) pruneCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Delete snapshots outside a GFS retention policy, and what only they need",
+		Long: `Apply a grandfather-father-son retention policy to a backup target. Each --keep-* rule keeps
+the newest snapshot of each of the N most recent periods (UTC days, ISO weeks, months) that
+hold a snapshot; --keep-last N keeps the N newest snapshots. The newest readable snapshot is
+always kept. Periods are counted among existing snapshots, not back from today, so an archive
+whose server stopped snapshotting is not emptied by the passing of time.
+
+What is deleted, in this order so that an interruption leaves every remaining snapshot
+restorable (rerun prune to finish):
+  1  the manifests of expired snapshots;
+  2  engine files (files/<sha256>) no remaining manifest references (files no manifest ever
+     referenced are kept for 24h: a snapshot may be uploading them);
+  3  change-log segments whose changes are all at or before the oldest kept snapshot
+     (the later ones are every kept snapshot's point-in-time window).
+An unreadable manifest is kept, and while one exists no engine file is deleted.
+
+Prints the plan (every snapshot, kept or deleted, and why). Deleting needs --yes;
+--dry-run prints the plan and deletes nothing.
+Exit codes: 0 done, 2 usage (e.g. neither --yes nor --dry-run), 1 failure.`,
+		Example: `  engram-ops backup prune --from s3://my-bucket/engram --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+  engram-ops backup prune --from file:///backups/engram --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --yes
+  engram-ops backup prune --from file:///backups/engram --keep-last 3 --yes --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return b.prune(cmd.Context()) },
+	}
+	b.flags.addTarget(cmd, "from", "target")
+	f := cmd.Flags()
+	f.IntVar(&b.keep.KeepDaily, "keep-daily", 0, "keep the newest snapshot of each of the N most recent days that have one")
+	f.IntVar(&b.keep.KeepWeekly, "keep-weekly", 0, "keep the newest snapshot of each of the N most recent ISO weeks that have one")
+	f.IntVar(&b.keep.KeepMonthly, "keep-monthly", 0, "keep the newest snapshot of each of the N most recent months that have one")
+	f.IntVar(&b.keep.KeepLast, "keep-last", 0, "keep the N newest snapshots")
+	f.BoolVar(&b.dryRun, "dry-run", false, "print the plan; delete nothing")
+	f.BoolVar(&b.yes, "yes", false, "really delete (prune is irreversible)")
+	return cmd
+}
+
+func (b *backupCmd) prune(ctx context.Context) error {
+	a := b.app
+	if b.keep.KeepDaily < 0 || b.keep.KeepWeekly < 0 || b.keep.KeepMonthly < 0 || b.keep.KeepLast < 0 {
+		return usagef("--keep-* must not be negative")
+	}
+	if b.keep.Empty() {
+		return usagef("give at least one retention rule, e.g. --keep-daily 7 --keep-weekly 4 --keep-monthly 12 (or --keep-last N)")
+	}
+	if !b.yes && !b.dryRun {
+		return usagef("prune deletes backups irreversibly: pass --yes to delete, or --dry-run to see the plan first")
+	}
+	var progress func(backup.Event)
+	if a.global.output != "json" {
+		progress = a.progressPrinter()
+	}
+	ar, err := a.archive(ctx, &b.flags, progress)
+	if err != nil {
+		return err
+	}
+	plan, perr := ar.Prune(ctx, backup.PruneOptions{Retention: b.keep, DryRun: b.dryRun})
+	if plan == nil {
+		return perr
+	}
+	if a.global.output == "json" {
+		if err := a.printJSON(plan); err != nil {
+			return err
+		}
+	} else if !a.global.quiet {
+		tw := tabwriter.NewWriter(a.stdout, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "SNAPSHOT\tCREATED\tSEQUENCE\tACTION\tWHY")
+		for _, s := range plan.Snapshots {
+			action := "keep"
+			if !s.Keep {
+				action = "delete"
+				if plan.DryRun {
+					action = "would delete"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.ID, s.Created.Format(time.RFC3339), s.Sequence, action, strings.Join(s.Reasons, ", "))
+		}
+		_ = tw.Flush()
+		fmt.Fprintln(a.stdout, plan.Summary())
+		if plan.DryRun {
+			fmt.Fprintln(a.stdout, "dry run: nothing was deleted. To delete: the same command with --yes instead of --dry-run")
+		}
+	}
+	if perr != nil {
+		return perr
+	}
+	return nil
+}
+
+// serverDrill is verify level 4's service check: an in-process server on
+// the restored engine (loopback, ephemeral port, private metrics registry)
+// and, per space, a recall over HTTP for one stored memory's content, which
+// must return that memory.
+func serverDrill(ctx context.Context, eng *core.Engine, m *backup.Manifest) error {
+	srv, err := ops.New(ops.DefaultConfig(), eng, nil, prometheus.NewRegistry())
+	if err != nil {
+		return fmt.Errorf("start an in-process server: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen for the drill server: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	defer hs.Close()
+	c, err := client.New("http://" + ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	for _, s := range m.Spaces {
+		if s.Memories == 0 {
+			continue
+		}
+		res, err := eng.List(ctx, s.Name, core.ListOptions{AllTiers: true, Limit: 1})
+		if err != nil || len(res.Memories) == 0 {
+			return fmt.Errorf("space %s lists no memory: %v", s.Name, err)
+		}
+		want := res.Memories[0]
+		rec, err := c.WithSpace(s.Name).Recall(ctx, api.RecallRequest{Query: want.Content, Deep: true, MaxResults: 10})
+		if err != nil {
+			return fmt.Errorf("recall in space %s through the server: %w", s.Name, err)
+		}
+		found := false
+		for _, r := range rec.Memories.Vivid {
+			found = found || r.ID == want.ID
+		}
+		if !found {
+			return fmt.Errorf("recall in space %s through the server did not return memory %s for its own content", s.Name, want.ID)
+		}
+	}
+	return nil
 }
