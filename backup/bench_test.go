@@ -339,3 +339,48 @@ func BenchmarkSnapshotUploadS3(b *testing.B) {
 	b.ReportMetric((smb/med(snapSec))/(mb/med(plainSec)), "upload_ratio")
 	b.ReportMetric((smb/med(fullSec))/(mb/med(plainSec)), "total_ratio")
 }
+
+// BenchmarkVerifyCache: level-2 verification of an unchanged archive
+// (ENGRAM_BENCH_VERIFY_MEMORIES, default 10,000, a snapshot plus segments),
+// first with an empty verify cache, then again with the cache the first
+// run filled.
+func BenchmarkVerifyCache(b *testing.B) {
+	n := envInt("ENGRAM_BENCH_VERIFY_MEMORIES", 10_000)
+	dim := envInt("ENGRAM_BENCH_DIM", 768)
+	ctx := context.Background()
+	eng, err := core.Open(b.TempDir(), benchEngineOptions(dim))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	store, _ := file.New(b.TempDir())
+	a, _ := backup.New(store, backup.Options{EngineOptions: benchEngineOptions(dim)})
+	r := rand.New(rand.NewSource(4))
+	fill(b, eng, r, seq(0, n*4/5))
+	snap, err := a.SnapshotEngine(ctx, eng)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fill(b, eng, r, seq(n*4/5, n))
+	shipAll(b, a, eng, snap.Manifest.Sequence)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cachePath := filepath.Join(b.TempDir(), "cache.json")
+		c := backup.OpenVerifyCache(cachePath, 0)
+		first, err := a.VerifyWith(ctx, backup.VerifyOptions{Level: 2, Cache: c})
+		if err != nil || !first.OK() {
+			b.Fatal(err, first)
+		}
+		if err := c.Save(a.Target()); err != nil {
+			b.Fatal(err)
+		}
+		second, err := a.VerifyWith(ctx, backup.VerifyOptions{Level: 2, Cache: backup.OpenVerifyCache(cachePath, 0)})
+		if err != nil || !second.OK() || second.Checked != 0 {
+			b.Fatal(err, second)
+		}
+		b.ReportMetric(first.Seconds, "first_s")
+		b.ReportMetric(second.Seconds, "second_s")
+		b.ReportMetric(float64(first.Checked), "objects")
+		b.ReportMetric(float64(snap.Manifest.StoredBytes())/1e6, "snapshot_stored_MB")
+	}
+}

@@ -15,6 +15,19 @@
 //	segments/<first>-<last>.seg change-log segments, first and last sequence as
 //	                           20 decimal digits (see Segment), so restore picks
 //	                           the range it needs from the listing alone.
+//	verify/last.json           the last `backup verify` result (see VerifyResult),
+//	                           which a server's shipper exports as
+//	                           engram_backup_last_verified_timestamp_seconds and
+//	                           engram_backup_last_restore_drill_seconds.
+//
+// # Retention
+//
+// Archive.Prune applies a GFS policy (see Retention) and deletes, in this
+// order, expired manifests, engine files no remaining manifest references,
+// and segments whose changes all precede the oldest kept snapshot; an
+// interrupted prune leaves every remaining snapshot restorable. A snapshot
+// re-checks the files it reused after writing its manifest, so a concurrent
+// prune cannot leave it pointing at a deleted file.
 //
 // Snapshot ids are <UTC time 20060102T150405Z>-<engine sequence, 20 digits>,
 // so ids sort by time and name the sequence they contain.
@@ -28,7 +41,9 @@
 // # Consistency
 //
 // A snapshot is a Pebble checkpoint (core.Engine.Checkpoint) containing
-// every change up to its sequence S. The shipper uploads changes S+1... as
+// every change up to its sequence S, uploaded as taken (its digest is
+// computed on a hard-linked copy, so opening it cannot rewrite tables that
+// the previous snapshot already stored). The shipper uploads changes S+1... as
 // segments read from the engine's durable change log (ChangesSince), so the
 // engine's own log is the outage buffer: nothing is lost while the target is
 // down, and the shipper resumes from the highest segment name after a

@@ -60,6 +60,8 @@ type Engine struct {
 
 	migrations [numTiers][numTiers]atomic.Uint64
 
+	inFlight atomic.Int64 // foreground writes and recalls in progress
+
 	kick   chan struct{} // wakes the indexer
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -283,6 +285,8 @@ func (e *Engine) mutate(build func(t *txn) error) (uint64, error) {
 	if err := e.checkOpen(); err != nil {
 		return 0, err
 	}
+	e.inFlight.Add(1)
+	defer e.inFlight.Add(-1)
 	e.commitMu.Lock()
 	t := &txn{e: e, batch: e.db.NewBatch(), now: e.now().UTC()}
 	startSeq := e.seq

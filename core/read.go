@@ -329,6 +329,8 @@ func (e *Engine) Recall(ctx context.Context, spaceName string, q RecallQuery) (R
 	if err := e.checkOpen(); err != nil {
 		return RecallResult{}, err
 	}
+	e.inFlight.Add(1)
+	defer e.inFlight.Add(-1)
 	if err := ValidateSpaceName(spaceName); err != nil {
 		return RecallResult{}, err
 	}

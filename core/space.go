@@ -494,10 +494,12 @@ func (e *Engine) runIndexer() {
 		worked := false
 		for _, sp := range e.spaceList() {
 			for i := 0; i < 256; i++ {
+				start := time.Now()
 				if !e.indexStep(sp) {
 					break
 				}
 				worked = true
+				e.yieldToForeground(sp, time.Since(start))
 			}
 			select {
 			case <-e.stop:
@@ -514,6 +516,30 @@ func (e *Engine) runIndexer() {
 		case <-e.kick:
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+// maxYieldBacklog bounds the not-yet-indexed vectors of a space: beyond it
+// the indexer stops yielding, because every recall scans the backlog exactly.
+const maxYieldBacklog = 20_000
+
+// yieldToForeground keeps index maintenance behind the write path: while
+// requests are in flight the indexer sleeps twice as long as it worked (a
+// third of a core), so durable writes are bounded by the disk rather than
+// by ANN insertion. Idle, or with a large backlog, it runs flat out.
+func (e *Engine) yieldToForeground(sp *space, worked time.Duration) {
+	if e.inFlight.Load() == 0 {
+		return
+	}
+	sp.mu.RLock()
+	backlog := len(sp.pending)
+	sp.mu.RUnlock()
+	if backlog > maxYieldBacklog {
+		return
+	}
+	select {
+	case <-e.stop:
+	case <-time.After(2 * worked):
 	}
 }
 

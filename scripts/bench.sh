@@ -75,6 +75,8 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = backup ]; then
 	ENGRAM_BENCH_RPO=1 go test ./cmd/engram-ops/ -run TestBackupRPOUnderLoad -v -count=1 -timeout 10m | grep -E 'RPO |WARNING|^(ok|FAIL|---)'
 	echo "== backup: incremental snapshot after changing 5%"
 	go test ./backup/ -run '^$' -bench BenchmarkIncrementalSnapshot -benchtime=1x -timeout 30m
+	echo "== backup: level-2 verify of an unchanged archive, without and with the verify cache"
+	go test ./backup/ -run '^$' -bench BenchmarkVerifyCache -benchtime=1x -timeout 30m
 	echo "== backup: restore + replay of 100,000 memories (768 dimensions)"
 	go test ./backup/ -run '^$' -bench BenchmarkRestoreReplay -benchtime=1x -timeout 60m
 fi
