@@ -245,7 +245,7 @@ func methodLabel(m string) string {
 
 // ObserveOperation records one engine operation: its latency and, when err
 // is not nil, an error of the engine error kind. space must be a label-safe
-// space name (validated and existing) or a placeholder such as "unknown".
+// space name (validated and existing) or the fixed label "unknown".
 func (m *Metrics) ObserveOperation(op, space string, d time.Duration, err error) {
 	m.opDuration.WithLabelValues(op, space).Observe(d.Seconds())
 	if err != nil {
