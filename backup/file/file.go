@@ -40,16 +40,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/engram-ops/engram-ops/backup"
 )
 
 const (
 	// MaxKeyLen is the longest key accepted, in bytes (S3's limit).
-	MaxKeyLen = 1024
-	// maxSegmentLen is NAME_MAX on the common Linux filesystems.
-	maxSegmentLen = 255
+	MaxKeyLen = backup.MaxKeyLen
 	// tempPrefix names in-progress Puts; keys may not use it.
 	tempPrefix = ".engram-tmp-"
 )
@@ -101,35 +98,14 @@ func (s *Store) String() string { return "file://" + filepath.ToSlash(s.root) }
 // Dir returns the root directory.
 func (s *Store) Dir() string { return s.root }
 
-// CheckKey reports whether key is acceptable as an object key, and why not.
-// The same rules hold for every backup.ObjectStore in this module (the
-// conformance suite checks it), so a layout that works on one target works on
-// all of them.
+// CheckKey applies backup.CheckKey and reserves the names of this store's
+// temporary files.
 func CheckKey(key string) error {
-	if key == "" {
-		return errors.New("invalid key: empty")
-	}
-	if len(key) > MaxKeyLen {
-		return fmt.Errorf("invalid key %.40q…: %d bytes, the limit is %d", key, len(key), MaxKeyLen)
-	}
-	if !utf8.ValidString(key) {
-		return fmt.Errorf("invalid key %q: not valid UTF-8", key)
-	}
-	if strings.ContainsAny(key, "\\\x00") {
-		return fmt.Errorf("invalid key %q: backslashes and NUL bytes are not allowed", key)
-	}
-	if key[0] == '/' {
-		return fmt.Errorf("invalid key %q: must be relative (no leading slash)", key)
+	if err := backup.CheckKey(key); err != nil {
+		return err
 	}
 	for seg := range strings.SplitSeq(key, "/") {
-		switch {
-		case seg == "":
-			return fmt.Errorf("invalid key %q: empty path segment (double or trailing slash)", key)
-		case seg == "." || seg == "..":
-			return fmt.Errorf("invalid key %q: %q segments are not allowed", key, seg)
-		case len(seg) > maxSegmentLen:
-			return fmt.Errorf("invalid key %.40q…: a segment is longer than %d bytes", key, maxSegmentLen)
-		case strings.HasPrefix(seg, tempPrefix):
+		if strings.HasPrefix(seg, tempPrefix) {
 			return fmt.Errorf("invalid key %q: names starting with %q are reserved for temporary files", key, tempPrefix)
 		}
 	}

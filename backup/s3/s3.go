@@ -38,7 +38,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -151,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	prefix := strings.Trim(cfg.Prefix, "/")
 	if prefix != "" {
-		if err := checkKey(prefix); err != nil {
+		if err := backup.CheckKey(prefix); err != nil {
 			return nil, fmt.Errorf("s3: prefix: %w", err)
 		}
 		prefix += "/"
@@ -255,39 +254,8 @@ func (s *Store) explain(err error, accessKey string) error {
 // String names the target: s3://bucket/prefix (endpoint). No credentials.
 func (s *Store) String() string { return s.name }
 
-// checkKey holds S3 keys to the rules of backup/file.CheckKey (kept in step
-// by the conformance suite), minus the file store's reserved temp names.
-func checkKey(key string) error {
-	if key == "" {
-		return errors.New("invalid key: empty")
-	}
-	if len(key) > 1024 {
-		return fmt.Errorf("invalid key %.40q…: %d bytes, the limit is 1024", key, len(key))
-	}
-	if !utf8.ValidString(key) {
-		return fmt.Errorf("invalid key %q: not valid UTF-8", key)
-	}
-	if strings.ContainsAny(key, "\\\x00") {
-		return fmt.Errorf("invalid key %q: backslashes and NUL bytes are not allowed", key)
-	}
-	if key[0] == '/' {
-		return fmt.Errorf("invalid key %q: must be relative (no leading slash)", key)
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		switch {
-		case seg == "":
-			return fmt.Errorf("invalid key %q: empty path segment (double or trailing slash)", key)
-		case seg == "." || seg == "..":
-			return fmt.Errorf("invalid key %q: %q segments are not allowed", key, seg)
-		case len(seg) > 255:
-			return fmt.Errorf("invalid key %.40q…: a segment is longer than 255 bytes", key)
-		}
-	}
-	return nil
-}
-
 func (s *Store) object(key string) (string, error) {
-	if err := checkKey(key); err != nil {
+	if err := backup.CheckKey(key); err != nil {
 		return "", err
 	}
 	// S3's 1024-byte limit is on the whole object name, prefix included.
@@ -442,7 +410,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]backup.ObjectInfo, e
 		}
 		key := strings.TrimPrefix(obj.Key, s.prefix)
 		// Keys another tool wrote (such as "dir/" markers) are not ours.
-		if checkKey(key) != nil {
+		if backup.CheckKey(key) != nil {
 			continue
 		}
 		out = append(out, backup.ObjectInfo{Key: key, Size: obj.Size, Modified: obj.LastModified})
