@@ -498,3 +498,51 @@ func TestScanMemoriesStreamsEverySpaceMemory(t *testing.T) {
 		t.Fatalf("missing space: %v", err)
 	}
 }
+
+// TestDerivedVectorsAreNotLoggedButReplayExactly: a vector the space's
+// deterministic embedder computed is left out of the change log (replay
+// recomputes it bit for bit); a client's vector is logged.
+func TestDerivedVectorsAreNotLoggedButReplayExactly(t *testing.T) {
+	src := open(t, t.TempDir())
+	defer src.Close()
+	text := remember(t, src, "default", "the lighthouse keeper logs every passing ship").ID
+	vec := make([]float32, 64)
+	vec[5] = 1
+	client := remember(t, src, "default", "a memory with its own vector", func(in *core.RememberInput) { in.Embedding = vec }).ID
+	changes, err := src.ChangesSince(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Op != core.OpPutMemory {
+			continue
+		}
+		switch c.Memory.ID {
+		case text:
+			if c.Memory.Embedding != nil {
+				t.Fatal("derived vector logged")
+			}
+		case client:
+			if len(c.Memory.Embedding) != 64 {
+				t.Fatal("client vector not logged")
+			}
+		}
+	}
+	dst := open(t, t.TempDir())
+	defer dst.Close()
+	if err := dst.ApplyChanges(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{text, client} {
+		want, _ := src.Get(ctx, "default", id, true)
+		got, err := dst.Get(ctx, "default", id, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want.Embedding {
+			if want.Embedding[i] != got.Embedding[i] {
+				t.Fatalf("%s: replayed vector differs at %d", id, i)
+			}
+		}
+	}
+}

@@ -227,7 +227,7 @@ type Change struct {
 	// Space is the space the change applies to ("" for global changes such as cursors).
 	Space string
 	// Exactly one of the following is set, according to Op.
-	Memory      *Memory      // OpPutMemory (with embedding)
+	Memory      *Memory      // OpPutMemory (with embedding, unless a deterministic embedder derived it from the content)
 	ID          string       // OpDeleteMemory
 	Association *Association // OpPutAssociation
 	SpaceInfo   *SpaceInfo   // OpCreateSpace

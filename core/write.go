@@ -24,6 +24,9 @@ const (
 type prepared struct {
 	m    Memory
 	norm []float32
+	// derived: the embedding was computed by the space's embedder, not sent
+	// by the client.
+	derived bool
 }
 
 // prepare validates in and fills defaults; it embeds nothing (see embedAll).
@@ -161,6 +164,7 @@ func (e *Engine) embedAll(ctx context.Context, sp *space, ps []*prepared) error 
 				return err
 			}
 			ps[i].m.Embedding = vecs[j]
+			ps[i].derived = true
 		}
 	}
 	for _, p := range ps {
@@ -209,7 +213,7 @@ func (e *Engine) Remember(ctx context.Context, spaceName string, in RememberInpu
 	seq, err := e.mutate(func(t *txn) error {
 		p.m.StoredAt, p.m.LastAccess = t.now, t.now
 		res.StoredAt = t.now
-		created, err := t.putMemory(sp, &p.m, p.norm)
+		created, err := t.putMemory(sp, &p.m, p.norm, p.derived)
 		if err != nil {
 			return err
 		}
@@ -235,6 +239,13 @@ func (e *Engine) Remember(ctx context.Context, spaceName string, in RememberInpu
 	return res, nil
 }
 
+// deterministic reports whether emb promises the same vector for the same
+// text (see embed.Hashing.Deterministic).
+func deterministic(emb Embedder) bool {
+	d, ok := emb.(interface{ Deterministic() bool })
+	return ok && d.Deterministic()
+}
+
 func (sp *space) has(id string) bool {
 	sp.mu.RLock()
 	defer sp.mu.RUnlock()
@@ -244,11 +255,20 @@ func (sp *space) has(id string) bool {
 
 // putMemory writes m (with embedding) under a fresh slot; created is false
 // when it replaced a memory with the same id.
-func (t *txn) putMemory(sp *space, m *Memory, norm []float32) (created bool, err error) {
+func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (created bool, err error) {
 	m.Space = sp.info.Name
 	// The logged copy carries the sequence in the change header (DecodeChange
-	// copies it into Memory.Seq); the record carries it in its fields.
-	m.Seq = t.logChange(Change{Op: OpPutMemory, Space: sp.info.Name, Memory: m})
+	// copies it into Memory.Seq); the record carries it in its fields. A
+	// vector a deterministic embedder derived from the content is not logged
+	// (replay recomputes it): the vector is most of a change's bytes, and
+	// every byte of the WAL is paid for in fsync time.
+	logged := m
+	if derived && deterministic(sp.embedder) {
+		c := *m
+		c.Embedding = nil
+		logged = &c
+	}
+	m.Seq = t.logChange(Change{Op: OpPutMemory, Space: sp.info.Name, Memory: logged})
 	sp.mu.Lock()
 	s := sp.nextSlot
 	sp.nextSlot++
@@ -481,7 +501,7 @@ func (e *Engine) Batch(ctx context.Context, spaceName string, b BatchInput) (Bat
 	seq, err := e.mutate(func(t *txn) error {
 		for i, p := range ps {
 			p.m.StoredAt, p.m.LastAccess = t.now, t.now
-			if _, err := t.putMemory(sp, &p.m, p.norm); err != nil {
+			if _, err := t.putMemory(sp, &p.m, p.norm, p.derived); err != nil {
 				return err
 			}
 			res.IDs[i] = p.m.ID
@@ -624,11 +644,24 @@ func (t *txn) apply(c *Change) error {
 			return err
 		}
 		m := *c.Memory
+		derived := m.Embedding == nil
+		if derived {
+			// Logged without its vector: the space's deterministic embedder
+			// (same fingerprint, checked when the space was created) gives it back.
+			if !deterministic(sp.embedder) {
+				return Errorf(KindConflict, "REPLAY_MISSING_VECTOR", "change %d has no vector and space %q's embedder %s cannot recompute it", c.Seq, sp.info.Name, sp.info.Fingerprint)
+			}
+			vecs, err := sp.embedder.Embed(context.Background(), []string{m.Content})
+			if err != nil || len(vecs) != 1 {
+				return &Error{Kind: KindInternal, Code: "EMBEDDER_FAILED", Message: "recomputing a replayed vector failed", Err: err}
+			}
+			m.Embedding = vecs[0]
+		}
 		if err := validateVector(m.Embedding, sp.info.Dimension, "replayed embedding"); err != nil {
 			return err
 		}
 		m.Tier = TierWarm
-		_, err = t.putMemory(sp, &m, normalizedCopy(m.Embedding))
+		_, err = t.putMemory(sp, &m, normalizedCopy(m.Embedding), derived)
 		return err
 	case OpDeleteMemory:
 		sp, err := get()

@@ -139,6 +139,10 @@ func (h *Hashing) Dimension() int { return h.dim }
 // Fingerprint returns "hash-v1/<dim>".
 func (h *Hashing) Fingerprint() string { return h.fp }
 
+// Deterministic reports that the same text always gives the same vector for
+// a fingerprint, so the engine may recompute vectors instead of logging them.
+func (h *Hashing) Deterministic() bool { return true }
+
 // Embed embeds each text; see EmbedOne. Each vector has its own backing
 // array so keeping one does not pin the whole batch.
 func (h *Hashing) Embed(ctx context.Context, texts []string) ([][]float32, error) {
