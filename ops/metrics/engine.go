@@ -8,6 +8,10 @@ import (
 
 // EngineCollector reads core.Engine.Metrics() at scrape time and exposes the
 // engine's state. Values are always fresh; nothing is cached between scrapes.
+//
+// When the source also has a Dir() string method (*core.Engine does), the
+// free and total bytes of the filesystem holding that directory are exported
+// too; they are left out of a scrape when the filesystem cannot be read.
 type EngineCollector struct {
 	src Source
 
@@ -21,6 +25,13 @@ type EngineCollector struct {
 	compactions   *prometheus.Desc
 	changelogSeq  *prometheus.Desc
 	indexPending  *prometheus.Desc
+	diskFree      *prometheus.Desc
+	diskTotal     *prometheus.Desc
+}
+
+// dirSource is a Source that knows its data directory.
+type dirSource interface {
+	Dir() string
 }
 
 // NewEngineCollector returns a collector reading src at every scrape.
@@ -47,13 +58,18 @@ func NewEngineCollector(src Source) *EngineCollector {
 			"Last durable change-log sequence.", nil, nil),
 		indexPending: prometheus.NewDesc("engram_index_pending_memories",
 			"Acknowledged writes not yet in the ANN index (searched exactly until indexed), by space.", []string{"space"}, nil),
+		diskFree: prometheus.NewDesc("engram_storage_disk_free_bytes",
+			"Bytes available to the server on the filesystem holding the data directory.", nil, nil),
+		diskTotal: prometheus.NewDesc("engram_storage_disk_total_bytes",
+			"Size in bytes of the filesystem holding the data directory.", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.memories, c.associations, c.tierBytes, c.tierCapacity,
-		c.migrations, c.cacheRequests, c.diskBytes, c.compactions, c.changelogSeq, c.indexPending} {
+		c.migrations, c.cacheRequests, c.diskBytes, c.compactions, c.changelogSeq, c.indexPending,
+		c.diskFree, c.diskTotal} {
 		ch <- d
 	}
 }
@@ -91,4 +107,10 @@ func (c *EngineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.diskBytes, prometheus.GaugeValue, float64(m.DiskBytes))
 	ch <- prometheus.MustNewConstMetric(c.compactions, prometheus.CounterValue, float64(m.Compactions))
 	ch <- prometheus.MustNewConstMetric(c.changelogSeq, prometheus.GaugeValue, float64(m.ChangelogSequence))
+	if ds, ok := c.src.(dirSource); ok && ds.Dir() != "" {
+		if free, total, ok := diskSpace(ds.Dir()); ok {
+			ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(free))
+			ch <- prometheus.MustNewConstMetric(c.diskTotal, prometheus.GaugeValue, float64(total))
+		}
+	}
 }
