@@ -191,11 +191,14 @@ func storageTiers() board {
 					q(`sum by (instance) (rate(engram_cache_requests_total{`+inst+`, result="hit"}[$__rate_interval])) / sum by (instance) (rate(engram_cache_requests_total{`+inst+`}[$__rate_interval]))`, "{{instance}}")),
 			}},
 			{"Disk and change log", []panel{
-				ts("Disk bytes", "bytes", "Bytes the storage engine uses on disk.", 8,
+				ts("Disk bytes", "bytes", "Bytes the storage engine uses on disk.", 12,
 					q(`engram_storage_disk_bytes{`+inst+`}`, "{{instance}}")),
-				ts("Compactions", "ops", "Storage engine compactions per second.", 8,
+				ts("Data directory filesystem", "bytes", "Free and total bytes of the filesystem holding the data directory (alert DiskFillingUp when free space is predicted to reach zero within 4h).", 12,
+					q(`engram_storage_disk_free_bytes{`+inst+`}`, "{{instance}} free"),
+					q(`engram_storage_disk_total_bytes{`+inst+`}`, "{{instance}} total")),
+				ts("Compactions", "ops", "Storage engine compactions per second.", 12,
 					q(`rate(engram_storage_compactions_total{`+inst+`}[$__rate_interval])`, "{{instance}}")),
-				ts("Change-log growth", "wps", "Change-log sequence numbers per second (mutations made durable).", 8,
+				ts("Change-log growth", "wps", "Change-log sequence numbers per second (mutations made durable).", 12,
 					q(`deriv(engram_changelog_sequence{`+inst+`}[$__rate_interval])`, "{{instance}}")),
 			}},
 			{"Backup", []panel{
