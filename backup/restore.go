@@ -258,43 +258,22 @@ func (a *Archive) download(ctx context.Context, m *Manifest, dir string, rep *Re
 	var (
 		mu   sync.Mutex
 		done int64
-		errs []error
-		wg   sync.WaitGroup
-		work = make(chan *File)
 	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for w := 0; w < a.opts.Parallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range work {
-				n, err := a.fetchFile(ctx, m, f, filepath.Join(dir, filepath.FromSlash(f.Path)))
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, err)
-					cancel()
-				}
-				rep.DownloadedBytes += n
-				done += f.Size
-				d := done
-				mu.Unlock()
-				a.progress(Event{Op: "restore", Stage: "download", Message: f.Path, Done: d, Total: total})
-			}
-		}()
+	all := make([]int, len(m.Files))
+	for i := range all {
+		all[i] = i
 	}
-	for i := range m.Files {
-		select {
-		case work <- &m.Files[i]:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return ctx.Err()
+	return forEachParallel(ctx, a.opts.Parallel, all, func(ctx context.Context, i int) error {
+		f := &m.Files[i]
+		n, err := a.fetchFile(ctx, m, f, filepath.Join(dir, filepath.FromSlash(f.Path)))
+		mu.Lock()
+		rep.DownloadedBytes += n
+		done += f.Size
+		d := done
+		mu.Unlock()
+		a.progress(Event{Op: "restore", Stage: "download", Message: f.Path, Done: d, Total: total})
+		return err
+	})
 }
 
 // fetchFile downloads one file, checking stored size, plain size and sha256.

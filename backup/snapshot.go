@@ -169,36 +169,10 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 	a.progress(Event{Op: "snapshot", Stage: "upload", Message: fmt.Sprintf("uploading what is not yet stored of %d files", len(paths)), Total: total})
 	var (
 		mu        sync.Mutex
-		firstErr  error
 		done      atomic.Int64
 		uploading = map[string]int{} // a key shared by two paths is uploaded once
-		wg        sync.WaitGroup
-		work      = make(chan int)
+		todo      []int
 	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for w := 0; w < a.opts.Parallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				f := &m.Files[i]
-				n, err := a.uploadFile(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-					cancel()
-				}
-				if err == nil {
-					res.UploadedFiles++
-					res.UploadedBytes += n
-					f.StoredSize = n
-				}
-				mu.Unlock()
-				a.progress(Event{Op: "snapshot", Stage: "upload", Message: f.Path, Done: done.Add(f.Size), Total: total})
-			}
-		}()
-	}
 	for i := range m.Files {
 		f := &m.Files[i]
 		if sz, ok := stored[f.Key]; ok {
@@ -210,17 +184,22 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 			continue // same content as another path of this checkpoint
 		}
 		uploading[f.Key] = i
-		select {
-		case work <- i:
-		case <-ctx.Done():
+		todo = append(todo, i)
+	}
+	err = forEachParallel(ctx, a.opts.Parallel, todo, func(ctx context.Context, i int) error {
+		f := &m.Files[i]
+		n, err := a.uploadFile(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f)
+		if err == nil {
+			mu.Lock()
+			res.UploadedFiles++
+			res.UploadedBytes += n
+			f.StoredSize = n
+			mu.Unlock()
 		}
-	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	if err := ctx.Err(); err != nil {
+		a.progress(Event{Op: "snapshot", Stage: "upload", Message: f.Path, Done: done.Add(f.Size), Total: total})
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	for i := range m.Files { // duplicates of a file uploaded in this run
