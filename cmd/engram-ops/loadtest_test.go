@@ -131,35 +131,47 @@ func TestLoadtestSmokeSeparateServerAndCompare(t *testing.T) {
 			t.Errorf("no table in:\n%s", out)
 		}
 	}
-	// Two runs of the same build pass the gate. The tolerances are wide
-	// because tests share a noisy machine (under -race and a high load
-	// average, with other test packages running in parallel, two smoke runs'
-	// medians have differed by 4x); the injected regression below (100x plus
-	// half a second) is far beyond them.
-	noisy := []string{"--p50-tolerance", "20", "--p99-tolerance", "20"}
-	if code, out, errOut := runCLI(t, nil, append([]string{"loadtest", "compare", a, b}, noisy...)...); code != 0 {
-		t.Errorf("same build flagged: exit %d\n%s\n%s", code, out, errOut)
+	// Two real runs of one build render a comparison. Their verdict is not
+	// asserted: on a shared CI machine two smoke runs' medians have differed
+	// by 20x, which no useful tolerance absorbs. The gate's judgement is
+	// checked below on results derived from the base run, which machine
+	// noise cannot move.
+	if code, out, errOut := runCLI(t, nil, "loadtest", "compare", a, b); (code != 0 && code != exitNotPassed) || !strings.Contains(out, "RESULT:") {
+		t.Errorf("compare of two runs: exit %d\n%s\n%s", code, out, errOut)
 	}
-	// An injected latency regression (derived from the base run itself, so
-	// machine noise cannot shrink it) is flagged (exit 3).
-	res, err := loadtest.ReadResult(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range res.Operations {
-		h, _ := res.Operations[i].Corrected.Histogram()
-		s := loadtest.NewHistogram()
-		for _, bar := range h.Distribution() {
-			if bar.Count > 0 {
-				_ = s.RecordValues(bar.To*100+500_000, bar.Count) // 100x + 500ms
-			}
+	// scaled returns the base run with every latency mapped by f.
+	scaled := func(name string, f func(us int64) int64) string {
+		r, err := loadtest.ReadResult(a)
+		if err != nil {
+			t.Fatal(err)
 		}
-		res.Operations[i].Corrected = loadtest.Summarize(s)
+		for i := range r.Operations {
+			h, _ := r.Operations[i].Corrected.Histogram()
+			s := loadtest.NewHistogram()
+			for _, bar := range h.Distribution() {
+				if bar.Count > 0 {
+					_ = s.RecordValues(f(bar.To), bar.Count)
+				}
+			}
+			r.Operations[i].Corrected = loadtest.Summarize(s)
+		}
+		p := filepath.Join(dir, name)
+		if err := r.WriteFile(p); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	slow := filepath.Join(dir, "slow.json")
-	if err := res.WriteFile(slow); err != nil {
-		t.Fatal(err)
+	// The base run against itself, and against a copy 10% slower (within
+	// the default p50/p99 tolerances), passes with default options.
+	for _, other := range []string{a, scaled("tenpct.json", func(us int64) int64 { return us * 11 / 10 })} {
+		if code, out, errOut := runCLI(t, nil, "loadtest", "compare", a, other); code != 0 {
+			t.Errorf("compare %s: exit %d\n%s\n%s", filepath.Base(other), code, out, errOut)
+		}
 	}
+	// An injected latency regression (100x plus half a second) is flagged
+	// (exit 3), even with tolerances as wide as 2000%.
+	noisy := []string{"--p50-tolerance", "20", "--p99-tolerance", "20"}
+	slow := scaled("slow.json", func(us int64) int64 { return us*100 + 500_000 })
 	code, out, errOut := runCLI(t, nil, append([]string{"loadtest", "compare", a, slow}, noisy...)...)
 	if code != exitNotPassed || !strings.Contains(out, "REGRESSED") {
 		t.Errorf("injected regression: exit %d\n%s\n%s", code, out, errOut)
