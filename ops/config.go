@@ -120,6 +120,9 @@ type ServerConfig struct {
 	WriteTimeout    Duration `toml:"write_timeout"`
 	IdleTimeout     Duration `toml:"idle_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout" comment:"how long shutdown waits for in-flight requests"`
+	// DebugListen serves Go's /debug/pprof profiles on a separate address,
+	// so profiling is never reachable through the API's address.
+	DebugListen string `toml:"debug_listen" comment:"address of the /debug/pprof profiling endpoint, loopback only (empty: off), e.g. 127.0.0.1:6060"`
 }
 
 // DefaultConfig returns the configuration `engram-ops serve` runs with when
@@ -226,6 +229,15 @@ func (c *Config) Validate() error {
 		bad("listen", c.Listen, "port must be a number in 0..65535")
 	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
 		bad("listen", c.Listen, "host %q is neither an IP address nor a host name", host)
+	}
+	if d := c.Server.DebugListen; d != "" {
+		if host, port, err := net.SplitHostPort(d); err != nil {
+			bad("server.debug_listen", d, "must be host:port on loopback, e.g. 127.0.0.1:6060 (%v)", err)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("server.debug_listen", d, "host must be a loopback address (127.0.0.1, ::1 or localhost): profiles expose internals")
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("server.debug_listen", d, "port must be a number in 0..65535")
+		}
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", c.DataDir, "must name a directory")

@@ -33,6 +33,8 @@ type Running struct {
 	Server   *Server
 	Engine   *core.Engine
 	Registry *prometheus.Registry
+	// DebugAddr is the bound address of server.debug_listen, or nil.
+	DebugAddr net.Addr
 
 	done chan struct{}
 	err  error
@@ -81,6 +83,11 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptio
 		return nil, errors.Join(err, eng.Close())
 	}
 	r := &Running{Server: srv, Engine: eng, Registry: reg, done: make(chan struct{})}
+	if cfg.Server.DebugListen != "" {
+		if r.DebugAddr, err = startDebug(ctx, cfg.Server.DebugListen, logger); err != nil {
+			return nil, errors.Join(err, srv.ln.Close(), eng.Close())
+		}
+	}
 	shipped := make(chan struct{})
 	if shipper != nil {
 		// The shipper stops with ctx, shipping what is left, before the
