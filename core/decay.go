@@ -216,8 +216,9 @@ func (t *txn) rewarm(sp *space, r *record) error {
 			sp.counts[TierWarm]++
 			sp.bytes[TierWarm] += sl.bytes
 			delete(sp.cold, r.slot)
-			sp.pending[r.slot] = vector.Normalize(vec)
-			sp.queue = append(sp.queue, r.slot)
+			norm := vector.Normalize(vec)
+			sp.pending[r.slot] = norm
+			sp.queue = append(sp.queue, queued{r.slot, norm})
 		}
 		sp.mu.Unlock()
 		e.migrations[TierCold][TierWarm].Add(1)

@@ -227,16 +227,10 @@ type hit struct {
 // the ANN index (or an exact scan for small spaces), plus an exact scan of
 // vectors not yet indexed, plus the cold tier when deep.
 func (e *Engine) similar(sp *space, q []float32, k int, deep bool) []hit {
-	type vec struct {
-		slot uint32
-		v    []float32
-	}
+	sp.lastRecall.Store(time.Now().UnixNano())
 	sp.mu.RLock()
 	small := int(sp.counts[TierWarm]) < e.opts.Index.ExactThreshold
-	pend := make([]vec, 0, len(sp.pending))
-	for s, v := range sp.pending {
-		pend = append(pend, vec{s, v})
-	}
+	backlog := sp.queue // entries are immutable: scanned after RUnlock
 	var smallIDs []uint32
 	if small {
 		for s := range sp.slots {
@@ -270,14 +264,20 @@ func (e *Engine) similar(sp *space, q []float32, k int, deep bool) []hit {
 	} else {
 		hits = sp.index.Search(q, k, max(e.opts.Index.EfSearch, k), nil)
 	}
-	if len(pend) > 0 {
-		ids := make([]uint32, len(pend))
-		byID := make(map[uint32][]float32, len(pend))
-		for i, p := range pend {
+	if len(backlog) > 0 {
+		ids := make([]uint32, len(backlog))
+		for i, p := range backlog {
 			ids[i] = p.slot
-			byID[p.slot] = p.v
 		}
-		hits = append(hits, vector.Exact(q, ids, func(id uint32) []float32 { return byID[id] }, k)...)
+		// Exact asks for vectors in the order of ids.
+		next := 0
+		hits = append(hits, vector.Exact(q, ids, func(id uint32) []float32 {
+			if next < len(backlog) && backlog[next].slot == id {
+				next++
+				return backlog[next-1].vec
+			}
+			return nil
+		}, k)...)
 	}
 	for _, c := range cold {
 		hits = append(hits, vector.Hit{ID: c.slot, Score: dotInt8(q, c.c)})

@@ -298,7 +298,7 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 		}
 		sp.setSlot(r, int64(len(rec)+len(vec)))
 		sp.pending[s] = norm
-		sp.queue = append(sp.queue, s)
+		sp.queue = append(sp.queue, queued{s, norm})
 		sp.mu.Unlock()
 		e.cache.remove(sp.info.Name, m.ID)
 	})
