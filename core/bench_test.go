@@ -64,3 +64,52 @@ func BenchmarkRecallText10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReopenText100k: opening a data directory of 100,000 text
+// memories whose vectors the built-in embedder derived (not stored, so
+// recomputed on open), with and without the persisted index graph.
+func BenchmarkReopenText100k(b *testing.B) {
+	dir := b.TempDir()
+	opts := core.Options{Durability: core.DurabilityRelaxed, Tiers: core.TierOptions{SweepInterval: -1}}
+	e, err := core.Open(dir, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(1))
+	words := []string{"river", "mountain", "ocean", "forest", "city", "engine", "signal", "memory", "protein", "galaxy", "harbor", "lantern"}
+	var batch []core.RememberInput
+	for i := 0; i < 100_000; i++ {
+		s := ""
+		for j := 0; j < 12; j++ {
+			s += words[r.Intn(len(words))] + " "
+		}
+		batch = append(batch, core.RememberInput{Content: s + strconv.Itoa(i)})
+		if len(batch) == 1000 {
+			if _, err := e.Batch(ctx, "default", core.BatchInput{Memories: batch}); err != nil {
+				b.Fatal(err)
+			}
+			batch = nil
+		}
+	}
+	if err := e.WaitIndexed(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		e, err := core.Open(dir, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if st, _ := e.Space("default"); st.Total() != 100_000 || st.IndexPending != 0 {
+			b.Fatalf("after open: %+v", st)
+		}
+		if err := e.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

@@ -5,10 +5,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/engram-ops/engram-ops/core"
 )
@@ -544,5 +548,80 @@ func TestDerivedVectorsAreNotLoggedButReplayExactly(t *testing.T) {
 				t.Fatalf("%s: replayed vector differs at %d", id, i)
 			}
 		}
+	}
+}
+
+// vectorKeys lists the ids with a stored vector in space, reading the closed
+// engine's Pebble store directly ('V' family: V<space>\x00<id>).
+func vectorKeys(t *testing.T, dir, space string) map[string]bool {
+	t.Helper()
+	db, err := pebble.Open(filepath.Join(dir, "db"), &pebble.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	prefix := append([]byte{'V'}, append([]byte(space), 0)...)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: append([]byte{'V'}, append([]byte(space), 1)...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	ids := map[string]bool{}
+	for ok := it.First(); ok; ok = it.Next() {
+		ids[string(it.Key()[len(prefix):])] = true
+	}
+	return ids
+}
+
+func TestDerivedVectorsAreNotStoredAndRecomputedOnLoad(t *testing.T) {
+	dir := t.TempDir()
+	small := func(o *core.Options) { o.Index.ExactThreshold = 10 }
+	e := open(t, dir, small)
+	var ids []string
+	for i := 0; i < 40; i++ {
+		ids = append(ids, remember(t, e, "default", facts[i%len(facts)]+" variant "+strconv.Itoa(i)).ID)
+	}
+	own := make([]float32, 64)
+	own[3] = 1
+	client := remember(t, e, "default", "a memory with its own vector", func(in *core.RememberInput) { in.Embedding = own }).ID
+	// Replacing a client vector by a derived one drops the stored vector.
+	replaced := remember(t, e, "default", "first version", func(in *core.RememberInput) { in.ID = "mem_replaced"; in.Embedding = own }).ID
+	remember(t, e, "default", "the capital of Portugal is Lisbon", func(in *core.RememberInput) { in.ID = replaced })
+	want := map[string][]float32{}
+	for _, id := range append(ids[:5], client, replaced) {
+		m, err := e.Get(ctx, "default", id, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[id] = m.Embedding
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stored := vectorKeys(t, dir, "default")
+	if len(stored) != 1 || !stored[client] {
+		t.Fatalf("stored vectors: %v, want only the client's %s", stored, client)
+	}
+	// Without the graph file the index is rebuilt from recomputed vectors.
+	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+	e = open(t, dir, small)
+	defer e.Close()
+	if err := e.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, w := range want {
+		m, err := e.Get(ctx, "default", id, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(m.Embedding, w) {
+			t.Fatalf("%s: vector after reopen differs", id)
+		}
+	}
+	res, err := e.Recall(ctx, "default", core.RecallQuery{Text: "capital of Portugal Lisbon", MaxResults: 1})
+	if err != nil || len(res.Vivid) == 0 || res.Vivid[0].Memory.ID != replaced {
+		t.Fatalf("recall after reopen: %v %+v", err, res.Vivid)
 	}
 }

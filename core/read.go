@@ -113,17 +113,22 @@ func (e *Engine) Get(ctx context.Context, spaceName, id string, withEmbedding bo
 	}
 	m := e.view(sp, r)
 	if withEmbedding {
-		if m.Embedding, err = e.readVector(sp, id); err != nil {
+		if m.Embedding, err = e.readVector(sp, id, m.Content); err != nil {
 			return Memory{}, err
 		}
 	}
 	return m, nil
 }
 
-// readVector returns the stored vector; a cold memory's is dequantised.
-func (e *Engine) readVector(sp *space, id string) ([]float32, error) {
+// readVector returns the stored vector; a cold memory's is dequantised, and
+// one a deterministic embedder derived (not stored) is recomputed from
+// content.
+func (e *Engine) readVector(sp *space, id, content string) ([]float32, error) {
 	v, closer, err := e.db.Get(memberKey(famVector, sp.info.Name, id))
 	if errors.Is(err, pebble.ErrNotFound) {
+		if deterministic(sp.embedder) {
+			return e.derive(sp, content)
+		}
 		return nil, notFound(sp.info.Name, id)
 	}
 	if err != nil {
@@ -138,6 +143,21 @@ func (e *Engine) readVector(sp *space, id string) ([]float32, error) {
 		return sv.f32, nil
 	}
 	return vector.Dequantize(sv.q, sv.scale), nil
+}
+
+// derive recomputes the vector a deterministic embedder gives content.
+func (e *Engine) derive(sp *space, content string) ([]float32, error) {
+	vecs, err := sp.embedder.Embed(context.Background(), []string{content})
+	if err != nil {
+		return nil, internalf(err, "recompute the embedding")
+	}
+	if len(vecs) != 1 {
+		return nil, Errorf(KindInternal, "EMBEDDER_FAILED", "embedder returned %d vectors for 1 text", len(vecs))
+	}
+	if err := validateVector(vecs[0], sp.info.Dimension, "embedder output"); err != nil {
+		return nil, err
+	}
+	return vecs[0], nil
 }
 
 // List pages through a space's memories in id order.
@@ -193,7 +213,7 @@ func (e *Engine) List(ctx context.Context, spaceName string, o ListOptions) (Lis
 		}
 		m := e.view(sp, r)
 		if o.IncludeEmbeddings {
-			if m.Embedding, err = e.readVector(sp, id); err != nil {
+			if m.Embedding, err = e.readVector(sp, id, m.Content); err != nil {
 				return ListResult{}, err
 			}
 		}
@@ -683,7 +703,7 @@ func (e *Engine) ScanMemories(ctx context.Context, spaceName string, withEmbeddi
 		}
 		m := e.view(sp, r)
 		if withEmbedding {
-			if m.Embedding, err = e.readVector(sp, id); err != nil {
+			if m.Embedding, err = e.readVector(sp, id, m.Content); err != nil {
 				return err
 			}
 		}

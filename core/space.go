@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -56,12 +58,12 @@ type space struct {
 	// scans a copy of the slice header without holding the lock; entries
 	// that were forgotten or already indexed meanwhile are filtered out by
 	// liveness and de-duplication afterwards.
-	queue    []queued
-	deletes  []uint32             // indexer work: slots to tombstone
-	cold     map[uint32]coldVector
-	counts   [numTiers]int64 // stored warm/cold counts
-	bytes    [numTiers]int64
-	assocs   int64
+	queue   []queued
+	deletes []uint32 // indexer work: slots to tombstone
+	cold    map[uint32]coldVector
+	counts  [numTiers]int64 // stored warm/cold counts
+	bytes   [numTiers]int64
+	assocs  int64
 
 	idxMu sync.Mutex // serialises index writers (Add/Delete/WriteGraph)
 	index *vector.Index
@@ -311,7 +313,10 @@ func (e *Engine) loadSpace(sp *space) error {
 		}
 		closer.Close()
 	}
-	// Records.
+	// Records. With a deterministic embedder, vectors it derived are not
+	// stored: keep the contents to recompute them.
+	derivable := deterministic(sp.embedder)
+	contents := map[uint32]string{}
 	prefix := spacePrefix(famMemory, name)
 	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
@@ -325,6 +330,9 @@ func (e *Engine) loadSpace(sp *space) error {
 			return internalf(err, "decode memory %s/%s", name, id)
 		}
 		sp.setSlot(r, int64(len(it.Value())))
+		if derivable {
+			contents[r.slot] = r.Content
+		}
 	}
 	if err := it.Close(); err != nil {
 		return internalf(err, "load space %s", name)
@@ -357,6 +365,9 @@ func (e *Engine) loadSpace(sp *space) error {
 	}
 	if err := it.Close(); err != nil {
 		return internalf(err, "load vectors of %s", name)
+	}
+	if err := e.deriveMissing(sp, contents, warm); err != nil {
+		return err
 	}
 	// Associations: count only.
 	prefix = spacePrefix(famAssoc, name)
@@ -394,6 +405,48 @@ func (e *Engine) loadSpace(sp *space) error {
 	sort.Slice(sp.queue, func(i, j int) bool { return sp.queue[i].slot < sp.queue[j].slot })
 	if len(sp.queue) > 0 {
 		sp.dirty.Store(true)
+	}
+	return nil
+}
+
+// deriveMissing recomputes, on all cores, the vectors of warm memories that
+// have none stored (contents holds the candidates' text) into warm.
+func (e *Engine) deriveMissing(sp *space, contents map[uint32]string, warm map[uint32][]float32) error {
+	var todo []uint32
+	for s := range contents {
+		if sl := &sp.slots[s]; sl.live && sl.tier == TierWarm && sl.id != "" && warm[s] == nil {
+			if _, cold := sp.cold[s]; !cold {
+				todo = append(todo, s)
+			}
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	vecs := make([][]float32, len(todo))
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(todo); i += workers {
+				v, err := e.derive(sp, contents[todo[i]])
+				if err != nil {
+					errs[w] = fmt.Errorf("memory %s/%s: %w", sp.info.Name, sp.slots[todo[i]].id, err)
+					return
+				}
+				vecs[i] = normalizedCopy(v)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for i, s := range todo {
+		warm[s] = vecs[i]
 	}
 	return nil
 }

@@ -263,7 +263,8 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 	// (replay recomputes it): the vector is most of a change's bytes, and
 	// every byte of the WAL is paid for in fsync time.
 	logged := m
-	if derived && deterministic(sp.embedder) {
+	omit := derived && deterministic(sp.embedder)
+	if omit {
 		c := *m
 		c.Embedding = nil
 		logged = &c
@@ -278,12 +279,25 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 	r := &record{Memory: *m, slot: s}
 	r.Embedding = nil
 	rec := encodeRecord(r)
-	vec := encodeVector(m.Embedding)
 	if err := t.batch.Set(memberKey(famMemory, sp.info.Name, m.ID), rec, nil); err != nil {
 		return false, err
 	}
-	if err := t.batch.Set(memberKey(famVector, sp.info.Name, m.ID), vec, nil); err != nil {
-		return false, err
+	// Nor is such a vector stored: a memory without a vector entry in a
+	// space with a deterministic embedder gets it recomputed from its
+	// content when read or loaded (see vectorFor). That keeps ~3 KB per
+	// memory out of the WAL, the memtable and every compaction.
+	// The delete drops a vector an earlier version of the memory (maybe
+	// earlier in this very batch) stored.
+	var vec []byte
+	if omit {
+		if err := t.batch.Delete(memberKey(famVector, sp.info.Name, m.ID), nil); err != nil {
+			return false, err
+		}
+	} else {
+		vec = encodeVector(m.Embedding)
+		if err := t.batch.Set(memberKey(famVector, sp.info.Name, m.ID), vec, nil); err != nil {
+			return false, err
+		}
 	}
 	var nb [4]byte
 	binary.BigEndian.PutUint32(nb[:], next)
