@@ -101,7 +101,7 @@ func (s SpaceFields) BodySpace() string {
 type RememberRequest struct {
 	ID                  string            `json:"id,omitempty"`
 	Content             string            `json:"content"`
-	Embedding           []float32         `json:"embedding,omitempty"`
+	Embedding           Vector            `json:"embedding,omitempty"`
 	Confidence          *float64          `json:"confidence,omitempty"`
 	ConfidenceReasoning string            `json:"confidence_reasoning,omitempty"`
 	Tags                []string          `json:"tags,omitempty"`
@@ -123,7 +123,7 @@ type EpisodeRequest struct {
 	Who              []string          `json:"who,omitempty"`
 	Why              string            `json:"why,omitempty"`
 	How              string            `json:"how,omitempty"`
-	Embedding        []float32         `json:"embedding,omitempty"`
+	Embedding        Vector            `json:"embedding,omitempty"`
 	EmotionalValence *float64          `json:"emotional_valence,omitempty"`
 	Importance       *float64          `json:"importance,omitempty"`
 	Tags             []string          `json:"tags,omitempty"`
@@ -212,7 +212,7 @@ type BatchRequest struct {
 type BatchMemory struct {
 	ID                  string            `json:"id,omitempty"`
 	Content             string            `json:"content"`
-	Embedding           []float32         `json:"embedding,omitempty"`
+	Embedding           Vector            `json:"embedding,omitempty"`
 	Confidence          *float64          `json:"confidence,omitempty"`
 	ConfidenceReasoning string            `json:"confidence_reasoning,omitempty"`
 	Tags                []string          `json:"tags,omitempty"`
@@ -244,7 +244,7 @@ type CursorResponse = Cursor
 // metadata map (the response's metadata block is always present).
 type RecallRequest struct {
 	Query           string     `json:"query,omitempty"`
-	Embedding       []float32  `json:"embedding,omitempty"`
+	Embedding       Vector     `json:"embedding,omitempty"`
 	MaxResults      int        `json:"max_results,omitempty"`
 	Threshold       float64    `json:"threshold,omitempty"`
 	RequiredTags    []string   `json:"required_tags,omitempty"`
@@ -363,7 +363,7 @@ type Memory struct {
 	Tier           string            `json:"tier"`
 	Sequence       uint64            `json:"sequence"`
 	Space          string            `json:"space"`
-	Embedding      []float32         `json:"embedding,omitempty"`
+	Embedding      Vector            `json:"embedding,omitempty"`
 }
 
 // ListResponse is Engram's list body.
@@ -383,7 +383,7 @@ type ListedMemory struct {
 	MemoryType string    `json:"memory_type"`
 	Tags       []string  `json:"tags"`
 	Tier       string    `json:"tier"`
-	Embedding  []float32 `json:"embedding,omitempty"`
+	Embedding  Vector    `json:"embedding,omitempty"`
 }
 
 // Pagination describes a list page.
@@ -524,7 +524,7 @@ func FormatFloats(v []float32) string {
 
 // ParseFloats parses a JSON array of numbers (the GET recall embedding).
 func ParseFloats(s string) ([]float32, error) {
-	var v []float32
+	var v Vector
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
 		return nil, err
 	}

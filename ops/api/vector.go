@@ -1,0 +1,135 @@
+package api
+
+import (
+	"encoding/json"
+	"math"
+	"reflect"
+	"strconv"
+	"unsafe"
+)
+
+// Vector is an embedding on the wire: a JSON array of finite numbers that
+// fit float32. It has its own JSON methods because encoding/json's
+// reflection over []float32 cost ~345 µs to decode one 768-dimension cue,
+// more than the ANN search it feeds (BenchmarkDecodeRecallVector768). It is
+// stricter too: null elements are refused instead of read as zero. A Vector
+// is assignable to and from []float32.
+type Vector []float32
+
+var float32Type = reflect.TypeFor[float32]()
+
+// UnmarshalJSON parses b, which encoding/json has already checked is one
+// well-formed JSON value. Errors are *json.UnmarshalTypeError, so the
+// decoder names the field they occurred in.
+func (v *Vector) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*v = nil
+		return nil
+	}
+	if len(b) == 0 || b[0] != '[' {
+		return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflect.TypeFor[Vector]()}
+	}
+	n := 1
+	for _, c := range b {
+		if c == ',' {
+			n++
+		}
+	}
+	out := make(Vector, 0, n)
+	i := skipSpace(b, 1)
+	for i < len(b) && b[i] != ']' {
+		start := i
+		for i < len(b) && isNumberByte(b[i]) {
+			i++
+		}
+		if i == start {
+			return &json.UnmarshalTypeError{Value: jsonKind(b[start:]), Type: float32Type}
+		}
+		// The string shares b's bytes only for the call: ParseFloat keeps
+		// nothing of it on success and the error path copies.
+		f, err := strconv.ParseFloat(unsafe.String(&b[start], i-start), 32)
+		if err != nil {
+			return &json.UnmarshalTypeError{Value: "number " + string(b[start:i]), Type: float32Type}
+		}
+		out = append(out, float32(f))
+		if i = skipSpace(b, i); i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	*v = out
+	return nil
+}
+
+// MarshalJSON writes v as encoding/json writes a []float32 (the same bytes),
+// without reflection. NaN and ±Inf have no JSON form and are an error.
+func (v Vector) MarshalJSON() ([]byte, error) {
+	if v == nil {
+		return []byte("null"), nil
+	}
+	b := make([]byte, 0, 2+len(v)*12)
+	b = append(b, '[')
+	for i, f := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendFloat32(b, f); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, ']'), nil
+}
+
+// appendFloat32 formats f like encoding/json: the shortest representation,
+// in exponent form only for very small or large magnitudes, with a
+// two-digit exponent written without its leading zero (1e-07 → 1e-7).
+func appendFloat32(b []byte, f float32) ([]byte, error) {
+	x := float64(f)
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return b, &json.UnsupportedValueError{Value: reflect.ValueOf(f), Str: strconv.FormatFloat(x, 'g', -1, 32)}
+	}
+	format := byte('f')
+	if a := math.Abs(x); a != 0 && (float32(a) < 1e-6 || float32(a) >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, x, format, -1, 32)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, nil
+}
+
+func isNumberByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// jsonKind names the kind of the JSON value starting b, as encoding/json
+// does in its type errors.
+func jsonKind(b []byte) string {
+	if len(b) == 0 {
+		return "value"
+	}
+	switch b[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "value"
+}
