@@ -83,6 +83,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 		Cache:        cache,
 		MemTableSize: 32 << 20,
 		Logger:       quietLogger{opts.Logger},
+		FS:           opts.FS,
 	})
 	if err != nil {
 		return nil, internalf(err, "open data directory %s (is another engram-ops using it?)", dir)

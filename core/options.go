@@ -3,6 +3,8 @@ package core
 import (
 	"log/slog"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Durability chooses what an acknowledged write means.
@@ -62,4 +64,9 @@ type Options struct {
 	Logger             *slog.Logger
 	Now                func() time.Time // clock, for tests
 	TouchFlushInterval time.Duration    // how often recall reinforcement is persisted; default 1s
+	// FS holds the Pebble store (the "db" directory); nil is the operating
+	// system's. Crash tests pass a crashable in-memory FS and reopen a clone
+	// that keeps only what was synced, which a kill -9 cannot show (the
+	// page cache survives it).
+	FS vfs.FS
 }
