@@ -51,6 +51,8 @@ type Engine struct {
 	commitMu sync.Mutex
 	seq      uint64 // last assigned sequence (guarded by commitMu)
 	durable  atomic.Uint64
+	logFirst atomic.Uint64 // lowest retained change-log sequence (0: log empty)
+	logHold  atomic.Uint64 // retention keeps entries at or after this (0: no hold)
 
 	spacesMu sync.RWMutex
 	spaces   map[string]*space
@@ -164,6 +166,12 @@ func withDefaults(o Options) Options {
 	}
 	if o.TouchFlushInterval == 0 {
 		o.TouchFlushInterval = time.Second
+	}
+	if o.ChangeLog.Retention == 0 {
+		o.ChangeLog.Retention = 7 * 24 * time.Hour
+	}
+	if o.ChangeLog.CheckInterval <= 0 {
+		o.ChangeLog.CheckInterval = 10 * time.Minute
 	}
 	if o.Embedders == nil {
 		o.Embedders = BuiltinEmbedders
@@ -362,6 +370,12 @@ func (e *Engine) startBackground() {
 	go func() { defer e.wg.Done(); e.runIndexer() }()
 	e.every(e.opts.TouchFlushInterval, "flush reinforcement", e.flushTouches)
 	e.every(e.opts.Index.SaveInterval, "save index", e.saveIndexes)
+	if e.opts.ChangeLog.Retention > 0 {
+		e.every(e.opts.ChangeLog.CheckInterval, "change-log retention", func() error {
+			_, err := e.ApplyChangeLogRetention()
+			return err
+		})
+	}
 	if e.opts.Tiers.SweepInterval > 0 {
 		e.every(e.opts.Tiers.SweepInterval, "tier sweep", e.Sweep)
 	}
@@ -415,6 +429,11 @@ func (e *Engine) ChangesSince(after uint64, limit int) ([]Change, error) {
 	upto := e.durable.Load()
 	if after >= upto {
 		return nil, nil
+	}
+	if first := e.logFirst.Load(); first > 0 && after+1 < first {
+		return nil, Errorf(KindConflict, "CHANGE_LOG_TRUNCATED",
+			"change-log entries %d..%d were removed by retention (changelog.retention); the oldest kept is %d: start from a new snapshot", after+1, first-1, first).
+			WithDetails("oldest_kept", first)
 	}
 	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: logKey(after + 1), UpperBound: logKey(upto + 1)})
 	if err != nil {

@@ -69,4 +69,15 @@ type Options struct {
 	// that keeps only what was synced, which a kill -9 cannot show (the
 	// page cache survives it).
 	FS vfs.FS
+	// ChangeLog bounds how long change-log entries are kept.
+	ChangeLog ChangeLogOptions
+}
+
+// ChangeLogOptions set change-log retention. Entries are removed once
+// older than Retention, but never the newest entry, nor any entry at or
+// after the sequence a consumer holds (see Engine.HoldChangeLog), so
+// backup shipping never loses what it has not shipped yet.
+type ChangeLogOptions struct {
+	Retention     time.Duration // default 168h (7 days); negative keeps everything
+	CheckInterval time.Duration // how often retention runs; default 10m
 }

@@ -298,6 +298,9 @@ func (e *Engine) load() error {
 	if it.Last() {
 		e.seq = binary.BigEndian.Uint64(it.Key()[1:])
 	}
+	if it.First() {
+		e.logFirst.Store(binary.BigEndian.Uint64(it.Key()[1:]))
+	}
 	if err := it.Close(); err != nil {
 		return internalf(err, "read change log")
 	}

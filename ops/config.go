@@ -41,15 +41,16 @@ type Config struct {
 	// (writes are synced every second; a crash can lose the last second).
 	Durability string `toml:"durability" comment:"sync | relaxed (relaxed may lose up to ~1s of acknowledged writes on a crash)"`
 
-	Log      LogConfig      `toml:"log"`
-	Spaces   SpacesConfig   `toml:"spaces"`
-	Embedder EmbedderConfig `toml:"embedder"`
-	Limits   LimitsConfig   `toml:"limits"`
-	Index    IndexConfig    `toml:"index"`
-	Tiers    TiersConfig    `toml:"tiers"`
-	Server   ServerConfig   `toml:"server"`
-	Backup   BackupConfig   `toml:"backup"`
-	Testing  TestingConfig  `toml:"testing"`
+	Log       LogConfig       `toml:"log"`
+	Spaces    SpacesConfig    `toml:"spaces"`
+	Embedder  EmbedderConfig  `toml:"embedder"`
+	Limits    LimitsConfig    `toml:"limits"`
+	Index     IndexConfig     `toml:"index"`
+	Tiers     TiersConfig     `toml:"tiers"`
+	Server    ServerConfig    `toml:"server"`
+	Backup    BackupConfig    `toml:"backup"`
+	ChangeLog ChangeLogConfig `toml:"changelog"`
+	Testing   TestingConfig   `toml:"testing"`
 }
 
 // BackupConfig configures continuous backup shipping (see package backup).
@@ -58,6 +59,11 @@ type BackupConfig struct {
 	Interval         Duration `toml:"interval" comment:"how often new change-log entries are shipped"`
 	SnapshotInterval Duration `toml:"snapshot_interval" comment:"how often a snapshot is taken while shipping; \"0s\" disables"`
 	EncryptRecipient string   `toml:"encrypt_recipient" comment:"age public key (age1...) that backups are encrypted to (empty: not encrypted)"`
+}
+
+// ChangeLogConfig configures change-log retention.
+type ChangeLogConfig struct {
+	Retention Duration `toml:"retention" comment:"change-log entries older than this are removed, except what backup shipping has not shipped yet; \"0s\" keeps everything"`
 }
 
 // LogConfig configures logging.
@@ -151,8 +157,9 @@ func DefaultConfig() Config {
 			MaxBatch:        10_000,
 			MaxDimension:    4096,
 		},
-		Index: IndexConfig{ExactThreshold: 2000, M: 16, EfConstruction: 128, EfSearch: 96},
-		Tiers: TiersConfig{HotCapacity: 64 << 20, ColdBelow: 0.05, SweepInterval: Duration{time.Minute}},
+		Index:     IndexConfig{ExactThreshold: 2000, M: 16, EfConstruction: 128, EfSearch: 96},
+		Tiers:     TiersConfig{HotCapacity: 64 << 20, ColdBelow: 0.05, SweepInterval: Duration{time.Minute}},
+		ChangeLog: ChangeLogConfig{Retention: Duration{7 * 24 * time.Hour}},
 		Server: ServerConfig{
 			ReadTimeout:     Duration{30 * time.Second},
 			WriteTimeout:    Duration{60 * time.Second},
@@ -337,6 +344,9 @@ func (c *Config) Validate() error {
 	if math.IsNaN(t.ColdBelow) || t.ColdBelow <= 0 || t.ColdBelow >= 1 {
 		bad("tiers.cold_below", t.ColdBelow, "must be in (0, 1)")
 	}
+	if d := c.ChangeLog.Retention.Duration; d != 0 && (d < time.Minute || d > 10*365*24*time.Hour) {
+		bad("changelog.retention", c.ChangeLog.Retention, "must be 0s (keep everything) or in 1m..87600h")
+	}
 	if d := t.SweepInterval.Duration; d != 0 && (d < time.Second || d > 24*time.Hour) {
 		bad("tiers.sweep_interval", t.SweepInterval, "must be 0s (disabled) or in 1s..24h")
 	}
@@ -407,6 +417,10 @@ func (c *Config) EngineOptions(logger *slog.Logger, embedders core.EmbedderFacto
 	if sweep == 0 {
 		sweep = -1 // core: negative disables the sweeper
 	}
+	retention := c.ChangeLog.Retention.Duration
+	if retention == 0 {
+		retention = -1 // core: negative keeps everything
+	}
 	return core.Options{
 		Durability:         core.Durability(c.Durability),
 		DefaultDimension:   c.Spaces.DefaultDimension,
@@ -430,7 +444,8 @@ func (c *Config) EngineOptions(logger *slog.Logger, embedders core.EmbedderFacto
 			ColdBelow:        c.Tiers.ColdBelow,
 			SweepInterval:    sweep,
 		},
-		Logger: logger,
+		ChangeLog: core.ChangeLogOptions{Retention: retention},
+		Logger:    logger,
 	}
 }
 
