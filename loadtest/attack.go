@@ -72,9 +72,13 @@ func (e *TargetError) Unwrap() error { return e.Err }
 
 // job is one arrival handed to a worker.
 type job struct {
-	intended time.Time
-	measured bool // inside the measured phase (not warm-up)
-	waited   bool // found no free worker at its intended time
+	at       time.Duration // intended send time, from attacker.start
+	measured bool          // inside the measured phase (not warm-up)
+	// waited: at dispatch the pool was at max_workers and every worker
+	// busy, so the arrival queued for one (the server was slow).
+	waited bool
+	// lateDispatch: the pacer itself woke too late for it.
+	lateDispatch bool
 }
 
 // Run checks the target, sets the data set up, offers the scenario's load
@@ -123,6 +127,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return nil, err
 	}
+	if setup.Preloaded > 0 {
+		waited, pending, err := settleIndex(ctx, cfg.Client, setup.Spaces, sc.Preload.SettleTimeout(), logf)
+		res.Setup.IndexSettleSeconds, res.Setup.IndexPending = waited.Seconds(), pending
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("interrupted while waiting for the index: %w", ctx.Err())
+			}
+			return nil, err
+		}
+	}
 	a := newAttacker(sc, OpNames, w.prepare, w.k, cfg)
 	a.run(ctx)
 	a.fill(res)
@@ -146,13 +160,39 @@ type attacker struct {
 	lateAfter, dropAfter, timeout time.Duration
 
 	scheduled, sent, completed, errs, inflight atomic.Int64
-	late, lateNoWorker, dropped, exhausted     atomic.Int64
-	workers, peak                              int
+	late, lateNoWorker, lateDispatch, dropped  atomic.Int64
+	exhausted                                  atomic.Int64
+	// free is workers − busy workers − queued jobs: negative when arrivals
+	// queue for want of a worker. Only the scheduler spawns, so workers
+	// and peak are its own.
+	free          atomic.Int64
+	workers, peak int
+	jobs          chan job
+	stopping      atomic.Bool  // interrupted: workers discard queued jobs
+	lastStart     atomic.Int64 // latest send or drop, ns from start
+	wg            sync.WaitGroup
+	slotsMu       sync.Mutex
+	slots         []*reqSlot // one per worker, for the timeout sweeper
 
 	start, measureStart, stop time.Time
 	interrupted               bool
 	cpu0, cpu1                cpuTimes
 }
+
+// Scheduling constants. Waits longer than coarseLead sleep on a Go timer
+// (cancellable, but ~1 ms coarse when the process idles) to within
+// coarseLead of the due time, then sleep precisely. The pacer wakes at
+// most once per maxBatchDelay (a quarter of late_after_ms at most): at
+// high rates one wake-up dispatches several arrivals, which roughly halves
+// the context switches per request, at the price of that much dispatch
+// delay; once per backlogBatch while arrivals queue for workers.
+// initialWorkers are started before the first arrival.
+const (
+	coarseLead     = 2 * time.Millisecond
+	maxBatchDelay  = 250 * time.Microsecond
+	backlogBatch   = time.Millisecond
+	initialWorkers = 8
+)
 
 func newAttacker(sc *Scenario, names []string, prepare func(*workerRand) request, k int, cfg Config) *attacker {
 	a := &attacker{sc: sc, names: names, prepare: prepare, k: k, cfg: cfg, lag: newHist(),
@@ -164,6 +204,127 @@ func newAttacker(sc *Scenario, names []string, prepare func(*workerRand) request
 		a.warmRec = append(a.warmRec, newOpRecorder())
 	}
 	return a
+}
+
+// queueCap bounds the hand-off queue: a drop bound's worth of arrivals at
+// the pattern's peak rate, plus the pool. Anything beyond could not start
+// within drop_after_ms anyway.
+func (a *attacker) queueCap() int {
+	peak := NewPacer(a.sc.Arrival, 0).PeakRate()
+	n := peak*a.dropAfter.Seconds() + float64(a.sc.Generator.MaxWorkers)
+	return int(min(max(n, 1024), 1<<18))
+}
+
+// errRequestTimeout is the cause the sweeper cancels a request with.
+var errRequestTimeout = errors.New("request_timeout_ms passed")
+
+// reqSlot is one worker's request in flight. Requests do not get a timer
+// each (context.WithTimeout): one sweeper goroutine cancels those that
+// outlive request_timeout_ms.
+type reqSlot struct {
+	// began is when the request in flight started (ns from the attack's
+	// start, never 0), 0 when idle, cancelled once the sweeper claimed it.
+	began  atomic.Int64
+	mu     sync.Mutex // guards cancel and ctx renewal against the sweeper
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+const cancelled = -1
+
+func (a *attacker) newSlot(base context.Context) *reqSlot {
+	s := &reqSlot{}
+	s.ctx, s.cancel = context.WithCancelCause(base)
+	a.slotsMu.Lock()
+	a.slots = append(a.slots, s)
+	a.slotsMu.Unlock()
+	return s
+}
+
+// finish marks the slot idle and reports whether the sweeper cancelled the
+// request; if so the slot gets a fresh context for the next one.
+func (s *reqSlot) finish(base context.Context) bool {
+	if s.began.Swap(0) != cancelled {
+		return false
+	}
+	s.mu.Lock()
+	s.cancel(nil)
+	s.ctx, s.cancel = context.WithCancelCause(base)
+	s.mu.Unlock()
+	return true
+}
+
+// sweep cancels requests older than the timeout, every interval, until
+// stop is closed.
+func (a *attacker) sweep(stop <-chan struct{}) {
+	interval := min(max(a.timeout/10, time.Millisecond), 100*time.Millisecond)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		now := int64(time.Since(a.start))
+		a.slotsMu.Lock()
+		slots := a.slots
+		a.slotsMu.Unlock()
+		for _, s := range slots {
+			b := s.began.Load()
+			if b <= 0 || now-b <= int64(a.timeout) {
+				continue
+			}
+			// Claim and cancel under the lock: while began is still b,
+			// s.cancel is request b's (it is renewed only under the lock).
+			s.mu.Lock()
+			if s.began.CompareAndSwap(b, cancelled) {
+				s.cancel(errRequestTimeout)
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (a *attacker) spawn(ctx context.Context) {
+	a.workers++
+	a.peak = max(a.peak, a.workers)
+	a.free.Add(1)
+	r := newWorkerRand(a.sc.Generator.Seed, a.workers)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.worker(ctx, r)
+	}()
+}
+
+// dispatch hands j to the pool without ever blocking the scheduler: an
+// arrival that finds no free worker queues, and the pool grows (if below
+// max_workers and grow allows) or, at the cap, the arrival is marked as
+// having waited for a worker. Reports whether it started a worker.
+func (a *attacker) dispatch(ctx context.Context, j job, grow bool) bool {
+	spawned := false
+	if a.free.Add(-1) < 0 {
+		switch {
+		case a.workers < a.sc.Generator.MaxWorkers:
+			if grow {
+				a.spawn(ctx)
+				spawned = true
+			}
+		default:
+			j.waited = true
+			a.exhausted.Add(1)
+		}
+	}
+	select {
+	case a.jobs <- j:
+	default:
+		a.free.Add(1)
+		if j.measured {
+			a.dropped.Add(1)
+		}
+	}
+	return spawned
 }
 
 func (a *attacker) run(ctx context.Context) {
@@ -178,182 +339,232 @@ func (a *attacker) run(ctx context.Context) {
 	// records what was in flight.
 	reqBase, reqCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer reqCancel()
-	jobs := make(chan job)
-	var wg sync.WaitGroup
-	spawn := func() {
-		a.workers++
-		if a.workers > a.peak {
-			a.peak = a.workers
-		}
-		id := a.workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.worker(reqBase, jobs, newWorkerRand(sc.Generator.Seed, id))
-		}()
-	}
-	for range min(8, sc.Generator.MaxWorkers) {
-		spawn()
+	a.jobs = make(chan job, a.queueCap())
+	for range min(initialWorkers, sc.Generator.MaxWorkers) {
+		a.spawn(reqBase)
 	}
 
 	a.cpu0 = readCPU()
 	a.start = time.Now().Add(20 * time.Millisecond) // a lead, so the first sends are not late
 	a.measureStart = a.start.Add(warm)
-	end := a.measureStart.Add(dur)
+	end := warm + dur
 
 	progDone := make(chan struct{})
 	progStopped := make(chan struct{})
 	go a.progress(progDone, progStopped, pacer)
+	sweepStop := make(chan struct{})
+	go a.sweep(sweepStop)
+	defer close(sweepStop)
+
+	inWarm := warm > 0
+	next := func() (job, bool) {
+		if inWarm {
+			if at := warmPacer.Next(); at < warm {
+				return job{at: at}, true
+			}
+			inWarm = false
+		}
+		at := warm + pacer.Next()
+		return job{at: at, measured: true}, at < end
+	}
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	inWarm := warm > 0
+	done := ctx.Done()
+	j, more := next()
+	batch := min(a.lateAfter/4, maxBatchDelay)
+	lastWake := -batch
 loop:
-	for {
-		var intended time.Time
-		if inWarm {
-			intended = a.start.Add(warmPacer.Next())
-			if !intended.Before(a.measureStart) {
-				inWarm = false
-			}
+	for more {
+		now := time.Since(a.start)
+		// With the pool at its cap and arrivals already queued for a
+		// worker, a precise wake-up buys nothing: the next one queues too.
+		// Then wake on Go's timer, which a busy process fires from its
+		// scheduler without a sleep of its own, and batch backlogBatch.
+		// (Below the cap, the next dispatch grows the pool: stay precise.)
+		backlog := a.workers >= sc.Generator.MaxWorkers && a.free.Load() < 0
+		gap := batch
+		if backlog {
+			gap = backlogBatch
 		}
-		if !inWarm {
-			intended = a.measureStart.Add(pacer.Next())
-			if !intended.Before(end) {
-				break
+		if d := max(j.at, lastWake+gap) - now; d > 0 {
+			if d > coarseLead || backlog {
+				lead := coarseLead
+				if d <= coarseLead {
+					lead = 0
+				}
+				timer.Reset(d - lead)
+				select {
+				case <-timer.C:
+				case <-done:
+					a.interrupted = true
+					break loop
+				}
+				if lead > 0 {
+					continue
+				}
+			} else {
+				preciseSleep(d)
 			}
-		}
-		j := job{intended: intended, measured: !inWarm}
-		if d := time.Until(intended); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				a.interrupted = true
-				break loop
-			}
-		} else if ctx.Err() != nil {
-			a.interrupted = true
-			break
-		}
-		if j.measured {
-			a.scheduled.Add(1)
-		}
-		// So far behind that the send is meaningless: drop it, count it.
-		if time.Since(intended) > a.dropAfter {
-			if j.measured {
-				a.dropped.Add(1)
-			}
-			continue
+			now = time.Since(a.start)
 		}
 		select {
-		case jobs <- j:
-			continue
-		default:
-		}
-		if a.workers < sc.Generator.MaxWorkers {
-			spawn()
-			select {
-			case jobs <- j:
-			case <-ctx.Done():
-				a.interrupted = true
-				break loop
-			}
-			continue
-		}
-		// The pool is at its cap: wait for a worker, up to the drop bound.
-		a.exhausted.Add(1)
-		j.waited = true
-		timer.Reset(max(a.dropAfter-time.Since(intended), 0))
-		select {
-		case jobs <- j:
-			if !timer.Stop() {
-				<-timer.C
-			}
-		case <-timer.C:
-			if j.measured {
-				a.dropped.Add(1)
-			}
-		case <-ctx.Done():
+		case <-done:
 			a.interrupted = true
 			break loop
+		default:
+		}
+		lastWake = now
+		// Every arrival whose time has come goes out in this one wake-up.
+		// Arrivals the pacer is late for grow the pool by one worker per
+		// wake-up at most: a stalled scheduler's backlog is drained by the
+		// warm pool instead of opening a connection per overdue arrival.
+		spawned := false
+		for more && j.at <= now {
+			lag := now - j.at
+			if j.measured {
+				a.scheduled.Add(1)
+			}
+			if lag > a.dropAfter {
+				// So far behind that the send is meaningless: drop it, count it.
+				if j.measured {
+					a.dropped.Add(1)
+				}
+			} else {
+				j.lateDispatch = lag > a.lateAfter
+				if a.dispatch(reqBase, j, !j.lateDispatch || !spawned) {
+					spawned = true
+				}
+			}
+			j, more = next()
 		}
 	}
-	// Not clamped to end: a backlog of arrivals (within drop_after_ms)
-	// is still sent after end, and the rate must count that time.
-	a.stop = time.Now()
-	if a.interrupted && a.stop.Before(a.measureStart) {
-		a.stop = a.measureStart
-	}
-	close(jobs)
+	schedEnd := time.Now()
 	if a.interrupted {
+		a.stopping.Store(true)
 		t := time.AfterFunc(a.cfg.Grace, reqCancel)
 		defer t.Stop()
 	}
-	wg.Wait()
+	close(a.jobs)
+	a.wg.Wait()
 	a.cpu1 = readCPU()
+	// Not clamped to the nominal end: a backlog of arrivals (within
+	// drop_after_ms) is still sent after it, and the rate must count
+	// that time. An interrupted run ends when it was interrupted.
+	a.stop = schedEnd
+	if last := a.start.Add(time.Duration(a.lastStart.Load())); !a.interrupted && last.After(a.stop) {
+		a.stop = last
+	}
+	if a.interrupted && a.stop.Before(a.measureStart) {
+		a.stop = a.measureStart
+	}
 	close(progDone)
 	<-progStopped
 }
 
-func (a *attacker) worker(ctx context.Context, jobs <-chan job, r *workerRand) {
-	think := time.Duration(a.sc.Session.ThinkTimeMS * float64(time.Millisecond))
-	for j := range jobs {
-		intended := j.intended
-		for k := 0; k < a.sc.Session.OpsPerSession; k++ {
-			if k > 0 {
-				d := think
-				if a.sc.Session.ThinkDistribution == "exponential" {
-					d = time.Duration(r.rng.ExpFloat64() * float64(think))
-				}
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					return
-				}
-				intended = time.Now()
-			}
-			req := a.prepare(r)
-			begin := time.Now()
-			if k == 0 {
-				lag := begin.Sub(intended)
-				if j.measured {
-					a.lagMu.Lock()
-					recordDur(a.lag, lag)
-					a.lagMu.Unlock()
-					if lag > a.lateAfter {
-						a.late.Add(1)
-						if j.waited {
-							a.lateNoWorker.Add(1)
-						}
-					}
-				}
-			}
-			a.sent.Add(1)
-			a.inflight.Add(1)
-			rctx, cancel := context.WithTimeout(ctx, a.timeout)
-			expected, found, err := req.do(rctx)
-			cancel()
-			done := time.Now()
-			a.inflight.Add(-1)
-			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				return // cut off by an interrupted run's grace period: not a server error
-			}
-			kind := ""
-			if err != nil {
-				kind = errorKind(err)
-			}
-			recs := a.warmRec
-			if j.measured {
-				recs = a.recs
-				a.completed.Add(1)
-				if err != nil {
-					a.errs.Add(1)
-				}
-			}
-			recs[req.op].record(done.Sub(intended), done.Sub(begin), kind, expected, found)
+func (a *attacker) worker(ctx context.Context, r *workerRand) {
+	var think *time.Timer
+	slot := a.newSlot(ctx)
+	for j := range a.jobs {
+		if !a.stopping.Load() && !a.serve(ctx, slot, j, r, &think) {
+			return
+		}
+		a.free.Add(1)
+	}
+}
+
+// noteStart records the latest send (or drop) for the run's end time.
+func (a *attacker) noteStart(at time.Duration) {
+	for {
+		cur := a.lastStart.Load()
+		if int64(at) <= cur || a.lastStart.CompareAndSwap(cur, int64(at)) {
+			return
 		}
 	}
+}
+
+// serve sends j's session. It returns false when the requests were cut
+// off by an interrupted run's grace period.
+func (a *attacker) serve(ctx context.Context, slot *reqSlot, j job, r *workerRand, think **time.Timer) bool {
+	sess := a.sc.Session
+	intended := a.start.Add(j.at)
+	for k := 0; k < sess.OpsPerSession; k++ {
+		if k > 0 {
+			d := time.Duration(sess.ThinkTimeMS * float64(time.Millisecond))
+			if sess.ThinkDistribution == "exponential" {
+				d = time.Duration(r.rng.ExpFloat64() * float64(d))
+			}
+			if d > 0 {
+				if *think == nil {
+					*think = time.NewTimer(d)
+				} else {
+					(*think).Reset(d)
+				}
+				select {
+				case <-(*think).C:
+				case <-ctx.Done():
+					return false
+				}
+			}
+			intended = time.Now()
+		}
+		if k == 0 {
+			lag := time.Since(intended)
+			a.noteStart(j.at + lag)
+			if lag > a.dropAfter {
+				// Queued for a worker past the drop bound.
+				if j.measured {
+					a.dropped.Add(1)
+				}
+				return true
+			}
+		}
+		req := a.prepare(r)
+		begin := time.Now()
+		if k == 0 && j.measured {
+			lag := begin.Sub(intended)
+			a.lagMu.Lock()
+			recordDur(a.lag, lag)
+			a.lagMu.Unlock()
+			if lag > a.lateAfter {
+				// Exclusive causes: a full pool first, then a late pacer.
+				a.late.Add(1)
+				switch {
+				case j.waited:
+					a.lateNoWorker.Add(1)
+				case j.lateDispatch:
+					a.lateDispatch.Add(1)
+				}
+			}
+		}
+		a.sent.Add(1)
+		a.inflight.Add(1)
+		slot.began.Store(max(int64(begin.Sub(a.start)), 1))
+		expected, found, err := req.do(slot.ctx)
+		timedOut := slot.finish(ctx)
+		done := time.Now()
+		a.inflight.Add(-1)
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return false // cut off by an interrupted run's grace period: not a server error
+		}
+		kind := ""
+		switch {
+		case err != nil && timedOut:
+			kind = "timeout"
+		case err != nil:
+			kind = errorKind(err)
+		}
+		recs := a.warmRec
+		if j.measured {
+			recs = a.recs
+			a.completed.Add(1)
+			if err != nil {
+				a.errs.Add(1)
+			}
+		}
+		recs[req.op].record(done.Sub(intended), done.Sub(begin), kind, expected, found)
+	}
+	return true
 }
 
 func (a *attacker) progress(done <-chan struct{}, stopped chan<- struct{}, p *Pacer) {
@@ -426,6 +637,7 @@ func (a *attacker) fill(res *Result) {
 	au := &res.Audit
 	au.LateAfterMS, au.DropAfterMS = sc.Generator.LateAfterMS, sc.Generator.DropAfterMS
 	au.LateSends, au.LateNoWorker, au.DroppedSends = a.late.Load(), a.lateNoWorker.Load(), a.dropped.Load()
+	au.LateDispatch = a.lateDispatch.Load()
 	if res.Scheduled > 0 {
 		au.LateFraction = float64(au.LateSends) / float64(res.Scheduled)
 	}
@@ -438,43 +650,10 @@ func (a *attacker) fill(res *Result) {
 	if wall := a.stop.Sub(a.start).Seconds(); wall > 0 {
 		au.CPUCores = (au.CPUUserSec + au.CPUSystemSec) / wall
 	}
+	if a.cpu0.wait >= 0 && a.cpu1.wait >= 0 {
+		w := a.cpu1.wait - a.cpu0.wait
+		au.CPUWaitSec = &w
+	}
 	au.CPUIncludesServer = a.cfg.CPUIncludesServer
 	judge(res)
-}
-
-// judge decides whether the generator or the server limited the run and
-// says why, in words an operator can act on.
-func judge(res *Result) {
-	au := &res.Audit
-	au.Findings = nil
-	au.LimitedBy = ""
-	f := func(format string, args ...any) { au.Findings = append(au.Findings, fmt.Sprintf(format, args...)) }
-	sched := au.LateSends - au.LateNoWorker
-	procs := float64(res.Generator.GOMAXPROCS)
-	if au.DroppedSends > 0 {
-		f("%d sends were dropped: they could not start within drop_after_ms = %v of their intended time", au.DroppedSends, au.DropAfterMS)
-	}
-	if au.LateFraction > 0.01 {
-		f("%.2f%% of sends started more than %vms late (p99 scheduling lag %.2fms)", au.LateFraction*100, au.LateAfterMS, au.SchedulingLag.P99MS)
-	}
-	if au.PoolExhausted > 0 {
-		f("in-flight requests reached max_workers = %d %d times: the server was not answering as fast as requests arrived (raise [generator] max_workers only if the server is known to be fine)",
-			au.MaxWorkers, au.PoolExhausted)
-	}
-	if !au.CPUIncludesServer && procs > 0 && au.CPUCores >= 0.9*procs {
-		f("the generator used %.2f of its %d cores: it is CPU-bound", au.CPUCores, int(procs))
-	}
-	schedBound := res.Scheduled > 0 && float64(sched)/float64(res.Scheduled) > 0.01
-	switch {
-	case schedBound || (au.DroppedSends > 0 && au.PoolExhausted == 0) ||
-		(!au.CPUIncludesServer && procs > 0 && au.CPUCores >= 0.9*procs && au.LateFraction > 0.01):
-		au.LimitedBy = "generator"
-		f("the GENERATOR limited this run: its scheduler could not send on time, so the figures understate what was asked of the server; run it on a machine with more free CPU or split the load (loadtest merge)")
-	case au.PoolExhausted > 0 || (!res.Interrupted && res.RequestedRate > 0 && res.AchievedRate < 0.95*res.RequestedRate):
-		au.LimitedBy = "server"
-		f("the SERVER limited this run: it completed %.1f of %.1f requested operations/s; corrected latencies include the queueing", res.AchievedRate, res.RequestedRate)
-	}
-	if au.CPUIncludesServer {
-		f("CPU figures include the embedded server (same process); use --target for the generator's own CPU")
-	}
 }

@@ -32,7 +32,10 @@ type CalibrateConfig struct {
 	// (default 5000/s), run for CheckDuration (default 5s).
 	CheckRate     float64
 	CheckDuration time.Duration
-	Logf          func(format string, args ...any)
+	// CPUIncludesServer marks an embedded server (same process), for the
+	// check's verdict.
+	CPUIncludesServer bool
+	Logf              func(format string, args ...any)
 }
 
 // Calibration is the outcome: requests per second of each phase, the
@@ -48,6 +51,9 @@ type Calibration struct {
 	Ratio          float64   `json:"ratio"`
 	Check          *Result   `json:"check"`
 }
+
+// checkWorkers is the scheduling check's max_workers (the default).
+const checkWorkers = 1024
 
 // Calibrate runs the calibration.
 func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Calibration, error) {
@@ -70,7 +76,7 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Calibration, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	cl, err := client.New(cfg.BaseURL)
+	cl, err := client.New(cfg.BaseURL, client.WithHTTPClient(HTTPClient(checkWorkers)))
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +105,9 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Calibration, error) {
 	if ctx.Err() != nil {
 		return out, nil
 	}
-	sc := aliveScenario(cfg.CheckRate, cfg.CheckDuration, 1024)
-	out.Check = attackOnly(ctx, sc, cl, Config{Client: cl})
+	sc := aliveScenario(cfg.CheckRate, cfg.CheckDuration, checkWorkers)
+	out.Check = attackOnly(ctx, sc, cl, Config{Client: cl, CPUIncludesServer: cfg.CPUIncludesServer})
+	out.Check.Target.Embedded = cfg.CPUIncludesServer
 	logf("scheduling check at %.0f/s: achieved %.0f/s, %.3f%% late", cfg.CheckRate, out.Check.AchievedRate, out.Check.Audit.LateFraction*100)
 	return out, nil
 }
@@ -131,6 +138,11 @@ func tightLoop(ctx context.Context, url string, concurrency int, d time.Duration
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A context per goroutine, as the generator's workers have:
+			// requests sharing one parent contend on its lock, which would
+			// make the reference slower than it need be.
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
 			for ctx.Err() == nil {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 				resp, err := hc.Do(req)

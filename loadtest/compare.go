@@ -85,8 +85,11 @@ func Compare(base, new *Result, o CompareOptions) (*Comparison, error) {
 		}
 	}
 	for _, r := range []*Result{base, new} {
-		if r.Audit.LimitedBy == "generator" {
+		switch r.Audit.LimitedBy {
+		case LimitedByGenerator:
 			c.Notes = append(c.Notes, fmt.Sprintf("the %s run was limited by the generator: its figures understate the load", which(r, base)))
+		case LimitedByMachine:
+			c.Notes = append(c.Notes, fmt.Sprintf("the %s run was limited by contention for the generator's CPU: its figures understate the load", which(r, base)))
 		}
 		if r.Interrupted {
 			c.Notes = append(c.Notes, fmt.Sprintf("the %s run was interrupted", which(r, base)))

@@ -12,13 +12,17 @@
 // stays bounded however long a run lasts, and histograms from several
 // generator machines merge exactly.
 //
-// Self-audit. The attacker hands each arrival to a bounded worker pool that
-// grows to what the load needs. An arrival that finds no free worker, or that
-// the pacer itself dispatches late, is a late send; one later than the drop
-// bound is dropped. Late and dropped sends, achieved versus requested rate,
-// the scheduling lag distribution and the process's CPU use (getrusage) are
-// in every result, and the result says when the generator, not the server,
-// limited the run.
+// Self-audit. The pacer dispatches every arrival whose time has come in one
+// wake-up, sleeping precisely in between, and hands it through a queue to a
+// warm, bounded worker pool that grows to what the load needs; it never
+// waits for a worker. An arrival that starts more than late_after_ms after
+// its intended time is a late send, attributed to a full pool, a late pacer
+// or a late worker; one later than the drop bound is dropped. Late and
+// dropped sends, achieved versus requested rate, the scheduling lag
+// distribution, the process's CPU use (getrusage) and run-queue wait are in
+// every result, and the result says whether the server, the generator or
+// contention for the machine's CPU limited the run. Before the load, the
+// run waits for the server to index the preloaded data set.
 //
 // Layering. loadtest reaches servers only through ops/client (and the wire
 // types of ops/api). It must not import core, ops (the server), cobra or any

@@ -86,3 +86,16 @@ func (p *Pacer) Next() time.Duration {
 	}
 	return p.t
 }
+
+// PeakRate is the highest rate the pattern reaches.
+func (p *Pacer) PeakRate() float64 {
+	a := p.a
+	switch a.Pattern {
+	case "ramp":
+		return max(a.StartRate, a.Rate)
+	case "burst":
+		return max(a.BaseRate, a.BurstRate)
+	default:
+		return a.Rate
+	}
+}

@@ -36,9 +36,16 @@ func WriteTable(w io.Writer, r *Result) error {
 	if r.Interrupted {
 		status = "   INTERRUPTED: partial result"
 	}
-	line("Run         %s, measured %.2fs after %.2fs warm-up, %d space(s), %d memories preloaded in %.2fs%s",
+	settle := ""
+	switch s := r.Setup; {
+	case s.IndexPending > 0:
+		settle = fmt.Sprintf(", index NOT settled (%d pending after %.2fs)", s.IndexPending, s.IndexSettleSeconds)
+	case s.IndexSettleSeconds > 0:
+		settle = fmt.Sprintf(", index settled in %.2fs", s.IndexSettleSeconds)
+	}
+	line("Run         %s, measured %.2fs after %.2fs warm-up, %d space(s), %d memories preloaded in %.2fs%s%s",
 		r.StartedAt.UTC().Format(time.RFC3339), r.DurationSeconds, r.WarmupSeconds, len(r.Setup.Spaces), r.Setup.Preloaded,
-		r.Setup.PreloadSeconds, status)
+		r.Setup.PreloadSeconds, settle, status)
 	line("Load        requested %.1f ops/s (%s), achieved %.1f ops/s: %d operations, %d errors (%.2f%%)",
 		r.RequestedRate, r.Scenario.Pattern, r.AchievedRate, r.Completed, r.Errors, r.ErrorRate*100)
 	line("")
@@ -101,12 +108,18 @@ func WriteTable(w io.Writer, r *Result) error {
 	if a.CPUIncludesServer {
 		cpuNote = " (includes the embedded server)"
 	}
-	line("            CPU %.2f cores (user %.2fs, system %.2fs)%s", a.CPUCores, a.CPUUserSec, a.CPUSystemSec, cpuNote)
+	wait := ""
+	if a.CPUWaitSec != nil {
+		wait = fmt.Sprintf(", waited %.2fs for a CPU", *a.CPUWaitSec)
+	}
+	line("            CPU %.2f cores (user %.2fs, system %.2fs%s)%s", a.CPUCores, a.CPUUserSec, a.CPUSystemSec, wait, cpuNote)
 	switch a.LimitedBy {
-	case "generator":
+	case LimitedByGenerator:
 		line("Verdict     the GENERATOR limited this run, not the server")
-	case "server":
-		line("Verdict     the SERVER limited this run (the generator kept up)")
+	case LimitedByMachine:
+		line("Verdict     MACHINE CONTENTION limited this run: the generator did not get the CPU to send on time")
+	case LimitedByServer:
+		line("Verdict     the SERVER limited this run: requests waited on it")
 	default:
 		line("Verdict     the load was offered as requested and the server kept up")
 	}

@@ -114,6 +114,12 @@ type SetupInfo struct {
 	Spaces         []string `json:"spaces"`
 	Preloaded      int      `json:"preloaded"`
 	PreloadSeconds float64  `json:"preload_seconds"`
+	// IndexSettleSeconds is how long the run waited after the preload for
+	// the server to index it; IndexPending is what was still not indexed
+	// when the load started (0: settled). Results older than these fields
+	// read as 0.
+	IndexSettleSeconds float64 `json:"index_settle_seconds"`
+	IndexPending       int     `json:"index_pending"`
 }
 
 // Audit is the generator's account of itself.
@@ -122,9 +128,12 @@ type Audit struct {
 	DropAfterMS float64 `json:"drop_after_ms"`
 	// LateSends started more than late_after_ms after their intended time;
 	// LateNoWorker of them waited for a free worker (the pool was at
-	// max_workers), the rest were late because the scheduler itself was.
+	// max_workers), the rest were late because the generator's own
+	// goroutines did not run in time: LateDispatch of them because the
+	// pacer woke late, the others because a free worker did.
 	LateSends     int64   `json:"late_sends"`
 	LateNoWorker  int64   `json:"late_no_worker"`
+	LateDispatch  int64   `json:"late_dispatch"`
 	LateFraction  float64 `json:"late_fraction"`
 	DroppedSends  int64   `json:"dropped_sends"`
 	MaxWorkers    int     `json:"max_workers"`
@@ -136,10 +145,16 @@ type Audit struct {
 	CPUSystemSec  float64     `json:"cpu_system_seconds"`
 	// CPUCores is (user+system)/wall: cores the process used on average.
 	CPUCores float64 `json:"cpu_cores"`
+	// CPUWaitSec is how long the process's threads were runnable but
+	// waited for a CPU (Linux run-queue delay); nil where unknown.
+	CPUWaitSec *float64 `json:"cpu_wait_seconds,omitempty"`
 	// CPUIncludesServer is true when the server ran in the same process.
 	CPUIncludesServer bool `json:"cpu_includes_server"`
-	// LimitedBy is "generator" when the generator could not offer the
-	// requested load, "server" when the server did not keep up, else "".
+	// LimitedBy is "server" when requests waited on the server,
+	// "generator" when the generator could not offer the requested load
+	// by itself (CPU-bound, or its scheduler fell behind), "machine" when
+	// it was late for want of a CPU something else on the host took, and
+	// "" when the load was offered as requested and the server kept up.
 	LimitedBy string   `json:"limited_by"`
 	Findings  []string `json:"findings"`
 }
@@ -350,7 +365,9 @@ func Merge(rs ...*Result) (*Result, error) {
 	out.Generator.Hosts = nil
 	out.Audit = Audit{LateAfterMS: rs[0].Audit.LateAfterMS, DropAfterMS: rs[0].Audit.DropAfterMS}
 	out.RequestedRate, out.AchievedRate, out.Scheduled, out.Completed, out.Errors = 0, 0, 0, 0, 0
-	out.Setup.Preloaded = 0
+	out.Setup.Preloaded, out.Setup.IndexPending, out.Setup.IndexSettleSeconds = 0, 0, 0
+	waitKnown := true
+	var wait float64
 	lag := newHist()
 	type acc struct {
 		o      OpResult
@@ -379,10 +396,18 @@ func Merge(rs ...*Result) (*Result, error) {
 		out.Completed += r.Completed
 		out.Errors += r.Errors
 		out.Setup.Preloaded += r.Setup.Preloaded
+		out.Setup.IndexPending += r.Setup.IndexPending
+		out.Setup.IndexSettleSeconds = max(out.Setup.IndexSettleSeconds, r.Setup.IndexSettleSeconds)
 		out.Generator.Hosts = append(out.Generator.Hosts, r.Generator.Hosts...)
 		a := r.Audit
 		out.Audit.LateSends += a.LateSends
 		out.Audit.LateNoWorker += a.LateNoWorker
+		out.Audit.LateDispatch += a.LateDispatch
+		if a.CPUWaitSec == nil {
+			waitKnown = false
+		} else {
+			wait += *a.CPUWaitSec
+		}
 		out.Audit.DroppedSends += a.DroppedSends
 		out.Audit.MaxWorkers += a.MaxWorkers
 		out.Audit.PeakWorkers += a.PeakWorkers
@@ -394,7 +419,7 @@ func Merge(rs ...*Result) (*Result, error) {
 		for _, f := range a.Findings {
 			out.Audit.Findings = append(out.Audit.Findings, fmt.Sprintf("[%s] %s", hostOf(r), f))
 		}
-		if a.LimitedBy == "generator" || out.Audit.LimitedBy == "" {
+		if limitRank(a.LimitedBy) > limitRank(out.Audit.LimitedBy) {
 			out.Audit.LimitedBy = a.LimitedBy
 		}
 		h, err := a.SchedulingLag.Histogram()
@@ -462,8 +487,25 @@ func Merge(rs ...*Result) (*Result, error) {
 	if cpuWall > 0 {
 		out.Audit.CPUCores = (out.Audit.CPUUserSec + out.Audit.CPUSystemSec) / cpuWall * float64(len(rs))
 	}
+	if waitKnown {
+		out.Audit.CPUWaitSec = &wait
+	}
 	out.Audit.SchedulingLag = summarize(lag)
 	return &out, nil
+}
+
+// limitRank orders verdicts for a merge: one generator machine that could
+// not offer its share makes the whole load suspect.
+func limitRank(v string) int {
+	switch v {
+	case LimitedByGenerator:
+		return 3
+	case LimitedByMachine:
+		return 2
+	case LimitedByServer:
+		return 1
+	}
+	return 0
 }
 
 func hostOf(r *Result) string {

@@ -2,7 +2,7 @@
 
 package loadtest
 
-type cpuTimes struct{ user, sys float64 }
+type cpuTimes struct{ user, sys, wait float64 }
 
 // readCPU is not available on this platform: the audit reports zero CPU.
-func readCPU() cpuTimes { return cpuTimes{} }
+func readCPU() cpuTimes { return cpuTimes{wait: runQueueWait()} }

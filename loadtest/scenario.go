@@ -106,6 +106,18 @@ type EmbeddingDistribution struct {
 type PreloadCfg struct {
 	Disabled  bool `toml:"disabled"`
 	BatchSize int  `toml:"batch_size"`
+	// SettleTimeoutSeconds bounds the wait, after the preload, for the
+	// server to index what was written (default 300; 0 = do not wait).
+	// A pointer because 0 is meaningful and unset means the default.
+	SettleTimeoutSeconds *float64 `toml:"settle_timeout_seconds"`
+}
+
+// SettleTimeout is [preload] settle_timeout_seconds as a duration.
+func (p PreloadCfg) SettleTimeout() time.Duration {
+	if p.SettleTimeoutSeconds == nil {
+		return 0
+	}
+	return time.Duration(*p.SettleTimeoutSeconds * float64(time.Second))
 }
 
 // Popularity is [popularity]: which preloaded memory a cue is derived
@@ -143,7 +155,8 @@ type Validation struct {
 	ExpectedThroughputOpsSec *float64 `toml:"expected_throughput_ops_sec"`
 	MaxErrorRate             *float64 `toml:"max_error_rate"`
 	MinRecallAtK             *float64 `toml:"min_recall_at_k"`
-	// RequireGeneratorOK fails the run when the generator limited it.
+	// RequireGeneratorOK fails the run when the generator, or contention
+	// for its CPU, limited it.
 	RequireGeneratorOK bool `toml:"require_generator_ok"`
 }
 
@@ -296,6 +309,10 @@ func (sc *Scenario) applyDefaults() {
 	if sc.Preload.BatchSize == 0 {
 		sc.Preload.BatchSize = 500
 	}
+	if sc.Preload.SettleTimeoutSeconds == nil {
+		v := 300.0
+		sc.Preload.SettleTimeoutSeconds = &v
+	}
 	if sc.Popularity.Distribution == "" {
 		sc.Popularity.Distribution = "zipf"
 	}
@@ -416,6 +433,9 @@ func (sc *Scenario) Validate() error {
 	}
 	if sc.Preload.BatchSize < 1 || sc.Preload.BatchSize > 10_000 {
 		p("[preload] batch_size = %d: must be in 1..10000", sc.Preload.BatchSize)
+	}
+	if st := sc.Preload.SettleTimeoutSeconds; st != nil && (*st < 0 || *st > 86400 || bad(*st)) {
+		p("[preload] settle_timeout_seconds = %v: must be in 0..86400 (0 = do not wait for the index)", *st)
 	}
 	if sc.Preload.Disabled && d.NumNodes > 0 {
 		p("[preload] disabled = true with [data] num_nodes = %d: set num_nodes = 0 or enable the preload", d.NumNodes)

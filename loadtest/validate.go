@@ -78,7 +78,9 @@ func Validate(r *Result, v Validation) *ValidationResult {
 		}
 	}
 	if v.RequireGeneratorOK {
-		ok := r.Audit.LimitedBy != "generator"
+		// Contention fails it too: either way the load was not offered
+		// as requested.
+		ok := r.Audit.LimitedBy != LimitedByGenerator && r.Audit.LimitedBy != LimitedByMachine
 		actual := 1.0
 		if !ok {
 			actual = 0

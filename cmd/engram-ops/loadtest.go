@@ -65,7 +65,8 @@ Requests are sent at the arrival times the scenario's pattern dictates (open mod
 whether or not earlier ones have finished, and latency is measured from the intended
 send time (coordinated-omission corrected) alongside the uncorrected service time, in
 HDR histograms. The generator audits itself: late and dropped sends, achieved versus
-requested rate and its own CPU use, and it says when it, not the server, limited a run.
+requested rate, its own CPU use and how long it waited for a CPU, and it says whether
+the server, the generator or contention for the machine's CPU limited a run.
 
 Scenarios are TOML files in Engram's loadtest format plus engram-ops additions
 (docs/loadtest.md); the built-in ones are listed by "engram-ops loadtest list".
@@ -85,6 +86,7 @@ scenario or flag; 3 a [validation] limit or a compare gate did not pass.`,
 		Use:   "run SCENARIO",
 		Short: "Run a scenario (a built-in name or a TOML file) and report",
 		Long: `Run a scenario: create its spaces, preload its data set through the batch endpoint,
+wait for the server to index it ([preload] settle_timeout_seconds, default 300),
 prepare cues with their ground truth, then offer the load for [warmup] plus
 [duration] and report per operation: count, rate, errors by kind, and
 p50/p90/p95/p99/p99.9/max latency, corrected and uncorrected, with recall@k where
@@ -192,7 +194,9 @@ is checked again on the merged figures. Writes JSON to --out, else to stdout.`,
 rate of a tight net/http client loop and of the generator (open model, asked for far
 more than the loop achieved, with the loop's concurrency as its worker cap) against
 GET /health/alive, alternating them --rounds times; then offer --check-rate requests/s
-for --check-duration and report late and dropped sends.`,
+for --check-duration and report late and dropped sends, and who limited the check.
+Without --target the server shares this process and its cores: run one elsewhere
+(--target) to measure the generator alone.`,
 		Example: "  engram-ops loadtest calibrate\n  engram-ops loadtest calibrate --target http://127.0.0.1:7432 --rounds 3 --output json",
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return l.calibrate(cmd.Context()) },
@@ -299,7 +303,8 @@ func (l *loadtestCmd) run(cmd *cobra.Command, name string) error {
 	if token != "" {
 		opts = append(opts, client.WithToken(token))
 	}
-	opts = append(opts, client.WithUserAgent("engram-ops-loadtest/"+a.build.Version))
+	opts = append(opts, client.WithUserAgent("engram-ops-loadtest/"+a.build.Version),
+		client.WithHTTPClient(loadtest.HTTPClient(sc.Generator.MaxWorkers)))
 	cl, err := client.New(target, opts...)
 	if err != nil {
 		return usagef("--target: %v", err)
@@ -497,7 +502,8 @@ func (l *loadtestCmd) calibrate(ctx context.Context) error {
 		}
 	}
 	c, err := loadtest.Calibrate(ctx, loadtest.CalibrateConfig{BaseURL: target, Phase: l.calPhase, Rounds: l.calRounds,
-		Concurrency: l.calConcurrency, CheckRate: l.calCheckRate, CheckDuration: l.calCheckDur, Logf: logf})
+		Concurrency: l.calConcurrency, CheckRate: l.calCheckRate, CheckDuration: l.calCheckDur, Logf: logf,
+		CPUIncludesServer: l.target == ""})
 	if err != nil {
 		var te *loadtest.TargetError
 		if errors.As(err, &te) {
@@ -529,6 +535,18 @@ func writeCalibration(w io.Writer, c *loadtest.Calibration, embedded bool) {
 		fmt.Fprintf(w, "Scheduling check at %.0f req/s for %.1fs: achieved %.0f req/s, late %d of %d (%.3f%%, > %gms), dropped %d, lag p50 %.3fms p99 %.3fms max %.2fms\n",
 			r.RequestedRate, r.DurationSeconds, r.AchievedRate, r.Audit.LateSends, r.Scheduled, r.Audit.LateFraction*100, r.Audit.LateAfterMS,
 			r.Audit.DroppedSends, r.Audit.SchedulingLag.P50MS, r.Audit.SchedulingLag.P99MS, r.Audit.SchedulingLag.MaxMS)
+		cpu := fmt.Sprintf("%.2f cores", r.Audit.CPUCores)
+		if embedded {
+			cpu += " (with the embedded server)"
+		}
+		if cw := r.Audit.CPUWaitSec; cw != nil {
+			cpu += fmt.Sprintf(", waited %.2fs for a CPU", *cw)
+		}
+		limited := r.Audit.LimitedBy
+		if limited == "" {
+			limited = "nothing (sent on time, the server kept up)"
+		}
+		fmt.Fprintf(w, "  CPU %s; limited by %s\n", cpu, limited)
 		for _, f := range r.Audit.Findings {
 			fmt.Fprintf(w, "  - %s\n", f)
 		}

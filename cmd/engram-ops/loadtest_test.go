@@ -59,8 +59,14 @@ func checkSchema(t *testing.T, raw []byte) *loadtest.Result {
 			t.Errorf("result lacks %q", k)
 		}
 	}
+	setup, _ := m["setup"].(map[string]any)
+	for _, k := range []string{"spaces", "preloaded", "preload_seconds", "index_settle_seconds", "index_pending"} {
+		if _, ok := setup[k]; !ok {
+			t.Errorf("setup lacks %q", k)
+		}
+	}
 	audit, _ := m["audit"].(map[string]any)
-	for _, k := range []string{"late_sends", "late_fraction", "dropped_sends", "scheduling_lag", "cpu_cores", "limited_by", "findings"} {
+	for _, k := range []string{"late_sends", "late_no_worker", "late_dispatch", "late_fraction", "dropped_sends", "scheduling_lag", "cpu_cores", "limited_by", "findings"} {
 		if _, ok := audit[k]; !ok {
 			t.Errorf("audit lacks %q", k)
 		}
@@ -314,6 +320,64 @@ func TestLoadtestInterruptWritesPartialResult(t *testing.T) {
 	}
 }
 
+// After the preload the run waits for the server to index it, and the
+// result records the wait (a separate server: the --target path).
+func TestLoadtestPreloadSettlesIndex(t *testing.T) {
+	url := startServer(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	code, stdout, errOut := runLoad(t, writeScenario(t, tinyScenario), "--target", url, "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	res, err := loadtest.ReadResult(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Setup.Preloaded != 50 || res.Setup.IndexPending != 0 || res.Setup.IndexSettleSeconds <= 0 {
+		t.Errorf("setup %+v: want 50 preloaded, settled, the wait recorded", res.Setup)
+	}
+	if !strings.Contains(stdout, "index settled in") {
+		t.Errorf("the report does not mention the wait:\n%s", stdout)
+	}
+	// settle_timeout_seconds = 0 does not wait; whatever is pending is reported.
+	code, stdout, errOut = runLoad(t, writeScenario(t, tinyScenario+"[preload]\nsettle_timeout_seconds = 0\n"), "--target", url, "--output", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	if r := checkSchema(t, []byte(stdout)); r.Setup.IndexPending > 0 && !strings.Contains(strings.Join(r.Audit.Findings, " "), "had not settled") {
+		t.Errorf("%d pending but no finding: %q", r.Setup.IndexPending, r.Audit.Findings)
+	}
+}
+
+func TestLoadtestCalibrate(t *testing.T) {
+	url := startServer(t)
+	args := []string{"loadtest", "calibrate", "--target", url, "--rounds", "1", "--phase", "300ms",
+		"--check-rate", "200", "--check-duration", "300ms", "--quiet"}
+	code, out, errOut := runCLI(t, nil, append(args, "--output", "json")...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var c loadtest.Calibration
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if len(c.TightLoopRates) != 1 || len(c.GeneratorRates) != 1 || c.TightLoopRate <= 0 || c.GeneratorRate <= 0 || c.Ratio <= 0 {
+		t.Errorf("rates: %+v", c)
+	}
+	if c.Check == nil || c.Check.Scheduled != 60 || c.Check.Completed+c.Check.Audit.DroppedSends != 60 {
+		t.Fatalf("check: %+v", c.Check)
+	}
+	switch c.Check.Audit.LimitedBy {
+	case "", loadtest.LimitedByServer, loadtest.LimitedByGenerator, loadtest.LimitedByMachine:
+	default:
+		t.Errorf("limited_by %q", c.Check.Audit.LimitedBy)
+	}
+	code, out, errOut = runCLI(t, nil, args...)
+	if code != 0 || !strings.Contains(out, "ratio") || !strings.Contains(out, "Scheduling check at 200 req/s") || !strings.Contains(out, "limited by") {
+		t.Errorf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
 // The table rendering of a fixed result is pinned by a golden file
 // (go test ./cmd/engram-ops -run TestLoadtestReportGolden -update).
 func TestLoadtestReportGolden(t *testing.T) {
@@ -327,6 +391,20 @@ func TestLoadtestReportGolden(t *testing.T) {
 		t.Fatalf("exit %d %s", code, errOut)
 	}
 	golden(t, "loadtest-report.golden", out)
+	// A run the machine limited, started before the index settled.
+	res = fixtureResult()
+	res.Setup.IndexSettleSeconds, res.Setup.IndexPending = 300, 1200
+	wait := 6.5
+	res.Audit.LateSends, res.Audit.LateDispatch, res.Audit.LateFraction, res.Audit.CPUWaitSec = 400, 350, 400.0/3000, &wait
+	res.Audit.LimitedBy, res.Audit.Findings = loadtest.LimitedByMachine, []string{"an example finding"}
+	if err := res.WriteFile(p); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, nil, "loadtest", "report", p)
+	if code != 0 {
+		t.Fatalf("exit %d %s", code, errOut)
+	}
+	golden(t, "loadtest-report-contention.golden", out)
 	code, out, _ = runCLI(t, nil, "loadtest", "list")
 	if code != 0 {
 		t.Fatal(code)
