@@ -58,7 +58,17 @@ func crashAfterLoad(t *testing.T, d core.Durability) (remembered, forgotten []st
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Enough load to mean something, however busy the machine is.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		n, f := len(acked), len(ackedForgets)
+		mu.Unlock()
+		if n >= 200 && f >= 50 || time.Now().After(deadline) {
+			break
+		}
+	}
 	// Everything acknowledged so far must survive; the clone blocks
 	// writers while it copies, so later acknowledgements may or may not.
 	mu.Lock()

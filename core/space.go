@@ -590,12 +590,13 @@ func (e *Engine) runIndexer() {
 
 // The not-yet-indexed vectors of a space (the backlog) are scanned exactly
 // by every recall, so the indexer yields to requests only while the backlog
-// is cheap to scan: up to maxYieldBacklog in a space nobody searches, up to
-// recallYieldBacklog in one searched within the last recallWindow. (A
-// profile of a recall-heavy load with a 20,000 backlog spent half its CPU
-// scanning it.)
+// is cheap to scan: up to maxYieldBacklog in a space nobody searches (a
+// write burst: ~300 MB of 768-dimension vectors at most, which the index
+// would hold anyway), up to recallYieldBacklog in one searched within the
+// last recallWindow. (A profile of a recall-heavy load with a 20,000
+// backlog spent half its CPU scanning it.)
 const (
-	maxYieldBacklog    = 20_000
+	maxYieldBacklog    = 100_000
 	recallYieldBacklog = 1_000
 	recallWindow       = time.Second
 )

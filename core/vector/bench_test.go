@@ -158,7 +158,10 @@ func BenchmarkSearch100kParallel(b *testing.B) {
 
 // BenchmarkExact100k: brute force over every vector, for comparison.
 func BenchmarkExact100k(b *testing.B) {
-	s := clusteredBench(b)
+	exactBench(b, clusteredBench(b))
+}
+
+func exactBench(b *testing.B, s *benchSet) {
 	ids := sequentialIDs(benchN)
 	vec := func(id uint32) []float32 { return s.base[id] }
 	i := 0
@@ -175,7 +178,10 @@ func BenchmarkExact100k(b *testing.B) {
 // The inserted ids are deleted afterwards, so later benchmarks see the same
 // live set (plus tombstones, which do not change results).
 func BenchmarkInsert(b *testing.B) {
-	s := clusteredBench(b)
+	insertBench(b, clusteredBench(b))
+}
+
+func insertBench(b *testing.B, s *benchSet) {
 	var added []uint32
 	start := cpuTime()
 	b.ResetTimer()

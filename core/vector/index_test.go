@@ -60,6 +60,10 @@ func TestRecallClustered(t *testing.T) {
 }
 
 func TestSearchResultsAreSortedAndExactScores(t *testing.T) {
+	forEachKernel(t, testSearchResultsAreSortedAndExactScores)
+}
+
+func testSearchResultsAreSortedAndExactScores(t *testing.T) {
 	data := clusteredData(2, 600, 32, 10, 1)
 	x := buildIndex(t, data, Config{})
 	hits := x.Search(data[5], 20, 50, nil)

@@ -23,7 +23,20 @@ func randVec(rng *rand.Rand, n int) []float32 {
 	return v
 }
 
-func TestDotMatchesNaive(t *testing.T) {
+// forEachKernel runs f once per Dot kernel this machine can run, so the
+// generic code is tested on amd64 too.
+func forEachKernel(t *testing.T, f func(t *testing.T)) {
+	for _, k := range kernels() {
+		t.Run(k.name, func(t *testing.T) {
+			useKernel(t, k)
+			f(t)
+		})
+	}
+}
+
+func TestDotMatchesNaive(t *testing.T) { forEachKernel(t, testDotMatchesNaive) }
+
+func testDotMatchesNaive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range append(sequentialInts(70), 768, 1000, 4096) {
 		a, b := randVec(rng, n), randVec(rng, n)
@@ -49,9 +62,11 @@ func sequentialInts(n int) []int {
 	return s
 }
 
-func TestDotBatchMatchesDot(t *testing.T) {
+func TestDotBatchMatchesDot(t *testing.T) { forEachKernel(t, testDotBatchMatchesDot) }
+
+func testDotBatchMatchesDot(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, dim := range []int{1, 3, 4, 5, 17, 768} {
+	for _, dim := range []int{1, 3, 4, 5, 7, 8, 9, 17, 23, 24, 31, 32, 33, 47, 48, 52, 768, 1000} {
 		q := randVec(rng, dim)
 		for count := range 10 {
 			vecs := make([][]float32, count)
@@ -117,7 +132,9 @@ func TestQuantizeRoundTrip(t *testing.T) {
 	}
 }
 
-func TestExact(t *testing.T) {
+func TestExact(t *testing.T) { forEachKernel(t, testExact) }
+
+func testExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	vecs := make([][]float32, 200)
 	for i := range vecs {
@@ -148,5 +165,39 @@ func TestExact(t *testing.T) {
 	}
 	if Exact(q, nil, nil, 5) != nil || Exact(q, []uint32{1}, func(uint32) []float32 { return q }, 0) != nil {
 		t.Fatal("empty input or k=0 must return nil")
+	}
+}
+
+func randInt8s(rng *rand.Rand, n int) []int8 {
+	v := make([]int8, n)
+	for i := range v {
+		v[i] = int8(rng.IntN(256) - 128)
+	}
+	return v
+}
+
+func TestDotInt8(t *testing.T) { forEachKernel(t, testDotInt8) }
+
+func testDotInt8(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, n := range append(sequentialInts(70), 768, 1000, 4096) {
+		a, b := randInt8s(rng, n), randInt8s(rng, n)
+		var want int64
+		for i := range a {
+			want += int64(a[i]) * int64(b[i])
+		}
+		if got := dotInt8(a, b); int64(got) != want {
+			t.Fatalf("n=%d: dotInt8=%d want %d", n, got, want)
+		}
+		if n > 3 && dotInt8(a, b[:n-3]) != dotInt8(a[:n-3], b) {
+			t.Fatalf("n=%d: not over the common length", n)
+		}
+	}
+	// Quantised vectors score like the floats they came from.
+	x, y := Normalize(randVec(rng, 768)), Normalize(randVec(rng, 768))
+	qx, sx := Quantize(x)
+	qy, sy := Quantize(y)
+	if got, want := float64(dotInt8(qx, qy))*float64(sx)*float64(sy), naiveDot(x, y); math.Abs(got-want) > 0.01 {
+		t.Fatalf("quantised dot %v, float dot %v", got, want)
 	}
 }
