@@ -51,6 +51,7 @@ type Engine struct {
 	commitMu sync.Mutex
 	seq      uint64 // last assigned sequence (guarded by commitMu)
 	durable  atomic.Uint64
+	commitQ  commitQueue
 	logFirst atomic.Uint64 // lowest retained change-log sequence (0: log empty)
 	logHold  atomic.Uint64 // retention keeps entries at or after this (0: no hold)
 
@@ -101,6 +102,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 		touched: map[*space]map[uint32]struct{}{},
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
+		commitQ: commitQueue{wake: make(chan struct{}, 1)},
 	}
 	if err := e.load(); err != nil {
 		_ = db.Close()
@@ -288,45 +290,6 @@ func (t *txn) logChange(c Change) uint64 {
 	return c.Seq
 }
 
-// mutate runs build under commitMu, commits its batch and applies its
-// in-memory updates, then waits for durability outside the lock.
-func (e *Engine) mutate(build func(t *txn) error) (uint64, error) {
-	if err := e.checkOpen(); err != nil {
-		return 0, err
-	}
-	e.inFlight.Add(1)
-	defer e.inFlight.Add(-1)
-	e.commitMu.Lock()
-	t := &txn{e: e, batch: e.db.NewBatch(), now: e.now().UTC()}
-	startSeq := e.seq
-	err := build(t)
-	if err == nil {
-		err = t.batch.Commit(pebble.NoSync)
-		if err != nil {
-			err = internalf(err, "commit")
-		}
-	}
-	if err != nil {
-		e.seq = startSeq
-		e.commitMu.Unlock()
-		_ = t.batch.Close()
-		return 0, err
-	}
-	for _, f := range t.after {
-		f()
-	}
-	last := e.seq
-	e.commitMu.Unlock()
-	_ = t.batch.Close()
-	if e.opts.Durability == DurabilitySync {
-		if err := e.db.LogData(nil, pebble.Sync); err != nil {
-			return 0, internalf(err, "sync write-ahead log")
-		}
-		e.markDurable(last)
-	}
-	return last, nil
-}
-
 func (e *Engine) markDurable(seq uint64) {
 	for {
 		cur := e.durable.Load()
@@ -366,6 +329,10 @@ func (e *Engine) Checkpoint(dir string) (uint64, error) {
 }
 
 func (e *Engine) startBackground() {
+	synced := make(chan []*commitReq, 64)
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); e.runCommitter(synced) }()
+	go func() { defer e.wg.Done(); e.runSyncer(synced) }()
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.runIndexer() }()
 	e.every(e.opts.TouchFlushInterval, "flush reinforcement", e.flushTouches)
