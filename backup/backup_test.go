@@ -401,3 +401,41 @@ func TestShipperRefusesFork(t *testing.T) {
 		t.Fatalf("fork: %v", err)
 	}
 }
+
+// Change-log retention never removes what the shipper has not shipped.
+func TestShipperHoldsUnshippedChangeLog(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	o := testEngineOptions(clock.Now)
+	o.ChangeLog.Retention = time.Hour
+	o.Durability = core.DurabilitySync
+	eng, err := core.Open(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	a, _ := newArchive(t, nil)
+	for i := range 5 {
+		remember(t, eng, "default", fmt.Sprintf("m%d", i), fmt.Sprintf("memory number %d", i))
+	}
+	s := a.NewShipper(eng, ShipperOptions{})
+	clock.Advance(2 * time.Hour)
+	if n, err := eng.ApplyChangeLogRetention(); err != nil || n != 0 {
+		t.Fatalf("before the shipper resumed, retention removed %d (%v)", n, err)
+	}
+	shipped, err := s.Resume(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shipped, err = s.shipAll(context.Background(), shipped); err != nil {
+		t.Fatal(err)
+	}
+	remember(t, eng, "default", "late", "written after the shipment")
+	clock.Advance(2 * time.Hour)
+	if _, err := eng.ApplyChangeLogRetention(); err != nil {
+		t.Fatal(err)
+	}
+	first, last := eng.ChangeLogRange()
+	if first != shipped+1 || last != shipped+1 {
+		t.Fatalf("after shipping up to %d, the log holds %d..%d; want exactly the unshipped %d", shipped, first, last, shipped+1)
+	}
+}

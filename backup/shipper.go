@@ -81,6 +81,9 @@ func (a *Archive) NewShipper(eng *core.Engine, o ShipperOptions) *Shipper {
 	if o.VerifyPoll == 0 {
 		o.VerifyPoll = time.Minute
 	}
+	// Change-log retention keeps everything until the shipper knows where
+	// the target stands (Run), then everything not yet shipped.
+	eng.HoldChangeLog(1)
 	return &Shipper{a: a, eng: eng, o: o, status: ShipperStatus{Target: a.Target()}}
 }
 
@@ -136,6 +139,7 @@ func (s *Shipper) Resume(ctx context.Context) (uint64, error) {
 	if last := s.eng.LastSequence(); shipped > last {
 		return 0, fmt.Errorf("%w: target %s already holds changes up to sequence %d but this data directory is at %d (was it restored from this backup?); shipping would fork the history. Try: --backup-to a new prefix", errFork, s.a.Target(), shipped, last)
 	}
+	s.eng.HoldChangeLog(shipped + 1)
 	return shipped, nil
 }
 
@@ -310,6 +314,7 @@ func (s *Shipper) shipAll(ctx context.Context, shipped uint64) (uint64, error) {
 			return shipped, err
 		}
 		shipped = changes[len(changes)-1].Seq
+		s.eng.HoldChangeLog(shipped + 1)
 		s.a.obs.ShippedSequence(shipped)
 		now := time.Now()
 		s.a.obs.Success("log", now)
