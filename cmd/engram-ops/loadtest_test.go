@@ -304,10 +304,23 @@ func TestLoadtestInterruptWritesPartialResult(t *testing.T) {
 	url := startServer(t)
 	out := filepath.Join(t.TempDir(), "r.json")
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(1500*time.Millisecond, cancel)
+	defer cancel()
 	var stdout, stderr syncBuffer
+	// Interrupt once the measured phase has made progress (the preload and
+	// index settling before it take a variable time on a busy machine).
+	go func() {
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			if strings.Contains(stderr.String(), "loadtest: measure") {
+				time.Sleep(300 * time.Millisecond)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
 	a := newApp(strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
-	code := a.run(ctx, []string{"loadtest", "run", "smoke", "--target", url, "--duration", "30s", "--warmup", "0s", "--out", out, "--quiet"})
+	code := a.run(ctx, []string{"loadtest", "run", "smoke", "--target", url, "--duration", "30s", "--warmup", "0s", "--out", out, "--progress-interval", "200ms"})
 	if code != exitFailed || !strings.Contains(stderr.String(), "interrupted") {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
