@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -564,11 +565,25 @@ func (e *Engine) runIndexer() {
 		for _, sp := range e.spaceList() {
 			for i := 0; i < 256; i++ {
 				start := time.Now()
-				if !e.indexStep(sp) {
+				// Flat out (idle, or a backlog recalls pay for), the
+				// indexer inserts on every core: HNSW insertion is safe
+				// concurrently, and a bulk load or restore catches up
+				// that much sooner.
+				yield := e.shouldYield(sp)
+				width := 1
+				if !yield {
+					width = runtime.GOMAXPROCS(0)
+				}
+				if !e.indexStep(sp, width) {
 					break
 				}
 				worked = true
-				e.yieldToForeground(sp, time.Since(start))
+				if yield {
+					select {
+					case <-e.stop:
+					case <-time.After(2 * time.Since(start)):
+					}
+				}
 			}
 			select {
 			case <-e.stop:
@@ -601,14 +616,14 @@ const (
 	recallWindow       = time.Second
 )
 
-// yieldToForeground keeps index maintenance behind the write path: while
+// shouldYield keeps index maintenance behind the write path: while
 // requests are in flight the indexer sleeps twice as long as it worked (a
 // third of a core), so durable writes are bounded by the disk rather than
 // by ANN insertion. Idle, or with a backlog recalls pay for, it runs flat
 // out.
-func (e *Engine) yieldToForeground(sp *space, worked time.Duration) {
+func (e *Engine) shouldYield(sp *space) bool {
 	if e.inFlight.Load() == 0 {
-		return
+		return false
 	}
 	sp.mu.RLock()
 	backlog := len(sp.pending)
@@ -617,17 +632,12 @@ func (e *Engine) yieldToForeground(sp *space, worked time.Duration) {
 	if time.Since(time.Unix(0, sp.lastRecall.Load())) < recallWindow {
 		limit = recallYieldBacklog
 	}
-	if backlog > limit {
-		return
-	}
-	select {
-	case <-e.stop:
-	case <-time.After(2 * worked):
-	}
+	return backlog <= limit
 }
 
-// indexStep performs one unit of index work; false when there was none.
-func (e *Engine) indexStep(sp *space) bool {
+// indexStep performs one unit of index work, inserting up to width queued
+// vectors concurrently; false when there was none.
+func (e *Engine) indexStep(sp *space, width int) bool {
 	sp.idxMu.Lock()
 	defer sp.idxMu.Unlock()
 	sp.mu.Lock()
@@ -641,9 +651,9 @@ func (e *Engine) indexStep(sp *space) bool {
 		sp.dirty.Store(true)
 		return true
 	}
-	// Skip entries forgotten meanwhile. The entry being inserted stays at
-	// the head of the queue until the index holds it, so a recall running
-	// meanwhile still scans it (only the indexer, under idxMu, pops).
+	// Skip entries forgotten meanwhile. Entries being inserted stay at the
+	// head of the queue until the index holds them, so a recall running
+	// meanwhile still scans them (only the indexer, under idxMu, pops).
 	for len(sp.queue) > 0 && sp.pending[sp.queue[0].slot] == nil {
 		sp.queue = sp.queue[1:]
 	}
@@ -651,18 +661,44 @@ func (e *Engine) indexStep(sp *space) bool {
 		sp.mu.Unlock()
 		return false
 	}
-	s, vec := sp.queue[0].slot, sp.queue[0].vec
+	batch := sp.queue[:min(width, len(sp.queue))]
 	sp.mu.Unlock()
-	if err := sp.index.Add(s, vec); err != nil {
-		e.bgErrs.Add(1)
-		e.log.Error("index insert failed", "space", sp.info.Name, "err", err)
+	insert := func(q queued) {
+		if err := sp.index.Add(q.slot, q.vec); err != nil && !errors.Is(err, vector.ErrBusy) {
+			e.bgErrs.Add(1)
+			e.log.Error("index insert failed", "space", sp.info.Name, "err", err)
+		}
 	}
+	if len(batch) == 1 {
+		insert(batch[0])
+	} else {
+		var wg sync.WaitGroup
+		seen := make(map[uint32]bool, len(batch))
+		for _, q := range batch {
+			if seen[q.slot] { // the same slot queued twice (re-warmed)
+				continue
+			}
+			seen[q.slot] = true
+			wg.Add(1)
+			go func() { defer wg.Done(); insert(q) }()
+		}
+		wg.Wait()
+	}
+	var forgotten []uint32
 	sp.mu.Lock()
-	sp.queue = sp.queue[1:]
-	_, stillLive := sp.pending[s]
-	delete(sp.pending, s)
+	sp.queue = sp.queue[len(batch):]
+	for i, q := range batch {
+		if slices.ContainsFunc(batch[:i], func(p queued) bool { return p.slot == q.slot }) {
+			continue // handled with its first entry
+		}
+		if _, stillLive := sp.pending[q.slot]; stillLive {
+			delete(sp.pending, q.slot)
+		} else {
+			forgotten = append(forgotten, q.slot)
+		}
+	}
 	sp.mu.Unlock()
-	if !stillLive { // forgotten while being inserted
+	for _, s := range forgotten { // forgotten while being inserted
 		sp.index.Delete(s)
 	}
 	sp.dirty.Store(true)
