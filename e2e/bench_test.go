@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -245,7 +246,9 @@ type recallResp struct {
 func BenchmarkHTTPRecall100k(b *testing.B) {
 	const n, dim, queries = 100_000, 768, 10_000
 	dir := b.TempDir()
-	s := startServer(b, dir)
+	// ENGRAM_BENCH_SERVER_ARGS adds serve flags, e.g. a profiling endpoint:
+	// --set server.debug_listen=127.0.0.1:6060
+	s := startServer(b, dir, strings.Fields(os.Getenv("ENGRAM_BENCH_SERVER_ARGS"))...)
 	space := "bench"
 	if err := doJSON("POST", s.base+"/api/v1/spaces", []byte(`{"id":"bench","dimension":768}`), nil, 201, nil); err != nil {
 		b.Fatal(err)
