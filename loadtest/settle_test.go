@@ -130,7 +130,7 @@ store_weight = 1.0
 // Results written before the settle fields and the run-queue figure still
 // decode, reading as settled and unknown.
 func TestOldResultsDecode(t *testing.T) {
-	r, err := ReadResult("baselines/mixed_balanced.json")
+	r, err := ReadResult("testdata/result-before-settle.json") // a result written before them
 	if err != nil {
 		t.Fatal(err)
 	}
