@@ -11,9 +11,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Codec compresses (zstd) and, when recipients are configured, encrypts
-// (age) what is stored; with identities it opens what is read back. The
-// zero value is not usable; build one with NewCodec.
+// Codec compresses and, when recipients are configured, encrypts (age)
+// what is stored: segment bodies with the zstd encoder, engine files as
+// zstd frames it writes itself (see seal.go). With identities it opens
+// what is read back. The zero value is not usable; build one with NewCodec.
 type Codec struct {
 	recipients []age.Recipient
 	names      []string
@@ -152,24 +153,20 @@ func (c *Codec) decrypt(r io.Reader, enc Encrypt) (io.Reader, error) {
 	return nil, fmt.Errorf("%w: unknown encryption scheme %q", ErrCorrupt, enc.Scheme)
 }
 
-// sealWriter wraps w so that what is written is compressed (and encrypted).
-func (c *Codec) sealWriter(w io.Writer) (io.WriteCloser, error) {
-	var inner io.WriteCloser = nopCloser{w}
-	if c.Encrypted() {
-		aw, err := age.Encrypt(w, c.recipients...)
-		if err != nil {
-			return nil, fmt.Errorf("encrypt: %w", err)
-		}
-		inner = aw
+// encrypter wraps w so that what is written is age-encrypted, when the
+// codec encrypts; otherwise it returns w with a Close that does nothing.
+func (c *Codec) encrypter(w io.Writer) (io.WriteCloser, error) {
+	if !c.Encrypted() {
+		return nopCloser{w}, nil
 	}
-	zw, err := zstd.NewWriter(inner, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	aw, err := age.Encrypt(w, c.recipients...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encrypt: %w", err)
 	}
-	return &chainCloser{zw, inner}, nil
+	return aw, nil
 }
 
-// openReader reverses sealWriter.
+// openReader opens a stored engine file (see seal.go) for reading.
 func (c *Codec) openReader(r io.Reader, enc Encrypt) (io.ReadCloser, error) {
 	d, err := c.decrypt(r, enc)
 	if err != nil {
@@ -185,13 +182,3 @@ func (c *Codec) openReader(r io.Reader, enc Encrypt) (io.ReadCloser, error) {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
-
-type chainCloser struct {
-	*zstd.Encoder
-	inner io.WriteCloser
-}
-
-func (c *chainCloser) Close() error {
-	err := c.Encoder.Close()
-	return errors.Join(err, c.inner.Close())
-}

@@ -5,10 +5,12 @@
 // # Layout under the target prefix (design brief §7)
 //
 //	files/<sha256>.zst[.age]   immutable engine files of snapshots, named by the
-//	                           sha256 of their plain bytes, zstd-compressed and,
-//	                           when encryption is on, age-encrypted. Shared by
-//	                           every snapshot that contains the same file, so
-//	                           every snapshot after the first is incremental.
+//	                           sha256 of their plain bytes, stored as zstd frames
+//	                           (one per MiB; blocks raw or Huffman-coded, see
+//	                           seal.go) and, when encryption is on,
+//	                           age-encrypted. Shared by every snapshot that
+//	                           contains the same file, so every snapshot after
+//	                           the first is incremental.
 //	snapshots/<id>.json        one manifest per snapshot (see Manifest), written
 //	                           LAST: a snapshot whose upload was interrupted has
 //	                           no manifest and is never listed.

@@ -129,23 +129,42 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 	if err != nil {
 		return nil, err
 	}
+	// Done with the clone: free its disk (copies of the WAL, tables its
+	// engine wrote) before the upload rather than after.
+	if err := os.RemoveAll(clone); err != nil {
+		return nil, fmt.Errorf("remove %s: %w", clone, err)
+	}
 
-	// Files, hashed.
-	var paths []string
+	// Files: each is read once, hashed, and uploaded from memory unless
+	// its content is stored already (see storeFile).
+	type entry struct {
+		path string
+		size int64
+	}
+	var (
+		files []entry
+		total int64
+	)
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
 		rel, err := filepath.Rel(dir, p)
-		if err == nil && filepath.Base(rel) != "LOCK" {
-			paths = append(paths, filepath.ToSlash(rel))
+		if err != nil || filepath.Base(rel) == "LOCK" {
+			return err
 		}
-		return err
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files = append(files, entry{filepath.ToSlash(rel), fi.Size()})
+		total += fi.Size()
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("walk checkpoint: %w", err)
 	}
-	sort.Strings(paths)
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
 	existing, err := a.store.List(ctx, filesPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("list %s on %s: %w", filesPrefix, a.Target(), err)
@@ -154,42 +173,41 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 	for _, o := range existing {
 		stored[o.Key] = o.Size
 	}
-	m.Files = make([]File, len(paths))
-	var total int64
-	for i, p := range paths {
-		sum, size, err := hashFile(filepath.Join(dir, filepath.FromSlash(p)))
-		if err != nil {
-			return nil, err
-		}
-		m.Files[i] = File{Path: p, SHA256: sum, Size: size, Key: fileKey(sum, a.codec.Encrypted())}
-		total += size
+	m.Files = make([]File, len(files))
+	all := make([]int, len(files))
+	for i, e := range files {
+		m.Files[i].Path = e.path
+		all[i] = i
 	}
+	// Largest first: a big file started last would upload alone at the end.
+	sort.SliceStable(all, func(x, y int) bool { return files[all[x]].size > files[all[y]].size })
 
 	res := &SnapshotResult{Manifest: m}
-	a.progress(Event{Op: "snapshot", Stage: "upload", Message: fmt.Sprintf("uploading what is not yet stored of %d files", len(paths)), Total: total})
+	a.progress(Event{Op: "snapshot", Stage: "upload", Message: fmt.Sprintf("hashing %d files and uploading what is not yet stored", len(files)), Total: total})
+	st := newStage(a.opts.Parallel)
 	var (
-		mu        sync.Mutex
-		done      atomic.Int64
-		uploading = map[string]int{} // a key shared by two paths is uploaded once
-		todo      []int
+		mu    sync.Mutex
+		done  atomic.Int64
+		owner = map[string]int{} // key → the file that uploads it: a key shared by two paths is uploaded once
 	)
-	for i := range m.Files {
+	claim := func(i int) bool {
 		f := &m.Files[i]
+		mu.Lock()
+		defer mu.Unlock()
 		if sz, ok := stored[f.Key]; ok {
 			f.StoredSize = sz
-			done.Add(f.Size)
-			continue
+			return false
 		}
-		if _, ok := uploading[f.Key]; ok {
-			continue // same content as another path of this checkpoint
+		if _, ok := owner[f.Key]; ok {
+			return false
 		}
-		uploading[f.Key] = i
-		todo = append(todo, i)
+		owner[f.Key] = i
+		return true
 	}
-	err = forEachParallel(ctx, a.opts.Parallel, todo, func(ctx context.Context, i int) error {
+	err = forEachParallel(ctx, a.opts.Parallel, all, func(ctx context.Context, i int) error {
 		f := &m.Files[i]
-		n, err := a.uploadFile(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f)
-		if err == nil {
+		n, err := a.storeFile(ctx, st, filepath.Join(dir, filepath.FromSlash(f.Path)), f, func() bool { return claim(i) })
+		if err == nil && n > 0 {
 			mu.Lock()
 			res.UploadedFiles++
 			res.UploadedBytes += n
@@ -203,10 +221,8 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 		return nil, err
 	}
 	for i := range m.Files { // duplicates of a file uploaded in this run
-		if m.Files[i].StoredSize == 0 {
-			if j, ok := uploading[m.Files[i].Key]; ok {
-				m.Files[i].StoredSize = m.Files[j].StoredSize
-			}
+		if j, ok := owner[m.Files[i].Key]; ok && j != i {
+			m.Files[i].StoredSize = m.Files[j].StoredSize
 		}
 	}
 
@@ -246,8 +262,91 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 	return res, nil
 }
 
-// uploadFile streams one file, compressed (and encrypted), to f.Key and
-// returns the stored size.
+// stageMax is the largest file storeFile reads into memory whole (one
+// read, one hash, then a single retryable PUT from the buffer, as S3's
+// part size is 16 MiB too). Larger files are hashed, then streamed.
+const stageMax = 16 << 20
+
+// stage holds the read buffers of one snapshot's uploads, reused from
+// file to file (the largest files go first) so that each is allocated, and
+// its pages faulted in, once per worker rather than once per file.
+type stage struct{ free chan []byte }
+
+func newStage(workers int) *stage { return &stage{free: make(chan []byte, workers)} }
+
+func (s *stage) get(n int) []byte {
+	select {
+	case b := <-s.free:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]byte, n, max(n, 1<<20))
+}
+
+func (s *stage) put(b []byte) {
+	select {
+	case s.free <- b:
+	default:
+	}
+}
+
+// storeFile hashes the file at path into f (SHA256, Size, Key) and, if
+// claim then returns true, uploads it. It returns the stored size, 0 when
+// nothing was uploaded.
+func (a *Archive) storeFile(ctx context.Context, st *stage, path string, f *File, claim func() bool) (int64, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Size() > stageMax {
+		h := sha256.New()
+		size, err := io.Copy(h, src)
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", path, err)
+		}
+		f.SHA256, f.Size = hex.EncodeToString(h.Sum(nil)), size
+		f.Key = fileKey(f.SHA256, a.codec.Encrypted())
+		if !claim() {
+			return 0, nil
+		}
+		return a.uploadFile(ctx, path, f)
+	}
+	size := fi.Size()
+	buf := st.get(int(size) + 1)
+	defer st.put(buf)
+	// One byte more than the size: a file that grew is an error, not truncated.
+	k, err := io.ReadFull(src, buf)
+	if int64(k) != size || (err != io.ErrUnexpectedEOF && err != io.EOF) {
+		return 0, fmt.Errorf("read %s: %d bytes of %d: %v", path, k, size, err)
+	}
+	plain := buf[:size]
+	sum := sha256.Sum256(plain)
+	f.SHA256, f.Size = hex.EncodeToString(sum[:]), size
+	f.Key = fileKey(f.SHA256, a.codec.Encrypted())
+	if !claim() {
+		return 0, nil
+	}
+	// The bytes sealed are the bytes hashed: no second hash is needed.
+	var n int64
+	err = a.codec.sealFile(plain, func(r io.ReadSeeker, size int64) error {
+		n = size
+		return a.store.Put(ctx, f.Key, r, size)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("upload %s to %s: %w", f.Path, a.Target(), err)
+	}
+	return n, nil
+}
+
+// uploadFile streams the file at path, sealed, to f.Key, checking on the
+// way that it still hashes to f.SHA256, and returns the stored size.
 func (a *Archive) uploadFile(ctx context.Context, path string, f *File) (int64, error) {
 	src, err := os.Open(path)
 	if err != nil {
@@ -257,14 +356,10 @@ func (a *Archive) uploadFile(ctx context.Context, path string, f *File) (int64, 
 	pr, pw := io.Pipe()
 	cw := &countingWriter{w: pw}
 	go func() {
-		w, err := a.codec.sealWriter(cw)
-		if err == nil {
-			h := sha256.New()
-			_, err = io.Copy(w, io.TeeReader(src, h))
-			err = errors.Join(err, w.Close())
-			if err == nil && hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
-				err = fmt.Errorf("%s changed while it was uploaded", f.Path)
-			}
+		h := sha256.New()
+		_, err := a.codec.sealStream(cw, src, h)
+		if err == nil && hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+			err = fmt.Errorf("%s changed while it was uploaded", f.Path)
 		}
 		pw.CloseWithError(err)
 	}()
@@ -275,24 +370,11 @@ func (a *Archive) uploadFile(ctx context.Context, path string, f *File) (int64, 
 	return cw.n, nil
 }
 
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
 // cloneDir copies the tree src to dst (which must not exist). Pebble
-// tables (*.sst) are immutable and hard-linked when possible; everything
-// else (WAL, MANIFEST, index files, which an opening engine may rewrite or
-// recycle in place) is copied.
+// tables (*.sst) are immutable, and core replaces index files (index/) by
+// rename, never in place, so both are hard-linked when possible; the rest
+// (WAL, MANIFEST, which an opening Pebble may append to or recycle) is
+// copied.
 func cloneDir(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -309,7 +391,8 @@ func cloneDir(src, dst string) error {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		if filepath.Ext(p) == ".sst" && os.Link(p, out) == nil {
+		link := filepath.Ext(p) == ".sst" || filepath.Dir(filepath.ToSlash(rel)) == "index"
+		if link && os.Link(p, out) == nil {
 			return nil
 		}
 		return copyFile(p, out)
