@@ -39,28 +39,13 @@ func BenchmarkRecallText10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	r := rand.New(rand.NewSource(1))
-	words := []string{"river", "mountain", "ocean", "forest", "city", "engine", "signal", "memory", "protein", "galaxy", "harbor", "lantern"}
-	var batch []core.RememberInput
-	for i := 0; i < 10_000; i++ {
-		s := ""
-		for j := 0; j < 10; j++ {
-			s += words[r.Intn(len(words))] + " "
-		}
-		batch = append(batch, core.RememberInput{Content: s + strconv.Itoa(i)})
-		if len(batch) == 1000 {
-			if _, err := e.Batch(ctx, "default", core.BatchInput{Memories: batch}); err != nil {
-				b.Fatal(err)
-			}
-			batch = nil
-		}
-	}
+	fillText(b, e, 10_000, 10)
 	if err := e.WaitIndexed(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := e.Recall(ctx, "default", core.RecallQuery{Text: words[i%len(words)] + " " + words[(i+3)%len(words)], NoReinforce: true}); err != nil {
+		if _, err := e.Recall(ctx, "default", core.RecallQuery{Text: vocabulary[i%len(vocabulary)] + " " + vocabulary[(i+3)%len(vocabulary)], NoReinforce: true}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -68,7 +53,7 @@ func BenchmarkRecallText10k(b *testing.B) {
 
 // BenchmarkReopenText100k: opening a data directory of 100,000 text
 // memories whose vectors the built-in embedder derived (not stored, so
-// recomputed on open), with and without the persisted index graph.
+// recomputed on open) with the persisted index graph.
 func BenchmarkReopenText100k(b *testing.B) {
 	dir := b.TempDir()
 	opts := core.Options{Durability: core.DurabilityRelaxed, Tiers: core.TierOptions{SweepInterval: -1}}
@@ -76,22 +61,7 @@ func BenchmarkReopenText100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := rand.New(rand.NewSource(1))
-	words := []string{"river", "mountain", "ocean", "forest", "city", "engine", "signal", "memory", "protein", "galaxy", "harbor", "lantern"}
-	var batch []core.RememberInput
-	for i := 0; i < 100_000; i++ {
-		s := ""
-		for j := 0; j < 12; j++ {
-			s += words[r.Intn(len(words))] + " "
-		}
-		batch = append(batch, core.RememberInput{Content: s + strconv.Itoa(i)})
-		if len(batch) == 1000 {
-			if _, err := e.Batch(ctx, "default", core.BatchInput{Memories: batch}); err != nil {
-				b.Fatal(err)
-			}
-			batch = nil
-		}
-	}
+	fillText(b, e, 100_000, 12)
 	if err := e.WaitIndexed(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -125,23 +95,8 @@ func BenchmarkIndexCatchUp(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r := rand.New(rand.NewSource(1))
-		words := []string{"river", "mountain", "ocean", "forest", "city", "engine", "signal", "memory", "protein", "galaxy", "harbor", "lantern"}
 		const n = 20_000
-		var batch []core.RememberInput
-		for i := 0; i < n; i++ {
-			s := ""
-			for j := 0; j < 12; j++ {
-				s += words[r.Intn(len(words))] + " "
-			}
-			batch = append(batch, core.RememberInput{Content: s + strconv.Itoa(i)})
-			if len(batch) == 1000 {
-				if _, err := e.Batch(ctx, "default", core.BatchInput{Memories: batch}); err != nil {
-					b.Fatal(err)
-				}
-				batch = nil
-			}
-		}
+		fillText(b, e, n, 12)
 		b.StartTimer()
 		start := time.Now()
 		if err := e.WaitIndexed(ctx); err != nil {
@@ -151,5 +106,28 @@ func BenchmarkIndexCatchUp(b *testing.B) {
 		b.StopTimer()
 		e.Close()
 		b.StartTimer()
+	}
+}
+
+var vocabulary = []string{"river", "mountain", "ocean", "forest", "city", "engine", "signal", "memory", "protein", "galaxy", "harbor", "lantern"}
+
+// fillText writes n text memories of the given number of random vocabulary words (and
+// their index) to the default space, in batches of 1,000.
+func fillText(b *testing.B, e *core.Engine, n, words int) {
+	b.Helper()
+	r := rand.New(rand.NewSource(1))
+	var batch []core.RememberInput
+	for i := 0; i < n; i++ {
+		s := ""
+		for j := 0; j < words; j++ {
+			s += vocabulary[r.Intn(len(vocabulary))] + " "
+		}
+		batch = append(batch, core.RememberInput{Content: s + strconv.Itoa(i)})
+		if len(batch) == 1000 {
+			if _, err := e.Batch(ctx, "default", core.BatchInput{Memories: batch}); err != nil {
+				b.Fatal(err)
+			}
+			batch = nil
+		}
 	}
 }
