@@ -175,7 +175,18 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(2 * time.Second)
+	// Kill once there is enough load to mean something (at least 2 s,
+	// longer on a busy machine, at most 30 s).
+	start := time.Now()
+	for {
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		n := len(remembered)
+		mu.Unlock()
+		if elapsed := time.Since(start); elapsed >= 2*time.Second && n >= 200 || elapsed > 30*time.Second {
+			break
+		}
+	}
 	s.kill9(t)
 	cancel()
 	wg.Wait()
