@@ -12,8 +12,8 @@ import (
 )
 
 // Codec compresses and, when recipients are configured, encrypts (age)
-// what is stored: segment bodies with the zstd encoder, engine files as
-// zstd frames it writes itself (see seal.go). With identities it opens
+// what is stored: segment bodies with zstd, engine files as zstd frames
+// compressed only where that pays (see seal.go). With identities it opens
 // what is read back. The zero value is not usable; build one with NewCodec.
 type Codec struct {
 	recipients []age.Recipient

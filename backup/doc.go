@@ -6,8 +6,8 @@
 //
 //	files/<sha256>.zst[.age]   immutable engine files of snapshots, named by the
 //	                           sha256 of their plain bytes, stored as zstd frames
-//	                           (one per MiB; blocks raw or Huffman-coded, see
-//	                           seal.go) and, when encryption is on,
+//	                           (one per MiB, compressed only where that halves
+//	                           it, see seal.go) and, when encryption is on,
 //	                           age-encrypted. Shared by every snapshot that
 //	                           contains the same file, so every snapshot after
 //	                           the first is incremental.

@@ -1,43 +1,40 @@
 package backup
 
 import (
-	"encoding/binary"
 	"errors"
 	"hash"
 	"io"
-	"math"
 	"sync"
 
-	"github.com/klauspost/compress/huff0"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Engine files are stored as a sequence of zstd frames, one per sealChunk
-// plain bytes (an empty file is one empty frame), written here block by
-// block: a block is stored raw, or as Huffman-coded literals (or one
-// repeated byte) when a byte histogram of its chunk predicts that this at
-// least halves it. Both are ordinary zstd, so any zstd decoder, and every
-// earlier engram-ops, reads them: neither the key (.zst) nor the manifest
-// format changes.
+// plain bytes (an empty file is one empty frame). A chunk that a sample
+// says zstd at least halves is a frame of the zstd encoder; any other is a
+// frame of raw blocks written here, which costs no CPU. Both are ordinary
+// zstd, so any zstd decoder, and every earlier engram-ops, reads them:
+// neither the key (.zst) nor the manifest format changes.
 //
-// Why so little compression (measured on 2 shared cores, BenchmarkSnapshot-
-// UploadS3): a plain upload to a nearby S3 server costs ~4-8 ns of CPU per
-// byte. The zstd encoder at its fastest level ran at ~100 MB/s per core on
-// these files (Pebble tables, whose blocks Pebble has already compressed,
-// and float vectors: 26% saved), which held the upload to 0.24-0.39x of a
-// plain one; Huffman coding alone runs at ~250 MB/s (4 ns/byte), and
-// coding just the HNSW graph files (a histogram predicts 42% there, 13-26%
-// for tables) still cost ~0.1x. Coding pays for its CPU on such a link only
-// when it removes about half the bytes, hence the threshold.
+// Why so little compression (measured on 2 shared cores with
+// BenchmarkSnapshotUploadS3): a plain upload to a nearby S3 server costs
+// ~4-8 ns of CPU per byte. The zstd encoder at its fastest level ran at
+// ~100 MB/s per core on Pebble tables (whose blocks Pebble has already
+// compressed) and float vectors, saving 26%, and held the upload to
+// 0.24-0.39x of a plain one; Huffman-coding only the HNSW graph files
+// (42% smaller) still cost ~0.1x. Compressing pays for its CPU on such a
+// link when it removes about half the bytes, as it does for the text in a
+// WAL, hence the threshold.
 const (
 	sealChunk  = 1 << 20   // plain bytes per frame
 	sealBlock  = 128 << 10 // zstd's largest block
-	sealSample = 16 << 10  // bytes of a chunk its histogram is taken from
-	minSaving  = 50        // percent a chunk must be predicted to shrink by to be coded
+	sealSample = 16 << 10  // bytes of a chunk the zstd probe compresses
+	minSaving  = 50        // percent the probe must save for the chunk to be compressed
 )
 
 // A sealed file is described as spans, each either plain bytes (raw block
 // contents, referenced, not copied) or bytes in the sealer's arena (frame
-// and block headers, coded blocks).
+// and block headers, compressed frames).
 type span struct {
 	plain  bool
 	off, n int
@@ -45,8 +42,8 @@ type span struct {
 
 // sealer writes frames; one per goroutine (see sealers).
 type sealer struct {
-	huff  huff0.Scratch
-	hist  [256]uint32
+	enc   *zstd.Encoder // EncodeAll only
+	probe []byte
 	arena []byte
 	spans []span
 	chunk []byte // sealStream's read buffer
@@ -54,9 +51,11 @@ type sealer struct {
 }
 
 var sealers = sync.Pool{New: func() any {
-	s := &sealer{}
-	s.huff.Reuse = huff0.ReusePolicyNone // every block carries its own table
-	return s
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		panic(err) // only invalid options fail
+	}
+	return &sealer{enc: enc}
 }}
 
 func (s *sealer) reset() {
@@ -79,20 +78,32 @@ func (s *sealer) arenaSpan(off int) {
 	s.spans = append(s.spans, span{off: off, n: len(s.arena) - off})
 }
 
+// rawFrameSize is the size of the raw frame of n plain bytes.
+func rawFrameSize(n int) int { return 9 + 3*max(1, (n+sealBlock-1)/sealBlock) + n }
+
 // frame adds the frame of the chunk p, which starts at plain offset base.
 func (s *sealer) frame(p []byte, base int) {
-	code := s.worthCoding(p)
+	if s.worthCompressing(p) {
+		off := len(s.arena)
+		s.arena = s.enc.EncodeAll(p, s.arena)
+		if len(s.arena)-off < rawFrameSize(len(p)) {
+			s.arenaSpan(off)
+			return
+		}
+		s.arena = s.arena[:off]
+	}
 	// Single segment (the window is the chunk), 4-byte content size, no
 	// frame checksum: the manifest's sha256 covers the whole file.
 	s.arenaAppend(0x28, 0xb5, 0x2f, 0xfd, 0xa0, byte(len(p)), byte(len(p)>>8), byte(len(p)>>16), byte(len(p)>>24))
 	for i := 0; ; {
 		n := min(len(p)-i, sealBlock)
-		last := i+n == len(p)
-		if !code || !s.literals(p[i:i+n], last) {
-			s.arenaAppend(blockHeader(0, n, last)...)
-			if n > 0 {
-				s.spans = append(s.spans, span{plain: true, off: base + i, n: n})
-			}
+		h := uint32(n) << 3 // block type 0: raw
+		if i+n == len(p) {
+			h |= 1 // last block
+		}
+		s.arenaAppend(byte(h), byte(h>>8), byte(h>>16))
+		if n > 0 {
+			s.spans = append(s.spans, span{plain: true, off: base + i, n: n})
 		}
 		if i += n; i == len(p) {
 			return
@@ -100,66 +111,17 @@ func (s *sealer) frame(p []byte, base int) {
 	}
 }
 
-// worthCoding reports whether the order-0 entropy of a sample of p
-// predicts that Huffman coding saves at least minSaving percent.
-func (s *sealer) worthCoding(p []byte) bool {
+// worthCompressing reports whether zstd saves at least minSaving percent
+// on a sample of p (from its middle: file headers are atypical).
+func (s *sealer) worthCompressing(p []byte) bool {
+	if len(p) < 1024 {
+		return false
+	}
 	if len(p) > sealSample {
-		p = p[(len(p)-sealSample)/2:][:sealSample] // the middle: file headers are atypical
+		p = p[(len(p)-sealSample)/2:][:sealSample]
 	}
-	if len(p) < 1024 {
-		return false
-	}
-	s.hist = [256]uint32{}
-	for _, b := range p {
-		s.hist[b]++
-	}
-	n := float64(len(p))
-	bits := 0.0
-	for _, c := range s.hist {
-		if c != 0 {
-			q := float64(c) / n
-			bits -= q * math.Log2(q)
-		}
-	}
-	return bits <= 8*float64(100-minSaving)/100
-}
-
-// literals adds a block of p as Huffman-coded literals and no sequences
-// (or as one repeated byte), or reports false when that is not smaller.
-func (s *sealer) literals(p []byte, last bool) bool {
-	if len(p) < 1024 {
-		return false
-	}
-	out, _, err := huff0.Compress4X(p, &s.huff)
-	if err == huff0.ErrUseRLE {
-		s.arenaAppend(append(blockHeader(1, len(p), last), p[0])...)
-		return true
-	}
-	size := 5 + len(out) + 1 // literals header, table and 4 streams, sequence count
-	if err != nil || size >= len(p) {
-		return false
-	}
-	off := len(s.arena)
-	s.arena = append(s.arena, blockHeader(2, size, last)...)
-	// Literals header: compressed, 4 streams, 18-bit sizes (5 bytes).
-	lh := uint64(2) | 3<<2 | uint64(len(p))<<4 | uint64(len(out))<<22
-	var lhb [8]byte
-	binary.LittleEndian.PutUint64(lhb[:], lh)
-	s.arena = append(s.arena, lhb[:5]...)
-	s.arena = append(s.arena, out...)
-	s.arena = append(s.arena, 0) // no sequences
-	s.arenaSpan(off)
-	return true
-}
-
-// blockHeader is a zstd block header (typ 0 raw, 1 RLE, 2 compressed);
-// size is the block's content size, for RLE the regenerated size.
-func blockHeader(typ, size int, last bool) []byte {
-	h := uint32(typ)<<1 | uint32(size)<<3
-	if last {
-		h |= 1
-	}
-	return []byte{byte(h), byte(h >> 8), byte(h >> 16)}
+	s.probe = s.enc.EncodeAll(p, s.probe[:0])
+	return len(s.probe) <= len(p)*(100-minSaving)/100
 }
 
 // resolve turns the spans into slices of plain and the arena.

@@ -32,7 +32,7 @@ func sealInputs() map[string][]byte {
 		return b[:n]
 	}
 	text := []byte(strings.Repeat("river mountain ocean forest city engine signal memory ", 40000))
-	acgt := make([]byte, 2*sealChunk+5) // 2 bits a byte: Huffman-coded
+	acgt := make([]byte, 2*sealChunk+5) // 2 bits a byte: compressed
 	for i := range acgt {
 		acgt[i] = "ACGT"[r.Intn(4)]
 	}
@@ -120,13 +120,13 @@ func TestSealRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSealCompresses: data that a histogram says at least halves is coded,
-// runs of one byte are one byte, vectors and random bytes are stored raw
-// at a few bytes per 128 KiB.
+// TestSealCompresses: what zstd at least halves (text, low-entropy bytes,
+// runs of one byte) is compressed; vectors and random bytes are stored raw
+// at 3 bytes per 128 KiB.
 func TestSealCompresses(t *testing.T) {
 	c, _ := NewCodec(nil, nil)
 	in := sealInputs()
-	for name, maxRatio := range map[string]float64{"acgt": 0.3, "zeros": 0.01, "floats": 1.001, "random": 1.001} {
+	for name, maxRatio := range map[string]float64{"text": 0.1, "acgt": 0.35, "zeros": 0.01, "floats": 1.001, "random": 1.001} {
 		var size int64
 		if err := c.sealFile(in[name], func(_ io.ReadSeeker, n int64) error { size = n; return nil }); err != nil {
 			t.Fatal(err)
