@@ -12,7 +12,7 @@ import (
 // Engine files are stored as a sequence of zstd frames, one per sealChunk
 // plain bytes (an empty file is one empty frame). A chunk that a sample
 // says zstd at least halves is a frame of the zstd encoder; any other is a
-// frame of raw blocks written here, which costs no CPU. Both are ordinary
+// frame of raw blocks written here, next to no CPU. Both are ordinary
 // zstd, so any zstd decoder, and every earlier engram-ops, reads them:
 // neither the key (.zst) nor the manifest format changes.
 //
