@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -35,6 +36,7 @@ type loadtestCmd struct {
 	seed       int64
 	maxWorkers int
 	progress   time.Duration
+	cpuProfile string
 
 	// compare
 	cmp loadtest.CompareOptions
@@ -119,6 +121,7 @@ writes the partial result (exit 1). [validation] limits that are not met exit 3.
 	f.Int64Var(&l.seed, "seed", 0, "random seed of data and arrivals (default: the scenario's, else 1)")
 	f.IntVar(&l.maxWorkers, "max-workers", 0, "cap on concurrent requests (default: the scenario's, else 1024)")
 	f.DurationVar(&l.progress, "progress-interval", 0, "progress line interval (default 1s on a terminal, 5s otherwise)")
+	f.StringVar(&l.cpuProfile, "cpuprofile", "", "write the generator's CPU profile (go tool pprof) to this file, for when the verdict blames the generator")
 
 	list := &cobra.Command{
 		Use:     "list",
@@ -342,7 +345,14 @@ func (l *loadtestCmd) run(cmd *cobra.Command, name string) error {
 			}
 		}
 	}
+	stopProfile, err := startCPUProfile(l.cpuProfile)
+	if err != nil {
+		return err
+	}
 	res, err := loadtest.Run(cmd.Context(), cfg)
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
 	plmu.Lock()
 	if drawn {
 		fmt.Fprint(a.stderr, "\n")
@@ -559,4 +569,27 @@ func joinRates(xs []float64) string {
 		s = append(s, fmt.Sprintf("%.0f", x))
 	}
 	return strings.Join(s, ", ")
+}
+
+// startCPUProfile starts profiling this process into path ("" profiles
+// nothing) and returns the function that stops and writes it.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }

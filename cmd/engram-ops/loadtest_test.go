@@ -98,9 +98,13 @@ func checkSchema(t *testing.T, raw []byte) *loadtest.Result {
 
 func TestLoadtestSmokeEmbedded(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "r.json")
-	code, stdout, stderr := runLoad(t, "smoke", "--out", out, "--output", "json")
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	code, stdout, stderr := runLoad(t, "smoke", "--out", out, "--output", "json", "--cpuprofile", prof)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if p, err := os.ReadFile(prof); err != nil || len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
+		t.Errorf("--cpuprofile wrote no gzipped profile: %v (%d bytes)", err, len(p))
 	}
 	raw, err := os.ReadFile(out)
 	if err != nil {
