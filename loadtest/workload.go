@@ -376,7 +376,7 @@ func (w *workload) prepare(r *workerRand) request {
 		}
 		req := api.RememberRequest{ID: id, Content: strings.Join(words, " ")}
 		return request{op: op, do: func(ctx context.Context) (int, int, error) {
-			_, err := t.text.Remember(ctx, req)
+			_, err := t.text.RememberID(ctx, req)
 			if err == nil && w.weights[4] > 0 {
 				t.mu.Lock()
 				if len(t.forgettable) < 100_000 { // bounded

@@ -263,6 +263,23 @@ func (c *Client) Remember(ctx context.Context, req api.RememberRequest) (*api.Re
 	return &out, nil
 }
 
+// RememberID stores one memory like Remember and returns only its id. The
+// rest of the response must still be valid JSON but is not decoded: a bulk
+// writer (the load generator, a migrator) needs no more, and decoding the
+// whole response costs it more CPU than sending the request.
+func (c *Client) RememberID(ctx context.Context, req api.RememberRequest) (string, error) {
+	var out struct {
+		MemoryID string `json:"memory_id"`
+	}
+	if _, err := c.do(ctx, http.MethodPost, api.PathRemember, nil, &req, &out); err != nil {
+		return "", err
+	}
+	if out.MemoryID == "" {
+		return "", fmt.Errorf("decode POST %s response: no memory_id", api.PathRemember)
+	}
+	return out.MemoryID, nil
+}
+
 // RememberEpisode stores an episode (POST /api/v1/episodes/remember).
 func (c *Client) RememberEpisode(ctx context.Context, req api.EpisodeRequest) (*api.RememberResponse, error) {
 	var out api.RememberResponse

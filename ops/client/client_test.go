@@ -63,8 +63,8 @@ func TestClientAgainstServer(t *testing.T) {
 	if r.MemoryID != "a" || r.StorageConfidence.Value != 0.8 {
 		t.Errorf("remember %+v", r)
 	}
-	if _, err := c.Remember(ctx, api.RememberRequest{ID: "b", Content: "bananas are yellow"}); err != nil {
-		t.Fatal(err)
+	if id, err := c.RememberID(ctx, api.RememberRequest{ID: "b", Content: "bananas are yellow"}); err != nil || id != "b" {
+		t.Fatalf("RememberID = %q, %v", id, err)
 	}
 	if _, err := c.Associate(ctx, api.AssociationRequest{From: "a", To: "b", Weight: 0.9}); err != nil {
 		t.Fatal(err)
