@@ -49,6 +49,17 @@ func (c *hotCache) get(space, id string) *record {
 	return el.Value.(*cacheEntry).rec
 }
 
+// peek returns the cached record without counting a hit or a miss or
+// refreshing its place (for the engine's own bookkeeping reads).
+func (c *hotCache) peek(space, id string) *record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[cacheKey(space, id)]; ok {
+		return el.Value.(*cacheEntry).rec
+	}
+	return nil
+}
+
 func recordSize(r *record) int64 {
 	n := int64(160 + len(r.ID) + len(r.Content))
 	for _, t := range r.Tags {
@@ -83,6 +94,25 @@ func (c *hotCache) put(r *record) {
 		c.removeElement(c.ll.Back())
 		c.demotions.Add(1)
 	}
+}
+
+// offer caches r only while the cache has room to spare: a memory just
+// written is likely to be recalled soon, but never pushes out one that
+// was recalled (a bulk import would otherwise flush the working set).
+func (c *hotCache) offer(r *record) {
+	size := recordSize(r)
+	k := cacheKey(r.Space, r.ID)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[k]; ok {
+		c.removeElement(el)
+	}
+	if c.bytes+size > c.capacity {
+		return
+	}
+	c.items[k] = c.ll.PushBack(&cacheEntry{key: k, rec: r, size: size})
+	c.bytes += size
+	c.perSpace[r.Space]++
 }
 
 func (c *hotCache) remove(space, id string) {

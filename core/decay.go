@@ -69,12 +69,16 @@ func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
 		if !sl.live {
 			continue
 		}
-		r, err := e.storedRecord(name, sl.id)
-		if KindOf(err) == KindNotFound {
-			continue // forgotten meanwhile
-		}
-		if err != nil {
-			return err
+		r := e.cache.peek(name, sl.id)
+		if r == nil {
+			var err error
+			r, err = e.storedRecord(name, sl.id)
+			if KindOf(err) == KindNotFound {
+				continue // forgotten meanwhile
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if r.slot != s {
 			continue

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/engram-ops/engram-ops/core/embed"
 	"github.com/engram-ops/engram-ops/core/vector"
@@ -82,12 +83,19 @@ func Open(dir string, opts Options) (*Engine, error) {
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
-	db, err := pebble.Open(filepath.Join(dir, "db"), &pebble.Options{
+	popts := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: 32 << 20,
 		Logger:       quietLogger{opts.Logger},
 		FS:           opts.FS,
-	})
+	}
+	// Bloom filters let a point read (a recalled memory's record) skip
+	// the tables of every level that does not hold its key.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		popts.Levels[i].FilterType = pebble.TableFilter
+	}
+	db, err := pebble.Open(filepath.Join(dir, "db"), popts)
 	if err != nil {
 		return nil, internalf(err, "open data directory %s (is another engram-ops using it?)", dir)
 	}

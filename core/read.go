@@ -35,18 +35,20 @@ func (e *Engine) readRecord(sp *space, id string) (*record, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Cached under the space's lock: a writer replacing the memory
+		// updates the slot under it before it updates the cache, so this
+		// version cannot land in the cache after a newer one.
 		sp.mu.RLock()
 		cur, ok := sp.byID[id]
-		warm := ok && sp.slots[cur].tier == TierWarm
+		if ok && cur == r.slot && sp.slots[cur].tier == TierWarm {
+			e.cache.put(r)
+		}
 		sp.mu.RUnlock()
 		if !ok {
 			return nil, notFound(name, id)
 		}
 		if cur != r.slot {
 			continue // overwritten while we read: read again
-		}
-		if warm {
-			e.cache.put(r)
 		}
 		return r, nil
 	}

@@ -314,7 +314,7 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 		sp.pending[s] = norm
 		sp.queue = append(sp.queue, queued{s, norm})
 		sp.mu.Unlock()
-		e.cache.remove(sp.info.Name, m.ID)
+		e.cache.offer(r)
 	})
 	return !existed, nil
 }
