@@ -28,6 +28,18 @@ func BenchmarkDecodeRecallVector768(b *testing.B) {
 			}
 		}
 	})
+	// The same cue as a base64 string (what api.Vector also accepts).
+	b64, _ := json.Marshal(map[string]any{"embedding": api.EncodeVectorBase64(v), "max_results": 10, "mode": "similarity"})
+	b.Run("api.Vector/base64", func(b *testing.B) {
+		b.SetBytes(int64(len(b64)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var req api.RecallRequest
+			if err := decodeBody(bytes.NewReader(b64), 1<<20, &req); err != nil || len(req.Embedding) != 768 {
+				b.Fatal(err)
+			}
+		}
+	})
 	// The same body into []float32 through encoding/json's reflection:
 	// what api.Vector replaced.
 	type plain struct {

@@ -1,7 +1,11 @@
 package api
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -9,12 +13,59 @@ import (
 )
 
 // Vector is an embedding on the wire: a JSON array of finite numbers that
-// fit float32. It has its own JSON methods because encoding/json's
-// reflection over []float32 cost ~345 µs to decode one 768-dimension cue,
-// more than the ANN search it feeds (BenchmarkDecodeRecallVector768). It is
-// stricter too: null elements are refused instead of read as zero. A Vector
-// is assignable to and from []float32.
+// fit float32, or (as OpenAI's embeddings API offers with
+// encoding_format=base64) a JSON string holding the standard base64 of the
+// components as little-endian IEEE 754 float32s, which decodes in a
+// hundredth of the time of 768 decimal numbers. It has its own JSON methods
+// because encoding/json's reflection over []float32 cost ~345 µs to decode
+// one 768-dimension cue, more than the ANN search it feeds
+// (BenchmarkDecodeRecallVector768). It is stricter too: null elements are
+// refused instead of read as zero. A Vector is assignable to and from
+// []float32; it is always written as an array.
 type Vector []float32
+
+// EncodeVectorBase64 is the string form of v that Vector accepts: the
+// standard base64 of its components as little-endian float32s.
+func EncodeVectorBase64(v []float32) string {
+	raw := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
+	}
+	return base64.StdEncoding.EncodeToString(raw)
+}
+
+// unmarshalBase64 decodes the string form; b is a JSON string.
+func (v *Vector) unmarshalBase64(b []byte) error {
+	bad := func(why string) error {
+		return &json.UnmarshalTypeError{Value: "string (" + why + ")", Type: reflect.TypeFor[Vector]()}
+	}
+	text := b[1 : len(b)-1]
+	if bytes.IndexByte(text, '\\') >= 0 { // escapes: let encoding/json unquote
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		text = []byte(s)
+	}
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := base64.StdEncoding.Decode(raw, text)
+	if err != nil {
+		return bad("not standard base64 of little-endian float32s: " + err.Error())
+	}
+	if n%4 != 0 {
+		return bad(fmt.Sprintf("base64 of %d bytes, not a whole number of 4-byte float32s", n))
+	}
+	out := make(Vector, n/4)
+	for i := range out {
+		f := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		if f != f || math.IsInf(float64(f), 0) {
+			return bad(fmt.Sprintf("component %d is not finite", i))
+		}
+		out[i] = f
+	}
+	*v = out
+	return nil
+}
 
 var float32Type = reflect.TypeFor[float32]()
 
@@ -25,6 +76,9 @@ func (v *Vector) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*v = nil
 		return nil
+	}
+	if len(b) >= 2 && b[0] == '"' {
+		return v.unmarshalBase64(b)
 	}
 	if len(b) == 0 || b[0] != '[' {
 		return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflect.TypeFor[Vector]()}

@@ -2,10 +2,14 @@ package api
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
 	"math/rand"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -56,15 +60,19 @@ func TestVectorRefusesWhatIsNotAFloat32(t *testing.T) {
 		Embedding Vector `json:"embedding"`
 	}
 	for in, want := range map[string]string{
-		`{"embedding":[1,"2"]}`:      "string",
-		`{"embedding":[1,null]}`:     "null",
-		`{"embedding":[[1]]}`:        "array",
-		`{"embedding":[true]}`:       "bool",
-		`{"embedding":[1e39]}`:       "number 1e39",
-		`{"embedding":[-1e999]}`:     "number -1e999",
-		`{"embedding":"1,2"}`:        "string",
-		`{"embedding":{"a":1}}`:      "object",
-		`{"embedding":[ 1 , 2 ,{}]}`: "object",
+		`{"embedding":[1,"2"]}`:        "string",
+		`{"embedding":[1,null]}`:       "null",
+		`{"embedding":[[1]]}`:          "array",
+		`{"embedding":[true]}`:         "bool",
+		`{"embedding":[1e39]}`:         "number 1e39",
+		`{"embedding":[-1e999]}`:       "number -1e999",
+		`{"embedding":"1,2"}`:          "string (not standard base64 of little-endian float32s: illegal base64 data at input byte 1)",
+		`{"embedding":"AAAA AAAA"}`:    "string (not standard base64 of little-endian float32s: illegal base64 data at input byte 4)",
+		`{"embedding":"AACAPw"}`:       "string (not standard base64 of little-endian float32s: illegal base64 data at input byte 4)",
+		`{"embedding":"AACAPwAA"}`:     "string (base64 of 6 bytes, not a whole number of 4-byte float32s)",
+		`{"embedding":"AACAPwAAwH8="}`: "string (component 1 is not finite)",
+		`{"embedding":{"a":1}}`:        "object",
+		`{"embedding":[ 1 , 2 ,{}]}`:   "object",
 	} {
 		var b body
 		err := json.Unmarshal([]byte(in), &b)
@@ -76,6 +84,33 @@ func TestVectorRefusesWhatIsNotAFloat32(t *testing.T) {
 	var b body
 	if err := json.Unmarshal([]byte(" {\"embedding\" : [ 1 ,\n2\t, -3.5e-2 ] } "), &b); err != nil || len(b.Embedding) != 3 || b.Embedding[2] != -0.035 {
 		t.Errorf("whitespace: %v %v", err, b.Embedding)
+	}
+}
+
+func TestVectorBase64(t *testing.T) {
+	type body struct {
+		Embedding Vector `json:"embedding"`
+	}
+	want := []float32{1, -0.5, 3.25e-7, float32(math.SmallestNonzeroFloat32), -math.MaxFloat32}
+	enc := EncodeVectorBase64(want)
+	for _, in := range []string{`{"embedding":"` + enc + `"}`, `{"embedding":"` + strings.ReplaceAll(enc, "/", `\/`) + `"}`} {
+		var b body
+		if err := json.Unmarshal([]byte(in), &b); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if !slices.Equal([]float32(b.Embedding), want) {
+			t.Fatalf("%s: %v, want %v", in, b.Embedding, want)
+		}
+	}
+	// 1.0 as little-endian float32 is 00 00 80 3f.
+	var b body
+	if err := json.Unmarshal([]byte(`{"embedding":"AACAPw=="}`), &b); err != nil || len(b.Embedding) != 1 || b.Embedding[0] != 1 {
+		t.Fatalf("AACAPw==: %v %v", b.Embedding, err)
+	}
+	// Written back as an array.
+	out, _ := json.Marshal(b)
+	if string(out) != `{"embedding":[1]}` {
+		t.Fatalf("marshalled %s", out)
 	}
 }
 
@@ -91,11 +126,33 @@ func FuzzVectorUnmarshal(f *testing.F) {
 	for _, s := range []string{`[1,2,3]`, `[]`, `null`, `[1e39]`, `[-0.0, 1e-45]`, `[1,"x"]`, `[ 1 , 2 ]`} {
 		f.Add([]byte(s))
 	}
+	for _, s := range []string{`"AACAPw=="`, `""`, `"AACAPwAA"`, `"AACAPwAAwH8="`, `"AAC\u0041Pw=="`} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var std []float32
-		stdErr := json.Unmarshal(data, &std)
 		var ours Vector
 		err := json.Unmarshal(data, &ours)
+		var str string
+		if json.Unmarshal(data, &str) == nil {
+			// The string form: base64 of little-endian finite float32s.
+			raw, berr := base64.StdEncoding.DecodeString(str)
+			ok := berr == nil && len(raw)%4 == 0
+			var want []float32
+			for i := 0; ok && i < len(raw); i += 4 {
+				f := math.Float32frombits(binary.LittleEndian.Uint32(raw[i:]))
+				ok = !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
+				want = append(want, f)
+			}
+			if ok != (err == nil) {
+				t.Fatalf("%q: reference ok %v, Vector error %v", data, ok, err)
+			}
+			if ok && !slices.EqualFunc(want, []float32(ours), func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }) {
+				t.Fatalf("%q: %v, want %v", data, ours, want)
+			}
+			return
+		}
+		var std []float32
+		stdErr := json.Unmarshal(data, &std)
 		if stdErr != nil {
 			if err == nil && !bytes.Contains(data, []byte("null")) {
 				t.Fatalf("%q: encoding/json refused (%v), Vector accepted %v", data, stdErr, ours)
