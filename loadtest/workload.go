@@ -109,8 +109,14 @@ func memoryWords(seed int64, space, i, n int) []string {
 	return ws
 }
 
-// vectors generates a population: cluster centres, then each vector as
-// centre + N(0, std_dev) per coordinate, L2-normalised (uniform: N(0,1)).
+// vectors generates a population: unit-length cluster centres, then each
+// vector as centre + noise, L2-normalised, where the noise is
+// N(0, std_dev²/dim) per coordinate, so its expected length is std_dev
+// whatever the dimension (uniform: N(0,1) per coordinate, normalised).
+// std_dev is thus the spread of a cluster relative to its centre: with
+// per-coordinate noise of std_dev instead, 0.15 at 768 dimensions drowns
+// the centre four times over and every "cluster" is uniform noise, the
+// case in which no neighbour is much nearer than any other point.
 func vectors(d DataCfg, seed int64, space, n int) [][]float32 {
 	rng := rand.New(rand.NewPCG(uint64(seed)+uint64(space)*7919, 3))
 	dim := d.EmbeddingDim
@@ -130,8 +136,9 @@ func vectors(d DataCfg, seed int64, space, n int) [][]float32 {
 		v := make([]float32, dim)
 		if centres != nil {
 			c := centres[rng.IntN(len(centres))]
+			sigma := d.Distribution.StdDev / math.Sqrt(float64(dim))
 			for j := range v {
-				v[j] = c[j] + float32(rng.NormFloat64()*d.Distribution.StdDev)
+				v[j] = c[j] + float32(rng.NormFloat64()*sigma)
 			}
 		} else {
 			for j := range v {
@@ -259,7 +266,8 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, seed int
 			}
 			for _, i := range rng.Perm(perSpace)[:min(sc.GroundTruth.CuePool, perSpace)] {
 				cue := make([]float32, d.EmbeddingDim)
-				noise := max(d.Distribution.StdDev, 0.05) / 2
+				// Half a cluster's spread (at least 0.025 of the length).
+				noise := max(d.Distribution.StdDev, 0.05) / 2 / math.Sqrt(float64(d.EmbeddingDim))
 				for j := range cue {
 					cue[j] = vs[i][j] + float32(rng.NormFloat64()*noise)
 				}
