@@ -101,6 +101,7 @@ func closedLoop(n, c int, do func(i int) error) (time.Duration, *latencies, int6
 func openLoop(n int, rate float64, do func(i int) error) (time.Duration, *latencies, int64) {
 	var errs atomic.Int64
 	l := &latencies{d: make([]time.Duration, 0, n)}
+	byStart := make([]time.Duration, n) // latency of request i, for the timeline
 	var wg sync.WaitGroup
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
@@ -115,11 +116,31 @@ func openLoop(n int, rate float64, do func(i int) error) (time.Duration, *latenc
 			if err := do(i); err != nil {
 				errs.Add(1)
 			}
-			l.add(time.Since(intended))
+			byStart[i] = time.Since(intended)
+			l.add(byStart[i])
 		}(i)
 	}
 	wg.Wait()
+	if os.Getenv("ENGRAM_BENCH_TIMELINE") != "" {
+		printTimeline(byStart, interval)
+	}
 	return time.Since(start), l, errs.Load()
+}
+
+// printTimeline prints the worst latency of each 250 ms of intended send
+// times (ENGRAM_BENCH_TIMELINE=1): when a tail comes from stalls, it shows
+// when they happened.
+func printTimeline(byStart []time.Duration, interval time.Duration) {
+	per := max(1, int(250*time.Millisecond/interval))
+	var line strings.Builder
+	for off := 0; off < len(byStart); off += per {
+		worst := time.Duration(0)
+		for _, d := range byStart[off:min(off+per, len(byStart))] {
+			worst = max(worst, d)
+		}
+		fmt.Fprintf(&line, " %.0f", float64(worst.Microseconds())/1000)
+	}
+	fmt.Fprintf(os.Stderr, "worst latency (ms) per 250 ms of sends:%s\n", line.String())
 }
 
 func doJSON(method, url string, body []byte, header map[string]string, want int, out any) error {
