@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 
 	"filippo.io/age"
@@ -19,7 +20,8 @@ type Codec struct {
 	recipients []age.Recipient
 	names      []string
 	identities []age.Identity
-	enc        *zstd.Encoder
+	enc        *zstd.Encoder // segments
+	fileEnc    *zstd.Encoder // engine-file chunks (seal.go): EncodeAll from every sealer at once
 	dec        *zstd.Decoder
 }
 
@@ -45,6 +47,9 @@ func NewCodec(recipients []string, identities []age.Identity) (*Codec, error) {
 	}
 	var err error
 	if c.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1)); err != nil {
+		return nil, err
+	}
+	if c.fileEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0))); err != nil {
 		return nil, err
 	}
 	if c.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxSegmentPlain)); err != nil {

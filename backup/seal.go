@@ -42,7 +42,7 @@ type span struct {
 
 // sealer writes frames; one per goroutine (see sealers).
 type sealer struct {
-	enc   *zstd.Encoder // EncodeAll only
+	enc   *zstd.Encoder // the codec's fileEnc; EncodeAll only
 	probe []byte
 	arena []byte
 	spans []span
@@ -50,13 +50,16 @@ type sealer struct {
 	parts [][]byte
 }
 
-var sealers = sync.Pool{New: func() any {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		panic(err) // only invalid options fail
-	}
-	return &sealer{enc: enc}
-}}
+var sealers = sync.Pool{New: func() any { return new(sealer) }}
+
+// sealer takes a pooled sealer, encoding with the codec's shared encoder:
+// a pooled encoder per sealer is rebuilt (hundreds of KB of tables) each
+// time the pool drops it.
+func (c *Codec) sealer() *sealer {
+	s := sealers.Get().(*sealer)
+	s.enc = c.fileEnc
+	return s
+}
 
 func (s *sealer) reset() {
 	s.arena, s.spans, s.parts = s.arena[:0], s.spans[:0], s.parts[:0]
@@ -192,7 +195,7 @@ func (r *sealed) Seek(offset int64, whence int) (int64, error) {
 // sealFile calls fn with the stored form of the whole plain file p. The
 // reader is valid only during fn.
 func (c *Codec) sealFile(p []byte, fn func(r io.ReadSeeker, size int64) error) error {
-	s := sealers.Get().(*sealer)
+	s := c.sealer()
 	defer sealers.Put(s)
 	s.reset()
 	for i := 0; ; {
@@ -225,7 +228,7 @@ func (c *Codec) sealFile(p []byte, fn func(r io.ReadSeeker, size int64) error) e
 // sealStream writes the stored form of everything src yields to dst and
 // returns the plain size; h, when not nil, is fed the plain bytes.
 func (c *Codec) sealStream(dst io.Writer, src io.Reader, h hash.Hash) (int64, error) {
-	s := sealers.Get().(*sealer)
+	s := c.sealer()
 	defer sealers.Put(s)
 	w, err := c.encrypter(dst)
 	if err != nil {
