@@ -122,6 +122,7 @@ func openLoop(n int, rate float64, do func(i int) error) (time.Duration, *latenc
 	}
 	wg.Wait()
 	if os.Getenv("ENGRAM_BENCH_TIMELINE") != "" {
+		fmt.Fprintf(os.Stderr, "phase started %s\n", start.UTC().Format(time.RFC3339Nano))
 		printTimeline(byStart, interval)
 	}
 	return time.Since(start), l, errs.Load()

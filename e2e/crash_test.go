@@ -65,6 +65,17 @@ func startServer(t testing.TB, dataDir string, extra ...string) *server {
 	cmd := exec.Command(binPath, args...)
 	logs := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
+	// ENGRAM_BENCH_SERVER_LOG names a file that also receives the server's
+	// output (with GODEBUG=gctrace=1, its collections), for diagnosing a
+	// benchmark's stalls.
+	if p := os.Getenv("ENGRAM_BENCH_SERVER_LOG"); p != "" {
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(logs, f), io.MultiWriter(logs, f)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
