@@ -129,6 +129,12 @@ type ServerConfig struct {
 	// DebugListen serves Go's /debug/pprof profiles on a separate address,
 	// so profiling is never reachable through the API's address.
 	DebugListen string `toml:"debug_listen" comment:"address of the /debug/pprof profiling endpoint, loopback only (empty: off), e.g. 127.0.0.1:6060"`
+	// GCPercent and MemoryLimit set the Go garbage collector's pacing
+	// (GOGC and GOMEMLIMIT in the environment win). A large index is
+	// mostly live data, and each collection's marking stalls requests:
+	// collecting less often is what keeps recall's tail short.
+	GCPercent   int      `toml:"gc_percent" comment:"how far the Go heap may grow over live data between collections, in percent (GOGC wins when set)"`
+	MemoryLimit ByteSize `toml:"memory_limit" comment:"soft limit on the Go heap, e.g. \"8GiB\": collections run more often near it (GOMEMLIMIT wins when set); 0 = none"`
 }
 
 // DefaultConfig returns the configuration `engram-ops serve` runs with when
@@ -165,6 +171,7 @@ func DefaultConfig() Config {
 			WriteTimeout:    Duration{60 * time.Second},
 			IdleTimeout:     Duration{2 * time.Minute},
 			ShutdownTimeout: Duration{30 * time.Second},
+			GCPercent:       300,
 		},
 		Backup: BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}},
 	}
@@ -362,6 +369,12 @@ func (c *Config) Validate() error {
 		if d.v.Duration <= 0 || d.v.Duration > time.Hour {
 			bad(d.key, d.v, "must be in (0s, 1h]")
 		}
+	}
+	if g := c.Server.GCPercent; g < 25 || g > 10000 {
+		bad("server.gc_percent", g, "must be in 25..10000")
+	}
+	if m := c.Server.MemoryLimit; m != 0 && (m < 64<<20 || m > 1<<50) {
+		bad("server.memory_limit", m, "must be 0 (none) or in 64MiB..1PiB")
 	}
 	if to := c.Backup.To; to != "" && !strings.HasPrefix(to, "s3://") && !strings.HasPrefix(to, "file://") {
 		bad("backup.to", to, "must be s3://bucket/prefix or file:///dir")

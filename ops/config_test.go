@@ -3,8 +3,11 @@ package ops
 import (
 	"bytes"
 	"errors"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -280,5 +283,42 @@ func TestValidateAsksTheEmbedder(t *testing.T) {
 	c.Spaces.DefaultDimension = 768
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "embedder.openai.dimension") {
 		t.Errorf("openai dimension mismatch not reported: %v", err)
+	}
+}
+
+func TestGCSettings(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	prevLimit := debug.SetMemoryLimit(-1)
+	defer func() { debug.SetGCPercent(prev); debug.SetMemoryLimit(prevLimit) }()
+	c := DefaultConfig()
+	c.Server.MemoryLimit = 1 << 30
+	noEnv := func(string) string { return "" }
+	applyGCSettings(c.Server, noEnv, slog.New(slog.DiscardHandler))
+	if got := debug.SetGCPercent(100); got != 300 {
+		t.Errorf("gc percent %d, want the default 300", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
+		t.Errorf("memory limit %d, want 1 GiB", got)
+	}
+	// GOGC and GOMEMLIMIT in the environment (already applied by the
+	// runtime) win.
+	debug.SetMemoryLimit(math.MaxInt64)
+	env := map[string]string{"GOGC": "150", "GOMEMLIMIT": "2GiB"}
+	applyGCSettings(c.Server, func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("gc percent %d changed although GOGC is set", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("memory limit %d changed although GOMEMLIMIT is set", got)
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.Server.GCPercent = 10 },
+		func(c *Config) { c.Server.MemoryLimit = 1 << 20 },
+	} {
+		c := DefaultConfig()
+		bad(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "server.") {
+			t.Errorf("want a server.* problem, got %v", err)
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,7 +22,8 @@ type StartOptions struct {
 	// Embedders builds embedders by name; nil means cfg.EmbedderFactory:
 	// the built-in "hash" and the configured "openai".
 	Embedders core.EmbedderFactory
-	// Getenv reads the OpenAI API key variable; nil means os.Getenv.
+	// Getenv reads the environment (the OpenAI API key's variable, GOGC,
+	// GOMEMLIMIT); nil means os.Getenv.
 	Getenv func(string) string
 	// Registry receives the metrics; nil creates a fresh one.
 	Registry *prometheus.Registry
@@ -62,6 +65,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptio
 	if embedders == nil {
 		embedders = cfg.EmbedderFactory(opts.Getenv)
 	}
+	applyGCSettings(cfg.Server, opts.Getenv, logger)
 	engOpts := cfg.EngineOptions(logger.With("component", "engine"), embedders)
 	eng, err := core.Open(cfg.DataDir, engOpts)
 	if err != nil {
@@ -128,4 +132,23 @@ func (r *Running) Done() <-chan struct{} { return r.done }
 func (r *Running) Wait() error {
 	<-r.done
 	return r.err
+}
+
+// applyGCSettings sets the garbage collector's pacing from server.gc_percent
+// and server.memory_limit, unless GOGC or GOMEMLIMIT (which the runtime
+// has already applied) say otherwise.
+func applyGCSettings(c ServerConfig, getenv func(string) string, logger *slog.Logger) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if v := getenv("GOGC"); v != "" {
+		logger.Info("garbage collector pacing from the environment", "GOGC", v)
+	} else {
+		debug.SetGCPercent(c.GCPercent)
+	}
+	if v := getenv("GOMEMLIMIT"); v != "" {
+		logger.Info("garbage collector memory limit from the environment", "GOMEMLIMIT", v)
+	} else if c.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(c.MemoryLimit))
+	}
 }
