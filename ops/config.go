@@ -131,8 +131,8 @@ type ServerConfig struct {
 	DebugListen string `toml:"debug_listen" comment:"address of the /debug/pprof profiling endpoint, loopback only (empty: off), e.g. 127.0.0.1:6060"`
 	// GCPercent and MemoryLimit set the Go garbage collector's pacing
 	// (GOGC and GOMEMLIMIT in the environment win). A large index is
-	// mostly live data, and each collection's marking stalls requests:
-	// collecting less often is what keeps recall's tail short.
+	// mostly live data, and each collection marks all of it: a higher
+	// percent collects less often at the cost of memory.
 	GCPercent   int      `toml:"gc_percent" comment:"how far the Go heap may grow over live data between collections, in percent (GOGC wins when set)"`
 	MemoryLimit ByteSize `toml:"memory_limit" comment:"soft limit on the Go heap, e.g. \"8GiB\": collections run more often near it (GOMEMLIMIT wins when set); 0 = none"`
 }
@@ -171,7 +171,7 @@ func DefaultConfig() Config {
 			WriteTimeout:    Duration{60 * time.Second},
 			IdleTimeout:     Duration{2 * time.Minute},
 			ShutdownTimeout: Duration{30 * time.Second},
-			GCPercent:       300,
+			GCPercent:       100,
 		},
 		Backup: BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}},
 	}

@@ -291,11 +291,14 @@ func TestGCSettings(t *testing.T) {
 	prevLimit := debug.SetMemoryLimit(-1)
 	defer func() { debug.SetGCPercent(prev); debug.SetMemoryLimit(prevLimit) }()
 	c := DefaultConfig()
-	c.Server.MemoryLimit = 1 << 30
+	if c.Server.GCPercent != 100 {
+		t.Errorf("default gc_percent %d, want Go's 100", c.Server.GCPercent)
+	}
+	c.Server.GCPercent, c.Server.MemoryLimit = 300, 1<<30
 	noEnv := func(string) string { return "" }
 	applyGCSettings(c.Server, noEnv, slog.New(slog.DiscardHandler))
 	if got := debug.SetGCPercent(100); got != 300 {
-		t.Errorf("gc percent %d, want the default 300", got)
+		t.Errorf("gc percent %d, want the configured 300", got)
 	}
 	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
 		t.Errorf("memory limit %d, want 1 GiB", got)
