@@ -69,6 +69,15 @@ func doBody(t *testing.T, hc *http.Client, req *http.Request) (*http.Response, s
 	return resp, string(b)
 }
 
+// getNothing sends GET /nothing and expects its 204.
+func getNothing(t *testing.T, hc *http.Client, base string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/nothing", nil)
+	if resp, _ := doBody(t, hc, req); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
 func TestDirectTransportKeepsConnectionsAlive(t *testing.T) {
 	ts, conns := echoServer(t, time.Minute)
 	hc := HTTPClient(8)
@@ -91,10 +100,7 @@ func TestDirectTransportKeepsConnectionsAlive(t *testing.T) {
 	if _, got := doBody(t, hc, req); got != "" {
 		t.Fatalf("empty POST echoed %q", got)
 	}
-	req, _ = http.NewRequest(http.MethodGet, ts.URL+"/nothing", nil)
-	if resp, _ := doBody(t, hc, req); resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
+	getNothing(t, hc, ts.URL)
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections for sequential requests, want 1", n)
 	}
@@ -152,10 +158,7 @@ func TestDirectTransportServerClosesConnections(t *testing.T) {
 	// The server closes the idle connection; a GET on it is sent again on
 	// a new one.
 	time.Sleep(400 * time.Millisecond)
-	req, _ = http.NewRequest(http.MethodGet, ts.URL+"/nothing", nil)
-	if resp, _ := doBody(t, hc, req); resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
+	getNothing(t, hc, ts.URL)
 	if n := conns.Load(); n != 3 {
 		t.Errorf("%d connections, want 3", n)
 	}
@@ -176,10 +179,7 @@ func TestDirectTransportCancel(t *testing.T) {
 		t.Fatalf("cancelled request returned after %v", d)
 	}
 	// The interrupted connection is not reused.
-	req, _ = http.NewRequest(http.MethodGet, ts.URL+"/nothing", nil)
-	if resp, _ := doBody(t, hc, req); resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
+	getNothing(t, hc, ts.URL)
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
 	}
