@@ -439,3 +439,96 @@ func TestShipperHoldsUnshippedChangeLog(t *testing.T) {
 		t.Fatalf("after shipping up to %d, the log holds %d..%d; want exactly the unshipped %d", shipped, first, last, shipped+1)
 	}
 }
+
+// TestIncrementalSnapshotReusesIndexGraph: a snapshot taken after a few
+// changes stores the previous snapshot's index graph again instead of the
+// rewritten one, and a restore of it still finds every memory (those the
+// older graph lacks are indexed after opening, searched exactly meanwhile);
+// once the graph has drifted by more than graphReuseFraction it is stored
+// anew.
+func TestIncrementalSnapshotReusesIndexGraph(t *testing.T) {
+	ctx := context.Background()
+	eng := openEngine(t, t.TempDir(), nil)
+	defer eng.Close()
+	a, _ := newArchive(t, nil)
+	write := func(from, to int, text string) {
+		t.Helper()
+		var batch []core.RememberInput
+		for i := from; i < to; i++ {
+			batch = append(batch, core.RememberInput{ID: fmt.Sprintf("m%04d", i), Content: fmt.Sprintf("%s %d alpha beta %d", text, i, i*7)})
+		}
+		if _, err := eng.Batch(ctx, "default", core.BatchInput{Memories: batch}); err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.WaitIndexed(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	graphOf := func(m *Manifest) File {
+		t.Helper()
+		for _, f := range m.Files {
+			if f.Path == "index/default.graph" {
+				return f
+			}
+		}
+		t.Fatalf("snapshot %s has no index/default.graph", m.ID)
+		return File{}
+	}
+	const n = 2500 // above the exact-search threshold: the graph is used
+	write(0, n, "original memory")
+	first, err := a.SnapshotEngine(ctx, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(0, n/25, "rewritten zebra") // 4% of the memories
+	second, err := a.SnapshotEngine(ctx, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g1, g2 := graphOf(first.Manifest), graphOf(second.Manifest); g1.Key != g2.Key {
+		t.Errorf("second snapshot stored a new graph %s (first %s) after 4%% changed", g2.Key, g1.Key)
+	}
+	if pct := 100 * float64(second.UploadedBytes) / float64(first.UploadedBytes); pct > 15 {
+		t.Errorf("incremental snapshot uploaded %.1f%% of the full one", pct)
+	}
+
+	dest := filepath.Join(t.TempDir(), "restored")
+	if _, err := a.Restore(ctx, RestoreOptions{DataDir: dest}); err != nil {
+		t.Fatal(err)
+	}
+	o := testEngineOptions(nil)
+	r, err := core.Open(dest, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := len(ids(t, r, "default")); got != 1000 { // ids lists at most 1000
+		t.Fatalf("restored listing has %d memories", got)
+	}
+	for _, when := range []string{"just opened", "indexed"} {
+		if when == "indexed" {
+			if err := r.WaitIndexed(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, i := range []int{3, 50, 99} {
+			res, err := r.Recall(ctx, "default", core.RecallQuery{Text: fmt.Sprintf("rewritten zebra %d alpha beta %d", i, i*7), MaxResults: 3, NoReinforce: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("m%04d", i)
+			if len(res.Vivid) == 0 || res.Vivid[0].Memory.ID != want || !strings.HasPrefix(res.Vivid[0].Memory.Content, "rewritten zebra") {
+				t.Errorf("%s: recall of rewritten %s: %+v", when, want, res.Vivid)
+			}
+		}
+	}
+
+	write(n, n+n/5, "added later") // the graph grows by 20%
+	third, err := a.SnapshotEngine(ctx, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g1, g3 := graphOf(first.Manifest), graphOf(third.Manifest); g1.Key == g3.Key {
+		t.Error("a graph 20% larger than the stored one was not stored anew")
+	}
+}

@@ -192,6 +192,16 @@ func BenchmarkIncrementalSnapshot(b *testing.B) {
 		}
 		b.StopTimer()
 		_ = eng.Close()
+		// What the incremental snapshot uploaded: files the full one lacks.
+		had := map[string]bool{}
+		for _, f := range full.Manifest.Files {
+			had[f.Key] = true
+		}
+		for _, f := range incr.Manifest.Files {
+			if !had[f.Key] {
+				b.Logf("uploaded %s: %d bytes stored (%d plain)", f.Path, f.StoredSize, f.Size)
+			}
+		}
 		b.ReportMetric(float64(full.UploadedBytes)/1e6, "full_MB")
 		b.ReportMetric(float64(incr.UploadedBytes)/1e6, "incremental_MB")
 		b.ReportMetric(100*float64(incr.UploadedBytes)/float64(full.UploadedBytes), "incremental_%")

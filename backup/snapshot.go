@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +136,8 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 	if err := os.RemoveAll(clone); err != nil {
 		return nil, fmt.Errorf("remove %s: %w", clone, err)
 	}
+
+	a.reuseGraphs(ctx, dir)
 
 	// Files: each is read once, hashed, and uploaded from memory unless
 	// its content is stored already (see storeFile).
@@ -411,4 +415,62 @@ func copyFile(src, dst string) error {
 	}
 	_, err = io.Copy(out, in)
 	return errors.Join(err, out.Close())
+}
+
+// graphReuseFraction bounds how far a space's index graph may have drifted
+// (in file size, which grows with every node inserted) from the graph an
+// earlier snapshot stored, for a snapshot to store that earlier graph again
+// instead of the current one.
+const graphReuseFraction = 0.10
+
+// reuseGraphs replaces each index graph in the checkpoint dir with the one
+// the newest snapshot stored for the same space, when their sizes differ by
+// at most graphReuseFraction. A graph is derived data that changes
+// throughout with every insert (each new node links into its neighbours'
+// lists), so storing the current one makes an incremental snapshot upload
+// the whole graph, most of a snapshot of text memories. An older graph is
+// what the engine already handles after a crash: opening a restored
+// snapshot indexes the memories the graph lacks in the background (recall
+// is exact over them meanwhile) and ignores nodes of memories gone since.
+// The graph is downloaded (checksum verified) rather than only referenced,
+// so the checkpoint's files are exactly what the manifest records. Any
+// failure (an encrypted archive without the identity, a missing object)
+// keeps the current graph.
+func (a *Archive) reuseGraphs(ctx context.Context, dir string) {
+	snaps, err := a.Snapshots(ctx)
+	if err != nil || len(snaps) == 0 {
+		return
+	}
+	var prev *Manifest
+	for i := len(snaps) - 1; i >= 0 && prev == nil; i-- {
+		if snaps[i].Err == nil {
+			prev = snaps[i].Manifest
+		}
+	}
+	if prev == nil {
+		return
+	}
+	for i := range prev.Files {
+		f := &prev.Files[i]
+		if !strings.HasPrefix(f.Path, "index/") || !strings.HasSuffix(f.Path, ".graph") {
+			continue
+		}
+		local := filepath.Join(dir, filepath.FromSlash(f.Path))
+		st, err := os.Stat(local)
+		if err != nil || math.Abs(float64(st.Size()-f.Size)) > graphReuseFraction*float64(f.Size) {
+			continue
+		}
+		tmp := local + ".base"
+		if _, err := a.fetchFile(ctx, prev, f, tmp); err != nil {
+			os.Remove(tmp)
+			a.log.Info("snapshot stores the current index graph", "path", f.Path, "reason", err)
+			continue
+		}
+		if err := os.Rename(tmp, local); err != nil {
+			os.Remove(tmp)
+			continue
+		}
+		a.log.Info("snapshot reuses an earlier index graph", "path", f.Path, "base_snapshot", prev.ID,
+			"base_bytes", f.Size, "current_bytes", st.Size())
+	}
 }

@@ -316,6 +316,14 @@ func (e *Engine) Checkpoint(dir string) (uint64, error) {
 	if err := e.flushTouches(); err != nil {
 		return 0, err
 	}
+	// Memtable contents go into a table first: otherwise the checkpoint
+	// carries them as a WAL copy, which differs in every checkpoint and so
+	// is uploaded whole by every incremental snapshot (up to a memtable's
+	// size), where a flushed table is shared by every later one. Writes
+	// continue meanwhile, into a fresh WAL the checkpoint copies.
+	if err := e.db.Flush(); err != nil {
+		return 0, internalf(err, "flush before checkpoint")
+	}
 	e.commitMu.Lock()
 	defer e.commitMu.Unlock()
 	if err := e.db.LogData(nil, pebble.Sync); err != nil {
