@@ -31,6 +31,15 @@
 // re-checks the files it reused after writing its manifest, so a concurrent
 // prune cannot leave it pointing at a deleted file.
 //
+// # Index graphs
+//
+// A space's HNSW graph (index/<space>.graph) is derived data that every
+// insert changes throughout, so a snapshot stores the previous snapshot's
+// graph again (downloaded and checked, so the checkpoint holds what the
+// manifest records) while the current one differs in size by at most 10%:
+// a restored engine indexes the memories that graph lacks in the background,
+// as after a crash, and searches them exactly meanwhile (reuseGraphs).
+//
 // Snapshot ids are <UTC time 20060102T150405Z>-<engine sequence, 20 digits>,
 // so ids sort by time and name the sequence they contain.
 //
