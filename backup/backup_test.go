@@ -523,6 +523,36 @@ func TestIncrementalSnapshotReusesIndexGraph(t *testing.T) {
 		}
 	}
 
+	// Another engine with a graph of about the same size snapshotted into
+	// the same archive: its node ids are its own, so its graph is stored.
+	other := openEngine(t, t.TempDir(), nil)
+	defer other.Close()
+	var batch []core.RememberInput
+	for i := 0; i < n; i++ {
+		batch = append(batch, core.RememberInput{ID: fmt.Sprintf("o%04d", i), Content: fmt.Sprintf("other engine %d gamma %d", i, i*3)})
+	}
+	if _, err := other.Batch(ctx, "default", core.BatchInput{Memories: batch}); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrites put it ahead of the archive's sequence with a graph of
+	// about the same size, so only the table check tells it apart.
+	if _, err := other.Batch(ctx, "default", core.BatchInput{Memories: batch[:n/10]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if other.LastSequence() <= second.Manifest.Sequence {
+		t.Fatalf("test setup: the other engine is at %d, not ahead of %d", other.LastSequence(), second.Manifest.Sequence)
+	}
+	foreign, err := a.SnapshotEngine(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g1, gf := graphOf(first.Manifest), graphOf(foreign.Manifest); g1.Key == gf.Key {
+		t.Error("another engine's snapshot reused this engine's graph")
+	}
+
 	write(n, n+n/5, "added later") // the graph grows by 20%
 	third, err := a.SnapshotEngine(ctx, eng)
 	if err != nil {

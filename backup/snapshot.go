@@ -137,7 +137,7 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 		return nil, fmt.Errorf("remove %s: %w", clone, err)
 	}
 
-	a.reuseGraphs(ctx, dir)
+	a.reuseGraphs(ctx, dir, seq)
 
 	// Files: each is read once, hashed, and uploaded from memory unless
 	// its content is stored already (see storeFile).
@@ -433,10 +433,12 @@ const graphReuseFraction = 0.10
 // snapshot indexes the memories the graph lacks in the background (recall
 // is exact over them meanwhile) and ignores nodes of memories gone since.
 // The graph is downloaded (checksum verified) rather than only referenced,
-// so the checkpoint's files are exactly what the manifest records. Any
-// failure (an encrypted archive without the identity, a missing object)
-// keeps the current graph.
-func (a *Archive) reuseGraphs(ctx context.Context, dir string) {
+// so the checkpoint's files are exactly what the manifest records. Only a
+// graph of the same engine qualifies (its node ids are that engine's
+// slots): the earlier snapshot must not be ahead of this one and must share
+// an engine table with it. Any failure (an encrypted archive without the
+// identity, a missing object) keeps the current graph.
+func (a *Archive) reuseGraphs(ctx context.Context, dir string, seq uint64) {
 	snaps, err := a.Snapshots(ctx)
 	if err != nil || len(snaps) == 0 {
 		return
@@ -447,7 +449,7 @@ func (a *Archive) reuseGraphs(ctx context.Context, dir string) {
 			prev = snaps[i].Manifest
 		}
 	}
-	if prev == nil {
+	if prev == nil || prev.Sequence > seq || !sharesTable(prev, dir) {
 		return
 	}
 	for i := range prev.Files {
@@ -473,4 +475,31 @@ func (a *Archive) reuseGraphs(ctx context.Context, dir string) {
 		a.log.Info("snapshot reuses an earlier index graph", "path", f.Path, "base_snapshot", prev.ID,
 			"base_bytes", f.Size, "current_bytes", st.Size())
 	}
+}
+
+// sharesTable reports whether the checkpoint in dir holds one of m's engine
+// tables byte for byte: tables are immutable, so a shared one means the
+// same engine (another engine's table of the same name and size would not
+// have the same sha256).
+func sharesTable(m *Manifest, dir string) bool {
+	for _, f := range m.Files {
+		if !strings.HasPrefix(f.Path, "db/") || !strings.HasSuffix(f.Path, ".sst") {
+			continue
+		}
+		local := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if st, err := os.Stat(local); err != nil || st.Size() != f.Size {
+			continue
+		}
+		src, err := os.Open(local)
+		if err != nil {
+			continue
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, src)
+		src.Close()
+		if err == nil && hex.EncodeToString(h.Sum(nil)) == f.SHA256 {
+			return true
+		}
+	}
+	return false
 }
