@@ -159,26 +159,39 @@ type SnapshotInfo struct {
 // Snapshots lists every snapshot, oldest first, reading each manifest.
 // Unreadable manifests are listed with Err set.
 func (a *Archive) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
+	ids, err := a.snapshotIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SnapshotInfo, 0, len(ids))
+	for _, id := range ids {
+		t, seq, _ := parseSnapshotID(id)
+		si := SnapshotInfo{ID: id, Time: t, Sequence: seq}
+		si.Manifest, si.Err = a.Manifest(ctx, id)
+		out = append(out, si)
+	}
+	return out, nil
+}
+
+// snapshotIDs lists the ids of the manifests on the target, oldest first
+// (ids sort by time), without reading them.
+func (a *Archive) snapshotIDs(ctx context.Context) ([]string, error) {
 	objs, err := a.store.List(ctx, snapshotsPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots on %s: %w", a.Target(), err)
 	}
-	var out []SnapshotInfo
+	var ids []string
 	for _, o := range objs {
 		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, snapshotsPrefix), ".json")
 		if !ok {
 			continue
 		}
-		t, seq, ok := parseSnapshotID(id)
-		if !ok {
-			continue
+		if _, _, ok := parseSnapshotID(id); ok {
+			ids = append(ids, id)
 		}
-		si := SnapshotInfo{ID: id, Time: t, Sequence: seq}
-		si.Manifest, si.Err = a.Manifest(ctx, id)
-		out = append(out, si)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	sort.Strings(ids)
+	return ids, nil
 }
 
 // Manifest reads and validates one snapshot's manifest.

@@ -439,15 +439,15 @@ const graphReuseFraction = 0.10
 // an engine table with it. Any failure (an encrypted archive without the
 // identity, a missing object) keeps the current graph.
 func (a *Archive) reuseGraphs(ctx context.Context, dir string, seq uint64) {
-	snaps, err := a.Snapshots(ctx)
-	if err != nil || len(snaps) == 0 {
+	// The newest readable manifest; ids sort by time, so only that one
+	// (or, if it is unreadable, the one before) is downloaded.
+	ids, err := a.snapshotIDs(ctx)
+	if err != nil {
 		return
 	}
 	var prev *Manifest
-	for i := len(snaps) - 1; i >= 0 && prev == nil; i-- {
-		if snaps[i].Err == nil {
-			prev = snaps[i].Manifest
-		}
+	for i := len(ids) - 1; i >= 0 && prev == nil; i-- {
+		prev, _ = a.Manifest(ctx, ids[i])
 	}
 	if prev == nil || prev.Sequence > seq || !sharesTable(prev, dir) {
 		return
