@@ -636,17 +636,35 @@ func (e *Engine) spread(sp *space, seeds []Recalled, q RecallQuery, now time.Tim
 
 // recallConfidence is the mean score of the (up to) three best results.
 func recallConfidence(vivid, associated []Recalled) float64 {
-	all := append(append([]Recalled(nil), vivid...), associated...)
-	sort.Slice(all, func(i, j int) bool { return all[i].Score > all[j].Score })
-	n := min(3, len(all))
+	// The mean of the best three scores, kept in place (best first)
+	// rather than by sorting copies of every result.
+	var top [3]float64
+	n := 0
+	for _, list := range [][]Recalled{vivid, associated} {
+		for i := range list {
+			s := list[i].Score
+			switch {
+			case n < len(top):
+				top[n] = s
+				n++
+			case s > top[n-1]:
+				top[n-1] = s
+			default:
+				continue
+			}
+			for j := n - 1; j > 0 && top[j] > top[j-1]; j-- {
+				top[j], top[j-1] = top[j-1], top[j]
+			}
+		}
+	}
 	if n == 0 {
 		return 0
 	}
-	var s float64
-	for _, r := range all[:n] {
-		s += r.Score
+	var sum float64
+	for _, s := range top[:n] {
+		sum += s
 	}
-	return s / float64(n)
+	return sum / float64(n)
 }
 
 func strategy(sp *space, q RecallQuery, exactBelow int) string {
