@@ -402,8 +402,11 @@ func (e *Engine) Recall(ctx context.Context, spaceName string, q RecallQuery) (R
 	if q.Deep {
 		res.Searched += len(sp.cold)
 	}
-	var seeds []candidate
-	for _, h := range hits {
+	// One allocation each for the seeds and their one-element paths (a
+	// path's capacity is its length, so extending one copies it).
+	seeds := make([]candidate, 0, len(hits))
+	paths := make([]string, len(hits))
+	for i, h := range hits {
 		if float64(h.score) < q.Threshold {
 			continue
 		}
@@ -412,8 +415,9 @@ func (e *Engine) Recall(ctx context.Context, spaceName string, q RecallQuery) (R
 			continue
 		}
 		r := sl.retrievability(now)
+		paths[i] = h.id
 		seeds = append(seeds, candidate{slot: h.slot, id: h.id, sim: float64(h.score), activation: 1, r: r,
-			score: float64(h.score) * sl.confidence * r, path: []string{h.id}})
+			score: float64(h.score) * sl.confidence * r, path: paths[i : i+1 : i+1]})
 	}
 	sp.mu.RUnlock()
 	sort.SliceStable(seeds, func(i, j int) bool { return seeds[i].score > seeds[j].score })
