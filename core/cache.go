@@ -85,9 +85,7 @@ func (c *hotCache) put(r *record) {
 		e.rec, e.size = r, size
 		c.ll.MoveToFront(el)
 	} else {
-		c.items[k] = c.ll.PushFront(&cacheEntry{key: k, rec: r, size: size})
-		c.bytes += size
-		c.perSpace[r.Space]++
+		c.addElement(c.ll.PushFront(&cacheEntry{key: k, rec: r, size: size}))
 		c.promotions.Add(1)
 	}
 	for c.bytes > c.capacity && c.ll.Len() > 1 {
@@ -110,9 +108,16 @@ func (c *hotCache) offer(r *record) {
 	if c.bytes+size > c.capacity {
 		return
 	}
-	c.items[k] = c.ll.PushBack(&cacheEntry{key: k, rec: r, size: size})
-	c.bytes += size
-	c.perSpace[r.Space]++
+	c.addElement(c.ll.PushBack(&cacheEntry{key: k, rec: r, size: size}))
+}
+
+// addElement accounts for an entry just pushed onto the list; removeElement
+// undoes it.
+func (c *hotCache) addElement(el *list.Element) {
+	e := el.Value.(*cacheEntry)
+	c.items[e.key] = el
+	c.bytes += e.size
+	c.perSpace[e.rec.Space]++
 }
 
 func (c *hotCache) remove(space, id string) {
