@@ -482,10 +482,16 @@ func (a *Archive) reuseGraphs(ctx context.Context, dir string, seq uint64) {
 // same engine (another engine's table of the same name and size would not
 // have the same sha256).
 func sharesTable(m *Manifest, dir string) bool {
+	// Smallest first: the upload hashes every table again, so hashing one
+	// here should cost as little as it can.
+	var tables []File
 	for _, f := range m.Files {
-		if !strings.HasPrefix(f.Path, "db/") || !strings.HasSuffix(f.Path, ".sst") {
-			continue
+		if strings.HasPrefix(f.Path, "db/") && strings.HasSuffix(f.Path, ".sst") {
+			tables = append(tables, f)
 		}
+	}
+	sort.Slice(tables, func(i, j int) bool { return tables[i].Size < tables[j].Size })
+	for _, f := range tables {
 		local := filepath.Join(dir, filepath.FromSlash(f.Path))
 		if st, err := os.Stat(local); err != nil || st.Size() != f.Size {
 			continue
