@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,25 +130,41 @@ func TestLoadtestSmokeEmbedded(t *testing.T) {
 func TestLoadtestSmokeSeparateServerAndCompare(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
-	for _, p := range []string{a, b} {
-		// A fresh server per run: the same build under the same conditions
-		// (a reused server would still be indexing the first run's writes).
+	// Two runs of one build, each against its own fresh server (a reused
+	// server would still be indexing the first run's writes), at the same
+	// time, so that both sample the same machine noise.
+	type run struct {
+		code     int
+		out, err string
+	}
+	runs := make([]run, 2)
+	var wg sync.WaitGroup
+	for i, p := range []string{a, b} {
 		url := startServer(t)
-		code, out, errOut := runLoad(t, "smoke", "--target", url, "--out", p)
-		if code != 0 {
-			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, out, errOut := runCLI(t, nil, "loadtest", "run", "smoke", "--target", url, "--out", p,
+				"--duration", "3s", "--warmup", "0.5s", "--quiet")
+			runs[i] = run{code, out, errOut}
+		}()
+	}
+	wg.Wait()
+	for _, r := range runs {
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", r.code, r.out, r.err)
 		}
-		if !strings.Contains(out, "OPERATION") || !strings.Contains(out, "uncorrected") {
-			t.Errorf("no table in:\n%s", out)
+		if !strings.Contains(r.out, "OPERATION") || !strings.Contains(r.out, "uncorrected") {
+			t.Errorf("no table in:\n%s", r.out)
 		}
 	}
-	// Two real runs of one build render a comparison. Their verdict is not
-	// asserted: on a shared CI machine two smoke runs' medians have differed
-	// by 20x, which no useful tolerance absorbs. The gate's judgement is
-	// checked below on results derived from the base run, which machine
-	// noise cannot move.
-	if code, out, errOut := runCLI(t, nil, "loadtest", "compare", a, b); (code != 0 && code != exitNotPassed) || !strings.Contains(out, "RESULT:") {
-		t.Errorf("compare of two runs: exit %d\n%s\n%s", code, out, errOut)
+	// Under the race detector the in-process servers and generators
+	// saturate the cores, so the verdict is asserted by the e2e test
+	// TestSameBuildRunsPassCompare with the real binary.
+	for _, pair := range [][2]string{{a, b}, {b, a}} {
+		if code, out, errOut := runCLI(t, nil, "loadtest", "compare", pair[0], pair[1]); (code != 0 && code != exitNotPassed) || !strings.Contains(out, "RESULT:") {
+			t.Errorf("compare of two runs: exit %d\n%s\n%s", code, out, errOut)
+		}
 	}
 	// scaled returns the base run with every latency mapped by f.
 	scaled := func(name string, f func(us int64) int64) string {
