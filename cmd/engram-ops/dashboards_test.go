@@ -347,6 +347,15 @@ func testRules(t *testing.T, alerts ...string) string {
 			}
 			found++
 			expr := strings.ReplaceAll(r.Expr, "[5m]", "[10s]")
+			if a == "HighRecallLatency" {
+				// 10x the threshold (the promtool tests check the real one): on
+				// a loaded 2-core CI machine the baseline recall p95 of the race
+				// build has crossed 10 ms, and the alert never resolved.
+				if !strings.HasSuffix(expr, "> 0.01") {
+					t.Fatalf("HighRecallLatency no longer ends with \"> 0.01\": %s", expr)
+				}
+				expr = strings.TrimSuffix(expr, "0.01") + "0.1"
+			}
 			q, _ := json.Marshal(expr)
 			fmt.Fprintf(&b, "      - alert: %s\n        expr: %s\n        for: 2s\n        labels: {severity: %s}\n", a, q, r.Labels["severity"])
 		}
@@ -495,11 +504,11 @@ scrape_configs:
 		t.Fatalf("HighRecallLatency is %q before any fault", s)
 	}
 
-	setFault(`{"operations":["recall"],"latency":"40ms"}`)
+	setFault(`{"operations":["recall"],"latency":"300ms"}`)
 	fired := waitAlert(t, prom, "HighRecallLatency", "firing", 30*time.Second)
 	setFault("")
 	resolved := waitAlert(t, prom, "HighRecallLatency", "", 30*time.Second)
-	t.Logf("HighRecallLatency: firing %.1fs after a 40ms recall fault, resolved %.1fs after removing it", fired.Seconds(), resolved.Seconds())
+	t.Logf("HighRecallLatency: firing %.1fs after a 300ms recall fault, resolved %.1fs after removing it", fired.Seconds(), resolved.Seconds())
 
 	setFault(`{"operations":["recall"],"error_ratio":1}`)
 	fired = waitAlert(t, prom, "HighErrorRate", "firing", 30*time.Second)
