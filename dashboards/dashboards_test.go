@@ -526,3 +526,34 @@ func TestComposeMountsAndProvisioning(t *testing.T) {
 		}
 	}
 }
+
+// The stack's prometheus.yml is a valid configuration for the Prometheus
+// the tests use, with the rule files it names (container paths mapped to
+// the files the compose file mounts there).
+func TestStackPrometheusConfigChecks(t *testing.T) {
+	pt := promtool(t)
+	root := filepath.Join("..", "deploy", "monitoring")
+	b, err := os.ReadFile(filepath.Join(root, "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := filepath.Abs(filepath.Join(root, "rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mounted = "/etc/prometheus/rules/"
+	if !strings.Contains(string(b), mounted) {
+		t.Fatalf("prometheus.yml does not load rules from %s", mounted)
+	}
+	cfg := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(string(b), mounted, rules+"/")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(pt, "check", "config", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check config deploy/monitoring/prometheus.yml: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool check config said:\n%s", out)
+	}
+}
