@@ -241,3 +241,22 @@ func BenchmarkDotBatch768(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(4*b.N), "ns/vector")
 }
+
+// BenchmarkGCWithIndex100k times a full collection while the 100k index
+// (and the benchmark's own copies of its vectors) is live: every object
+// the index holds is work for each collection the server runs.
+func BenchmarkGCWithIndex100k(b *testing.B) {
+	s := clusteredBench(b)
+	runtime.GC()
+	start := cpuTime()
+	b.ResetTimer()
+	for b.Loop() {
+		runtime.GC()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapObjects), "heap-objects")
+	runtime.KeepAlive(s)
+}

@@ -351,7 +351,7 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 		n := x.node(id)
 		v, ok := vectors(id)
 		if ok && len(v) == int(dim) && finite(v) {
-			n.vec.Store(&v)
+			setVector(n, v)
 		} else {
 			n.state.Store(stateDeleted)
 		}
@@ -370,7 +370,7 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 		best := -1
 		for _, id := range ids {
 			n := x.node(id)
-			if n.vec.Load() != nil && len(n.links)-1 > best {
+			if x.vectorAt(n) != nil && len(n.links)-1 > best {
 				best = len(n.links) - 1
 				x.entry.Store(packEntry(id, best))
 			}

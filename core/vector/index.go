@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Limits on what an index accepts. They also bound what ReadGraph will
@@ -84,7 +85,10 @@ type node struct {
 	// version counts rewrites of links (under mu) so a prune computed
 	// outside the lock can tell whether the list changed meanwhile.
 	version uint32
-	vec     atomic.Pointer[[]float32] // nil until added, or when ReadGraph found no vector
+	// vec points at the first of the vector's dim components: nil until
+	// added, or when ReadGraph found no vector. A pointer to the array
+	// rather than to a slice saves an object per node for the collector.
+	vec     atomic.Pointer[float32]
 	state   atomic.Uint32
 	writing atomic.Bool // claimed by the Add in progress for this id
 }
@@ -218,10 +222,20 @@ func (x *Index) vectorOf(id uint32) []float32 {
 	if n == nil {
 		return nil
 	}
+	return x.vectorAt(n)
+}
+
+// vectorAt returns n's vector, or nil.
+func (x *Index) vectorAt(n *node) []float32 {
 	if p := n.vec.Load(); p != nil {
-		return *p
+		return unsafe.Slice(p, x.dim)
 	}
 	return nil
+}
+
+// setVector makes vec (dim components) n's vector.
+func setVector(n *node, vec []float32) {
+	n.vec.Store(&vec[0])
 }
 
 // Contains reports whether id is live.
@@ -236,11 +250,8 @@ func (x *Index) Vector(id uint32) ([]float32, bool) {
 	if n == nil || n.state.Load() != stateLive {
 		return nil, false
 	}
-	p := n.vec.Load()
-	if p == nil {
-		return nil, false
-	}
-	return *p, true
+	v := x.vectorAt(n)
+	return v, v != nil
 }
 
 // Delete tombstones id: it is no longer returned by Search but stays in the
@@ -289,7 +300,7 @@ func (x *Index) Add(id uint32, vec []float32) error {
 		n.mu.Lock()
 		n.links = links
 		n.mu.Unlock()
-		n.vec.Store(&vec)
+		setVector(n, vec)
 		n.state.Store(stateLive)
 		x.live.Add(1)
 		x.insert(s, id, n, vec, level)
@@ -298,7 +309,7 @@ func (x *Index) Add(id uint32, vec []float32) error {
 	n.mu.Lock()
 	level := len(n.links) - 1 // kept: other nodes link to id on every layer up to it
 	n.mu.Unlock()
-	n.vec.Store(&vec)
+	setVector(n, vec)
 	x.insert(s, id, n, vec, level)
 	if n.state.Swap(stateLive) == stateDeleted {
 		x.tombstones.Add(-1)

@@ -197,10 +197,10 @@ func (x *Index) searchLayer(s *scratch, q []float32, ef, layer int, rule *keepRu
 			if n == nil {
 				continue
 			}
-			if vp := n.vec.Load(); vp != nil {
+			if v := x.vectorAt(n); v != nil {
 				s.batchIDs = append(s.batchIDs, id)
 				s.batchNodes = append(s.batchNodes, n)
-				s.batchVecs = append(s.batchVecs, *vp)
+				s.batchVecs = append(s.batchVecs, v)
 			}
 		}
 		s.scoreBatch(q)
