@@ -214,7 +214,7 @@ func (b *backupCmd) createRemote(ctx context.Context) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("ask %s for a snapshot: %w. Try: is the server running? (engram-ops status)", b.server, err)
+		return fmt.Errorf("ask %s for a snapshot: %w. Try: is the server running? (curl %s/health/ready)", b.server, err, strings.TrimRight(b.server, "/"))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
