@@ -309,6 +309,7 @@ func (s SpaceStats) Total() int64 {
 
 // Embedder turns text into vectors. Implementations must be deterministic for
 // a given fingerprint: the fingerprint is fixed into a space at creation.
+// Embed returns slices the caller owns (the engine may overwrite them).
 type Embedder interface {
 	Embed(ctx context.Context, texts []string) ([][]float32, error)
 	Dimension() int

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/engram-ops/engram-ops/core/vector"
 )
 
 const (
@@ -168,7 +170,13 @@ func (e *Engine) embedAll(ctx context.Context, sp *space, ps []*prepared) error 
 		}
 	}
 	for _, p := range ps {
-		p.norm = normalizedCopy(p.m.Embedding)
+		if p.derived && deterministic(sp.embedder) {
+			// The embedder's fresh slice, which putMemory neither stores
+			// nor logs: normalise it in place rather than copy 3 KB.
+			p.norm = vector.NormalizeInPlace(p.m.Embedding)
+		} else {
+			p.norm = normalizedCopy(p.m.Embedding)
+		}
 	}
 	return nil
 }

@@ -52,12 +52,24 @@ func dotGeneric(a, b []float32) float32 {
 
 // Normalize returns a new L2-normalised copy of v. A zero vector stays zero.
 func Normalize(v []float32) []float32 {
-	out := make([]float32, len(v))
+	return normalizeInto(make([]float32, len(v)), v)
+}
+
+// NormalizeInPlace is Normalize writing over v, for a vector nothing else
+// holds; it returns v.
+func NormalizeInPlace(v []float32) []float32 {
+	return normalizeInto(v, v)
+}
+
+// normalizeInto writes v scaled to unit length (zero stays zero) into out,
+// which has len(v) components and may be v itself.
+func normalizeInto(out, v []float32) []float32 {
 	var sum float64 // float64 so long vectors of small values keep precision
 	for _, f := range v {
 		sum += float64(f) * float64(f)
 	}
 	if sum == 0 {
+		clear(out) // -0 components become +0, as in a fresh copy
 		return out
 	}
 	inv := 1 / math.Sqrt(sum)

@@ -201,3 +201,20 @@ func testDotInt8(t *testing.T) {
 		t.Fatalf("quantised dot %v, float dot %v", got, want)
 	}
 }
+
+func TestNormalizeInPlaceMatchesNormalize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	cases := [][]float32{{0, float32(math.Copysign(0, -1)), 0}, {3, 4}, {1e-30, -1e-30}}
+	for range 50 {
+		cases = append(cases, randVec(rng, 1+rng.IntN(800)))
+	}
+	for _, v := range cases {
+		want := Normalize(v)
+		got := NormalizeInPlace(slices.Clone(v))
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("len %d component %d: in place %v, copy %v", len(v), i, got[i], want[i])
+			}
+		}
+	}
+}
