@@ -25,6 +25,7 @@ package metrics
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,16 @@ var ConfidenceBuckets = []float64{.05, .1, .2, .3, .4, .5, .6, .7, .8, .9, 1}
 
 // ActivatedBuckets are the buckets of engram_spreading_activated_memories.
 var ActivatedBuckets = []float64{0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000}
+
+// goRuntimeMetrics adds, to the Go collector's defaults, what explains a
+// latency tail on a busy host: the CPU the collector spends beside the
+// program's own (go_cpu_classes_gc_total_cpu_seconds_total and
+// go_cpu_classes_user_cpu_seconds_total; concurrent marking is not in
+// go_gc_duration_seconds, which holds only the stop-the-world pauses), and
+// how long runnable goroutines wait for a thread (go_sched_latencies_seconds).
+var goRuntimeMetrics = collectors.GoRuntimeMetricsRule{
+	Matcher: regexp.MustCompile(`^/(cpu/classes/(gc/total|user):cpu-seconds|sched/latencies:seconds)$`),
+}
 
 // Unmatched is the route label of requests no route matched.
 const Unmatched = "unmatched"
@@ -163,7 +174,7 @@ func New(reg *prometheus.Registry, src Source, info BuildInfo) (*Metrics, error)
 		}
 	}
 	for _, c := range []prometheus.Collector{
-		collectors.NewGoCollector(),
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(goRuntimeMetrics)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := reg.Register(c); err != nil {

@@ -127,6 +127,18 @@ func systemOverview() board {
 				ts("Data directory on disk", "bytes", "Bytes the storage engine uses on disk (engram_storage_disk_bytes).", 12,
 					q(`engram_storage_disk_bytes{`+inst+`}`, "{{instance}}")),
 			}},
+			{"Go runtime (latency tails on a busy host)", []panel{
+				ts("Garbage collector CPU share", "percentunit", "CPU the Go garbage collector used, as a share of the CPU the process used (runtime estimates). Its concurrent marking takes a core's share from requests while it runs; see runbooks/serving.md, Memory and garbage collection.", 6,
+					q(`rate(go_cpu_classes_gc_total_cpu_seconds_total{`+job+`}[$__rate_interval]) / (rate(go_cpu_classes_gc_total_cpu_seconds_total{`+job+`}[$__rate_interval]) + rate(go_cpu_classes_user_cpu_seconds_total{`+job+`}[$__rate_interval]))`, "{{instance}}")),
+				ts("Collections and allocation", "short", "Garbage collections per minute, and megabytes allocated per second: allocating less makes collections rarer.", 6,
+					q(`rate(go_gc_duration_seconds_count{`+job+`}[$__rate_interval]) * 60`, "{{instance}} collections/min"),
+					q(`rate(go_memstats_alloc_bytes_total{`+job+`}[$__rate_interval]) / 1e6`, "{{instance}} MB/s allocated")),
+				ts("Heap: live and goal", "bytes", "Heap in use and the size at which the next collection starts (server.gc_percent, server.memory_limit).", 6,
+					q(`go_memstats_heap_alloc_bytes{`+job+`}`, "{{instance}} heap"),
+					q(`go_memstats_next_gc_bytes{`+job+`}`, "{{instance}} next collection at")),
+				ts("Scheduling latency p99", "s", "How long runnable goroutines waited for a thread (p99, coarse buckets): high values mean the host's CPUs, not the server's code, set the latency.", 6,
+					q(`histogram_quantile(0.99, sum by (instance, le) (rate(go_sched_latencies_seconds_bucket{`+job+`}[$__rate_interval])))`, "{{instance}}")),
+			}},
 		},
 	}
 }
