@@ -40,8 +40,8 @@ func (e *Engine) mutate(build func(t *txn) error) (uint64, error) {
 	if err := e.checkOpen(); err != nil {
 		return 0, err
 	}
-	e.inFlight.Add(1)
-	defer e.inFlight.Add(-1)
+	e.enterForeground()
+	defer e.exitForeground()
 	r := reqPool.Get().(*commitReq)
 	r.build, r.seq, r.err = build, 0, nil
 	q := &e.commitQ

@@ -65,6 +65,10 @@ type Engine struct {
 	migrations [numTiers][numTiers]atomic.Uint64
 
 	inFlight atomic.Int64 // foreground writes and recalls in progress
+	// lastForeground is when the last foreground write or recall ended
+	// (Unix nanoseconds, wall clock), so the indexer can tell a pause
+	// between requests from an idle server.
+	lastForeground atomic.Int64
 
 	kick   chan struct{} // wakes the indexer
 	stop   chan struct{}
@@ -444,3 +448,12 @@ func ctxErr(ctx context.Context) error {
 
 // vector helpers shared by the read and write paths.
 func normalizedCopy(v []float32) []float32 { return vector.Normalize(v) }
+
+// enterForeground marks a write or recall in progress, for the indexer's
+// idle test (shouldYield); exitForeground ends it.
+func (e *Engine) enterForeground() { e.inFlight.Add(1) }
+
+func (e *Engine) exitForeground() {
+	e.lastForeground.Store(time.Now().UnixNano())
+	e.inFlight.Add(-1)
+}

@@ -351,8 +351,8 @@ func (e *Engine) Recall(ctx context.Context, spaceName string, q RecallQuery) (R
 	if err := e.checkOpen(); err != nil {
 		return RecallResult{}, err
 	}
-	e.inFlight.Add(1)
-	defer e.inFlight.Add(-1)
+	e.enterForeground()
+	defer e.exitForeground()
 	if err := ValidateSpaceName(spaceName); err != nil {
 		return RecallResult{}, err
 	}

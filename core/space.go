@@ -611,18 +611,24 @@ func (e *Engine) runIndexer() {
 // last recallWindow. (A profile of a recall-heavy load with a 20,000
 // backlog spent half its CPU scanning it.)
 const (
+	// idleGrace is how long after the last request the server counts as
+	// idle. Between requests under load nothing is in flight for a moment
+	// (the engine's part of a request is short beside its HTTP, JSON and
+	// embedding); an indexer that went flat out in those gaps took both
+	// cores from the next requests.
+	idleGrace          = 50 * time.Millisecond
 	maxYieldBacklog    = 100_000
 	recallYieldBacklog = 1_000
 	recallWindow       = time.Second
 )
 
 // shouldYield keeps index maintenance behind the write path: while
-// requests are in flight the indexer sleeps twice as long as it worked (a
-// third of a core), so durable writes are bounded by the disk rather than
-// by ANN insertion. Idle, or with a backlog recalls pay for, it runs flat
-// out.
+// requests come in the indexer sleeps twice as long as it worked (a third
+// of a core), so durable writes are bounded by the disk rather than by ANN
+// insertion. Idle (nothing in flight and nothing finished for idleGrace),
+// or with a backlog recalls pay for, it runs flat out.
 func (e *Engine) shouldYield(sp *space) bool {
-	if e.inFlight.Load() == 0 {
+	if e.inFlight.Load() == 0 && time.Since(time.Unix(0, e.lastForeground.Load())) > idleGrace {
 		return false
 	}
 	sp.mu.RLock()
