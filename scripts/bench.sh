@@ -83,3 +83,65 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = backup ]; then
 	echo "== backup: restore + replay of 100,000 memories (768 dimensions)"
 	go test ./backup/ -run '^$' -bench BenchmarkRestoreReplay -benchtime=1x -timeout 60m
 fi
+
+# --- ab: two builds side by side on durable remembers ---------------------
+# `scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]`: alternates the
+# two builds (a fresh server and data directory each run), offering
+# store-only load at RATE/s (default 5000) for 15 s after a 3 s warm-up with
+# the load tester in its own process, and prints each run's corrected
+# p50/p99. Alternating pairs is how docs/benchmarks.md compares builds on a
+# noisy shared machine. Not part of a plain `scripts/bench.sh` run.
+if [ "$SECTION" = ab ]; then
+	OLD=${2:?usage: scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
+	NEW=${3:?usage: scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
+	RATE=${4:-5000}
+	PAIRS=${5:-2}
+	AB_STATE=$(mktemp -d -t engram-bench-ab-XXXXXX)
+	AB_PID=
+	ab_cleanup() {
+		[ -n "$AB_PID" ] && kill "$AB_PID" 2>/dev/null || true
+		rm -rf "$AB_STATE"
+	}
+	trap ab_cleanup EXIT
+	cat >"$AB_STATE/remember.toml" <<TOML
+name = "remember_ab"
+description = "durable remembers of text at a fixed rate"
+[duration]
+total_seconds = 15
+[warmup]
+seconds = 3
+[arrival]
+pattern = "constant"
+rate = $RATE.0
+[operations]
+store_weight = 1.0
+recall_weight = 0.0
+embedding_search_weight = 0.0
+pattern_completion_weight = 0.0
+[data]
+num_nodes = 100
+embedding_dim = 768
+memory_spaces = 1
+TOML
+	for pair in $(seq 1 "$PAIRS"); do
+		for which in old new; do
+			bin=$OLD
+			[ "$which" = new ] && bin=$NEW
+			port=$((20000 + RANDOM % 40000))
+			while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((20000 + RANDOM % 40000)); done
+			rm -rf "$AB_STATE/data" && mkdir "$AB_STATE/data"
+			"$bin" serve --listen "127.0.0.1:$port" --data-dir "$AB_STATE/data" --no-access-log >"$AB_STATE/serve.log" 2>&1 &
+			AB_PID=$!
+			deadline=$((SECONDS + 30))
+			until curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready"; do
+				[ "$SECONDS" -lt "$deadline" ] || { echo "$bin did not become ready" >&2; cat "$AB_STATE/serve.log" >&2; exit 1; }
+				sleep 0.1
+			done
+			"$BIN" loadtest run "$AB_STATE/remember.toml" --target "http://127.0.0.1:$port" --quiet --output json \
+				--out "$AB_STATE/r.json" >/dev/null || [ $? -eq 3 ]
+			echo "pair $pair $which ($bin): $("$BIN" loadtest report "$AB_STATE/r.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')"
+			kill "$AB_PID" && wait "$AB_PID" 2>/dev/null || true
+			AB_PID=
+		done
+	done
+fi
