@@ -2,10 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/engram-ops/engram-ops/loadtest"
@@ -33,30 +32,9 @@ func BenchmarkHTTPRememberOpenLoop(b *testing.B) {
 	}
 	b.Logf("ceiling /health/alive: tight net/http loop %.0f req/s, generator %.0f req/s", cal.TightLoopRate, cal.GeneratorRate)
 	for _, rate := range []int{2500, 5000} {
-		scenario := filepath.Join(b.TempDir(), "remember.toml")
-		if err := os.WriteFile(scenario, []byte(fmt.Sprintf(`name = "remember_open_loop"
-description = "durable remembers of text at a fixed rate"
-[duration]
-total_seconds = 15
-[warmup]
-seconds = 3
-[arrival]
-pattern = "constant"
-rate = %d.0
-[operations]
-store_weight = 1.0
-recall_weight = 0.0
-embedding_search_weight = 0.0
-pattern_completion_weight = 0.0
-[data]
-num_nodes = 100
-embedding_dim = 768
-memory_spaces = 1
-`, rate)), 0o644); err != nil {
-			b.Fatal(err)
-		}
 		result := filepath.Join(b.TempDir(), "r.json")
-		cmd := exec.Command(binPath, "loadtest", "run", scenario, "--target", s.base, "--out", result, "--quiet")
+		cmd := exec.Command(binPath, "loadtest", "run", filepath.Join("testdata", "remember_open_loop.toml"),
+			"--rate", strconv.Itoa(rate), "--target", s.base, "--out", result, "--quiet")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
 				b.Fatalf("loadtest run: %v\n%s", err, out)

@@ -8,6 +8,37 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/engram-ops}
 SECTION=${1:-}
 
+# Servers a section starts are stopped (by PID) and its scratch files
+# removed at exit, whatever the outcome.
+STATE=$(mktemp -d -t engram-bench-XXXXXX)
+PIDS=()
+cleanup() {
+	for pid in "${PIDS[@]:-}"; do
+		[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+	done
+	rm -rf "$STATE"
+}
+trap cleanup EXIT
+
+# free_port prints a loopback port nobody listens on (a refused connection).
+free_port() {
+	local port=$((20000 + RANDOM % 40000))
+	while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((20000 + RANDOM % 40000)); done
+	echo "$port"
+}
+
+# wait_http URL SECONDS LOG: waits until URL answers (curl ARGS before URL
+# decide what counts), or prints LOG and fails after SECONDS.
+wait_http() {
+	local url=$1 secs=$2 log=$3
+	shift 3
+	local deadline=$((SECONDS + secs))
+	until curl -s -o /dev/null --max-time 1 "$@" "$url"; do
+		[ "$SECONDS" -lt "$deadline" ] || { echo "nothing answered at $url within ${secs}s:" >&2; cat "$log" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
 # --- loadtest: the ## Load testing section of docs/benchmarks.md ---------
 # Each built-in scenario against a fresh embedded server, writing the
 # baseline results the compare gate uses, then the generator's ceiling
@@ -45,28 +76,16 @@ fi
 # S3 server: ENGRAM_TEST_S3_* as scripts/test.sh exports them, or else a
 # versitygw started here on a free loopback port (stopped by PID at exit).
 if [ -z "${SECTION:-}" ] || [ "$SECTION" = backup ]; then
-	BACKUP_STATE=$(mktemp -d -t engram-bench-backup-XXXXXX)
-	VGW_PID=
-	backup_cleanup() {
-		[ -n "$VGW_PID" ] && kill "$VGW_PID" 2>/dev/null || true
-		rm -rf "$BACKUP_STATE"
-	}
-	trap backup_cleanup EXIT
 	if [ -z "${ENGRAM_TEST_S3_ENDPOINT:-}" ] && command -v versitygw >/dev/null; then
-		port=$((20000 + RANDOM % 40000))
-		while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((20000 + RANDOM % 40000)); done
-		export ENGRAM_TEST_S3_ENDPOINT="127.0.0.1:$port" ENGRAM_TEST_S3_ACCESS_KEY=engram-bench \
+		export ENGRAM_TEST_S3_ENDPOINT="127.0.0.1:$(free_port)" ENGRAM_TEST_S3_ACCESS_KEY=engram-bench \
 			ENGRAM_TEST_S3_SECRET_KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') ENGRAM_TEST_S3_BUCKET=engram-bench
-		mkdir -p "$BACKUP_STATE/s3/$ENGRAM_TEST_S3_BUCKET" "$BACKUP_STATE/v"
+		mkdir -p "$STATE/s3/$ENGRAM_TEST_S3_BUCKET" "$STATE/v"
 		ROOT_ACCESS_KEY_ID="$ENGRAM_TEST_S3_ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$ENGRAM_TEST_S3_SECRET_KEY" \
-			versitygw --port "$ENGRAM_TEST_S3_ENDPOINT" --quiet posix --versioning-dir "$BACKUP_STATE/v" "$BACKUP_STATE/s3" \
-			>"$BACKUP_STATE/versitygw.log" 2>&1 &
-		VGW_PID=$!
-		deadline=$((SECONDS + 10))
-		until curl -s -o /dev/null --max-time 1 "http://$ENGRAM_TEST_S3_ENDPOINT/"; do
-			[ "$SECONDS" -lt "$deadline" ] || { echo "versitygw did not start" >&2; exit 1; }
-			sleep 0.1
-		done
+			versitygw --port "$ENGRAM_TEST_S3_ENDPOINT" --quiet posix --versioning-dir "$STATE/v" "$STATE/s3" \
+			>"$STATE/versitygw.log" 2>&1 &
+		PIDS+=($!)
+		# Any HTTP answer (403 without credentials) means it is serving.
+		wait_http "http://$ENGRAM_TEST_S3_ENDPOINT/" 10 "$STATE/versitygw.log"
 	fi
 	[ -n "${ENGRAM_TEST_S3_ENDPOINT:-}" ] || echo "no S3 server (install versitygw or set ENGRAM_TEST_S3_*): the S3 figures are skipped"
 	echo "== backup: snapshot upload vs plain minio-go (S3)"
@@ -86,9 +105,9 @@ fi
 
 # --- ab: two builds side by side on durable remembers ---------------------
 # `scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]`: alternates the
-# two builds (a fresh server and data directory each run), offering
-# store-only load at RATE/s (default 5000) for 15 s after a 3 s warm-up with
-# the load tester in its own process, and prints each run's corrected
+# two builds (a fresh server and data directory each run), offering the
+# store-only e2e/testdata/remember_open_loop.toml at RATE/s (default 5000)
+# with the load tester in its own process, and prints each run's corrected
 # p50/p99. Alternating pairs is how docs/benchmarks.md compares builds on a
 # noisy shared machine. Not part of a plain `scripts/bench.sh` run.
 if [ "$SECTION" = ab ]; then
@@ -96,52 +115,20 @@ if [ "$SECTION" = ab ]; then
 	NEW=${3:?usage: scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
 	RATE=${4:-5000}
 	PAIRS=${5:-2}
-	AB_STATE=$(mktemp -d -t engram-bench-ab-XXXXXX)
-	AB_PID=
-	ab_cleanup() {
-		[ -n "$AB_PID" ] && kill "$AB_PID" 2>/dev/null || true
-		rm -rf "$AB_STATE"
-	}
-	trap ab_cleanup EXIT
-	cat >"$AB_STATE/remember.toml" <<TOML
-name = "remember_ab"
-description = "durable remembers of text at a fixed rate"
-[duration]
-total_seconds = 15
-[warmup]
-seconds = 3
-[arrival]
-pattern = "constant"
-rate = $RATE.0
-[operations]
-store_weight = 1.0
-recall_weight = 0.0
-embedding_search_weight = 0.0
-pattern_completion_weight = 0.0
-[data]
-num_nodes = 100
-embedding_dim = 768
-memory_spaces = 1
-TOML
 	for pair in $(seq 1 "$PAIRS"); do
 		for which in old new; do
 			bin=$OLD
 			[ "$which" = new ] && bin=$NEW
-			port=$((20000 + RANDOM % 40000))
-			while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((20000 + RANDOM % 40000)); done
-			rm -rf "$AB_STATE/data" && mkdir "$AB_STATE/data"
-			"$bin" serve --listen "127.0.0.1:$port" --data-dir "$AB_STATE/data" --no-access-log >"$AB_STATE/serve.log" 2>&1 &
-			AB_PID=$!
-			deadline=$((SECONDS + 30))
-			until curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready"; do
-				[ "$SECONDS" -lt "$deadline" ] || { echo "$bin did not become ready" >&2; cat "$AB_STATE/serve.log" >&2; exit 1; }
-				sleep 0.1
-			done
-			"$BIN" loadtest run "$AB_STATE/remember.toml" --target "http://127.0.0.1:$port" --quiet --output json \
-				--out "$AB_STATE/r.json" >/dev/null || [ $? -eq 3 ]
-			echo "pair $pair $which ($bin): $("$BIN" loadtest report "$AB_STATE/r.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')"
-			kill "$AB_PID" && wait "$AB_PID" 2>/dev/null || true
-			AB_PID=
+			port=$(free_port)
+			rm -rf "$STATE/data" && mkdir "$STATE/data"
+			"$bin" serve --listen "127.0.0.1:$port" --data-dir "$STATE/data" --no-access-log >"$STATE/serve.log" 2>&1 &
+			pid=$!
+			PIDS+=("$pid")
+			wait_http "http://127.0.0.1:$port/health/ready" 30 "$STATE/serve.log" -f
+			"$BIN" loadtest run e2e/testdata/remember_open_loop.toml --rate "$RATE" --target "http://127.0.0.1:$port" \
+				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
+			echo "pair $pair $which ($bin): $("$BIN" loadtest report "$STATE/r.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')"
+			kill "$pid" && wait "$pid" 2>/dev/null || true
 		done
 	done
 fi
