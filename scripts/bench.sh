@@ -8,36 +8,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/engram-ops}
 SECTION=${1:-}
 
-# Servers a section starts are stopped (by PID) and its scratch files
-# removed at exit, whatever the outcome.
-STATE=$(mktemp -d -t engram-bench-XXXXXX)
-PIDS=()
-cleanup() {
-	for pid in "${PIDS[@]:-}"; do
-		[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-	done
-	rm -rf "$STATE"
-}
-trap cleanup EXIT
-
-# free_port prints a loopback port nobody listens on (a refused connection).
-free_port() {
-	local port=$((20000 + RANDOM % 40000))
-	while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((20000 + RANDOM % 40000)); done
-	echo "$port"
-}
-
-# wait_http URL SECONDS LOG: waits until URL answers (curl ARGS before URL
-# decide what counts), or prints LOG and fails after SECONDS.
-wait_http() {
-	local url=$1 secs=$2 log=$3
-	shift 3
-	local deadline=$((SECONDS + secs))
-	until curl -s -o /dev/null --max-time 1 "$@" "$url"; do
-		[ "$SECONDS" -lt "$deadline" ] || { echo "nothing answered at $url within ${secs}s:" >&2; cat "$log" >&2; exit 1; }
-		sleep 0.1
-	done
-}
+. scripts/lib.sh
 
 # --- loadtest: the ## Load testing section of docs/benchmarks.md ---------
 # Each built-in scenario against a fresh embedded server, writing the
@@ -77,15 +48,7 @@ fi
 # versitygw started here on a free loopback port (stopped by PID at exit).
 if [ -z "${SECTION:-}" ] || [ "$SECTION" = backup ]; then
 	if [ -z "${ENGRAM_TEST_S3_ENDPOINT:-}" ] && command -v versitygw >/dev/null; then
-		export ENGRAM_TEST_S3_ENDPOINT="127.0.0.1:$(free_port)" ENGRAM_TEST_S3_ACCESS_KEY=engram-bench \
-			ENGRAM_TEST_S3_SECRET_KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') ENGRAM_TEST_S3_BUCKET=engram-bench
-		mkdir -p "$STATE/s3/$ENGRAM_TEST_S3_BUCKET" "$STATE/v"
-		ROOT_ACCESS_KEY_ID="$ENGRAM_TEST_S3_ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$ENGRAM_TEST_S3_SECRET_KEY" \
-			versitygw --port "$ENGRAM_TEST_S3_ENDPOINT" --quiet posix --versioning-dir "$STATE/v" "$STATE/s3" \
-			>"$STATE/versitygw.log" 2>&1 &
-		PIDS+=($!)
-		# Any HTTP answer (403 without credentials) means it is serving.
-		wait_http "http://$ENGRAM_TEST_S3_ENDPOINT/" 10 "$STATE/versitygw.log"
+		start_versitygw engram-bench
 	fi
 	[ -n "${ENGRAM_TEST_S3_ENDPOINT:-}" ] || echo "no S3 server (install versitygw or set ENGRAM_TEST_S3_*): the S3 figures are skipped"
 	echo "== backup: snapshot upload vs plain minio-go (S3)"
@@ -124,7 +87,7 @@ if [ "$SECTION" = ab ]; then
 			"$bin" serve --listen "127.0.0.1:$port" --data-dir "$STATE/data" --no-access-log >"$STATE/serve.log" 2>&1 &
 			pid=$!
 			PIDS+=("$pid")
-			wait_http "http://127.0.0.1:$port/health/ready" 30 "$STATE/serve.log" -f
+			wait_http "http://127.0.0.1:$port/health/ready" 30 "$pid" "$STATE/serve.log" -f
 			"$BIN" loadtest run e2e/testdata/remember_open_loop.toml --rate "$RATE" --target "http://127.0.0.1:$port" \
 				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
 			echo "pair $pair $which ($bin): $("$BIN" loadtest report "$STATE/r.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')"

@@ -1,0 +1,64 @@
+# Sourced by scripts/test.sh and scripts/bench.sh. Services they start run
+# on 127.0.0.1 and are stopped by PID, and their scratch directory
+# removed, when the script exits, whatever the outcome.
+
+STATE=$(mktemp -d -t "engram-$(basename "$0" .sh)-XXXXXX")
+PIDS=()
+cleanup() {
+	for pid in "${PIDS[@]:-}"; do
+		[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+	done
+	rm -rf "$STATE"
+}
+trap cleanup EXIT
+
+# free_port prints a loopback port nobody listens on (a connection there is
+# refused), or fails after 50 tries.
+free_port() {
+	local port tries=0
+	while :; do
+		port=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+		tries=$((tries + 1))
+		[ "$tries" -lt 50 ] || { echo "no free loopback port" >&2; return 1; }
+	done
+	echo "$port"
+}
+
+# wait_http URL SECONDS PID LOG [CURL_ARGS...]: waits until URL answers
+# (CURL_ARGS such as -f decide what counts); fails, printing LOG, when the
+# process PID exits or SECONDS pass first.
+wait_http() {
+	local url=$1 secs=$2 pid=$3 log=$4
+	shift 4
+	local deadline=$((SECONDS + secs))
+	until curl -s -o /dev/null --max-time 1 "$@" "$url"; do
+		if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+			echo "nothing answered at $url within ${secs}s:" >&2
+			cat "$log" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# start_versitygw BUCKET: an S3 server, versitygw with its posix backend in
+# $STATE (a bucket is a directory), on a free loopback port with a random
+# root key per run; exports the ENGRAM_TEST_S3_* variables the tests and
+# benchmarks read.
+start_versitygw() {
+	local port
+	port=$(free_port)
+	export ENGRAM_TEST_S3_ENDPOINT="127.0.0.1:$port" ENGRAM_TEST_S3_ACCESS_KEY="$1" ENGRAM_TEST_S3_BUCKET="$1"
+	ENGRAM_TEST_S3_SECRET_KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	export ENGRAM_TEST_S3_SECRET_KEY
+	mkdir -p "$STATE/s3data/$ENGRAM_TEST_S3_BUCKET" "$STATE/s3v"
+	ROOT_ACCESS_KEY_ID="$ENGRAM_TEST_S3_ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$ENGRAM_TEST_S3_SECRET_KEY" \
+		versitygw --port "$ENGRAM_TEST_S3_ENDPOINT" --quiet posix --versioning-dir "$STATE/s3v" "$STATE/s3data" \
+		>"$STATE/versitygw.log" 2>&1 &
+	local pid=$!
+	PIDS+=("$pid")
+	# Any HTTP answer (403 without credentials) means it is serving.
+	wait_http "http://$ENGRAM_TEST_S3_ENDPOINT/" 10 "$pid" "$STATE/versitygw.log"
+	echo "S3: versitygw on $ENGRAM_TEST_S3_ENDPOINT (pid $pid), bucket $ENGRAM_TEST_S3_BUCKET"
+}
