@@ -12,6 +12,8 @@ require (
 	github.com/spf13/pflag v1.0.10
 )
 
+require github.com/go-json-experiment/json v1.27.2 // indirect
+
 require (
 	filippo.io/age v1.3.2 // indirect
 	filippo.io/hpke v0.4.0 // indirect

@@ -306,7 +306,12 @@ func (e *Engine) similar(sp *space, q []float32, k int, deep bool) []hit {
 	}
 	sort.Slice(hits, func(i, j int) bool { return hits[i].Score > hits[j].Score })
 	out := make([]hit, 0, min(k, len(hits)))
-	seen := make(map[uint32]bool, len(hits))
+	// One index search returns each id once; only the backlog's exact scan
+	// and the cold scan can repeat one.
+	var seen map[uint32]bool
+	if len(backlog) > 0 || len(cold) > 0 {
+		seen = make(map[uint32]bool, len(hits))
+	}
 	sp.mu.RLock()
 	for _, h := range hits {
 		if len(out) == k {
@@ -315,7 +320,9 @@ func (e *Engine) similar(sp *space, q []float32, k int, deep bool) []hit {
 		if seen[h.ID] || int(h.ID) >= len(sp.slots) || !sp.slots[h.ID].live {
 			continue
 		}
-		seen[h.ID] = true
+		if seen != nil {
+			seen[h.ID] = true
+		}
 		out = append(out, hit{slot: h.ID, id: sp.slots[h.ID].id, score: h.Score})
 	}
 	sp.mu.RUnlock()
@@ -514,7 +521,7 @@ func inRange(ns int64, from, to time.Time) bool {
 // materialize loads records for candidates (best first), applies tag
 // filters, and keeps up to MaxResults.
 func (e *Engine) materialize(sp *space, cands []candidate, q RecallQuery, direct bool) ([]Recalled, error) {
-	var out []Recalled
+	out := make([]Recalled, 0, min(q.MaxResults, len(cands)))
 	for _, c := range cands {
 		if len(out) == q.MaxResults {
 			break

@@ -29,11 +29,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "engram-ops")
-	build := exec.Command("go", "build", "-o", binPath, "github.com/engram-ops/engram-ops/cmd/engram-ops")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building engram-ops:", err)
-		os.Exit(1)
+	// ENGRAM_E2E_BIN runs the tests and benchmarks against a prebuilt
+	// binary instead, so two builds can be compared side by side.
+	if p := os.Getenv("ENGRAM_E2E_BIN"); p != "" {
+		binPath = p
+	} else {
+		build := exec.Command("go", "build", "-o", binPath, "github.com/engram-ops/engram-ops/cmd/engram-ops")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building engram-ops:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

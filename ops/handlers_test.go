@@ -66,7 +66,12 @@ func TestBadInput(t *testing.T) {
 		code     string
 		contains string
 	}{
-		{"invalid JSON", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x",}`}, 400, "INVALID_JSON", "offset 16"},
+		{"invalid JSON", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x",}`}, 400, "INVALID_JSON", "offset 14"},
+		{"duplicate field", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","content":"y"}`}, 400, "DUPLICATE_FIELD", `"content" appears twice`},
+		{"invalid UTF-8", "", request{method: "POST", path: api.PathRemember, body: "{\"content\":\"\xff\"}"}, 400, "INVALID_JSON", "invalid UTF-8"},
+		{"field names are case-sensitive", "", request{method: "POST", path: api.PathRemember, body: `{"Content":"x"}`}, 400, "UNKNOWN_FIELD", "accepted fields are: "},
+		{"wrong element type names its path", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","tags":["a",7]}`}, 400, "INVALID_FIELD_TYPE", `"tags[1]" must be a string, got a number`},
+		{"integer field given a fraction", "", request{method: "POST", path: api.PathRecall, body: `{"query":"x","max_results":2.5}`}, 400, "INVALID_NUMBER", "max_results"},
 		{"truncated JSON", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x"`}, 400, "INVALID_JSON", "ends unexpectedly"},
 		{"trailing data", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x"} {"content":"y"}`}, 400, "INVALID_JSON", "after the JSON value"},
 		{"array body", "", request{method: "POST", path: api.PathRemember, body: `[1,2]`}, 400, "INVALID_JSON", "must be a JSON object"},
@@ -84,7 +89,7 @@ func TestBadInput(t *testing.T) {
 		{"oversize body", "", request{method: "POST", path: api.PathRemember, body: big}, 413, "BODY_TOO_LARGE", "4096 bytes"},
 		{"bad memory type", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","memory_type":"dream"}`}, 400, "INVALID_MEMORY_TYPE", "dream"},
 		{"bad id", "", request{method: "POST", path: api.PathRemember, body: `{"id":"a b","content":"x"}`}, 400, "INVALID_ID", "a b"},
-		{"bad time", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","timestamp":"yesterday"}`}, 400, "", ""},
+		{"bad time", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","timestamp":"yesterday"}`}, 400, "INVALID_TIME", `"yesterday" is not RFC 3339`},
 		{"wrong content type", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x"}`, ctype: "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE", "application/json"},
 		{"no content type", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x"}`, ctype: "-"}, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type"},
 		{"invalid space header", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x"}`, headers: map[string]string{api.HeaderSpace: "No Way!"}}, 400, "INVALID_SPACE", "3-64"},
@@ -97,7 +102,8 @@ func TestBadInput(t *testing.T) {
 		{"episode importance 2", "", request{method: "POST", path: api.PathEpisodes, body: `{"what":"x","when":"2025-01-02T15:04:05Z","importance":2}`}, 400, "INVALID_CONFIDENCE", "importance"},
 		{"batch with one bad memory", "", request{method: "POST", path: api.PathBatch, body: `{"memories":[{"id":"b1","content":"ok"},{"id":"b2","content":"bad","confidence":7}]}`}, 400, "INVALID_CONFIDENCE", "memories[1]"},
 		{"batch association to unknown memory", "", request{method: "POST", path: api.PathBatch, body: `{"memories":[{"id":"b3","content":"ok"}],"associations":[{"from":"b3","to":"ghost","weight":0.5}]}`}, 404, "MEMORY_NOT_FOUND", "ghost"},
-		{"batch per-memory space", "", request{method: "POST", path: api.PathBatch, body: `{"memories":[{"content":"ok","memory_space_id":"other"}]}`}, 400, "UNKNOWN_FIELD", "memory_space_id"},
+		{"batch per-memory space", "", request{method: "POST", path: api.PathBatch, body: `{"memories":[{"content":"ok","memory_space_id":"other"}]}`}, 400, "UNKNOWN_FIELD", `"memory_space_id" in memories[0]; accepted fields are: `},
+		{"batch bad embedding names the memory", "", request{method: "POST", path: api.PathBatch, body: `{"memories":[{"content":"ok"},{"content":"x","embedding":[1e999]}]}`}, 400, "INVALID_NUMBER", `"memories[1].embedding"`},
 		{"empty batch", "", request{method: "POST", path: api.PathBatch, body: `{"memories":[]}`}, 400, "EMPTY_BATCH", "no memories"},
 		{"association weight 0", "", request{method: "POST", path: api.PathAssociations, body: `{"from":"known","to":"known","weight":0}`}, 400, "", ""},
 		{"association to unknown", "", request{method: "POST", path: api.PathAssociations, body: `{"from":"known","to":"ghost","weight":0.5}`}, 404, "MEMORY_NOT_FOUND", "ghost"},
