@@ -61,7 +61,7 @@ func (v *Vector) unmarshalBase64(b []byte) error {
 	if n%4 != 0 {
 		return bad(fmt.Sprintf("base64 of %d bytes, not a whole number of 4-byte float32s", n))
 	}
-	out = out[:n/4:n/4]
+	out = out[: n/4 : n/4]
 	for i := range out {
 		f := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 		if f != f || math.IsInf(float64(f), 0) {
