@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"math/rand"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -129,5 +130,61 @@ func fillText(b *testing.B, e *core.Engine, n, words int) {
 			}
 			batch = nil
 		}
+	}
+}
+
+// BenchmarkGCEngine100k times a full collection of a server-shaped heap:
+// 100,000 memories of dimension 768 with client vectors, indexed, and (in
+// "hot") all of them in the hot tier, as after a bulk load. Every object
+// the engine keeps per memory is work for each collection a busy server
+// runs; "cold-cache" (a hot tier too small to hold any) shows the hot
+// tier's share.
+func BenchmarkGCEngine100k(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		hot  int64
+	}{{"hot", 0}, {"cold-cache", 1}} {
+		b.Run(c.name, func(b *testing.B) {
+			e, err := core.Open(b.TempDir(), core.Options{Durability: core.DurabilityRelaxed,
+				Tiers: core.TierOptions{SweepInterval: -1, HotCapacityBytes: c.hot}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			if _, _, err := e.CreateSpace(ctx, core.SpaceConfig{Name: "vectors", Dimension: 768}); err != nil {
+				b.Fatal(err)
+			}
+			r := rand.New(rand.NewSource(1))
+			const n, dim = 100_000, 768
+			for off := 0; off < n; off += 1000 {
+				batch := make([]core.RememberInput, 0, 1000)
+				for i := off; i < off+1000; i++ {
+					v := make([]float32, dim)
+					for j := range v {
+						v[j] = float32(r.NormFloat64())
+					}
+					batch = append(batch, core.RememberInput{ID: "v" + strconv.Itoa(i), Content: "vector memory " + strconv.Itoa(i), Embedding: v})
+				}
+				if _, err := e.Batch(ctx, "vectors", core.BatchInput{Memories: batch}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := e.WaitIndexed(ctx); err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := processCPU()
+			b.ResetTimer()
+			for b.Loop() {
+				runtime.GC()
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64((processCPU()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64(after.HeapObjects), "heap-objects")
+			b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "heap-MiB")
+		})
 	}
 }

@@ -41,3 +41,48 @@ func TestHotCacheOfferFillsOnlySpareRoom(t *testing.T) {
 		t.Error("peek counted as a cache hit or miss")
 	}
 }
+
+// TestHotCacheLRUAndImmutableEntries: get refreshes recency, put evicts the
+// least recently used, and a record a reader already holds never changes
+// when a newer version replaces it.
+func TestHotCacheLRUAndImmutableEntries(t *testing.T) {
+	rec := func(id, content string) *record {
+		return &record{Memory: Memory{Space: "s", ID: id, Content: content}}
+	}
+	size := recordSize(rec("a", "v1"))
+	c := newHotCache(3 * size)
+	for _, id := range []string{"a", "b", "c"} {
+		c.put(rec(id, "v1"))
+	}
+	held := c.get("s", "a") // a is now the most recent; b the least
+	if held == nil || held.ID != "a" || held.Content != "v1" {
+		t.Fatalf("get a: %+v", held)
+	}
+	c.put(rec("d", "v1"))
+	for id, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
+		if got := c.contains("s", id); got != want {
+			t.Errorf("%s cached %v, want %v", id, got, want)
+		}
+	}
+	if d := c.demotions.Load(); d != 1 {
+		t.Errorf("demotions %d, want 1", d)
+	}
+	c.put(rec("a", "v2"))
+	if held.Content != "v1" {
+		t.Errorf("a reader's record changed to %q when a newer version was cached", held.Content)
+	}
+	if got := c.get("s", "a"); got == nil || got.Content != "v2" {
+		t.Errorf("a after put of v2: %+v", got)
+	}
+	if bytes, per := c.stats(); bytes != 3*size || per["s"] != 3 {
+		t.Errorf("bytes %d (want %d), per space %v", bytes, 3*size, per)
+	}
+	c.remove("s", "a")
+	c.remove("s", "nope")
+	if c.contains("s", "a") || c.get("s", "a") != nil {
+		t.Error("a still cached after remove")
+	}
+	if bytes, per := c.stats(); bytes != 2*size || per["s"] != 2 {
+		t.Errorf("after remove: bytes %d (want %d), per space %v", bytes, 2*size, per)
+	}
+}

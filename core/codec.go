@@ -238,7 +238,12 @@ func decodeMemoryFields(d *decoder, m *Memory) {
 }
 
 func encodeRecord(r *record) []byte {
-	e := encoder{b: make([]byte, 0, 64+len(r.Content))}
+	return appendRecord(make([]byte, 0, 64+len(r.Content)), r)
+}
+
+// appendRecord appends r's encoding to dst.
+func appendRecord(dst []byte, r *record) []byte {
+	e := encoder{b: dst}
 	e.u8(recordVersion)
 	e.uvarint(uint64(r.slot))
 	encodeMemoryFields(&e, &r.Memory)

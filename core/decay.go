@@ -59,7 +59,7 @@ func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
 		rec   *record
 		cold  bool
 	}
-	var items []item
+	items := make([]item, 0, len(slots))
 	// Read records outside the commit lock; the slot check inside it drops
 	// any that changed meanwhile.
 	for s := range slots {
@@ -89,7 +89,8 @@ func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
 		return nil
 	}
 	_, err := e.mutateNoSync(func(t *txn) error {
-		var touches []Touch
+		touches := make([]Touch, 0, len(items))
+		var key, val []byte // reused: the batch copies what it is given
 		for _, it := range items {
 			sp.mu.RLock()
 			sl := sp.slots[it.slot]
@@ -99,15 +100,17 @@ func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
 			}
 			tc := Touch{ID: sl.id, LastAccess: time.Unix(0, sl.lastAccess).UTC(), AccessCount: sl.accessCount, Stability: time.Duration(sl.stability)}
 			touches = append(touches, tc)
-			r := *it.rec
-			r.LastAccess, r.AccessCount, r.Stability = tc.LastAccess, tc.AccessCount, tc.Stability
 			if it.cold {
+				r := *it.rec
+				r.LastAccess, r.AccessCount, r.Stability = tc.LastAccess, tc.AccessCount, tc.Stability
 				if err := t.rewarm(sp, &r); err != nil {
 					return err
 				}
 				continue
 			}
-			_ = t.batch.Set(memberKey(famMemory, name, r.ID), encodeRecord(&r), nil)
+			key = appendMemberKey(key[:0], famMemory, name, it.rec.ID)
+			val = appendTouchedRecord(val[:0], it.rec, tc)
+			_ = t.batch.Set(key, val, nil)
 		}
 		if len(touches) > 0 {
 			t.logChange(Change{Op: OpTouch, Space: name, Touches: touches})
@@ -115,6 +118,14 @@ func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
 		return nil
 	})
 	return err
+}
+
+// appendTouchedRecord appends the encoding of rec with tc's decay fields;
+// the copy stays on this function's stack.
+func appendTouchedRecord(dst []byte, rec *record, tc Touch) []byte {
+	r := *rec
+	r.LastAccess, r.AccessCount, r.Stability = tc.LastAccess, tc.AccessCount, tc.Stability
+	return appendRecord(dst, &r)
 }
 
 // applyTouches replays an OpTouch change.

@@ -39,16 +39,20 @@ func memberKey(fam byte, space, a string, b ...string) []byte {
 	for _, s := range b {
 		n += 1 + len(s)
 	}
-	k := make([]byte, 0, n)
-	k = append(k, fam)
-	k = append(k, space...)
-	k = append(k, 0)
-	k = append(k, a...)
+	return appendMemberKey(make([]byte, 0, n), fam, space, a, b...)
+}
+
+// appendMemberKey appends memberKey(fam, space, a, b...) to dst.
+func appendMemberKey(dst []byte, fam byte, space, a string, b ...string) []byte {
+	dst = append(dst, fam)
+	dst = append(dst, space...)
+	dst = append(dst, 0)
+	dst = append(dst, a...)
 	for _, s := range b {
-		k = append(k, 0)
-		k = append(k, s...)
+		dst = append(dst, 0)
+		dst = append(dst, s...)
 	}
-	return k
+	return dst
 }
 
 // spacePrefix is fam space 0: every member key of the space.
