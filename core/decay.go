@@ -37,29 +37,34 @@ func (e *Engine) touch(sp *space, id string, now time.Time) {
 // space) and re-warms cold memories that recall reached. Reinforcement not
 // yet flushed is lost on a crash; it is access statistics, not acknowledged
 // data.
-func (e *Engine) flushTouches() error {
+func (e *Engine) flushTouches() error { return e.flushTouchesPaced(false) }
+
+// touchChunk is how many records one reinforcement write re-encodes.
+const touchChunk = 128
+
+// flushTouchesPaced is flushTouches; paced (the periodic flush) pauses
+// 2 ms between writes of touchChunk records. A second's reinforcement
+// under 1,000 recalls/s is thousands of records: written in one burst it
+// took a core for tens of milliseconds and recalls queued behind it every
+// second, while flushing more often rewrote a memory recalled several
+// times in that second once per flush.
+func (e *Engine) flushTouchesPaced(paced bool) error {
 	e.touchMu.Lock()
 	touched := e.touched
 	e.touched = map[*space]map[uint32]struct{}{}
 	e.touchMu.Unlock()
 	var errs []error
 	for sp, slots := range touched {
-		if err := e.flushSpaceTouches(sp, slots); err != nil {
+		if err := e.flushSpaceTouches(sp, slots, paced); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
+func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}, paced bool) error {
 	name := sp.info.Name
-	type item struct {
-		touch Touch
-		slot  uint32
-		rec   *record
-		cold  bool
-	}
-	items := make([]item, 0, len(slots))
+	items := make([]touchedItem, 0, len(slots))
 	// Read records outside the commit lock; the slot check inside it drops
 	// any that changed meanwhile.
 	for s := range slots {
@@ -83,14 +88,39 @@ func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
 		if r.slot != s {
 			continue
 		}
-		items = append(items, item{slot: s, rec: r, cold: sl.tier == TierCold})
+		items = append(items, touchedItem{slot: s, rec: r, cold: sl.tier == TierCold})
 	}
-	if len(items) == 0 {
-		return nil
+	var key, val []byte // reused: a batch copies what it is given
+	for len(items) > 0 {
+		chunk := items[:min(touchChunk, len(items))]
+		items = items[len(chunk):]
+		if err := e.writeTouches(sp, chunk, &key, &val); err != nil {
+			return err
+		}
+		if paced && len(items) > 0 {
+			select {
+			case <-e.stop:
+				paced = false
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
 	}
+	return nil
+}
+
+// touchedItem is a recalled memory's record whose decay fields are to be
+// written.
+type touchedItem struct {
+	slot uint32
+	rec  *record
+	cold bool
+}
+
+// writeTouches writes one OpTouch change for items.
+func (e *Engine) writeTouches(sp *space, items []touchedItem, key, val *[]byte) error {
+	name := sp.info.Name
 	_, err := e.mutateNoSync(func(t *txn) error {
 		touches := make([]Touch, 0, len(items))
-		var key, val []byte // reused: the batch copies what it is given
 		for _, it := range items {
 			sp.mu.RLock()
 			sl := sp.slots[it.slot]
@@ -108,9 +138,9 @@ func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}) error {
 				}
 				continue
 			}
-			key = appendMemberKey(key[:0], famMemory, name, it.rec.ID)
-			val = appendTouchedRecord(val[:0], it.rec, tc)
-			_ = t.batch.Set(key, val, nil)
+			*key = appendMemberKey((*key)[:0], famMemory, name, it.rec.ID)
+			*val = appendTouchedRecord((*val)[:0], it.rec, tc)
+			_ = t.batch.Set(*key, *val, nil)
 		}
 		if len(touches) > 0 {
 			t.logChange(Change{Op: OpTouch, Space: name, Touches: touches})

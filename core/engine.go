@@ -179,10 +179,7 @@ func withDefaults(o Options) Options {
 		o.Now = time.Now
 	}
 	if o.TouchFlushInterval == 0 {
-		// Short, so each flush is small: at 1,000 recalls/s a 1 s flush
-		// re-encoded ~10,000 records in one burst, and recalls queued behind
-		// it every second.
-		o.TouchFlushInterval = 100 * time.Millisecond
+		o.TouchFlushInterval = time.Second
 	}
 	if o.ChangeLog.Retention == 0 {
 		o.ChangeLog.Retention = 7 * 24 * time.Hour
@@ -358,7 +355,7 @@ func (e *Engine) startBackground() {
 	go func() { defer e.wg.Done(); e.runSyncer(synced) }()
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.runIndexer() }()
-	e.every(e.opts.TouchFlushInterval, "flush reinforcement", e.flushTouches)
+	e.every(e.opts.TouchFlushInterval, "flush reinforcement", func() error { return e.flushTouchesPaced(true) })
 	e.every(e.opts.Index.SaveInterval, "save index", e.saveIndexes)
 	if e.opts.ChangeLog.Retention > 0 {
 		e.every(e.opts.ChangeLog.CheckInterval, "change-log retention", func() error {

@@ -625,3 +625,42 @@ func TestDerivedVectorsAreNotStoredAndRecomputedOnLoad(t *testing.T) {
 		t.Fatalf("recall after reopen: %v %+v", err, res.Vivid)
 	}
 }
+
+// TestPacedReinforcementFlushWritesEveryChunk: the periodic flush writes a
+// large set of recalled memories in paced chunks; every one of them is
+// reinforced on disk, and so is a set still pending at Close.
+func TestPacedReinforcementFlushWritesEveryChunk(t *testing.T) {
+	dir := t.TempDir()
+	e := open(t, dir, func(o *core.Options) { o.TouchFlushInterval = 20 * time.Millisecond })
+	const n = 3*128 + 5 // several chunks and a partial one
+	var batch []core.RememberInput
+	for i := range n {
+		batch = append(batch, core.RememberInput{ID: "m" + strconv.Itoa(i), Content: "lighthouse keeper log entry " + strconv.Itoa(i)})
+	}
+	if _, err := e.Batch(ctx, "default", core.BatchInput{Memories: batch}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recallAll := func() {
+		res, err := e.Recall(ctx, "default", core.RecallQuery{Text: "lighthouse keeper log entry", MaxResults: n, Threshold: -1, Mode: core.ModeSimilarity})
+		if err != nil || len(res.Vivid) != n {
+			t.Fatalf("recall: %v, %d results, want %d", err, len(res.Vivid), n)
+		}
+	}
+	recallAll()
+	time.Sleep(500 * time.Millisecond) // the periodic flush runs meanwhile
+	recallAll()                        // pending at Close
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = open(t, dir)
+	defer e.Close()
+	for i := range n {
+		m, err := e.Get(ctx, "default", "m"+strconv.Itoa(i), false)
+		if err != nil || m.AccessCount != 2 {
+			t.Fatalf("m%d after reopen: access count %d (want 2), err %v", i, m.AccessCount, err)
+		}
+	}
+}

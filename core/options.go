@@ -63,7 +63,7 @@ type Options struct {
 	CacheBytes         int64 // Pebble block cache; default 64 MiB
 	Logger             *slog.Logger
 	Now                func() time.Time // clock, for tests
-	TouchFlushInterval time.Duration    // how often recall reinforcement is persisted; default 100ms
+	TouchFlushInterval time.Duration    // how often recall reinforcement is persisted; default 1s
 	// FS holds the Pebble store (the "db" directory); nil is the operating
 	// system's. Crash tests pass a crashable in-memory FS and reopen a clone
 	// that keeps only what was synced, which a kill -9 cannot show (the

@@ -95,3 +95,26 @@ if [ "$SECTION" = ab ]; then
 		done
 	done
 fi
+
+# --- ab-recall: two builds side by side on recall over 100k × 768 ---------
+# `scripts/bench.sh ab-recall OLD_BINARY NEW_BINARY [PAIRS]`: alternates the
+# two builds on the e2e recall benchmark (BenchmarkHTTPRecall100k through
+# ENGRAM_E2E_BIN: load, index, 1,000 recalls/s with JSON then base64
+# cues, restart) and prints each run's figures and 250 ms timeline. Not
+# part of a plain `scripts/bench.sh` run.
+if [ "$SECTION" = ab-recall ]; then
+	OLD=$(realpath "${2:?usage: scripts/bench.sh ab-recall OLD_BINARY NEW_BINARY [PAIRS]}")
+	NEW=$(realpath "${3:?usage: scripts/bench.sh ab-recall OLD_BINARY NEW_BINARY [PAIRS]}")
+	PAIRS=${4:-2}
+	go test -c -o "$STATE/e2e.test" ./e2e/
+	for pair in $(seq 1 "$PAIRS"); do
+		for which in old new; do
+			bin=$OLD
+			[ "$which" = new ] && bin=$NEW
+			echo "== pair $pair $which ($bin)"
+			(cd e2e && ENGRAM_E2E_BIN=$bin ENGRAM_BENCH_TIMELINE=1 "$STATE/e2e.test" -test.run '^$' \
+				-test.bench HTTPRecall100k -test.benchtime 1x -test.timeout 30m) 2>&1 |
+				grep -E 'req/s|recall@10|restart|worst latency' || true
+		done
+	done
+fi
