@@ -13,11 +13,15 @@ cleanup() {
 trap cleanup EXIT
 
 # free_port prints a loopback port nobody listens on (a connection there is
-# refused), or fails after 50 tries.
+# refused), or fails after 50 tries. It picks below the kernel's ephemeral
+# range (Linux: 32768 and up), where a busy machine's outgoing connections
+# can hold a port nobody listens on, so that binding it fails.
 free_port() {
-	local port tries=0
+	local port tries=0 low=32768
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	[ "$low" -gt 11000 ] 2>/dev/null || low=32768
 	while :; do
-		port=$((20000 + RANDOM % 40000))
+		port=$((10000 + RANDOM % (low - 10000)))
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
 		tries=$((tries + 1))
 		[ "$tries" -lt 50 ] || { echo "no free loopback port" >&2; return 1; }
