@@ -3,6 +3,7 @@ package core
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // hotCache is the hot tier: decoded records of recently used warm memories,
@@ -92,8 +93,11 @@ func (c *hotCache) peek(space, id string) *record {
 	return nil
 }
 
+// recordSize is what caching r costs the heap: the entry (record and
+// links), its map slot (~64 bytes) and the strings it holds, so the hot
+// tier's capacity bounds memory the process really uses.
 func recordSize(r *record) int64 {
-	n := int64(160 + len(r.ID) + len(r.Content))
+	n := int64(unsafe.Sizeof(cacheEntry{})) + 64 + int64(len(r.ID)+len(r.Content))
 	for _, t := range r.Tags {
 		n += int64(16 + len(t))
 	}
