@@ -105,19 +105,128 @@ func (v *Vector) UnmarshalJSON(b []byte) error {
 		if i == start {
 			return &json.UnmarshalTypeError{Value: jsonKind(b[start:]), Type: float32Type}
 		}
-		// The string shares b's bytes only for the call: ParseFloat keeps
-		// nothing of it on success and the error path copies.
-		f, err := strconv.ParseFloat(unsafe.String(&b[start], i-start), 32)
+		// The string shares b's bytes only for the call: neither parser
+		// keeps anything of it, and the error path copies.
+		f, err := parseFloat32(unsafe.String(&b[start], i-start))
 		if err != nil {
 			return &json.UnmarshalTypeError{Value: "number " + string(b[start:i]), Type: float32Type}
 		}
-		out = append(out, float32(f))
+		out = append(out, f)
 		if i = skipSpace(b, i); i < len(b) && b[i] == ',' {
 			i = skipSpace(b, i+1)
 		}
 	}
 	*v = out
 	return nil
+}
+
+// parseFloat32 is strconv.ParseFloat(s, 32), bit for bit, with a fast path
+// for the numbers embeddings are written with: up to 15 or so significant
+// digits and a small exponent. Parsing was most of a 768-number cue's
+// decoding, and strconv's general scanner most of the parsing.
+func parseFloat32(s string) (float32, error) {
+	if f, ok := fastFloat32(s); ok {
+		return f, nil
+	}
+	f, err := strconv.ParseFloat(s, 32)
+	return float32(f), err
+}
+
+// pow10 holds the powers of ten float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// fastFloat32 parses s, a JSON number -?d+(.d+)?([eE][+-]?d+)?, when that
+// can be done exactly without strconv, and reports whether it did. With a
+// decimal mantissa m ≤ 2^53 and a power of ten up to 10^22, both exact in
+// float64, m×10^e or m/10^-e is one correctly rounded float64 operation
+// (Clinger's fast path). Rounding that float64 to float32 again is then
+// exact too, unless it lies on a float32 rounding midpoint (the exact value
+// may have been on either side): those go to strconv.
+func fastFloat32(s string) (float32, bool) {
+	i := 0
+	neg := i < len(s) && s[i] == '-'
+	if neg {
+		i++
+	}
+	var m uint64
+	digits, exp := 0, 0
+	intStart := i
+	for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		if m == 0 && s[i] == '0' {
+			continue
+		}
+		if digits == 19 {
+			return 0, false
+		}
+		m = m*10 + uint64(s[i]-'0')
+		digits++
+	}
+	if i == intStart {
+		return 0, false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		fracStart := i
+		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+			exp--
+			if m == 0 && s[i] == '0' {
+				continue
+			}
+			if digits == 19 {
+				return 0, false
+			}
+			m = m*10 + uint64(s[i]-'0')
+			digits++
+		}
+		if i == fracStart {
+			return 0, false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			eneg = s[i] == '-'
+			i++
+		}
+		e, expStart := 0, i
+		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+			if e < 1000 {
+				e = e*10 + int(s[i]-'0')
+			}
+		}
+		if i == expStart {
+			return 0, false
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	if i != len(s) || m > 1<<53 {
+		return 0, false
+	}
+	var f float64
+	switch {
+	case m == 0:
+	case exp >= 0 && exp < len(pow10):
+		f = float64(m) * pow10[exp]
+	case exp < 0 && -exp < len(pow10):
+		f = float64(m) / pow10[-exp]
+	default:
+		return 0, false
+	}
+	// With those bounds 1e-22 ≤ f < 2^53×10^22 ≈ 9e37, inside float32's
+	// normal range: no overflow and no subnormal.
+	if math.Float64bits(f)&(1<<29-1) == 1<<28 {
+		return 0, false
+	}
+	r := float32(f)
+	if neg {
+		r = -r
+	}
+	return r, true
 }
 
 // MarshalJSON writes v as encoding/json writes a []float32 (the same bytes),

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -172,6 +173,54 @@ func FuzzVectorUnmarshal(f *testing.F) {
 			if math.Float32bits(std[i]) != math.Float32bits(ours[i]) {
 				t.Fatalf("%q: [%d] %v vs %v", data, i, ours[i], std[i])
 			}
+		}
+	})
+}
+
+// TestParseFloat32MatchesStrconv: the fast path gives strconv's float32 bit
+// for bit, on the forms clients write embeddings in and on edge cases.
+func TestParseFloat32MatchesStrconv(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		want, werr := strconv.ParseFloat(s, 32)
+		got, err := parseFloat32(s)
+		if (err != nil) != (werr != nil) || math.Float32bits(got) != math.Float32bits(float32(want)) {
+			t.Fatalf("%q: got %v (%x, err %v), strconv %v (%x, err %v)", s, got, math.Float32bits(got), err,
+				float32(want), math.Float32bits(float32(want)), werr)
+		}
+	}
+	for _, s := range []string{"0", "-0", "0.0", "-0.0", "1", "-1", "0.5", "1e-45", "1.4e-45", "1e-38", "1.1754943e-38",
+		"3.4028235e38", "3.4028236e38", "1e39", "-1e39", "123456789012345678", "1234567890123456789012", "0.000001",
+		"16777217", "16777216.5", "9007199254740993", "1e22", "1e23", "1e-22", "1e-23", "2.5e-3", "7E+2", "0.1e1",
+		"100000000000000000000000000000", "0.30000001192092896", "33554431", "0.000000000000000000000000000000000001",
+		// float64 rounding lands these on a float32 rounding midpoint; rounding
+		// again to float32 would differ from strconv's single rounding.
+		"-0.0007312830130103976", "73.24419784545898", "-0.0001435046797269024", "13.73503828048706"} {
+		check(s)
+	}
+	r := rand.New(rand.NewSource(1))
+	for range 200_000 {
+		f := float32(r.NormFloat64() * math.Pow(10, float64(r.Intn(12)-8)))
+		check(strconv.FormatFloat(float64(f), 'g', -1, 32))                      // Go's float32 shortest form
+		check(strconv.FormatFloat(float64(f), 'g', -1, 64))                      // float32 widened, then shortest (JavaScript, Python)
+		check(strconv.FormatFloat(float64(f), 'e', r.Intn(17), 64))              // fixed digits
+		check(strconv.FormatFloat(float64(f)*(1+r.Float64()*1e-7), 'f', -1, 64)) // not a float32 at all
+	}
+}
+
+// FuzzParseFloat32: wherever the fast path answers, it answers as strconv.
+func FuzzParseFloat32(f *testing.F) {
+	for _, s := range []string{"0", "-0.5", "1e10", "73.24419784545898", "1.5E-7", "123456789012345678", "0.1e+1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := fastFloat32(s)
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(s, 32)
+		if err != nil || math.Float32bits(got) != math.Float32bits(float32(want)) {
+			t.Fatalf("%q: fast path %v (%x), strconv %v (%x, err %v)", s, got, math.Float32bits(got), float32(want), math.Float32bits(float32(want)), err)
 		}
 	})
 }
