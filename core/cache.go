@@ -24,7 +24,6 @@ type hotCache struct {
 	// head.next is the most recently used entry, head.prev the least; head
 	// itself holds no record.
 	head     cacheEntry
-	n        int
 	items    map[cacheKey]*cacheEntry
 	perSpace map[string]int64
 
@@ -124,7 +123,7 @@ func (c *hotCache) put(r *record) {
 	if !replaced {
 		c.promotions.Add(1)
 	}
-	for c.bytes > c.capacity && c.n > 1 {
+	for c.bytes > c.capacity && len(c.items) > 1 {
 		c.removeEntry(c.head.prev)
 		c.demotions.Add(1)
 	}
@@ -152,7 +151,6 @@ func (c *hotCache) offer(r *record) {
 // it.
 func (c *hotCache) add(e *cacheEntry) {
 	c.items[cacheKey{e.rec.Space, e.rec.ID}] = e
-	c.n++
 	c.bytes += e.size
 	c.perSpace[e.rec.Space]++
 }
@@ -168,7 +166,6 @@ func (c *hotCache) remove(space, id string) {
 func (c *hotCache) removeEntry(e *cacheEntry) {
 	c.unlink(e)
 	delete(c.items, cacheKey{e.rec.Space, e.rec.ID})
-	c.n--
 	c.bytes -= e.size
 	c.perSpace[e.rec.Space]--
 }

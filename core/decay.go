@@ -131,15 +131,15 @@ func (e *Engine) writeTouches(sp *space, items []touchedItem, key, val *[]byte) 
 			tc := Touch{ID: sl.id, LastAccess: time.Unix(0, sl.lastAccess).UTC(), AccessCount: sl.accessCount, Stability: time.Duration(sl.stability)}
 			touches = append(touches, tc)
 			if it.cold {
-				r := *it.rec
-				r.LastAccess, r.AccessCount, r.Stability = tc.LastAccess, tc.AccessCount, tc.Stability
+				r := withTouch(it.rec, tc)
 				if err := t.rewarm(sp, &r); err != nil {
 					return err
 				}
 				continue
 			}
-			*key = appendMemberKey((*key)[:0], famMemory, name, it.rec.ID)
-			*val = appendTouchedRecord((*val)[:0], it.rec, tc)
+			r := withTouch(it.rec, tc) // its own variable: the cold one escapes, this stays on the stack
+			*key = appendMemberKey((*key)[:0], famMemory, name, r.ID)
+			*val = appendRecord((*val)[:0], &r)
 			_ = t.batch.Set(*key, *val, nil)
 		}
 		if len(touches) > 0 {
@@ -150,12 +150,11 @@ func (e *Engine) writeTouches(sp *space, items []touchedItem, key, val *[]byte) 
 	return err
 }
 
-// appendTouchedRecord appends the encoding of rec with tc's decay fields;
-// the copy stays on this function's stack.
-func appendTouchedRecord(dst []byte, rec *record, tc Touch) []byte {
+// withTouch is a copy of rec with tc's decay fields.
+func withTouch(rec *record, tc Touch) record {
 	r := *rec
 	r.LastAccess, r.AccessCount, r.Stability = tc.LastAccess, tc.AccessCount, tc.Stability
-	return appendRecord(dst, &r)
+	return r
 }
 
 // applyTouches replays an OpTouch change.
