@@ -29,7 +29,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 		return err
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	return decodeBody(body, limit, dst)
+	return decodeBody(body, dst)
 }
 
 // checkJSONContentType accepts application/json and application/*+json,
@@ -60,10 +60,10 @@ var decodeOptions = jsonv2.RejectUnknownMembers(true)
 // of a recall.
 var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// decodeBody decodes exactly one JSON value from body into dst. limit is
-// only used to name the limit when body is an http.MaxBytesReader.
-// The body is read whole, then parsed in one pass without copying it.
-func decodeBody(body io.Reader, limit int64, dst any) error {
+// decodeBody decodes exactly one JSON value from body into dst. The body
+// is read whole (an http.MaxBytesReader's limit is named when exceeded),
+// then parsed in one pass without copying it.
+func decodeBody(body io.Reader, dst any) error {
 	buf := bodyBufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {

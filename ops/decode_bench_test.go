@@ -23,7 +23,7 @@ func BenchmarkDecodeRecallVector768(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var req api.RecallRequest
-			if err := decodeBody(bytes.NewReader(body), 1<<20, &req); err != nil {
+			if err := decodeBody(bytes.NewReader(body), &req); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -35,7 +35,7 @@ func BenchmarkDecodeRecallVector768(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var req api.RecallRequest
-			if err := decodeBody(bytes.NewReader(b64), 1<<20, &req); err != nil || len(req.Embedding) != 768 {
+			if err := decodeBody(bytes.NewReader(b64), &req); err != nil || len(req.Embedding) != 768 {
 				b.Fatal(err)
 			}
 		}
@@ -52,7 +52,7 @@ func BenchmarkDecodeRecallVector768(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var req plain
-			if err := decodeBody(bytes.NewReader(body), 1<<20, &req); err != nil {
+			if err := decodeBody(bytes.NewReader(body), &req); err != nil {
 				b.Fatal(err)
 			}
 		}

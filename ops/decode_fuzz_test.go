@@ -46,7 +46,7 @@ func FuzzDecodeRemember(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req api.RememberRequest
-		err := decodeBody(bytes.NewReader(data), cfg.Limits.MaxBodyBytes, &req)
+		err := decodeBody(bytes.NewReader(data), &req)
 		if err != nil {
 			var he *httpError
 			if !errors.As(err, &he) || he.status < 400 || he.status > 499 || he.code == "" || he.message == "" {
