@@ -149,39 +149,19 @@ func fastFloat32(s string) (float32, bool) {
 	if neg {
 		i++
 	}
-	var m uint64
-	digits, exp := 0, 0
-	intStart := i
-	for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
-		if m == 0 && s[i] == '0' {
-			continue
-		}
-		if digits == 19 {
-			return 0, false
-		}
-		m = m*10 + uint64(s[i]-'0')
-		digits++
-	}
-	if i == intStart {
+	exp := 0
+	j, m, digits, ok := mantissaDigits(s, i, 0, 0)
+	if !ok || j == i {
 		return 0, false
 	}
+	i = j
 	if i < len(s) && s[i] == '.' {
-		i++
-		fracStart := i
-		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
-			exp--
-			if m == 0 && s[i] == '0' {
-				continue
-			}
-			if digits == 19 {
-				return 0, false
-			}
-			m = m*10 + uint64(s[i]-'0')
-			digits++
-		}
-		if i == fracStart {
+		j, m, digits, ok = mantissaDigits(s, i+1, m, digits)
+		if !ok || j == i+1 {
 			return 0, false
 		}
+		exp -= j - (i + 1)
+		i = j
 	}
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
 		i++
@@ -227,6 +207,24 @@ func fastFloat32(s string) (float32, bool) {
 		r = -r
 	}
 	return r, true
+}
+
+// mantissaDigits adds the run of digits in s from i to the mantissa m of
+// so many significant digits (leading zeros of the number add nothing) and
+// returns where the run ends; ok is false past 19 significant digits,
+// which may overflow m.
+func mantissaDigits(s string, i int, m uint64, digits int) (end int, _ uint64, _ int, ok bool) {
+	for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		if m == 0 && s[i] == '0' {
+			continue
+		}
+		if digits == 19 {
+			return i, m, digits, false
+		}
+		m = m*10 + uint64(s[i]-'0')
+		digits++
+	}
+	return i, m, digits, true
 }
 
 // MarshalJSON writes v as encoding/json writes a []float32 (the same bytes),
