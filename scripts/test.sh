@@ -7,6 +7,10 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 
 . scripts/lib.sh
 
+# curl: the readiness checks below, and the README tour test, which runs the
+# README's curl lines verbatim.
+command -v curl >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq curl >/dev/null; }
+
 # Services are added here as the features that need them land; each exports
 # the env var its tests read (tests skip with a clear message when unset).
 
