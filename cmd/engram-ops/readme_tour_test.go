@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/engram-ops/engram-ops/ops/api"
 )
 
 // The README's 60-second tour works verbatim: its curl commands, run by
@@ -43,13 +45,7 @@ func TestReadmeTourWorksVerbatim(t *testing.T) {
 		}
 	}
 	vivid := func(s string) []string {
-		var r struct {
-			Memories struct {
-				Vivid []struct {
-					ID string `json:"id"`
-				} `json:"vivid"`
-			} `json:"memories"`
-		}
+		var r api.RecallResponse
 		if err := json.Unmarshal([]byte(s), &r); err != nil {
 			t.Fatalf("recall answered %q: %v", s, err)
 		}
