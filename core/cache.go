@@ -1,188 +1,279 @@
 package core
 
 import (
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 )
 
-// hotCache is the hot tier: decoded records of recently used warm memories,
-// bounded by bytes, least recently used evicted first. Entries are immutable
-// once inserted; decay fields are overlaid from the space's slot table.
+// hotCache is the hot tier: recently used warm records, kept encoded in
+// append-only chunks and addressed by (space number, slot). A slot names
+// one version of a memory (a rewrite takes a new slot), so an entry never
+// goes stale; decay fields are overlaid from the slot table on read.
 //
-// An entry is one object holding a copy of the record and its LRU links,
-// and the map key reuses the record's own space and id strings, so a
-// cached memory costs the collector two objects (entry and content) rather
-// than five. With 100,000 memories cached the hot tier is still about half
-// of a collection's CPU (BenchmarkGCEngine100k): keeping records encoded
-// cut that by a fifth but added a decode, and ~650 bytes of garbage, to
-// every read, which made collections more frequent under recall.
+// The layout is for the garbage collector. Decoded records cost it every
+// string and map they hold: with 100,000 memories cached they were half of
+// each collection's CPU. Here the chunks are byte slices and the index is
+// a map of integers, neither of which it scans. Reads decode into the
+// caller's record with strings that alias the chunk, so they allocate
+// nothing; this is safe because bytes are never written twice, and a chunk
+// dropped by eviction stays alive while a read still refers to it.
+//
+// Eviction is FIFO by chunk with a second chance: when the oldest chunk
+// goes, entries read since they were placed move to the newest chunk, the
+// rest are demoted. Each placement evicts at most one chunk, so no write
+// copies more than a chunk.
 type hotCache struct {
-	mu       sync.Mutex
-	capacity int64
-	bytes    int64
-	// head.next is the most recently used entry, head.prev the least; head
-	// itself holds no record.
-	head     cacheEntry
-	items    map[cacheKey]*cacheEntry
-	perSpace map[string]int64
+	mu        sync.Mutex
+	capacity  int64
+	chunkSize int
+	bytes     int64       // capacity of the chunks held: what the tier costs the heap
+	chunks    []*hotChunk // oldest first, generations consecutive
+	nextGen   uint32
+	index     map[uint64]uint64 // hotKey → location
+	perSpace  map[uint32]int64
+	scratch   []byte // encoding buffer, used under mu
 
 	hits, misses          atomic.Uint64
 	promotions, demotions atomic.Uint64 // warm→hot, hot→warm
 }
 
-type cacheKey struct{ space, id string }
-
-// cacheEntry is never changed once linked, because readers keep &rec: a
-// newer version of the record gets a new entry.
-type cacheEntry struct {
-	prev, next *cacheEntry
-	size       int64
-	rec        record
+type hotChunk struct {
+	gen uint32
+	buf []byte // bytes below len(buf) are never written again
 }
+
+// An entry is a fixed header (space number, slot, payload length, all
+// little-endian uint32) and a payload: the id as a uvarint-prefixed string,
+// then the record as appendRecord encodes it.
+const hotHeader = 12
+
+// A location packs the chunk's generation (31 bits), whether the entry was
+// read since it was placed, and the entry's offset in the chunk.
+const (
+	locAccessed = 1 << 63
+	locGenMask  = 1<<31 - 1
+)
+
+func hotKey(space, slot uint32) uint64 { return uint64(space)<<32 | uint64(slot) }
+
+func makeLoc(gen uint32, off int) uint64 { return uint64(gen&locGenMask)<<32 | uint64(off) }
+
+func locGen(loc uint64) uint32 { return uint32(loc>>32) & locGenMask }
+
+func locOffset(loc uint64) int { return int(uint32(loc)) }
+
+const (
+	minHotChunk = 4 << 10
+	maxHotChunk = 1 << 20
+)
 
 func newHotCache(capacity int64) *hotCache {
-	c := &hotCache{capacity: capacity, items: map[cacheKey]*cacheEntry{}, perSpace: map[string]int64{}}
-	c.head.prev, c.head.next = &c.head, &c.head
-	return c
+	chunk := int(min(max(capacity/16, minHotChunk), maxHotChunk))
+	if int64(chunk) > capacity {
+		chunk = int(max(capacity, 0))
+	}
+	return &hotCache{capacity: capacity, chunkSize: chunk, index: map[uint64]uint64{}, perSpace: map[uint32]int64{}}
 }
 
-// unlink takes e out of the list; linkFront and linkBack put it back.
-func (c *hotCache) unlink(e *cacheEntry) {
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = nil, nil
+// entryAt returns the payload of the entry at loc; it stays valid (and
+// unchanged) however long the caller keeps it. Caller holds mu.
+func (c *hotCache) entryAt(loc uint64) []byte {
+	ch := c.chunks[(locGen(loc)-c.chunks[0].gen)&locGenMask]
+	off := locOffset(loc)
+	n := int(binary.LittleEndian.Uint32(ch.buf[off+8:]))
+	return ch.buf[off+hotHeader : off+hotHeader+n : off+hotHeader+n]
 }
 
-func (c *hotCache) linkFront(e *cacheEntry) {
-	e.prev, e.next = &c.head, c.head.next
-	c.head.next.prev = e
-	c.head.next = e
-}
-
-func (c *hotCache) linkBack(e *cacheEntry) {
-	e.prev, e.next = c.head.prev, &c.head
-	c.head.prev.next = e
-	c.head.prev = e
-}
-
-func (c *hotCache) get(space, id string) *record {
+// get decodes the cached version of slot into dst, counting a hit or a
+// miss and marking the entry as read.
+func (c *hotCache) get(space uint32, name string, slot uint32, dst *record) bool {
+	k := hotKey(space, slot)
 	c.mu.Lock()
-	e, ok := c.items[cacheKey{space, id}]
+	loc, ok := c.index[k]
+	var payload []byte
 	if ok {
-		c.unlink(e)
-		c.linkFront(e)
+		if loc&locAccessed == 0 {
+			c.index[k] = loc | locAccessed
+		}
+		payload = c.entryAt(loc)
+	}
+	c.mu.Unlock()
+	if !ok || decodeHotEntry(payload, name, dst) != nil {
+		c.misses.Add(1)
+		return false
+	}
+	c.hits.Add(1)
+	return true
+}
+
+// peek returns the cached version of slot without counting a hit or a miss
+// or marking it read (for the engine's own bookkeeping reads).
+func (c *hotCache) peek(space uint32, name string, slot uint32) *record {
+	c.mu.Lock()
+	loc, ok := c.index[hotKey(space, slot)]
+	var payload []byte
+	if ok {
+		payload = c.entryAt(loc)
 	}
 	c.mu.Unlock()
 	if !ok {
-		c.misses.Add(1)
 		return nil
 	}
-	c.hits.Add(1)
-	return &e.rec
+	r := &record{}
+	if decodeHotEntry(payload, name, r) != nil {
+		return nil
+	}
+	return r
 }
 
-// peek returns the cached record without counting a hit or a miss or
-// refreshing its place (for the engine's own bookkeeping reads).
-func (c *hotCache) peek(space, id string) *record {
+// decodeHotEntry decodes a payload into dst, with strings that alias it.
+func decodeHotEntry(payload []byte, name string, dst *record) error {
+	d := decoder{b: payload, alias: true}
+	id := d.str()
+	if d.err != nil {
+		return d.err
+	}
+	return decodeRecordInto(d.b, name, id, dst, true)
+}
+
+// put caches r as the newest entry, evicting if it must.
+func (c *hotCache) put(space uint32, r *record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[cacheKey{space, id}]; ok {
-		return &e.rec
-	}
-	return nil
-}
-
-// recordSize is what caching r costs the heap: the entry (record and
-// links), its map slot (~64 bytes) and the strings it holds, so the hot
-// tier's capacity bounds memory the process really uses.
-func recordSize(r *record) int64 {
-	n := int64(unsafe.Sizeof(cacheEntry{})) + 64 + int64(len(r.ID)+len(r.Content))
-	for _, t := range r.Tags {
-		n += int64(16 + len(t))
-	}
-	for k, v := range r.Metadata {
-		n += int64(32 + len(k) + len(v))
-	}
-	return n
-}
-
-func (c *hotCache) put(r *record) {
-	if c.capacity <= 0 {
-		return
-	}
-	size := recordSize(r)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old, replaced := c.items[cacheKey{r.Space, r.ID}]
-	if replaced {
-		c.removeEntry(old)
-	}
-	e := &cacheEntry{rec: *r, size: size}
-	c.linkFront(e)
-	c.add(e)
-	if !replaced {
+	if c.place(space, r, true) {
 		c.promotions.Add(1)
 	}
-	for c.bytes > c.capacity && len(c.items) > 1 {
-		c.removeEntry(c.head.prev)
-		c.demotions.Add(1)
-	}
 }
 
-// offer caches r only while the cache has room to spare: a memory just
-// written is likely to be recalled soon, but never pushes out one that
-// was recalled (a bulk import would otherwise flush the working set).
-func (c *hotCache) offer(r *record) {
-	size := recordSize(r)
+// offer caches r only while the tier has room to spare: a memory just
+// written is likely to be recalled soon, but never pushes out one that was
+// recalled (a bulk import would otherwise flush the working set).
+func (c *hotCache) offer(space uint32, r *record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[cacheKey{r.Space, r.ID}]; ok {
-		c.removeEntry(e)
-	}
-	if c.bytes+size > c.capacity {
-		return
-	}
-	e := &cacheEntry{rec: *r, size: size}
-	c.linkBack(e)
-	c.add(e)
+	c.place(space, r, false)
 }
 
-// add accounts for an entry just linked into the list; removeEntry undoes
-// it.
-func (c *hotCache) add(e *cacheEntry) {
-	c.items[cacheKey{e.rec.Space, e.rec.ID}] = e
-	c.bytes += e.size
-	c.perSpace[e.rec.Space]++
+// place appends r's entry and points the index at it, reporting whether the
+// key is new to the cache. A replaced entry's read mark carries over. Caller
+// holds mu.
+func (c *hotCache) place(space uint32, r *record, evict bool) bool {
+	if c.capacity <= 0 {
+		return false
+	}
+	e := binary.LittleEndian.AppendUint32(c.scratch[:0], space)
+	e = binary.LittleEndian.AppendUint32(e, r.slot)
+	e = append(e, 0, 0, 0, 0)
+	e = binary.AppendUvarint(e, uint64(len(r.ID)))
+	e = append(e, r.ID...)
+	e = appendRecord(e, r)
+	binary.LittleEndian.PutUint32(e[8:], uint32(len(e)-hotHeader))
+	c.scratch = e
+
+	if !c.roomFor(len(e), evict) {
+		return false // a version already cached (same slot, same content) stays
+	}
+	k := hotKey(space, r.slot)
+	old, existed := c.index[k]
+	head := c.chunks[len(c.chunks)-1]
+	loc := makeLoc(head.gen, len(head.buf))
+	if old&locAccessed != 0 {
+		loc |= locAccessed
+	}
+	head.buf = append(head.buf, e...)
+	c.index[k] = loc
+	if !existed {
+		c.perSpace[space]++
+	}
+	return !existed
 }
 
-func (c *hotCache) remove(space, id string) {
+// roomFor makes the newest chunk able to take n more bytes, starting a new
+// chunk (and, if evict, retiring the oldest) when it cannot. Caller holds mu.
+func (c *hotCache) roomFor(n int, evict bool) bool {
+	if len(c.chunks) > 0 {
+		if head := c.chunks[len(c.chunks)-1]; cap(head.buf)-len(head.buf) >= n {
+			return true
+		}
+	}
+	size := max(c.chunkSize, n)
+	if int64(size) > c.capacity {
+		return false
+	}
+	var retired []*hotChunk
+	for c.bytes+int64(size) > c.capacity {
+		if !evict || len(c.chunks) == 0 {
+			return false
+		}
+		old := c.chunks[0]
+		c.chunks[0] = nil
+		c.chunks = c.chunks[1:]
+		c.bytes -= int64(cap(old.buf))
+		retired = append(retired, old)
+	}
+	head := &hotChunk{gen: c.nextGen, buf: make([]byte, 0, size)}
+	c.nextGen = (c.nextGen + 1) & locGenMask
+	c.chunks = append(c.chunks, head)
+	c.bytes += int64(size)
+	for _, old := range retired {
+		c.retire(old, head, cap(head.buf)-n)
+	}
+	return true
+}
+
+// retire walks a chunk that left the ring: entries still current and read
+// since they were placed move to head while it has more than keep bytes
+// free; the others leave the hot tier. Caller holds mu.
+func (c *hotCache) retire(old, head *hotChunk, keep int) {
+	for off := 0; off+hotHeader <= len(old.buf); {
+		space := binary.LittleEndian.Uint32(old.buf[off:])
+		slot := binary.LittleEndian.Uint32(old.buf[off+4:])
+		size := hotHeader + int(binary.LittleEndian.Uint32(old.buf[off+8:]))
+		k := hotKey(space, slot)
+		if loc, ok := c.index[k]; ok && locGen(loc) == old.gen && locOffset(loc) == off {
+			if loc&locAccessed != 0 && len(head.buf)+size <= keep {
+				c.index[k] = makeLoc(head.gen, len(head.buf))
+				head.buf = append(head.buf, old.buf[off:off+size]...)
+			} else {
+				c.drop(k)
+				c.demotions.Add(1)
+			}
+		}
+		off += size
+	}
+}
+
+// drop forgets key k. Caller holds mu.
+func (c *hotCache) drop(k uint64) {
+	delete(c.index, k)
+	c.perSpace[uint32(k>>32)]--
+}
+
+func (c *hotCache) remove(space, slot uint32) {
+	k := hotKey(space, slot)
 	c.mu.Lock()
-	if e, ok := c.items[cacheKey{space, id}]; ok {
-		c.removeEntry(e)
+	if _, ok := c.index[k]; ok {
+		c.drop(k)
 	}
 	c.mu.Unlock()
 }
 
-func (c *hotCache) removeEntry(e *cacheEntry) {
-	c.unlink(e)
-	delete(c.items, cacheKey{e.rec.Space, e.rec.ID})
-	c.bytes -= e.size
-	c.perSpace[e.rec.Space]--
+func (c *hotCache) contains(space, slot uint32) bool {
+	c.mu.Lock()
+	_, ok := c.index[hotKey(space, slot)]
+	c.mu.Unlock()
+	return ok
 }
 
-func (c *hotCache) stats() (bytes int64, perSpace map[string]int64) {
+// stats returns the bytes the tier holds and its entry count per space
+// number.
+func (c *hotCache) stats() (bytes int64, perSpace map[uint32]int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	perSpace = make(map[string]int64, len(c.perSpace))
+	perSpace = make(map[uint32]int64, len(c.perSpace))
 	for k, v := range c.perSpace {
 		perSpace[k] = v
 	}
 	return c.bytes, perSpace
-}
-
-func (c *hotCache) contains(space, id string) bool {
-	c.mu.Lock()
-	_, ok := c.items[cacheKey{space, id}]
-	c.mu.Unlock()
-	return ok
 }

@@ -1,88 +1,201 @@
 package core
 
 import (
+	"math/rand/v2"
+	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
-func TestHotCacheOfferFillsOnlySpareRoom(t *testing.T) {
-	rec := func(id string) *record {
-		return &record{Memory: Memory{Space: "s", ID: id, Content: strings.Repeat("x", 100)}}
-	}
-	size := recordSize(rec("r0"))
-	c := newHotCache(4 * size)
-	c.put(rec("rx"))
-	for i := range 10 {
-		c.offer(rec("r" + strconv.Itoa(i)))
-	}
-	if !c.contains("s", "rx") {
-		t.Fatal("a new memory pushed a recalled one out of the hot tier")
-	}
-	for i, want := range []bool{true, true, true, false, false} {
-		if got := c.contains("s", "r"+strconv.Itoa(i)); got != want {
-			t.Errorf("r%d cached %v, want %v (capacity for 4 records)", i, got, want)
+// cacheRec is a record of about 1,265 encoded bytes, so three fill a 4 KiB
+// chunk and a fourth does not fit.
+func cacheRec(slot uint32, content string) *record {
+	return &record{slot: slot, Memory: Memory{Space: "s", ID: "m" + strconv.Itoa(int(slot)),
+		Content: content + strings.Repeat("x", max(1200-len(content), 0))}}
+}
+
+func cached(c *hotCache, slots ...uint32) []uint32 {
+	var out []uint32
+	for _, s := range slots {
+		if c.contains(1, s) {
+			out = append(out, s)
 		}
 	}
-	if bytes, per := c.stats(); bytes != 4*size || per["s"] != 4 {
-		t.Errorf("bytes %d (want %d), per space %v", bytes, 4*size, per)
+	return out
+}
+
+func TestHotCacheRoundTripsEveryField(t *testing.T) {
+	v, imp := -0.25, 0.9
+	want := record{slot: 7, Memory: Memory{Space: "s", ID: "full", Content: "hello", Confidence: 0.8, Type: Episodic,
+		Tags: []string{"a", "b"}, Metadata: map[string]string{"k": "v", "": "empty key"},
+		Episode:    &Episode{When: time.Unix(100, 5).UTC(), What: "w", Where: "x", Who: []string{"p"}, Why: "y", How: "z", EmotionalValence: &v, Importance: &imp},
+		ObservedAt: time.Unix(1, 0).UTC(), StoredAt: time.Unix(2, 0).UTC(), LastAccess: time.Unix(3, 0).UTC(),
+		AccessCount: 4, Stability: time.Hour, Tier: TierWarm, Seq: 99}}
+	c := newHotCache(64 << 10)
+	c.put(1, &want)
+	var got record
+	if !c.get(1, "s", 7, &got) {
+		t.Fatal("not cached")
 	}
-	// Offering a newer version replaces the cached one, even when full.
-	newer := rec("r1")
-	newer.Content = "changed"
-	c.offer(newer)
-	if got := c.peek("s", "r1"); got == nil || got.Content != "changed" {
-		t.Errorf("r1 after offering a newer version: %+v", got)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("cached record differs:\n got %+v\nwant %+v", got, want)
 	}
-	hits, misses := c.hits.Load(), c.misses.Load()
-	c.peek("s", "r2")
-	c.peek("s", "nope")
-	if c.hits.Load() != hits || c.misses.Load() != misses {
-		t.Error("peek counted as a cache hit or miss")
+	if c.get(2, "s", 7, &got) || c.get(1, "s", 8, &got) {
+		t.Error("a record was found under another space number or slot")
+	}
+	if c.hits.Load() != 1 || c.misses.Load() != 2 || c.promotions.Load() != 1 {
+		t.Errorf("hits %d misses %d promotions %d, want 1 2 1", c.hits.Load(), c.misses.Load(), c.promotions.Load())
 	}
 }
 
-// TestHotCacheLRUAndImmutableEntries: get refreshes recency, put evicts the
-// least recently used, and a record a reader already holds never changes
-// when a newer version replaces it.
-func TestHotCacheLRUAndImmutableEntries(t *testing.T) {
-	rec := func(id, content string) *record {
-		return &record{Memory: Memory{Space: "s", ID: id, Content: content}}
+func TestHotCacheOfferFillsOnlySpareRoom(t *testing.T) {
+	c := newHotCache(16 << 10) // four 4 KiB chunks, three records each
+	c.put(1, cacheRec(100, "recalled"))
+	for s := range uint32(20) {
+		c.offer(1, cacheRec(s, ""))
 	}
-	size := recordSize(rec("a", "v1"))
-	c := newHotCache(3 * size)
-	for _, id := range []string{"a", "b", "c"} {
-		c.put(rec(id, "v1"))
+	if !c.contains(1, 100) {
+		t.Fatal("a new memory pushed a recalled one out of the hot tier")
 	}
-	held := c.get("s", "a") // a is now the most recent; b the least
-	if held == nil || held.ID != "a" || held.Content != "v1" {
-		t.Fatalf("get a: %+v", held)
+	all := make([]uint32, 20)
+	for i := range all {
+		all[i] = uint32(i)
 	}
-	c.put(rec("d", "v1"))
-	for id, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
-		if got := c.contains("s", id); got != want {
-			t.Errorf("%s cached %v, want %v", id, got, want)
-		}
+	if got, want := cached(c, all...), all[:11]; !reflect.DeepEqual(got, want) {
+		t.Errorf("offered records cached %v, want %v (room for 12 records in all)", got, want)
 	}
-	if d := c.demotions.Load(); d != 1 {
-		t.Errorf("demotions %d, want 1", d)
+	if bytes, per := c.stats(); bytes != 16<<10 || per[1] != 12 {
+		t.Errorf("bytes %d (want %d), per space %v", bytes, 16<<10, per)
 	}
-	c.put(rec("a", "v2"))
-	if held.Content != "v1" {
-		t.Errorf("a reader's record changed to %q when a newer version was cached", held.Content)
+	hits, misses := c.hits.Load(), c.misses.Load()
+	c.peek(1, "s", 2)
+	c.peek(1, "s", 99)
+	if c.hits.Load() != hits || c.misses.Load() != misses {
+		t.Error("peek counted as a cache hit or miss")
 	}
-	if got := c.get("s", "a"); got == nil || got.Content != "v2" {
-		t.Errorf("a after put of v2: %+v", got)
+	if c.demotions.Load() != 0 {
+		t.Errorf("offers demoted %d records", c.demotions.Load())
 	}
-	if bytes, per := c.stats(); bytes != 3*size || per["s"] != 3 {
-		t.Errorf("bytes %d (want %d), per space %v", bytes, 3*size, per)
+}
+
+// TestHotCacheSecondChanceAndStableReads: when the oldest chunk goes, the
+// records read since they were placed move on and the rest are demoted;
+// a record a reader already holds never changes, whatever is evicted or
+// written after it.
+func TestHotCacheSecondChanceAndStableReads(t *testing.T) {
+	c := newHotCache(16 << 10)
+	for s := range uint32(12) { // chunks {0,1,2} {3,4,5} {6,7,8} {9,10,11}
+		c.put(1, cacheRec(s, "v1 of "+strconv.Itoa(int(s))))
 	}
-	c.remove("s", "a")
-	c.remove("s", "nope")
-	if c.contains("s", "a") || c.get("s", "a") != nil {
-		t.Error("a still cached after remove")
+	held := c.peek(1, "s", 1)
+	var read record
+	if !c.get(1, "s", 0, &read) {
+		t.Fatal("slot 0 not cached")
 	}
-	if bytes, per := c.stats(); bytes != 2*size || per["s"] != 2 {
-		t.Errorf("after remove: bytes %d (want %d), per space %v", bytes, 2*size, per)
+	c.put(1, cacheRec(12, ""))
+	want := []uint32{0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	if got := cached(c, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12); !reflect.DeepEqual(got, want) {
+		t.Errorf("cached %v, want %v", got, want)
+	}
+	if d := c.demotions.Load(); d != 2 {
+		t.Errorf("demotions %d, want 2", d)
+	}
+	// Fill the tier twice over so every chunk, including the one held
+	// records point into, has been retired.
+	for s := uint32(13); s < 40; s++ {
+		c.put(1, cacheRec(s, "v2"))
+	}
+	runtime.GC()
+	for s := uint32(40); s < 60; s++ {
+		c.put(1, cacheRec(s, "v3"))
+	}
+	if !strings.HasPrefix(held.Content, "v1 of 1x") || held.ID != "m1" {
+		t.Errorf("a held record changed: id %q content %.20q", held.ID, held.Content)
+	}
+	if !strings.HasPrefix(read.Content, "v1 of 0x") || read.ID != "m0" {
+		t.Errorf("a read record changed: id %q content %.20q", read.ID, read.Content)
+	}
+	if bytes, per := c.stats(); bytes > 16<<10 || per[1] != int64(len(c.index)) || per[1] == 0 {
+		t.Errorf("bytes %d (capacity %d), per space %v, entries %d", bytes, 16<<10, per, len(c.index))
+	}
+	c.remove(1, 59)
+	c.remove(1, 1000)
+	if c.contains(1, 59) || c.get(1, "s", 59, &read) {
+		t.Error("slot 59 still cached after remove")
+	}
+	if _, per := c.stats(); per[1] != int64(len(c.index)) {
+		t.Errorf("per space %v after remove, entries %d", per, len(c.index))
+	}
+}
+
+func TestHotCacheTooSmallCachesNothing(t *testing.T) {
+	c := newHotCache(1)
+	c.put(1, cacheRec(1, ""))
+	c.offer(1, cacheRec(2, ""))
+	if got := cached(c, 1, 2); len(got) != 0 {
+		t.Errorf("cached %v in a 1-byte tier", got)
+	}
+	if bytes, _ := c.stats(); bytes != 0 {
+		t.Errorf("bytes %d", bytes)
+	}
+	big := newHotCache(64 << 10) // a record larger than a chunk gets its own
+	r := cacheRec(1, strings.Repeat("y", 10<<10))
+	c.put(1, r)
+	big.put(1, r)
+	var got record
+	if !big.get(1, "s", 1, &got) || got.Content != r.Content {
+		t.Error("a record larger than a chunk was not cached")
+	}
+}
+
+// TestHotCacheConcurrentChurn reads, writes and removes from many
+// goroutines in a tier small enough to evict all the time; every read must
+// see exactly what was written for its slot (run it with -race).
+func TestHotCacheConcurrentChurn(t *testing.T) {
+	c := newHotCache(32 << 10)
+	content := func(s uint32) string { return strings.Repeat(strconv.Itoa(int(s))+";", int(s%50)+1) }
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			var r record
+			var held []string
+			for range 20000 {
+				s := rng.Uint32N(300)
+				switch rng.IntN(10) {
+				case 0:
+					c.put(1, &record{slot: s, Memory: Memory{ID: "m" + strconv.Itoa(int(s)), Content: content(s)}})
+				case 1:
+					c.remove(1, s)
+				default:
+					if c.get(1, "s", s, &r) {
+						if r.Content != content(s) || r.ID != "m"+strconv.Itoa(int(s)) || r.slot != s {
+							t.Errorf("slot %d read back id %q content %.30q", s, r.ID, r.Content)
+							return
+						}
+						if len(held) < 100 {
+							held = append(held, r.Content)
+						}
+					}
+				}
+			}
+			for _, h := range held {
+				n, _, _ := strings.Cut(h, ";")
+				s, _ := strconv.Atoi(n)
+				if h != content(uint32(s)) {
+					t.Errorf("a held read of slot %d changed", s)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if bytes, per := c.stats(); bytes > 32<<10 || per[1] != int64(len(c.index)) {
+		t.Errorf("bytes %d, per space %v, entries %d", bytes, per, len(c.index))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"time"
+	"unsafe"
 )
 
 // On-disk encodings. Every record starts with a version byte; decoders
@@ -50,6 +51,9 @@ func (e *encoder) f32s(v []float32) {
 type decoder struct {
 	b   []byte
 	err error
+	// alias makes strings share b's memory instead of copying it; only
+	// for bytes that are never written again (the hot tier's chunks).
+	alias bool
 }
 
 func (d *decoder) fail() {
@@ -111,7 +115,14 @@ func (d *decoder) count(min int) int {
 
 func (d *decoder) str() string {
 	n := d.count(1)
-	s := string(d.b[:n])
+	var s string
+	switch {
+	case n == 0:
+	case d.alias:
+		s = unsafe.String(&d.b[0], n)
+	default:
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }
@@ -252,14 +263,24 @@ func appendRecord(dst []byte, r *record) []byte {
 
 // decodeRecord decodes an 'M' value; space and id come from the key.
 func decodeRecord(b []byte, space, id string) (*record, error) {
-	d := decoder{b: b}
+	r := &record{}
+	if err := decodeRecordInto(b, space, id, r, false); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// decodeRecordInto decodes an 'M' value into r, overwriting all of it; with
+// alias its strings share b's memory (see decoder.alias).
+func decodeRecordInto(b []byte, space, id string, r *record, alias bool) error {
+	d := decoder{b: b, alias: alias}
 	if v := d.u8(); v != recordVersion {
 		if d.err == nil {
-			return nil, &Error{Kind: KindInternal, Code: "UNSUPPORTED_FORMAT", Message: "memory record version " + itoa(int(v)) + " is newer than this binary understands"}
+			return &Error{Kind: KindInternal, Code: "UNSUPPORTED_FORMAT", Message: "memory record version " + itoa(int(v)) + " is newer than this binary understands"}
 		}
-		return nil, errCorrupt
+		return errCorrupt
 	}
-	r := &record{}
+	*r = record{}
 	slot := d.uvarint()
 	if slot > math.MaxUint32 {
 		d.fail()
@@ -268,12 +289,12 @@ func decodeRecord(b []byte, space, id string) (*record, error) {
 	r.Space, r.ID = space, id
 	decodeMemoryFields(&d, &r.Memory)
 	if d.err != nil {
-		return nil, d.err
+		return d.err
 	}
 	if len(d.b) != 0 {
-		return nil, errCorrupt
+		return errCorrupt
 	}
-	return r, nil
+	return nil
 }
 
 func encodeVector(v []float32) []byte {

@@ -74,7 +74,7 @@ func (e *Engine) flushSpaceTouches(sp *space, slots map[uint32]struct{}, paced b
 		if !sl.live {
 			continue
 		}
-		r := e.cache.peek(name, sl.id)
+		r := e.cache.peek(sp.num, name, s)
 		if r == nil {
 			var err error
 			r, err = e.storedRecord(name, sl.id)
@@ -329,7 +329,6 @@ func (e *Engine) freeze(sp *space, slots []uint32, now time.Time) error {
 			enc := encodeQuantized(q, scale)
 			_ = t.batch.Set(memberKey(famMemory, name, sl.id), rec, nil)
 			_ = t.batch.Set(memberKey(famVector, name, sl.id), enc, nil)
-			s, id := s, sl.id
 			t.after = append(t.after, func() {
 				sp.mu.Lock()
 				cur := &sp.slots[s]
@@ -344,7 +343,7 @@ func (e *Engine) freeze(sp *space, slots []uint32, now time.Time) error {
 					sp.deletes = append(sp.deletes, s)
 				}
 				sp.mu.Unlock()
-				e.cache.remove(name, id)
+				e.cache.remove(sp.num, s)
 				e.migrations[TierWarm][TierCold].Add(1)
 			})
 		}

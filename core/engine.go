@@ -44,6 +44,9 @@ type Engine struct {
 	log    *slog.Logger
 	now    func() time.Time
 	cache  *hotCache
+	// spaceNums numbers spaces for the hot tier's keys; a number is never
+	// reused within a process.
+	spaceNums atomic.Uint32
 	ids    idGen
 	closed atomic.Bool
 

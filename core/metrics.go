@@ -9,7 +9,7 @@ func (e *Engine) Metrics() Metrics {
 	}
 	hotBytes, hot := e.cache.stats()
 	for _, sp := range e.spaceList() {
-		st := sp.stats(hot[sp.info.Name])
+		st := sp.stats(hot[sp.num])
 		m.Spaces = append(m.Spaces, st)
 		sp.mu.RLock()
 		m.TierBytes[TierWarm] += sp.bytes[TierWarm]

@@ -23,17 +23,25 @@ const (
 	maxActivated           = 2000 // bound on spreading work per recall
 )
 
-// readRecord returns the current record of id, from the hot tier or Pebble.
-// Warm records read from Pebble are promoted into the hot tier.
-func (e *Engine) readRecord(sp *space, id string) (*record, error) {
+// readRecord reads the current record of id into dst, from the hot tier or
+// Pebble, and reports whether it came from the hot tier. Warm records read
+// from Pebble are promoted into the hot tier. Strings in dst may share the
+// hot tier's memory, which is never written again.
+func (e *Engine) readRecord(sp *space, id string, dst *record) (hot bool, err error) {
 	name := sp.info.Name
-	if r := e.cache.get(name, id); r != nil {
-		return r, nil
+	sp.mu.RLock()
+	s, ok := sp.byID[id]
+	sp.mu.RUnlock()
+	if !ok {
+		return false, notFound(name, id)
+	}
+	if e.cache.get(sp.num, name, s, dst) && dst.ID == id {
+		return true, nil
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		r, err := e.storedRecord(name, id)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		// Cached under the space's lock: a writer replacing the memory
 		// updates the slot under it before it updates the cache, so this
@@ -41,18 +49,19 @@ func (e *Engine) readRecord(sp *space, id string) (*record, error) {
 		sp.mu.RLock()
 		cur, ok := sp.byID[id]
 		if ok && cur == r.slot && sp.slots[cur].tier == TierWarm {
-			e.cache.put(r)
+			e.cache.put(sp.num, r)
 		}
 		sp.mu.RUnlock()
 		if !ok {
-			return nil, notFound(name, id)
+			return false, notFound(name, id)
 		}
 		if cur != r.slot {
 			continue // overwritten while we read: read again
 		}
-		return r, nil
+		*dst = *r
+		return false, nil
 	}
-	return nil, Errorf(KindConflict, "CONCURRENT_UPDATE", "memory %q kept changing while being read; retry", id)
+	return false, Errorf(KindConflict, "CONCURRENT_UPDATE", "memory %q kept changing while being read; retry", id)
 }
 
 // storedRecord reads id's record straight from Pebble, bypassing the hot
@@ -73,8 +82,9 @@ func (e *Engine) storedRecord(space, id string) (*record, error) {
 	return r, nil
 }
 
-// view turns a record into the caller's Memory with live decay fields.
-func (e *Engine) view(sp *space, r *record) Memory {
+// view turns a record into the caller's Memory with live decay fields; hot
+// says the record is in the hot tier.
+func (e *Engine) view(sp *space, r *record, hot bool) Memory {
 	m := r.Memory
 	m.Embedding = nil
 	sp.mu.RLock()
@@ -88,7 +98,7 @@ func (e *Engine) view(sp *space, r *record) Memory {
 		}
 	}
 	sp.mu.RUnlock()
-	if m.Tier == TierWarm && e.cache.contains(sp.info.Name, r.ID) {
+	if m.Tier == TierWarm && hot {
 		m.Tier = TierHot
 	}
 	return m
@@ -109,11 +119,12 @@ func (e *Engine) Get(ctx context.Context, spaceName, id string, withEmbedding bo
 	if sp == nil {
 		return Memory{}, notFound(spaceName, id)
 	}
-	r, err := e.readRecord(sp, id)
+	var r record
+	hot, err := e.readRecord(sp, id, &r)
 	if err != nil {
 		return Memory{}, err
 	}
-	m := e.view(sp, r)
+	m := e.view(sp, &r, hot)
 	if withEmbedding {
 		if m.Embedding, err = e.readVector(sp, id, m.Content); err != nil {
 			return Memory{}, err
@@ -213,7 +224,7 @@ func (e *Engine) List(ctx context.Context, spaceName string, o ListOptions) (Lis
 		if err != nil {
 			return ListResult{}, internalf(err, "decode memory %s", id)
 		}
-		m := e.view(sp, r)
+		m := e.view(sp, r, e.cache.contains(sp.num, r.slot))
 		if o.IncludeEmbeddings {
 			if m.Embedding, err = e.readVector(sp, id, m.Content); err != nil {
 				return ListResult{}, err
@@ -232,7 +243,7 @@ func (e *Engine) tierOf(sp *space, id string) Tier {
 		t = sp.slots[s].tier
 	}
 	sp.mu.RUnlock()
-	if t == TierWarm && e.cache.contains(sp.info.Name, id) {
+	if t == TierWarm && e.cache.contains(sp.num, s) {
 		return TierHot
 	}
 	return t
@@ -526,7 +537,8 @@ func (e *Engine) materialize(sp *space, cands []candidate, q RecallQuery, direct
 		if len(out) == q.MaxResults {
 			break
 		}
-		r, err := e.readRecord(sp, c.id)
+		var r record
+		hot, err := e.readRecord(sp, c.id, &r)
 		if err != nil {
 			if KindOf(err) == KindNotFound {
 				continue // forgotten since the search
@@ -540,7 +552,7 @@ func (e *Engine) materialize(sp *space, cands []candidate, q RecallQuery, direct
 			continue
 		}
 		out = append(out, Recalled{
-			Memory:         e.view(sp, r),
+			Memory:         e.view(sp, &r, hot),
 			Similarity:     c.sim,
 			Activation:     c.activation,
 			Retrievability: c.r,
@@ -732,7 +744,7 @@ func (e *Engine) ScanMemories(ctx context.Context, spaceName string, withEmbeddi
 		if err != nil {
 			return internalf(err, "decode memory %s/%s", spaceName, id)
 		}
-		m := e.view(sp, r)
+		m := e.view(sp, r, e.cache.contains(sp.num, r.slot))
 		if withEmbedding {
 			if m.Embedding, err = e.readVector(sp, id, m.Content); err != nil {
 				return err

@@ -46,6 +46,7 @@ type coldVector struct {
 
 // space is the in-memory state of one space.
 type space struct {
+	num      uint32 // the space's key in the hot tier
 	info     SpaceInfo
 	embedder Embedder
 
@@ -88,6 +89,7 @@ func (e *Engine) newSpace(info SpaceInfo) (*space, error) {
 		return nil, Errorf(KindInvalid, "EMBEDDER_MISMATCH", "embedder %q produces %d dimensions; space %q has %d", info.Embedder, emb.Dimension(), info.Name, info.Dimension)
 	}
 	return &space{
+		num:      e.spaceNums.Add(1),
 		info:     info,
 		embedder: emb,
 		byID:     map[string]uint32{},
@@ -221,7 +223,7 @@ func (e *Engine) Space(name string) (SpaceStats, error) {
 		return SpaceStats{}, Errorf(KindNotFound, "SPACE_NOT_FOUND", "space %q does not exist", name)
 	}
 	_, hot := e.cache.stats()
-	return sp.stats(hot[name]), nil
+	return sp.stats(hot[sp.num]), nil
 }
 
 // Spaces lists every space with its counts, by name.
@@ -229,7 +231,7 @@ func (e *Engine) Spaces() []SpaceStats {
 	_, hot := e.cache.stats()
 	var out []SpaceStats
 	for _, sp := range e.spaceList() {
-		out = append(out, sp.stats(hot[sp.info.Name]))
+		out = append(out, sp.stats(hot[sp.num]))
 	}
 	return out
 }

@@ -322,7 +322,7 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 		sp.pending[s] = norm
 		sp.queue = append(sp.queue, queued{s, norm})
 		sp.mu.Unlock()
-		e.cache.offer(r)
+		e.cache.offer(sp.num, r)
 	})
 	return !existed, nil
 }
@@ -461,7 +461,7 @@ func (t *txn) deleteMemory(sp *space, id string) error {
 		sp.dropSlot(s)
 		sp.assocs -= int64(removed)
 		sp.mu.Unlock()
-		e.cache.remove(name, id)
+		e.cache.remove(sp.num, s)
 	})
 	return nil
 }
