@@ -38,17 +38,17 @@ const formatMarker = "engram-ops/1"
 
 // Engine is an open data directory. It is safe for concurrent use.
 type Engine struct {
-	dir    string
-	opts   Options
-	db     *pebble.DB
-	log    *slog.Logger
-	now    func() time.Time
-	cache  *hotCache
+	dir   string
+	opts  Options
+	db    *pebble.DB
+	log   *slog.Logger
+	now   func() time.Time
+	cache *hotCache
 	// spaceNums numbers spaces for the hot tier's keys; a number is never
 	// reused within a process.
 	spaceNums atomic.Uint32
-	ids    idGen
-	closed atomic.Bool
+	ids       idGen
+	closed    atomic.Bool
 
 	// commitMu orders mutations: sequence assignment, the Pebble batch and
 	// the in-memory state change happen together under it.
