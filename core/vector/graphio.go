@@ -57,8 +57,8 @@ func (x *Index) WriteGraph(w io.Writer) error {
 		if p == nil {
 			continue
 		}
-		for i := range p {
-			if p[i].state.Load() != stateEmpty {
+		for i := range p.nodes {
+			if p.nodes[i].state.Load() != stateEmpty {
 				ids = append(ids, uint32(pi<<pageBits|i))
 			}
 		}
@@ -87,15 +87,18 @@ func (x *Index) WriteGraph(w io.Writer) error {
 	}
 
 	for _, id := range ids {
-		n := x.node(id)
+		p, i := x.at(id)
+		n := &p.nodes[i]
 		var flags byte
 		if n.state.Load() != stateLive {
 			flags = flagDeleted
 		}
 		b = binary.LittleEndian.AppendUint32(b[:0], id)
 		n.mu.Lock() // searches may be reading the lists; writers are excluded
-		b = append(b, flags, byte(len(n.links)-1))
-		for _, list := range n.links {
+		level := len(n.upper)
+		b = append(b, flags, byte(level))
+		for l := range level + 1 {
+			list := x.list(p, i, l)
 			b = binary.LittleEndian.AppendUint16(b, uint16(len(list)))
 			for _, nb := range list {
 				b = binary.LittleEndian.AppendUint32(b, nb)
@@ -170,9 +173,10 @@ func (g *graphReader) u64() (uint64, error) {
 
 // Page memory ReadGraph will commit beyond a fixed allowance is capped at a
 // multiple of the bytes read, so a file of scattered ids cannot make a small
-// input cost gigabytes. Dense ids, as the store assigns them, never get near it.
+// input cost gigabytes. Dense ids, as the store assigns them, never get near
+// it unless M is large and the lists nearly empty: a page holds 8M bytes of
+// layer-0 lists per slot (see pageBytes), a record is 8 bytes plus 4 a link.
 const (
-	approxPageBytes      = pageSize * 64
 	freePageBytes        = 16 << 20
 	pageBytesPerFileByte = 64
 )
@@ -273,12 +277,10 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 		}
 		if x.node(id) == nil {
 			pages++
-			if cost := int64(pages) * approxPageBytes; cost > freePageBytes && cost > pageBytesPerFileByte*g.read {
+			if cost := int64(pages) * x.pageBytes(); cost > freePageBytes && cost > pageBytesPerFileByte*g.read {
 				return nil, corrupt("node ids too sparse: %d pages for %d bytes of graph", pages, g.read)
 			}
 		}
-		// Lists get exactly the capacity the file fills, so memory follows
-		// the input's size; a later append past it simply reallocates.
 		flat, counts = flat[:0], counts[:0]
 		for l := range int(level) + 1 {
 			count, err := g.u16()
@@ -297,15 +299,20 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 			}
 			counts = append(counts, int(count))
 		}
-		backing := slices.Clone(flat)
-		links := make([][]uint32, len(counts))
-		off := 0
-		for l, c := range counts {
-			links[l] = backing[off : off+c : off+c]
-			off += c
+		p, i := x.slot(id)
+		n := &p.nodes[i]
+		x.setList(p, i, 0, append(x.list(p, i, 0), flat[:counts[0]]...))
+		if level > 0 {
+			// Upper lists get exactly the capacity the file fills, so memory
+			// follows the input's size; a later append past it reallocates.
+			backing := slices.Clone(flat[counts[0]:])
+			n.upper = make([][]uint32, level)
+			off := 0
+			for l, c := range counts[1:] {
+				n.upper[l] = backing[off : off+c : off+c]
+				off += c
+			}
 		}
-		n := x.slot(id)
-		n.links = links
 		if flags&flagDeleted != 0 {
 			n.state.Store(stateDeleted)
 		} else {
@@ -331,10 +338,11 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 	// Every link must lead to a present node that has the layer, or a
 	// search would step off the graph.
 	for _, id := range ids {
-		for l, list := range x.node(id).links {
-			for _, t := range list {
+		p, i := x.at(id)
+		for l := range len(p.nodes[i].upper) + 1 {
+			for _, t := range x.list(p, i, l) {
 				tn := x.node(t)
-				if t == id || tn == nil || tn.state.Load() == stateEmpty || len(tn.links) <= l {
+				if t == id || tn == nil || tn.state.Load() == stateEmpty || len(tn.upper) < l {
 					return nil, corrupt("node %d layer %d: bad link to %d", id, l, t)
 				}
 			}
@@ -342,7 +350,7 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 	}
 	if hasEntry == 1 {
 		en := x.node(entryID)
-		if en == nil || en.state.Load() == stateEmpty || len(en.links)-1 != int(entryLevel) {
+		if en == nil || en.state.Load() == stateEmpty || len(en.upper) != int(entryLevel) {
 			return nil, corrupt("entry point %d at level %d is not a node of that level", entryID, entryLevel)
 		}
 	}
@@ -370,8 +378,8 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 		best := -1
 		for _, id := range ids {
 			n := x.node(id)
-			if x.vectorAt(n) != nil && len(n.links)-1 > best {
-				best = len(n.links) - 1
+			if x.vectorAt(n) != nil && len(n.upper) > best {
+				best = len(n.upper)
 				x.entry.Store(packEntry(id, best))
 			}
 		}

@@ -78,22 +78,30 @@ const (
 
 type node struct {
 	mu sync.Mutex
-	// links[l] lists neighbours on layer l, so len(links)-1 is the node's
-	// level. The outer slice is set once when the node is first added; each
-	// list has a fixed capacity and is read and written only under mu.
-	links [][]uint32
-	// version counts rewrites of links (under mu) so a prune computed
-	// outside the lock can tell whether the list changed meanwhile.
-	version uint32
+	// upper[l-1] lists neighbours on layer l ≥ 1, so len(upper) is the
+	// node's level. It is set once when the node is first added and is nil
+	// for the level-0 majority; each list has a fixed capacity and is read
+	// and written only under mu, as is the node's layer-0 list in its page.
+	upper [][]uint32
 	// vec points at the first of the vector's dim components: nil until
 	// added, or when ReadGraph found no vector. A pointer to the array
 	// rather than to a slice saves an object per node for the collector.
-	vec     atomic.Pointer[float32]
+	vec atomic.Pointer[float32]
+	// version counts rewrites of the lists (under mu) so a prune computed
+	// outside the lock can tell whether a list changed meanwhile.
+	version uint32
 	state   atomic.Uint32
+	len0    uint16      // length of the layer-0 list, at most 2*MaxM
 	writing atomic.Bool // claimed by the Add in progress for this id
 }
 
-type page [pageSize]node
+// page holds pageSize nodes and their layer-0 lists. Every added node has
+// one, of capacity 2*M, so they share one pointer-free block per page: the
+// collector marks a single object instead of scanning a slice per node.
+type page struct {
+	nodes  [pageSize]node
+	links0 []uint32 // node i's list is links0[i*2M:][:len0]
+}
 
 // directory maps page number to page. It is copied when it grows; entries
 // are atomic because pages are created lazily, so sparse ids stay cheap.
@@ -177,24 +185,31 @@ func (x *Index) Len() int { return int(x.live.Load()) }
 // caller can decide when a rebuild is worth it.
 func (x *Index) Tombstones() int { return int(x.tombstones.Load()) }
 
-// node returns the slot for id, or nil if its page does not exist.
-func (x *Index) node(id uint32) *node {
+// at locates id's slot as its page and index, or returns a nil page if the
+// page does not exist.
+func (x *Index) at(id uint32) (*page, int) {
 	d := x.dir.Load()
 	pi := int(id >> pageBits)
 	if pi >= len(d.pages) {
-		return nil
+		return nil, 0
 	}
-	p := d.pages[pi].Load()
+	return d.pages[pi].Load(), int(id & pageMask)
+}
+
+// node returns the slot for id, or nil if its page does not exist.
+func (x *Index) node(id uint32) *node {
+	p, i := x.at(id)
 	if p == nil {
 		return nil
 	}
-	return &p[id&pageMask]
+	return &p.nodes[i]
 }
 
-// slot returns the slot for id, creating its page if needed. id ≤ MaxID.
-func (x *Index) slot(id uint32) *node {
-	if n := x.node(id); n != nil {
-		return n
+// slot returns the page and index of id's slot, creating the page if
+// needed. id ≤ MaxID.
+func (x *Index) slot(id uint32) (*page, int) {
+	if p, i := x.at(id); p != nil {
+		return p, i
 	}
 	x.growMu.Lock()
 	defer x.growMu.Unlock()
@@ -210,10 +225,40 @@ func (x *Index) slot(id uint32) *node {
 	}
 	p := d.pages[pi].Load()
 	if p == nil {
-		p = new(page)
+		p = &page{links0: make([]uint32, pageSize*x.maxLinks(0))}
 		d.pages[pi].Store(p)
 	}
-	return &p[id&pageMask]
+	return p, int(id & pageMask)
+}
+
+// pageBytes is roughly what one page costs in memory.
+func (x *Index) pageBytes() int64 {
+	return int64(unsafe.Sizeof(page{})) + pageSize*4*int64(x.maxLinks(0))
+}
+
+// list returns node i's layer-l list (empty above its level), with its
+// fixed capacity. The caller holds the node's mu or excludes writers.
+func (x *Index) list(p *page, i, l int) []uint32 {
+	n := &p.nodes[i]
+	if l == 0 {
+		w := x.maxLinks(0)
+		return p.links0[i*w : i*w+int(n.len0) : (i+1)*w]
+	}
+	if l > len(n.upper) {
+		return nil
+	}
+	return n.upper[l-1]
+}
+
+// setList makes list node i's layer-l list, under the same rule as list. A
+// layer-0 list must be the node's own, as list returned it, resliced or
+// appended to within its capacity.
+func (x *Index) setList(p *page, i, l int, list []uint32) {
+	if l == 0 {
+		p.nodes[i].len0 = uint16(len(list))
+		return
+	}
+	p.nodes[i].upper[l-1] = list
 }
 
 // vectorOf returns the vector navigation uses for id, live or deleted.
@@ -286,7 +331,8 @@ func (x *Index) Add(id uint32, vec []float32) error {
 	}
 	x.snapshotMu.RLock()
 	defer x.snapshotMu.RUnlock()
-	n := x.slot(id)
+	p, i := x.slot(id)
+	n := &p.nodes[i]
 	if !n.writing.CompareAndSwap(false, true) {
 		return ErrBusy
 	}
@@ -296,21 +342,21 @@ func (x *Index) Add(id uint32, vec []float32) error {
 
 	if n.state.Load() == stateEmpty {
 		level := x.randomLevel()
-		links := x.newLinks(level)
+		upper := x.newUpper(level)
 		n.mu.Lock()
-		n.links = links
+		n.upper = upper
 		n.mu.Unlock()
 		setVector(n, vec)
 		n.state.Store(stateLive)
 		x.live.Add(1)
-		x.insert(s, id, n, vec, level)
+		x.insert(s, id, p, i, vec, level)
 		return nil
 	}
 	n.mu.Lock()
-	level := len(n.links) - 1 // kept: other nodes link to id on every layer up to it
+	level := len(n.upper) // kept: other nodes link to id on every layer up to it
 	n.mu.Unlock()
 	setVector(n, vec)
-	x.insert(s, id, n, vec, level)
+	x.insert(s, id, p, i, vec, level)
 	if n.state.Swap(stateLive) == stateDeleted {
 		x.tombstones.Add(-1)
 		x.live.Add(1)
@@ -333,40 +379,40 @@ func (x *Index) maxLinks(l int) int {
 	return x.cfg.M
 }
 
-// newLinks allocates every layer's list of a node in one block, each with a
+// newUpper allocates the lists of layers 1..level in one block, each with a
 // fixed capacity so appends never spill into the next layer.
-func (x *Index) newLinks(level int) [][]uint32 {
-	m := x.cfg.M
-	backing := make([]uint32, 2*m+level*m)
-	links := make([][]uint32, level+1)
-	links[0] = backing[0 : 0 : 2*m]
-	off := 2 * m
-	for l := 1; l <= level; l++ {
-		links[l] = backing[off : off : off+m]
-		off += m
+func (x *Index) newUpper(level int) [][]uint32 {
+	if level == 0 {
+		return nil
 	}
-	return links
+	m := x.cfg.M
+	backing := make([]uint32, level*m)
+	upper := make([][]uint32, level)
+	for l := range upper {
+		upper[l] = backing[l*m : l*m : (l+1)*m]
+	}
+	return upper
 }
 
 // neighbours appends a copy of id's layer-l list to dst; copying keeps the
 // lock hold time to a few nanoseconds.
 func (x *Index) neighbours(dst []uint32, id uint32, layer int) []uint32 {
-	n := x.node(id)
-	if n == nil {
+	p, i := x.at(id)
+	if p == nil {
 		return dst
 	}
+	n := &p.nodes[i]
 	n.mu.Lock()
-	if layer < len(n.links) {
-		dst = append(dst, n.links[layer]...)
-	}
+	dst = append(dst, x.list(p, i, layer)...)
 	n.mu.Unlock()
 	return dst
 }
 
-// insert links node id (already holding vector q and its layer lists) into
-// the graph: greedy descent to its level, then on each layer an efConstruction
-// search, heuristic neighbour selection and back-links.
-func (x *Index) insert(s *scratch, id uint32, n *node, q []float32, level int) {
+// insert links node id (slot i of p, already holding vector q and its layer
+// lists) into the graph: greedy descent to its level, then on each layer an
+// efConstruction search, heuristic neighbour selection and back-links.
+func (x *Index) insert(s *scratch, id uint32, p *page, i int, q []float32, level int) {
+	n := &p.nodes[i]
 	x.entryMu.Lock()
 	var epVec []float32
 	epID, top := uint32(0), 0
@@ -390,11 +436,11 @@ func (x *Index) insert(s *scratch, id uint32, n *node, q []float32, level int) {
 		x.searchForInsert(s, q, l, id)
 		s.chosen = x.selectNeighbours(s, s.found, x.cfg.M, s.chosen[:0])
 		n.mu.Lock()
-		list := n.links[l][:0]
-		for _, c := range s.chosen {
+		list := x.list(p, i, l)[:0]
+		for _, c := range s.chosen { // at most M: layer 0 stays in its slot
 			list = append(list, c.id)
 		}
-		n.links[l] = list
+		x.setList(p, i, l, list)
 		n.version++
 		n.mu.Unlock()
 		for _, c := range s.chosen {
@@ -463,18 +509,19 @@ func (x *Index) selectNeighbours(s *scratch, cands []scored, m int, out []scored
 // heuristic when it is full. The prune is computed outside the lock and
 // committed only if the list did not change meanwhile.
 func (x *Index) addLink(s *scratch, from, to uint32, l int) {
-	n := x.node(from)
-	if n == nil {
+	p, i := x.at(from)
+	if p == nil {
 		return
 	}
+	n := &p.nodes[i]
 	limit := x.maxLinks(l)
 	for {
 		n.mu.Lock()
-		if l >= len(n.links) {
+		if l > len(n.upper) {
 			n.mu.Unlock()
 			return
 		}
-		list := n.links[l]
+		list := x.list(p, i, l)
 		for _, id := range list {
 			if id == to {
 				n.mu.Unlock()
@@ -482,7 +529,7 @@ func (x *Index) addLink(s *scratch, from, to uint32, l int) {
 			}
 		}
 		if len(list) < limit {
-			n.links[l] = append(list, to)
+			x.setList(p, i, l, append(list, to))
 			n.version++
 			n.mu.Unlock()
 			return
@@ -495,7 +542,7 @@ func (x *Index) addLink(s *scratch, from, to uint32, l int) {
 
 		n.mu.Lock()
 		if n.version == version {
-			n.links[l] = append(n.links[l][:0], kept...)
+			x.setList(p, i, l, append(x.list(p, i, l)[:0], kept...))
 			n.version++
 			n.mu.Unlock()
 			return
