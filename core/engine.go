@@ -44,6 +44,7 @@ type Engine struct {
 	log   *slog.Logger
 	now   func() time.Time
 	cache *hotCache
+	vecs  vecArena // the vectors the indexes keep
 	// spaceNums numbers spaces for the hot tier's keys; a number is never
 	// reused within a process.
 	spaceNums atomic.Uint32

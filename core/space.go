@@ -364,7 +364,7 @@ func (e *Engine) loadSpace(sp *space) error {
 		sp.slots[s].bytes += int64(len(it.Value()))
 		sp.bytes[sp.slots[s].tier] += int64(len(it.Value()))
 		if sv.f32 != nil {
-			warm[s] = normalizedCopy(sv.f32)
+			warm[s] = e.vecs.normalized(sv.f32)
 		} else {
 			sp.cold[s] = coldVector{q: sv.q, scale: sv.scale}
 		}
@@ -443,7 +443,7 @@ func (e *Engine) deriveMissing(sp *space, contents map[uint32]string, warm map[u
 					errs[w] = fmt.Errorf("memory %s/%s: %w", sp.info.Name, sp.slots[todo[i]].id, err)
 					return
 				}
-				vecs[i] = normalizedCopy(v)
+				vecs[i] = e.vecs.normalized(v)
 			}
 		}()
 	}

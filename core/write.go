@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/engram-ops/engram-ops/core/vector"
 )
 
 const (
@@ -170,13 +168,7 @@ func (e *Engine) embedAll(ctx context.Context, sp *space, ps []*prepared) error 
 		}
 	}
 	for _, p := range ps {
-		if p.derived && deterministic(sp.embedder) {
-			// The embedder's fresh slice, which putMemory neither stores
-			// nor logs: normalise it in place rather than copy 3 KB.
-			p.norm = vector.NormalizeInPlace(p.m.Embedding)
-		} else {
-			p.norm = normalizedCopy(p.m.Embedding)
-		}
+		p.norm = e.vecs.normalized(p.m.Embedding)
 	}
 	return nil
 }
@@ -683,7 +675,7 @@ func (t *txn) apply(c *Change) error {
 			return err
 		}
 		m.Tier = TierWarm
-		_, err = t.putMemory(sp, &m, normalizedCopy(m.Embedding), derived)
+		_, err = t.putMemory(sp, &m, t.e.vecs.normalized(m.Embedding), derived)
 		return err
 	case OpDeleteMemory:
 		sp, err := get()

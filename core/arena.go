@@ -1,0 +1,42 @@
+package core
+
+import (
+	"sync"
+
+	"github.com/engram-ops/engram-ops/core/vector"
+)
+
+// vecArena carves the vectors the index keeps out of shared slabs, so the
+// collector marks a few large objects rather than one per memory: with
+// 100,000 vectors of 768 dimensions, each its own object, marking them was
+// a large part of every collection. The cost is that a slab is freed only
+// when none of its vectors is referenced any more, so forgetting memories
+// frees their vectors' memory slab by slab rather than one by one.
+type vecArena struct {
+	mu   sync.Mutex
+	free []float32
+}
+
+// slabFloats is a slab's size: 256 KiB, 85 vectors of 768 dimensions.
+const slabFloats = 64 << 10
+
+// normalized returns an L2-normalised copy of v (zero stays zero) carved
+// from a slab; its capacity is its length, so an append cannot spill into a
+// neighbour.
+func (a *vecArena) normalized(v []float32) []float32 {
+	n := len(v)
+	var out []float32
+	if n > slabFloats/8 {
+		out = make([]float32, n)
+	} else {
+		a.mu.Lock()
+		if len(a.free) < n {
+			a.free = make([]float32, slabFloats)
+		}
+		out = a.free[:n:n]
+		a.free = a.free[n:]
+		a.mu.Unlock()
+	}
+	copy(out, v)
+	return vector.NormalizeInPlace(out)
+}
