@@ -41,7 +41,7 @@ type IndexOptions struct {
 
 // TierOptions tune decay and tier migration.
 type TierOptions struct {
-	HotCapacityBytes  int64         // bytes of decoded records kept in memory (the hot tier); default 64 MiB
+	HotCapacityBytes  int64         // bytes of encoded records kept in memory (the hot tier); default 64 MiB
 	ColdBelow         float64       // retrievability under which a memory goes cold; default 0.05
 	SweepInterval     time.Duration // default 1m; negative disables the background sweeper
 	InitialStability  time.Duration // S for a new memory at confidence 0.5; default 72h
