@@ -223,8 +223,9 @@ func (c *hotCache) roomFor(n int, evict bool) bool {
 }
 
 // retire walks a chunk that left the ring: entries still current and read
-// since they were placed move to head while it has more than keep bytes
-// free; the others leave the hot tier. Caller holds mu.
+// since they were placed move to head as long as head stays within keep
+// bytes (the rest of it is for the entry being placed); the others leave
+// the hot tier. Caller holds mu.
 func (c *hotCache) retire(old, head *hotChunk, keep int) {
 	for off := 0; off+hotHeader <= len(old.buf); {
 		space := binary.LittleEndian.Uint32(old.buf[off:])
