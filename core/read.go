@@ -462,11 +462,7 @@ func (e *Engine) Recall(ctx context.Context, spaceName string, q RecallQuery) (R
 	res.Confidence = recallConfidence(vivid, associated)
 	res.Strategy = strategy(sp, q, e.opts.Index.ExactThreshold)
 	if !q.NoReinforce {
-		for _, list := range [][]Recalled{vivid, associated} {
-			for i := range list {
-				e.touch(sp, list[i].Memory.ID, now)
-			}
-		}
+		e.touch(sp, [][]Recalled{vivid, associated}, now)
 	}
 	res.Took = time.Since(start)
 	return res, nil
