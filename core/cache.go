@@ -85,20 +85,26 @@ func (c *hotCache) entryAt(loc uint64) []byte {
 	return ch.buf[off+hotHeader : off+hotHeader+n : off+hotHeader+n]
 }
 
+// lookup returns the payload cached for slot; read marks the entry as read
+// since it was placed.
+func (c *hotCache) lookup(space, slot uint32, read bool) ([]byte, bool) {
+	k := hotKey(space, slot)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	loc, ok := c.index[k]
+	if !ok {
+		return nil, false
+	}
+	if read && loc&locAccessed == 0 {
+		c.index[k] = loc | locAccessed
+	}
+	return c.entryAt(loc), true
+}
+
 // get decodes the cached version of slot into dst, counting a hit or a
 // miss and marking the entry as read.
 func (c *hotCache) get(space uint32, name string, slot uint32, dst *record) bool {
-	k := hotKey(space, slot)
-	c.mu.Lock()
-	loc, ok := c.index[k]
-	var payload []byte
-	if ok {
-		if loc&locAccessed == 0 {
-			c.index[k] = loc | locAccessed
-		}
-		payload = c.entryAt(loc)
-	}
-	c.mu.Unlock()
+	payload, ok := c.lookup(space, slot, true)
 	if !ok || decodeHotEntry(payload, name, dst) != nil {
 		c.misses.Add(1)
 		return false
@@ -110,13 +116,7 @@ func (c *hotCache) get(space uint32, name string, slot uint32, dst *record) bool
 // peek returns the cached version of slot without counting a hit or a miss
 // or marking it read (for the engine's own bookkeeping reads).
 func (c *hotCache) peek(space uint32, name string, slot uint32) *record {
-	c.mu.Lock()
-	loc, ok := c.index[hotKey(space, slot)]
-	var payload []byte
-	if ok {
-		payload = c.entryAt(loc)
-	}
-	c.mu.Unlock()
+	payload, ok := c.lookup(space, slot, false)
 	if !ok {
 		return nil
 	}
