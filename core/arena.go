@@ -24,19 +24,23 @@ const slabFloats = 64 << 10
 // from a slab; its capacity is its length, so an append cannot spill into a
 // neighbour.
 func (a *vecArena) normalized(v []float32) []float32 {
-	n := len(v)
-	var out []float32
-	if n > slabFloats/8 {
-		out = make([]float32, n)
-	} else {
-		a.mu.Lock()
-		if len(a.free) < n {
-			a.free = make([]float32, slabFloats)
-		}
-		out = a.free[:n:n]
-		a.free = a.free[n:]
-		a.mu.Unlock()
-	}
+	out := a.carve(len(v))
 	copy(out, v)
 	return vector.NormalizeInPlace(out)
+}
+
+// carve returns n zeroed floats from a slab (their own allocation when n is
+// large), with capacity n.
+func (a *vecArena) carve(n int) []float32 {
+	if n > slabFloats/8 {
+		return make([]float32, n)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.free) < n {
+		a.free = make([]float32, slabFloats)
+	}
+	out := a.free[:n:n]
+	a.free = a.free[n:]
+	return out
 }

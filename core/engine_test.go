@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -595,6 +596,24 @@ func TestDerivedVectorsAreNotStoredAndRecomputedOnLoad(t *testing.T) {
 		}
 		want[id] = m.Embedding
 	}
+	// What the index searches: the vectors the write path embedded must be
+	// bit for bit the ones recomputed on open, or scores would shift.
+	if err := e.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	similarities := func(e *core.Engine) map[string]float64 {
+		t.Helper()
+		res, err := e.Recall(ctx, "default", core.RecallQuery{Text: "variant lighthouse harbour", MaxResults: 20, Threshold: -1})
+		if err != nil || len(res.Vivid) == 0 {
+			t.Fatalf("recall: %v %+v", err, res)
+		}
+		out := map[string]float64{}
+		for _, r := range res.Vivid {
+			out[r.Memory.ID] = r.Similarity
+		}
+		return out
+	}
+	before := similarities(e)
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -623,6 +642,9 @@ func TestDerivedVectorsAreNotStoredAndRecomputedOnLoad(t *testing.T) {
 	res, err := e.Recall(ctx, "default", core.RecallQuery{Text: "capital of Portugal Lisbon", MaxResults: 1})
 	if err != nil || len(res.Vivid) == 0 || res.Vivid[0].Memory.ID != replaced {
 		t.Fatalf("recall after reopen: %v %+v", err, res.Vivid)
+	}
+	if after := similarities(e); !maps.Equal(before, after) {
+		t.Fatalf("similarities changed across reopen:\nbefore %v\nafter  %v", before, after)
 	}
 }
 

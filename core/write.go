@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/engram-ops/engram-ops/core/vector"
 )
 
 const (
@@ -145,8 +147,23 @@ func (e *Engine) prepare(sp *space, in *RememberInput, now time.Time) (*prepared
 func (e *Engine) embedAll(ctx context.Context, sp *space, ps []*prepared) error {
 	var texts []string
 	var idx []int
+	into, direct := sp.embedder.(embedsInto)
+	direct = direct && deterministic(sp.embedder)
 	for i, p := range ps {
-		if p.m.Embedding == nil {
+		switch {
+		case p.m.Embedding != nil:
+		case direct:
+			// Straight into the slab the index keeps it in. The vector
+			// is neither logged nor stored (replay and reads recompute
+			// it), so the embedding kept is the normalised one.
+			v := e.vecs.carve(sp.info.Dimension)
+			into.EmbedInto(v, p.m.Content)
+			if err := validateVector(v, sp.info.Dimension, "embedder output"); err != nil {
+				return err
+			}
+			p.norm = vector.NormalizeInPlace(v)
+			p.m.Embedding, p.derived = p.norm, true
+		default:
 			texts = append(texts, p.m.Content)
 			idx = append(idx, i)
 		}
@@ -168,9 +185,17 @@ func (e *Engine) embedAll(ctx context.Context, sp *space, ps []*prepared) error 
 		}
 	}
 	for _, p := range ps {
-		p.norm = e.vecs.normalized(p.m.Embedding)
+		if p.norm == nil {
+			p.norm = e.vecs.normalized(p.m.Embedding)
+		}
 	}
 	return nil
+}
+
+// embedsInto is an embedder that writes one text's vector into the caller's
+// buffer (embed.Hashing), saving a vector's allocation and copy per write.
+type embedsInto interface {
+	EmbedInto(dst []float32, text string)
 }
 
 // Remember stores one memory (overwriting an existing id) and, when asked,

@@ -169,10 +169,21 @@ func (h *Hashing) Embed(ctx context.Context, texts []string) ([][]float32, error
 // EmbedOne embeds one text. It allocates only the returned vector.
 func (h *Hashing) EmbedOne(text string) []float32 {
 	v := make([]float32, h.dim)
-	s := getScratch()
-	s.embed(v, text)
-	putScratch(s)
+	h.EmbedInto(v, text)
 	return v
+}
+
+// EmbedInto writes text's vector into dst, which must have Dimension
+// components, and allocates nothing: the engine embeds straight into the
+// memory it keeps the vector in.
+func (h *Hashing) EmbedInto(dst []float32, text string) {
+	if len(dst) != h.dim {
+		panic("embed: EmbedInto into a vector of length " + strconv.Itoa(len(dst)) + ", want " + strconv.Itoa(h.dim))
+	}
+	clear(dst)
+	s := getScratch()
+	s.embed(dst, text)
+	putScratch(s)
 }
 
 // token is one word: its lower-cased runes are scratch.runes[start:end],

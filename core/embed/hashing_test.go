@@ -414,3 +414,31 @@ func TestTokenize(t *testing.T) {
 		t.Fatalf("tokens %q, want %q", words, want)
 	}
 }
+
+// TestEmbedIntoOverwrites: EmbedInto gives EmbedOne's vector bit for bit
+// whatever the buffer held (the engine hands it fresh slab memory, but a
+// stale buffer must not leak into the sum).
+func TestEmbedIntoOverwrites(t *testing.T) {
+	h, err := NewHashing(96)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "the harbour lighthouse in the winter storm"
+	want := h.EmbedOne(text)
+	dst := make([]float32, 96)
+	for i := range dst {
+		dst[i] = float32(i) + 0.5
+	}
+	h.EmbedInto(dst, text)
+	for i := range want {
+		if math.Float32bits(dst[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("component %d: %v, want %v", i, dst[i], want[i])
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("EmbedInto accepted a buffer of the wrong length")
+		}
+	}()
+	h.EmbedInto(make([]float32, 95), text)
+}
