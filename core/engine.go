@@ -31,7 +31,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/engram-ops/engram-ops/core/embed"
-	"github.com/engram-ops/engram-ops/core/vector"
 )
 
 const formatMarker = "engram-ops/1"
@@ -449,9 +448,6 @@ func ctxErr(ctx context.Context) error {
 	}
 	return nil
 }
-
-// vector helpers shared by the read and write paths.
-func normalizedCopy(v []float32) []float32 { return vector.Normalize(v) }
 
 // enterForeground marks a write or recall in progress, for the indexer's
 // idle test (shouldYield); exitForeground ends it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -250,6 +251,19 @@ func (e *Engine) tierOf(sp *space, id string) Tier {
 }
 
 // hit is a candidate from similarity search.
+// cues recycles recall's normalised cue vectors (*[]float32).
+var cues sync.Pool
+
+// getCue returns a recycled buffer of dim floats.
+func getCue(dim int) *[]float32 {
+	if p, ok := cues.Get().(*[]float32); ok && cap(*p) >= dim {
+		*p = (*p)[:dim]
+		return p
+	}
+	v := make([]float32, dim)
+	return &v
+}
+
 type hit struct {
 	slot  uint32
 	id    string
@@ -384,12 +398,18 @@ func (e *Engine) Recall(ctx context.Context, spaceName string, q RecallQuery) (R
 		}
 		return RecallResult{Strategy: "empty space", Took: time.Since(start)}, nil
 	}
-	var cue []float32
+	// The normalised cue lives in a recycled buffer: nothing keeps it once
+	// the recall returns.
+	cueBuf := getCue(sp.info.Dimension)
+	defer cues.Put(cueBuf)
+	cue := *cueBuf
 	if q.Embedding != nil {
 		if err := validateVector(q.Embedding, sp.info.Dimension, "cue embedding"); err != nil {
 			return RecallResult{}, err
 		}
-		cue = q.Embedding
+		copy(cue, q.Embedding)
+	} else if into, ok := sp.embedder.(embedsInto); ok {
+		into.EmbedInto(cue, q.Text)
 	} else {
 		vecs, err := sp.embedder.Embed(ctx, []string{q.Text})
 		if err != nil {
@@ -398,9 +418,9 @@ func (e *Engine) Recall(ctx context.Context, spaceName string, q RecallQuery) (R
 		if len(vecs) != 1 || len(vecs[0]) != sp.info.Dimension {
 			return RecallResult{}, Errorf(KindInternal, "EMBEDDER_FAILED", "embedder returned a vector of the wrong shape")
 		}
-		cue = vecs[0]
+		copy(cue, vecs[0])
 	}
-	cue = normalizedCopy(cue)
+	vector.NormalizeInPlace(cue)
 	if q.Threshold == 0 {
 		q.Threshold = defaultVectorThreshold
 		if q.Embedding == nil {

@@ -241,6 +241,8 @@ func (s *Server) recall(w http.ResponseWriter, r *http.Request, req *api.RecallR
 	}
 	s.metrics.ObserveRecall(s.spaceLabel(space), res.Confidence, res.Activated)
 	s.writeJSON(w, http.StatusOK, recallResponse(req, q, &res, space))
+	// The engine keeps nothing of the cue, and the response is written.
+	req.Embedding.Recycle()
 	return nil
 }
 

@@ -224,3 +224,38 @@ func FuzzParseFloat32(f *testing.F) {
 		}
 	})
 }
+
+// TestRecycledVectorsDecodeCleanly: a decode into recycled memory gives the
+// same vector as a fresh one, whatever the recycled vector's length and
+// contents, for both wire forms, and never hands the same memory to two
+// live vectors.
+func TestRecycledVectorsDecodeCleanly(t *testing.T) {
+	want := Vector{0.5, -1.25, 3, 0, 1e-7, -2}
+	arr, _ := json.Marshal([]float32(want))
+	b64, _ := json.Marshal(EncodeVectorBase64(want))
+	for _, wire := range [][]byte{arr, b64} {
+		for _, prior := range []int{len(want), len(want) + 3, 1, 2*len(want) + 40} {
+			old := make(Vector, prior)
+			for i := range old {
+				old[i] = 99
+			}
+			old.Recycle()
+			var a, b Vector
+			if err := json.Unmarshal(wire, &a); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(wire, &b); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(a, want) || !slices.Equal(b, want) || len(a) != cap(a) {
+				t.Fatalf("recycled %d: got %v / %v (cap %d), want %v", prior, a, b, cap(a), want)
+			}
+			if &a[0] == &b[0] {
+				t.Fatal("two live vectors share memory")
+			}
+			a.Recycle()
+			b.Recycle()
+		}
+	}
+	Vector(nil).Recycle() // a recall by text has no vector
+}
