@@ -293,7 +293,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 			s.bufs.Put(buf)
 		}
 	}()
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
+	if err := encodeJSON(buf, v); err != nil {
 		s.log.Error("encode response", "err", err)
 		buf.Reset()
 		status = http.StatusInternalServerError
@@ -305,6 +305,25 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// jsonAppender is a response type that writes its own JSON, byte for byte
+// what encoding/json would (api.RecallResponse).
+type jsonAppender interface {
+	AppendJSON(b []byte) ([]byte, bool)
+}
+
+// encodeJSON writes v to buf as encoding/json's Encoder does, through
+// AppendJSON when v has it (no reflection); a value that cannot take that
+// path goes to encoding/json, which reports its error.
+func encodeJSON(buf *bytes.Buffer, v any) error {
+	if a, ok := v.(jsonAppender); ok {
+		if b, ok := a.AppendJSON(buf.AvailableBuffer()); ok {
+			buf.Write(b)
+			return nil
+		}
+	}
+	return json.NewEncoder(buf).Encode(v)
 }
 
 // requestInfo is per-request state the access log reads after the handler.
