@@ -110,11 +110,13 @@ func TestRecallResponseAppendJSONMatchesEncodingJSON(t *testing.T) {
 func TestRecallResponseAppendJSONRefusesWhatEncodingJSONRefuses(t *testing.T) {
 	good := RecallResponse{Memories: RecallGroups{Vivid: []RecalledMemory{{ID: "a"}}}}
 	bad := map[string]func(*RecallResponse){
-		"NaN":               func(r *RecallResponse) { r.RecallConfidence.Value = math.NaN() },
-		"+Inf in a memory":  func(r *RecallResponse) { r.Memories.Vivid[0].SimilarityScore = math.Inf(1) },
-		"year 10000":        func(r *RecallResponse) { r.Memories.Vivid[0].ObservedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
-		"year -1":           func(r *RecallResponse) { r.Memories.Vivid[0].LastAccess = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC) },
-		"offset of a day":   func(r *RecallResponse) { r.Memories.Vivid[0].LastAccess = time.Date(2000, 1, 1, 0, 0, 0, 0, time.FixedZone("", 24*3600)) },
+		"NaN":              func(r *RecallResponse) { r.RecallConfidence.Value = math.NaN() },
+		"+Inf in a memory": func(r *RecallResponse) { r.Memories.Vivid[0].SimilarityScore = math.Inf(1) },
+		"year 10000":       func(r *RecallResponse) { r.Memories.Vivid[0].ObservedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"year -1":          func(r *RecallResponse) { r.Memories.Vivid[0].LastAccess = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"offset of a day": func(r *RecallResponse) {
+			r.Memories.Vivid[0].LastAccess = time.Date(2000, 1, 1, 0, 0, 0, 0, time.FixedZone("", 24*3600))
+		},
 		"-Inf took_ms":      func(r *RecallResponse) { r.Metadata.TookMS = math.Inf(-1) },
 		"NaN in associated": func(r *RecallResponse) { r.Memories.Associated = []RecalledMemory{{Retrievability: math.NaN()}} },
 	}
@@ -166,7 +168,7 @@ func BenchmarkRecallResponseEncode(b *testing.B) {
 	var resp RecallResponse
 	for i := 0; i < 10; i++ {
 		resp.Memories.Vivid = append(resp.Memories.Vivid, RecalledMemory{ID: "mem_0123456789abcdef", Content: "the harbour lighthouse in the winter storm",
-			Confidence: Confidence{Value: 0.61, Category: "Medium", Reasoning: "score = similarity × stored confidence × retrievability"},
+			Confidence:      Confidence{Value: 0.61, Category: "Medium", Reasoning: "score = similarity × stored confidence × retrievability"},
 			ActivationLevel: 1, SimilarityScore: 0.8734, Retrievability: 0.99999, StoredConfidence: 0.7, RetrievalPath: "direct match",
 			ObservedAt: now, LastAccess: now, Tags: []string{}, MemoryType: "semantic", Tier: "hot",
 			RelevanceExplanation: "Direct match: similarity 0.87 × confidence 0.70 × retrievability 1.00 = 0.61"})
