@@ -39,6 +39,8 @@ func fill(r *rand.Rand, v reflect.Value, depth int) {
 		v.SetFloat(choices[r.Intn(len(choices))])
 	case reflect.Int:
 		v.SetInt(r.Int63n(1<<40) - 1<<39)
+	case reflect.Uint64:
+		v.SetUint(r.Uint64() >> r.Intn(64))
 	case reflect.Bool:
 		v.SetBool(r.Intn(2) == 0)
 	case reflect.Slice:
@@ -102,6 +104,24 @@ func TestRecallResponseAppendJSONMatchesEncodingJSON(t *testing.T) {
 		if !bytes.HasPrefix(got, prefix) || !bytes.Equal(got[len(prefix):], want) {
 			t.Fatalf("case %d:\n got %s\nwant %s", i, got, want)
 		}
+	}
+}
+
+// TestRememberResponseAppendJSONMatchesEncodingJSON: as for recall.
+func TestRememberResponseAppendJSONMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	for i := 0; i < 3000; i++ {
+		var resp RememberResponse
+		fill(r, reflect.ValueOf(&resp).Elem(), 0)
+		want, wantOK := encodingJSON(t, resp)
+		got, ok := resp.AppendJSON([]byte("kept:"))
+		if ok != wantOK || (ok && !bytes.Equal(got[len("kept:"):], want)) || (!ok && string(got) != "kept:") {
+			t.Fatalf("case %d:\n got %v %s\nwant %v %s", i, ok, got, wantOK, want)
+		}
+	}
+	resp := RememberResponse{AutoLinks: []AutoLink{{SimilarityScore: math.NaN()}}}
+	if _, ok := resp.AppendJSON(nil); ok {
+		t.Fatal("a NaN similarity was written")
 	}
 }
 
