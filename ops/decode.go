@@ -40,6 +40,9 @@ func checkJSONContentType(ct string) error {
 			"request has no Content-Type; send JSON with Content-Type: application/json").
 			with("expected", "application/json")
 	}
+	if ct == "application/json" { // nearly every request; ParseMediaType allocates
+		return nil
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || !(mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
 		return httpErrorf(http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE",
