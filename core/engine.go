@@ -77,6 +77,8 @@ type Engine struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	bgErrs atomic.Uint64
+	// walSyncs times the fsyncs that make writes durable.
+	walSyncs syncHistogram
 }
 
 // Open opens (creating if needed) the data directory dir.
@@ -374,9 +376,11 @@ func (e *Engine) startBackground() {
 			e.commitMu.Lock()
 			last := e.seq
 			e.commitMu.Unlock()
+			start := time.Now()
 			if err := e.db.LogData(nil, pebble.Sync); err != nil {
 				return err
 			}
+			e.walSyncs.observe(time.Since(start), 0)
 			e.markDurable(last)
 			return nil
 		})

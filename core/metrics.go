@@ -30,5 +30,6 @@ func (e *Engine) Metrics() Metrics {
 	m.DiskBytes = int64(pm.DiskSpaceUsage())
 	m.Compactions = pm.Compact.Count
 	m.ChangelogSequence = e.durable.Load()
+	m.WALSync = e.walSyncs.snapshot()
 	return m
 }

@@ -336,4 +336,16 @@ type Metrics struct {
 	DiskBytes         int64
 	Compactions       int64
 	ChangelogSequence uint64 // last durable sequence
+	WALSync           WALSyncStats
+}
+
+// WALSyncStats describes the write-ahead-log fsyncs that made writes durable
+// since Open: with sync durability every acknowledged write waits for one,
+// so their latency is the floor of a write's. Cumulative[i] counts syncs
+// that took at most WALSyncBuckets[i] seconds.
+type WALSyncStats struct {
+	Cumulative []uint64
+	Count      uint64  // all syncs
+	Sum        float64 // seconds
+	Writes     uint64  // writes the group syncs made durable (0 for relaxed durability's timed syncs)
 }

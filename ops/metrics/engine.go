@@ -27,6 +27,8 @@ type EngineCollector struct {
 	indexPending  *prometheus.Desc
 	diskFree      *prometheus.Desc
 	diskTotal     *prometheus.Desc
+	walSync       *prometheus.Desc
+	walWrites     *prometheus.Desc
 }
 
 // dirSource is a Source that knows its data directory.
@@ -62,6 +64,10 @@ func NewEngineCollector(src Source) *EngineCollector {
 			"Bytes available to the server on the filesystem holding the data directory.", nil, nil),
 		diskTotal: prometheus.NewDesc("engram_storage_disk_total_bytes",
 			"Size in bytes of the filesystem holding the data directory.", nil, nil),
+		walSync: prometheus.NewDesc("engram_storage_wal_sync_duration_seconds",
+			"Write-ahead-log fsyncs that made writes durable, by duration: with sync durability every acknowledged write waits for one.", nil, nil),
+		walWrites: prometheus.NewDesc("engram_storage_wal_synced_writes_total",
+			"Writes made durable by write-ahead-log fsyncs (over the fsync count: writes per fsync, the group-commit factor).", nil, nil),
 	}
 }
 
@@ -69,7 +75,7 @@ func NewEngineCollector(src Source) *EngineCollector {
 func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.memories, c.associations, c.tierBytes, c.tierCapacity,
 		c.migrations, c.cacheRequests, c.diskBytes, c.compactions, c.changelogSeq, c.indexPending,
-		c.diskFree, c.diskTotal} {
+		c.diskFree, c.diskTotal, c.walSync, c.walWrites} {
 		ch <- d
 	}
 }
@@ -107,6 +113,16 @@ func (c *EngineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.diskBytes, prometheus.GaugeValue, float64(m.DiskBytes))
 	ch <- prometheus.MustNewConstMetric(c.compactions, prometheus.CounterValue, float64(m.Compactions))
 	ch <- prometheus.MustNewConstMetric(c.changelogSeq, prometheus.GaugeValue, float64(m.ChangelogSequence))
+	buckets := make(map[float64]uint64, len(core.WALSyncBuckets))
+	for i, le := range core.WALSyncBuckets {
+		if i < len(m.WALSync.Cumulative) { // empty once the engine is closed
+			buckets[le] = m.WALSync.Cumulative[i]
+		} else {
+			buckets[le] = 0
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(c.walSync, m.WALSync.Count, m.WALSync.Sum, buckets)
+	ch <- prometheus.MustNewConstMetric(c.walWrites, prometheus.CounterValue, float64(m.WALSync.Writes))
 	if ds, ok := c.src.(dirSource); ok && ds.Dir() != "" {
 		if free, total, ok := diskSpace(ds.Dir()); ok {
 			ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(free))

@@ -90,6 +90,8 @@ func TestScrapeContract(t *testing.T) {
 		"engram_storage_disk_bytes":                dto.MetricType_GAUGE,
 		"engram_storage_compactions_total":         dto.MetricType_COUNTER,
 		"engram_changelog_sequence":                dto.MetricType_GAUGE,
+		"engram_storage_wal_sync_duration_seconds": dto.MetricType_HISTOGRAM,
+		"engram_storage_wal_synced_writes_total":   dto.MetricType_COUNTER,
 		"engram_auth_failures_total":               dto.MetricType_COUNTER,
 		"engram_rate_limited_total":                dto.MetricType_COUNTER,
 		"go_goroutines":                            dto.MetricType_GAUGE,
@@ -161,5 +163,14 @@ func TestScrapeContract(t *testing.T) {
 	}
 	if m := find("engram_recall_confidence", map[string]string{"space": "default"}); m == nil || m.GetHistogram().GetSampleCount() != 1 {
 		t.Errorf("recall confidence: %v", m)
+	}
+	// Every durable write (space creation, 3 remembers, the association,
+	// the batch, the forget) waited for a counted fsync.
+	if m := find("engram_storage_wal_synced_writes_total", nil); m == nil || m.GetCounter().GetValue() < 7 {
+		t.Errorf("writes made durable by fsyncs: %v", m)
+	}
+	if m := find("engram_storage_wal_sync_duration_seconds", nil); m == nil || m.GetHistogram().GetSampleCount() == 0 ||
+		len(m.GetHistogram().GetBucket()) < 10 || m.GetHistogram().GetSampleSum() <= 0 {
+		t.Errorf("WAL fsync histogram: %v", m)
 	}
 }
