@@ -212,6 +212,11 @@ func storageTiers() board {
 					q(`rate(engram_storage_compactions_total{`+inst+`}[$__rate_interval])`, "{{instance}}")),
 				ts("Change-log growth", "wps", "Change-log sequence numbers per second (mutations made durable).", 12,
 					q(`deriv(engram_changelog_sequence{`+inst+`}[$__rate_interval])`, "{{instance}}")),
+				ts("WAL fsync latency", "s", "p50 and p99 of the write-ahead-log fsyncs every durable write waits for: the floor of remember latency (alert SlowWALSync at 50ms p99).", 12,
+					q(`histogram_quantile(0.5, sum by (instance, le) (rate(engram_storage_wal_sync_duration_seconds_bucket{`+inst+`}[$__rate_interval])))`, "{{instance}} p50"),
+					q(`histogram_quantile(0.99, sum by (instance, le) (rate(engram_storage_wal_sync_duration_seconds_bucket{`+inst+`}[$__rate_interval])))`, "{{instance}} p99")),
+				ts("Writes per fsync", "short", "Durable writes each write-ahead-log fsync covered (group commit): near 1 when writes arrive one at a time, higher under concurrent load.", 12,
+					q(`rate(engram_storage_wal_synced_writes_total{`+inst+`}[$__rate_interval]) / rate(engram_storage_wal_sync_duration_seconds_count{`+inst+`}[$__rate_interval])`, "{{instance}}")),
 			}},
 			{"Backup", []panel{
 				ts("Backup RPO", "s", "Age of the oldest change not yet shipped, per target (alert BackupRPOHigh at 5m).", 8,
