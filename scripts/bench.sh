@@ -118,3 +118,47 @@ if [ "$SECTION" = ab-recall ]; then
 		done
 	done
 fi
+
+# --- durability: where remember's tail is ---------------------------------
+# `scripts/bench.sh durability [BINARY] [RATE] [PAIRS]`: the same build with
+# sync and with relaxed durability, alternated, offering the store-only
+# e2e/testdata/remember_open_loop.toml at RATE/s (default 2500) with the load
+# tester in its own process; prints each run's corrected p50/p99 next to the
+# server's write-ahead-log fsync figures read from /metrics after the run
+# (p50/p99/p99.9 interpolated in engram_storage_wal_sync_duration_seconds'
+# buckets, as histogram_quantile does, and writes per fsync). Not part of a
+# plain `scripts/bench.sh` run.
+if [ "$SECTION" = durability ]; then
+	SERVER=${2:-$BIN}
+	RATE=${3:-2500}
+	PAIRS=${4:-2}
+	for pair in $(seq 1 "$PAIRS"); do
+		for dur in sync relaxed; do
+			port=$(free_port)
+			rm -rf "$STATE/data" && mkdir "$STATE/data"
+			"$SERVER" serve --listen "127.0.0.1:$port" --data-dir "$STATE/data" --no-access-log --set "durability=$dur" >"$STATE/serve.log" 2>&1 &
+			pid=$!
+			PIDS+=("$pid")
+			wait_http "http://127.0.0.1:$port/health/ready" 30 "$pid" "$STATE/serve.log" -f
+			"$BIN" loadtest run e2e/testdata/remember_open_loop.toml --rate "$RATE" --target "http://127.0.0.1:$port" \
+				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
+			lat=$("$BIN" loadtest report "$STATE/r.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')
+			fsyncs=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '
+				/^engram_storage_wal_sync_duration_seconds_bucket/ {
+					match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+					n++; les[n] = (le == "+Inf") ? -1 : le + 0; cum[n] = $NF + 0 }
+				/^engram_storage_wal_sync_duration_seconds_count/ { count = $NF + 0 }
+				/^engram_storage_wal_synced_writes_total/ { writes = $NF + 0 }
+				function q(p,   r, i, lo, prev) {
+					r = p * count; lo = 0; prev = 0
+					for (i = 1; i <= n; i++) {
+						if (cum[i] >= r) return (les[i] < 0) ? lo : lo + (les[i] - lo) * (r - prev) / ((cum[i] - prev) > 0 ? cum[i] - prev : 1)
+						prev = cum[i]; lo = les[i] }
+					return lo }
+				END { if (count == 0) { print "no fsyncs"; exit }
+					printf "%d fsyncs, %.2f writes each, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms\n", count, writes / count, q(0.5) * 1000, q(0.99) * 1000, q(0.999) * 1000 }')
+			echo "pair $pair $dur: $lat | fsyncs: $fsyncs"
+			kill "$pid" && wait "$pid" 2>/dev/null || true
+		done
+	done
+fi
