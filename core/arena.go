@@ -29,6 +29,13 @@ func (a *vecArena) normalized(v []float32) []float32 {
 	return vector.NormalizeInPlace(out)
 }
 
+// copyOf returns a copy of v carved from a slab.
+func (a *vecArena) copyOf(v []float32) []float32 {
+	out := a.carve(len(v))
+	copy(out, v)
+	return out
+}
+
 // carve returns n zeroed floats from a slab (their own allocation when n is
 // large), with capacity n.
 func (a *vecArena) carve(n int) []float32 {
@@ -43,4 +50,22 @@ func (a *vecArena) carve(n int) []float32 {
 	out := a.free[:n:n]
 	a.free = a.free[n:]
 	return out
+}
+
+// scratchVecs recycles vectors needed only while a request runs: a write's
+// normalised vector until its committed transaction copies it into a slab
+// (carving earlier would strand slab space whenever a write failed after
+// embedding, a cancelled request or a batch refused for a dangling
+// association), and a recall's normalised cue.
+var scratchVecs sync.Pool // *[]float32
+
+// getScratchVec returns a recycled buffer of dim floats (contents
+// undefined); give it back with scratchVecs.Put once nothing refers to it.
+func getScratchVec(dim int) *[]float32 {
+	if p, ok := scratchVecs.Get().(*[]float32); ok && cap(*p) >= dim {
+		*p = (*p)[:dim]
+		return p
+	}
+	v := make([]float32, dim)
+	return &v
 }

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"math"
 	"testing"
 	"unsafe"
@@ -45,5 +46,47 @@ func TestVecArenaCarvesNormalizedDisjointVectors(t *testing.T) {
 		if f != 0 {
 			t.Fatalf("a zero vector normalised to %v", zero)
 		}
+	}
+}
+
+// TestFailedWritesTakeNoSlabSpace: a write that fails after its vector was
+// computed (a batch refused for a dangling association, a cancelled
+// request) carves nothing from the slabs; only committed vectors do.
+func TestFailedWritesTakeNoSlabSpace(t *testing.T) {
+	e, err := Open(t.TempDir(), Options{DefaultDimension: 64, Tiers: TierOptions{SweepInterval: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.Remember(t.Context(), "default", RememberInput{Content: "the first memory opens a slab"}); err != nil {
+		t.Fatal(err)
+	}
+	free := func() int {
+		e.vecs.mu.Lock()
+		defer e.vecs.mu.Unlock()
+		return len(e.vecs.free)
+	}
+	before := free()
+	var mems []RememberInput
+	for i := range 50 {
+		mems = append(mems, RememberInput{Content: "batched memory " + string(rune('a'+i%26))})
+	}
+	_, err = e.Batch(t.Context(), "default", BatchInput{Memories: mems, Associations: []Association{{From: "nobody", To: "nothing", Weight: 0.5}}})
+	if KindOf(err) != KindNotFound {
+		t.Fatalf("batch with a dangling association: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := e.Remember(cancelled, "default", RememberInput{Content: "never written"}); err == nil {
+		t.Fatal("a cancelled remember succeeded")
+	}
+	if got := free(); got != before {
+		t.Fatalf("failed writes took %d floats of slab space", before-got)
+	}
+	if _, err := e.Remember(t.Context(), "default", RememberInput{Content: "a committed memory"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := free(); got != before-64 {
+		t.Fatalf("a committed write took %d floats, want 64", before-got)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -251,19 +250,6 @@ func (e *Engine) tierOf(sp *space, id string) Tier {
 }
 
 // hit is a candidate from similarity search.
-// cues recycles recall's normalised cue vectors (*[]float32).
-var cues sync.Pool
-
-// getCue returns a recycled buffer of dim floats.
-func getCue(dim int) *[]float32 {
-	if p, ok := cues.Get().(*[]float32); ok && cap(*p) >= dim {
-		*p = (*p)[:dim]
-		return p
-	}
-	v := make([]float32, dim)
-	return &v
-}
-
 type hit struct {
 	slot  uint32
 	id    string
@@ -400,8 +386,8 @@ func (e *Engine) Recall(ctx context.Context, spaceName string, q RecallQuery) (R
 	}
 	// The normalised cue lives in a recycled buffer: nothing keeps it once
 	// the recall returns.
-	cueBuf := getCue(sp.info.Dimension)
-	defer cues.Put(cueBuf)
+	cueBuf := getScratchVec(sp.info.Dimension)
+	defer scratchVecs.Put(cueBuf)
 	cue := *cueBuf
 	if q.Embedding != nil {
 		if err := validateVector(q.Embedding, sp.info.Dimension, "cue embedding"); err != nil {

@@ -24,8 +24,11 @@ const (
 // prepared is a validated memory ready to write: the Memory (with its
 // original embedding) and the normalised vector for the index.
 type prepared struct {
-	m    Memory
-	norm []float32
+	m Memory
+	// norm is the normalised vector, in a scratch buffer (release) until
+	// the committed transaction copies it into a slab.
+	norm    []float32
+	scratch *[]float32
 	// derived: the embedding was computed by the space's embedder, not sent
 	// by the client.
 	derived bool
@@ -143,7 +146,17 @@ func (e *Engine) prepare(sp *space, in *RememberInput, now time.Time) (*prepared
 	return p, nil
 }
 
-// embedAll fills missing embeddings with one embedder call, then normalises.
+// release gives p's scratch vector back; call it once the write has
+// returned (its transaction copied what it keeps).
+func (p *prepared) release() {
+	if p != nil && p.scratch != nil {
+		scratchVecs.Put(p.scratch)
+		p.scratch, p.norm = nil, nil
+	}
+}
+
+// embedAll fills missing embeddings with one embedder call, then normalises
+// each vector into a scratch buffer (see prepared.release).
 func (e *Engine) embedAll(ctx context.Context, sp *space, ps []*prepared) error {
 	var texts []string
 	var idx []int
@@ -153,16 +166,18 @@ func (e *Engine) embedAll(ctx context.Context, sp *space, ps []*prepared) error 
 		switch {
 		case p.m.Embedding != nil:
 		case direct:
-			// Straight into the slab the index keeps it in. The vector
-			// is neither logged nor stored (replay and reads recompute
-			// it), so the embedding kept is the normalised one.
-			v := e.vecs.carve(sp.info.Dimension)
-			into.EmbedInto(v, p.m.Content)
-			if err := validateVector(v, sp.info.Dimension, "embedder output"); err != nil {
+			// Straight into the scratch buffer, saving the embedder's
+			// allocation. The vector is neither logged nor stored
+			// (replay and reads recompute it), so the memory keeps no
+			// embedding of its own.
+			p.scratch = getScratchVec(sp.info.Dimension)
+			p.norm = *p.scratch
+			into.EmbedInto(p.norm, p.m.Content)
+			if err := validateVector(p.norm, sp.info.Dimension, "embedder output"); err != nil {
 				return err
 			}
-			p.norm = vector.NormalizeInPlace(v)
-			p.m.Embedding, p.derived = p.norm, true
+			vector.NormalizeInPlace(p.norm)
+			p.derived = true
 		default:
 			texts = append(texts, p.m.Content)
 			idx = append(idx, i)
@@ -186,7 +201,10 @@ func (e *Engine) embedAll(ctx context.Context, sp *space, ps []*prepared) error 
 	}
 	for _, p := range ps {
 		if p.norm == nil {
-			p.norm = e.vecs.normalized(p.m.Embedding)
+			p.scratch = getScratchVec(len(p.m.Embedding))
+			p.norm = *p.scratch
+			copy(p.norm, p.m.Embedding)
+			vector.NormalizeInPlace(p.norm)
 		}
 	}
 	return nil
@@ -216,6 +234,7 @@ func (e *Engine) Remember(ctx context.Context, spaceName string, in RememberInpu
 	if err != nil {
 		return RememberResult{}, err
 	}
+	defer p.release()
 	if err := e.embedAll(ctx, sp, []*prepared{p}); err != nil {
 		return RememberResult{}, err
 	}
@@ -279,7 +298,9 @@ func (sp *space) has(id string) bool {
 }
 
 // putMemory writes m (with embedding) under a fresh slot; created is false
-// when it replaced a memory with the same id.
+// when it replaced a memory with the same id. norm, the normalised vector,
+// is copied into a slab once the transaction commits, so the caller may
+// reuse it after mutate returns.
 func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (created bool, err error) {
 	m.Space = sp.info.Name
 	// The logged copy carries the sequence in the change header (DecodeChange
@@ -336,8 +357,10 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 			sp.dropSlot(old)
 		}
 		sp.setSlot(r, int64(len(rec)+len(vec)))
-		sp.pending[s] = norm
-		sp.queue = append(sp.queue, queued{s, norm})
+		// Only now, committed, does the vector take slab space.
+		kept := e.vecs.copyOf(norm)
+		sp.pending[s] = kept
+		sp.queue = append(sp.queue, queued{s, kept})
 		sp.mu.Unlock()
 		e.cache.offer(sp.num, r)
 	})
@@ -530,6 +553,11 @@ func (e *Engine) Batch(ctx context.Context, spaceName string, b BatchInput) (Bat
 			return BatchResult{}, prefixed(err, "associations[%d]: ", i)
 		}
 	}
+	defer func() {
+		for _, p := range ps {
+			p.release()
+		}
+	}()
 	if err := e.embedAll(ctx, sp, ps); err != nil {
 		return BatchResult{}, err
 	}
@@ -700,7 +728,7 @@ func (t *txn) apply(c *Change) error {
 			return err
 		}
 		m.Tier = TierWarm
-		_, err = t.putMemory(sp, &m, t.e.vecs.normalized(m.Embedding), derived)
+		_, err = t.putMemory(sp, &m, vector.Normalize(m.Embedding), derived)
 		return err
 	case OpDeleteMemory:
 		sp, err := get()
