@@ -194,12 +194,12 @@ func sentence(r *rand.Rand) string {
 
 // BenchmarkHTTPRemember: concurrent clients remembering text (embedded by
 // the built-in embedder) with sync durability, next to the ceiling, for 16,
-// 32 and 64 clients. In a closed loop each client waits for its answer, so
+// 20, 24, 32 and 64 clients. In a closed loop each client waits for its answer, so
 // more clients buy throughput (bigger fsync groups) with latency: the sweep
 // shows where the rate passes 5,000/s and what the p99 is there. Each count
 // gets a fresh server.
 func BenchmarkHTTPRemember(b *testing.B) {
-	for _, c := range []int{16, 32, 64} {
+	for _, c := range []int{16, 20, 24, 32, 64} {
 		b.Run(fmt.Sprintf("clients=%d", c), func(b *testing.B) {
 			s := startServer(b, b.TempDir())
 			const n = 30000

@@ -27,7 +27,7 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = loadtest ]; then
 fi
 
 # --- engine: the ## Engine and server section of docs/benchmarks.md -------
-# The real binary over loopback: durable remembers from 16, 32 and 64 clients and
+# The real binary over loopback: durable remembers from 16 to 64 clients and
 # recall over 100,000 memories of dimension 768 at a fixed 1,000/s, each
 # next to the rate of the trivial /health/alive handler measured in the
 # same run; ANN recall@10 against an exact scan; restart time. Then the
