@@ -88,37 +88,33 @@ func fill(r *rand.Rand, v reflect.Value, depth int) {
 	}
 }
 
-// TestRecallResponseAppendJSONMatchesEncodingJSON: byte for byte what
-// encoding/json writes, over random values in every field.
-func TestRecallResponseAppendJSONMatchesEncodingJSON(t *testing.T) {
-	r := rand.New(rand.NewSource(1))
-	for i := 0; i < 3000; i++ {
-		var resp RecallResponse
-		fill(r, reflect.ValueOf(&resp).Elem(), 0)
-		want, _ := encodingJSON(t, resp)
-		prefix := []byte("kept:")
-		got, ok := resp.AppendJSON(prefix)
-		if !ok {
-			t.Fatalf("case %d: AppendJSON refused a value encoding/json writes", i)
-		}
-		if !bytes.HasPrefix(got, prefix) || !bytes.Equal(got[len(prefix):], want) {
-			t.Fatalf("case %d:\n got %s\nwant %s", i, got, want)
-		}
-	}
+// appendsJSON is a response type with its own AppendJSON.
+type appendsJSON interface {
+	AppendJSON(b []byte) ([]byte, bool)
 }
 
-// TestRememberResponseAppendJSONMatchesEncodingJSON: as for recall.
-func TestRememberResponseAppendJSONMatchesEncodingJSON(t *testing.T) {
-	r := rand.New(rand.NewSource(2))
+// matchesEncodingJSON checks T's AppendJSON against encoding/json over 3,000
+// random values in every field: the same bytes, appended after what b held.
+func matchesEncodingJSON[T appendsJSON](t *testing.T, seed int64) {
+	t.Helper()
+	r := rand.New(rand.NewSource(seed))
 	for i := 0; i < 3000; i++ {
-		var resp RememberResponse
-		fill(r, reflect.ValueOf(&resp).Elem(), 0)
-		want, wantOK := encodingJSON(t, resp)
-		got, ok := resp.AppendJSON([]byte("kept:"))
+		var v T
+		fill(r, reflect.ValueOf(&v).Elem(), 0)
+		want, wantOK := encodingJSON(t, v)
+		got, ok := v.AppendJSON([]byte("kept:"))
 		if ok != wantOK || (ok && !bytes.Equal(got[len("kept:"):], want)) || (!ok && string(got) != "kept:") {
 			t.Fatalf("case %d:\n got %v %s\nwant %v %s", i, ok, got, wantOK, want)
 		}
 	}
+}
+
+func TestRecallResponseAppendJSONMatchesEncodingJSON(t *testing.T) {
+	matchesEncodingJSON[RecallResponse](t, 1)
+}
+
+func TestRememberResponseAppendJSONMatchesEncodingJSON(t *testing.T) {
+	matchesEncodingJSON[RememberResponse](t, 2)
 	resp := RememberResponse{AutoLinks: []AutoLink{{SimilarityScore: math.NaN()}}}
 	if _, ok := resp.AppendJSON(nil); ok {
 		t.Fatal("a NaN similarity was written")
