@@ -247,7 +247,7 @@ func (e *Engine) Remember(ctx context.Context, spaceName string, in RememberInpu
 		if th == 0 {
 			th = defaultLinkThreshold
 		}
-		for _, h := range e.similar(sp, p.norm, maxAutoLinks+1, false) {
+		for _, h := range e.similar(sp, p.norm, maxAutoLinks+1, false, nil) {
 			if h.id != p.m.ID && float64(h.score) >= th && len(links) < maxAutoLinks {
 				links = append(links, AutoLink{TargetID: h.id, Similarity: float64(h.score)})
 			}

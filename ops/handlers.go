@@ -240,8 +240,10 @@ func (s *Server) recall(w http.ResponseWriter, r *http.Request, req *api.RecallR
 		return err
 	}
 	s.metrics.ObserveRecall(s.spaceLabel(space), res.Confidence, res.Activated)
-	s.writeJSON(w, http.StatusOK, recallResponse(req, q, &res, space))
-	// The engine keeps nothing of the cue, and the response is written.
+	resp := recallResponse(req, q, &res, space)
+	s.writeJSON(w, http.StatusOK, resp)
+	// The response is written, and the engine keeps nothing of the cue.
+	recycleRecallResponse(&resp)
 	req.Embedding.Recycle()
 	return nil
 }
