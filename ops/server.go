@@ -307,9 +307,9 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// jsonAppender is a response type that writes its own JSON, byte for byte
+// appendsJSON is a response type that writes its own JSON, byte for byte
 // what encoding/json would (api.RecallResponse).
-type jsonAppender interface {
+type appendsJSON interface {
 	AppendJSON(b []byte) ([]byte, bool)
 }
 
@@ -317,7 +317,7 @@ type jsonAppender interface {
 // AppendJSON when v has it (no reflection); a value that cannot take that
 // path goes to encoding/json, which reports its error.
 func encodeJSON(buf *bytes.Buffer, v any) error {
-	if a, ok := v.(jsonAppender); ok {
+	if a, ok := v.(appendsJSON); ok {
 		if b, ok := a.AppendJSON(buf.AvailableBuffer()); ok {
 			buf.Write(b)
 			return nil
