@@ -244,6 +244,7 @@ func (s *Server) recall(w http.ResponseWriter, r *http.Request, req *api.RecallR
 	s.writeJSON(w, http.StatusOK, resp)
 	// The response is written, and the engine keeps nothing of the cue.
 	recycleRecallResponse(&resp)
+	res.Release()
 	req.Embedding.Recycle()
 	return nil
 }
