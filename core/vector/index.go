@@ -349,14 +349,14 @@ func (x *Index) Add(id uint32, vec []float32) error {
 		setVector(n, vec)
 		n.state.Store(stateLive)
 		x.live.Add(1)
-		x.insert(s, id, p, i, vec, level)
+		x.insert(s, id, vec, level)
 		return nil
 	}
 	n.mu.Lock()
 	level := len(n.upper) // kept: other nodes link to id on every layer up to it
 	n.mu.Unlock()
 	setVector(n, vec)
-	x.insert(s, id, p, i, vec, level)
+	x.insert(s, id, vec, level)
 	if n.state.Swap(stateLive) == stateDeleted {
 		x.tombstones.Add(-1)
 		x.live.Add(1)
@@ -411,8 +411,7 @@ func (x *Index) neighbours(dst []uint32, id uint32, layer int) []uint32 {
 // insert links node id (slot i of p, already holding vector q and its layer
 // lists) into the graph: greedy descent to its level, then on each layer an
 // efConstruction search, heuristic neighbour selection and back-links.
-func (x *Index) insert(s *scratch, id uint32, p *page, i int, q []float32, level int) {
-	n := &p.nodes[i]
+func (x *Index) insert(s *scratch, id uint32, q []float32, level int) {
 	x.entryMu.Lock()
 	var epVec []float32
 	epID, top := uint32(0), 0
@@ -435,14 +434,15 @@ func (x *Index) insert(s *scratch, id uint32, p *page, i int, q []float32, level
 	for l := min(level, top); l >= 0; l-- {
 		x.searchForInsert(s, q, l, id)
 		s.chosen = x.selectNeighbours(s, s.found, x.cfg.M, s.chosen[:0])
-		n.mu.Lock()
-		list := x.list(p, i, l)[:0]
-		for _, c := range s.chosen { // at most M: layer 0 stays in its slot
-			list = append(list, c.id)
+		// The chosen links join whatever the list holds, pruned by the
+		// heuristic when full: a concurrent insert that reached this node
+		// through a layer above may already have linked it to itself here,
+		// and overwriting that link could leave the other node with no way
+		// in (unreachable by any search). A re-added node keeps its old
+		// links the same way; they are still edges between live nodes.
+		for _, c := range s.chosen {
+			x.addLink(s, id, c.id, l)
 		}
-		x.setList(p, i, l, list)
-		n.version++
-		n.mu.Unlock()
 		for _, c := range s.chosen {
 			x.addLink(s, c.id, id, l)
 		}
