@@ -24,9 +24,7 @@ const slabFloats = 64 << 10
 // from a slab; its capacity is its length, so an append cannot spill into a
 // neighbour.
 func (a *vecArena) normalized(v []float32) []float32 {
-	out := a.carve(len(v))
-	copy(out, v)
-	return vector.NormalizeInPlace(out)
+	return vector.NormalizeInPlace(a.copyOf(v))
 }
 
 // copyOf returns a copy of v carved from a slab.
