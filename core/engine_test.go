@@ -505,13 +505,15 @@ func TestScanMemoriesStreamsEverySpaceMemory(t *testing.T) {
 
 // TestDerivedVectorsAreNotLoggedButReplayExactly: a vector the space's
 // deterministic embedder computed is left out of the change log (replay
-// recomputes it bit for bit); a client's vector is logged.
+// recomputes it bit for bit); a client's vector is logged. Either way the
+// replayed engine searches the same normalised vectors: recalls score
+// bit for bit as in the source.
 func TestDerivedVectorsAreNotLoggedButReplayExactly(t *testing.T) {
 	src := open(t, t.TempDir())
 	defer src.Close()
 	text := remember(t, src, "default", "the lighthouse keeper logs every passing ship").ID
 	vec := make([]float32, 64)
-	vec[5] = 1
+	vec[5], vec[9], vec[20] = 3, 4, 0.5 // not unit length: replay must normalise it
 	client := remember(t, src, "default", "a memory with its own vector", func(in *core.RememberInput) { in.Embedding = vec }).ID
 	changes, err := src.ChangesSince(0, 0)
 	if err != nil {
@@ -546,6 +548,33 @@ func TestDerivedVectorsAreNotLoggedButReplayExactly(t *testing.T) {
 		for i := range want.Embedding {
 			if want.Embedding[i] != got.Embedding[i] {
 				t.Fatalf("%s: replayed vector differs at %d", id, i)
+			}
+		}
+	}
+	cue := make([]float32, 64)
+	cue[5], cue[9], cue[33] = 1, 1, 1
+	for _, q := range []core.RecallQuery{
+		{Text: "lighthouse keeper ships", Threshold: -1, NoReinforce: true},
+		{Embedding: cue, Threshold: -1, NoReinforce: true},
+	} {
+		scores := func(e *core.Engine) map[string]float64 {
+			res, err := e.Recall(ctx, "default", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]float64{}
+			for _, r := range res.Vivid {
+				m[r.Memory.ID] = r.Similarity
+			}
+			return m
+		}
+		want, got := scores(src), scores(dst)
+		if len(want) != 2 {
+			t.Fatalf("source recall found %d of 2 memories: %v", len(want), want)
+		}
+		for id, w := range want {
+			if g, ok := got[id]; !ok || g != w {
+				t.Fatalf("recall %q: %s scores %v after replay, %v in the source", q.Text, id, g, w)
 			}
 		}
 	}

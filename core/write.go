@@ -712,24 +712,42 @@ func (t *txn) apply(c *Change) error {
 		}
 		m := *c.Memory
 		derived := m.Embedding == nil
+		vec := m.Embedding
+		// The normalised vector lives in a scratch buffer until the
+		// committed transaction copies it into a slab (as for a remember):
+		// a fresh slice per replayed memory was 3 KB of garbage at 768.
+		scratch := getScratchVec(sp.info.Dimension)
+		norm := *scratch
 		if derived {
 			// Logged without its vector: the space's deterministic embedder
-			// (same fingerprint, checked when the space was created) gives it back.
+			// (same fingerprint, checked when the space was created) gives it
+			// back. Such a vector is neither logged nor stored again, so the
+			// memory keeps no embedding of its own.
 			if !deterministic(sp.embedder) {
 				return Errorf(KindConflict, "REPLAY_MISSING_VECTOR", "change %d has no vector and space %q's embedder %s cannot recompute it", c.Seq, sp.info.Name, sp.info.Fingerprint)
 			}
-			vecs, err := sp.embedder.Embed(context.Background(), []string{m.Content})
-			if err != nil || len(vecs) != 1 {
-				return &Error{Kind: KindInternal, Code: "EMBEDDER_FAILED", Message: "recomputing a replayed vector failed", Err: err}
+			if into, ok := sp.embedder.(embedsInto); ok {
+				into.EmbedInto(norm, m.Content)
+				vec = norm
+			} else {
+				vecs, err := sp.embedder.Embed(context.Background(), []string{m.Content})
+				if err != nil || len(vecs) != 1 {
+					return &Error{Kind: KindInternal, Code: "EMBEDDER_FAILED", Message: "recomputing a replayed vector failed", Err: err}
+				}
+				vec = vecs[0]
 			}
-			m.Embedding = vecs[0]
 		}
-		if err := validateVector(m.Embedding, sp.info.Dimension, "replayed embedding"); err != nil {
+		if err := validateVector(vec, sp.info.Dimension, "replayed embedding"); err != nil {
 			return err
 		}
+		copy(norm, vec)
+		vector.NormalizeInPlace(norm)
 		m.Tier = TierWarm
-		_, err = t.putMemory(sp, &m, vector.Normalize(m.Embedding), derived)
-		return err
+		if _, err := t.putMemory(sp, &m, norm, derived); err != nil {
+			return err
+		}
+		t.after = append(t.after, func() { scratchVecs.Put(scratch) }) // after putMemory's copy
+		return nil
 	case OpDeleteMemory:
 		sp, err := get()
 		if err != nil {
