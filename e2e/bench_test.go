@@ -201,7 +201,7 @@ func sentence(r *rand.Rand) string {
 func BenchmarkHTTPRemember(b *testing.B) {
 	for _, c := range []int{16, 20, 24, 32, 64} {
 		b.Run(fmt.Sprintf("clients=%d", c), func(b *testing.B) {
-			s := startServer(b, b.TempDir())
+			s := startServer(b, b.TempDir(), strings.Fields(os.Getenv("ENGRAM_BENCH_SERVER_ARGS"))...)
 			const n = 30000
 			ceiling(b, s, n, c)
 			bodies := make([][]byte, n)
@@ -285,8 +285,8 @@ type recallResp struct {
 func BenchmarkHTTPRecall100k(b *testing.B) {
 	const n, dim, queries = 100_000, 768, 10_000
 	dir := b.TempDir()
-	// ENGRAM_BENCH_SERVER_ARGS adds serve flags, e.g. a profiling endpoint:
-	// --set server.debug_listen=127.0.0.1:6060
+	// ENGRAM_BENCH_SERVER_ARGS adds serve flags (as for BenchmarkHTTPRemember),
+	// e.g. a profiling endpoint: --set server.debug_listen=127.0.0.1:6060
 	s := startServer(b, dir, strings.Fields(os.Getenv("ENGRAM_BENCH_SERVER_ARGS"))...)
 	space := "bench"
 	if err := doJSON("POST", s.base+"/api/v1/spaces", []byte(`{"id":"bench","dimension":768}`), nil, 201, nil); err != nil {

@@ -73,6 +73,9 @@ type LogConfig struct {
 	// Access logs one line per HTTP request (method, route, status,
 	// duration, space; never bodies).
 	Access bool `toml:"access" comment:"log one line per HTTP request"`
+	// FlushInterval batches access lines into one write each; other lines
+	// are written at once, after the batch, so the order holds.
+	FlushInterval Duration `toml:"flush_interval" comment:"access lines are written in batches at most this old (one write per batch, not per request); \"0s\" writes each at once"`
 }
 
 // SpacesConfig configures memory spaces.
@@ -144,7 +147,7 @@ func DefaultConfig() Config {
 		Listen:     "127.0.0.1:7432",
 		DataDir:    "./engram-data",
 		Durability: "sync",
-		Log:        LogConfig{Level: "info", Format: "auto", Access: true},
+		Log:        LogConfig{Level: "info", Format: "auto", Access: true, FlushInterval: Duration{100 * time.Millisecond}},
 		Spaces:     SpacesConfig{AutoCreate: true, DefaultDimension: 768},
 		Embedder: EmbedderConfig{
 			Default: "hash",
@@ -270,6 +273,9 @@ func (c *Config) Validate() error {
 	case "json", "text", "auto":
 	default:
 		bad("log.format", c.Log.Format, "must be one of json, text, auto")
+	}
+	if d := c.Log.FlushInterval.Duration; d < 0 || d > 10*time.Second {
+		bad("log.flush_interval", c.Log.FlushInterval, "must be in [0s, 10s]")
 	}
 	maxDim := c.Limits.MaxDimension
 	if maxDim < 1 || maxDim > 65536 {

@@ -33,6 +33,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Durability = "yolo"
 	c.Log.Level = "loud"
 	c.Log.Format = "xml"
+	c.Log.FlushInterval = Duration{time.Minute}
 	c.Spaces.DefaultDimension = 0
 	c.Embedder.Default = "magic"
 	c.Limits.MaxBodyBytes = 10
@@ -42,7 +43,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Server.ShutdownTimeout = Duration{}
 	err := c.Validate()
 	problems := Problems(err)
-	wantKeys := []string{"listen", "durability", "log.level", "log.format", "spaces.default_dimension",
+	wantKeys := []string{"listen", "durability", "log.level", "log.format", "log.flush_interval", "spaces.default_dimension",
 		"embedder.default", "limits.max_body_bytes", "limits.max_results", "index.m", "tiers.cold_below", "server.shutdown_timeout"}
 	got := map[string]string{}
 	for _, p := range problems {

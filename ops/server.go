@@ -75,6 +75,7 @@ type Server struct {
 	cfg     Config
 	eng     Engine
 	log     *slog.Logger
+	access  *slog.Logger // the access log's lines (WithAccessLogger)
 	metrics *metrics.Metrics
 	info    BuildInfo
 	started time.Time
@@ -106,6 +107,16 @@ type Option func(*Server)
 // WithBuildInfo sets the version reported by /health and engram_build_info.
 func WithBuildInfo(info BuildInfo) Option { return func(s *Server) { s.info = info } }
 
+// WithAccessLogger sends the access log's lines to l instead of the
+// server's logger (nil keeps the server's logger).
+func WithAccessLogger(l *slog.Logger) Option {
+	return func(s *Server) {
+		if l != nil {
+			s.access = l
+		}
+	}
+}
+
 // New builds a server for eng. Metrics are registered on reg (never the
 // global registry); reg may be nil in tests, in which case a private
 // registry is used. cfg should have passed Validate.
@@ -119,7 +130,7 @@ func New(cfg Config, eng Engine, logger *slog.Logger, reg *prometheus.Registry, 
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, eng: eng, log: logger, started: time.Now(), patterns: map[string]bool{}}
+	s := &Server{cfg: cfg, eng: eng, log: logger, access: logger, started: time.Now(), patterns: map[string]bool{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -372,7 +383,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if metrics.Route(r) == metrics.Unmatched {
 			attrs = append(attrs, slog.String("path", truncateString(r.URL.Path, 200)))
 		}
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request", attrs...)
+		s.access.LogAttrs(r.Context(), slog.LevelInfo, "http request", attrs...)
 	})
 }
 

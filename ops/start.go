@@ -29,6 +29,9 @@ type StartOptions struct {
 	Registry *prometheus.Registry
 	// OpenBackupTarget opens cfg.Backup.To; nil knows file:// only.
 	OpenBackupTarget BackupOpener
+	// AccessLogger receives the access log's lines (log.access); nil means
+	// the logger Start is given. serve hands it one that writes in batches.
+	AccessLogger *slog.Logger
 }
 
 // Running is a started server: an open engine served on a bound address.
@@ -71,7 +74,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptio
 	if err != nil {
 		return nil, fmt.Errorf("open data directory %s: %w", cfg.DataDir, err)
 	}
-	srvOpts := []Option{WithBuildInfo(opts.Info)}
+	srvOpts := []Option{WithBuildInfo(opts.Info), WithAccessLogger(opts.AccessLogger)}
 	var shipper *backup.Shipper
 	if cfg.Backup.To != "" {
 		if shipper, err = newShipper(ctx, cfg, eng, engOpts, reg, logger, opts.OpenBackupTarget); err != nil {

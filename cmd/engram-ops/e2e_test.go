@@ -170,14 +170,26 @@ func TestE2ERememberRecallForget(t *testing.T) {
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit %d:\n%s", code, p.stderr.String())
 	}
-	var stopped bool
-	for _, l := range p.logLines() {
+	// Access lines are written in batches (log.flush_interval); shutdown
+	// writes the last batch before the shutdown line, so the log holds
+	// every request, the second forget's 404 last among them.
+	stopped, lastAccess, accesses := -1, -1, 0
+	for i, l := range p.logLines() {
 		if strings.HasPrefix(fmt.Sprint(l["msg"]), "engram-ops stopped") {
-			stopped = true
+			stopped = i
+		}
+		if l["msg"] == "http request" {
+			lastAccess, accesses = i, accesses+1
 		}
 	}
-	if !stopped {
+	if stopped < 0 {
 		t.Errorf("no shutdown log line:\n%s", p.stderr.String())
+	}
+	if lastAccess < 0 || lastAccess > stopped || accesses < 8 {
+		t.Fatalf("%d access lines, the last at line %d, shutdown at %d:\n%s", accesses, lastAccess, stopped, p.stderr.String())
+	}
+	if l := p.logLines()[lastAccess]; l["status"] != float64(404) {
+		t.Errorf("last access line %v, want the second forget's 404", l)
 	}
 }
 

@@ -152,15 +152,25 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, s.app.stderr, s.app.global.quiet)
+	out, access := s.app.stderr, io.Writer(nil)
+	if cfg.Log.Access && cfg.Log.FlushInterval.Duration > 0 {
+		batch := newLineBatcher(s.app.stderr, cfg.Log.FlushInterval.Duration)
+		defer batch.Close() // after the last line below
+		out, access = batch.Immediate(), batch
+	}
+	logger, err := newLogger(cfg.Log, s.app.stderr, out, s.app.global.quiet)
 	if err != nil {
 		return err
+	}
+	var accessLogger *slog.Logger
+	if access != nil {
+		accessLogger, _ = newLogger(cfg.Log, s.app.stderr, access, s.app.global.quiet)
 	}
 	if cfg.Durability == "relaxed" {
 		logger.Warn("DURABILITY IS RELAXED: writes are acknowledged before they reach disk and are synced once a second; " +
 			"a crash or power loss can lose up to ~1s of acknowledged writes. Set durability = \"sync\" for production.")
 	}
-	running, err := ops.Start(ctx, cfg, logger, ops.StartOptions{Info: s.app.build, Getenv: s.app.getenv, OpenBackupTarget: s.app.openTarget})
+	running, err := ops.Start(ctx, cfg, logger, ops.StartOptions{Info: s.app.build, Getenv: s.app.getenv, OpenBackupTarget: s.app.openTarget, AccessLogger: accessLogger})
 	if err != nil {
 		return err
 	}
@@ -190,9 +200,10 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 	return nil
 }
 
-// newLogger builds the slog logger: JSON unless format is text, or auto
-// with a terminal on w. --quiet raises the level to warn.
-func newLogger(c ops.LogConfig, w io.Writer, quiet bool) (*slog.Logger, error) {
+// newLogger builds a slog logger writing to w: JSON unless format is text,
+// or auto with a terminal on term (stderr, which w writes to). --quiet
+// raises the level to warn.
+func newLogger(c ops.LogConfig, term, w io.Writer, quiet bool) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		return nil, usagef("log.level %q: must be debug, info, warn or error", c.Level)
@@ -204,7 +215,7 @@ func newLogger(c ops.LogConfig, w io.Writer, quiet bool) (*slog.Logger, error) {
 	format := c.Format
 	if format == "auto" {
 		format = "json"
-		if isTerminal(w) {
+		if isTerminal(term) {
 			format = "text"
 		}
 	}
