@@ -567,15 +567,7 @@ func (e *Engine) runIndexer() {
 		for _, sp := range e.spaceList() {
 			for i := 0; i < 256; i++ {
 				start := time.Now()
-				// Flat out (idle, or a backlog recalls pay for), the
-				// indexer inserts on every core: HNSW insertion is safe
-				// concurrently, and a bulk load or restore catches up
-				// that much sooner.
-				rest := e.indexerRest(sp)
-				width := 1
-				if rest == 0 {
-					width = runtime.GOMAXPROCS(0)
-				}
+				rest, width := e.indexerPace(sp)
 				if !e.indexStep(sp, width) {
 					break
 				}
@@ -624,17 +616,24 @@ const (
 	recallWindow       = time.Second
 )
 
-// indexerRest keeps index maintenance behind the write path: it says how
-// many times as long as its last step the indexer rests before the next.
-// While requests come in and recalls search the space, 2: a third of a
-// core. While only writes come in, 9: a tenth, since the backlog then costs
-// memory only, and an insert costs several times a durable remember's CPU
-// (at 5,000 remembers/s a third of a core for the indexer doubled the p99).
-// Idle (nothing in flight and nothing finished for idleGrace), or with a
-// backlog recalls pay for, 0: flat out.
-func (e *Engine) indexerRest(sp *space) int {
+// indexerPace keeps index maintenance behind the write path. rest says how
+// many times as long as its last step the indexer rests before the next,
+// width how many inserts it runs at once.
+//   - Idle (nothing in flight and nothing finished for idleGrace): rest 0 on
+//     every core. HNSW insertion is safe concurrently, and a bulk load or
+//     restore catches up that much sooner.
+//   - Serving, with a backlog above its limit: rest 0 on one core. The
+//     other cores stay with the requests: at 4,000 remembers/s sustained,
+//     an indexer on both cores once the backlog passed maxYieldBacklog took
+//     p99 from ~50 to ~300 ms, and still could not keep up (an insert costs
+//     several times a durable remember's CPU).
+//   - Serving, below the limit: rest 2 (a third of a core) while recalls
+//     search the space, 9 (a tenth) while only writes come in, since the
+//     backlog then costs memory only (at 5,000 remembers/s a third of a
+//     core for the indexer doubled the p99).
+func (e *Engine) indexerPace(sp *space) (rest, width int) {
 	if e.inFlight.Load() == 0 && time.Since(time.Unix(0, e.lastForeground.Load())) > idleGrace {
-		return 0
+		return 0, runtime.GOMAXPROCS(0)
 	}
 	sp.mu.RLock()
 	backlog := len(sp.pending)
@@ -644,9 +643,9 @@ func (e *Engine) indexerRest(sp *space) int {
 		limit, rest = recallYieldBacklog, 2
 	}
 	if backlog > limit {
-		return 0
+		return 0, 1
 	}
-	return rest
+	return rest, 1
 }
 
 // indexStep performs one unit of index work, inserting up to width queued
