@@ -158,13 +158,14 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 		defer batch.Close() // after the last line below
 		out, access = batch.Immediate(), batch
 	}
-	logger, err := newLogger(cfg.Log, s.app.stderr, out, s.app.global.quiet)
+	newLogger, err := newLoggers(cfg.Log, s.app.stderr, s.app.global.quiet)
 	if err != nil {
 		return err
 	}
+	logger := newLogger(out)
 	var accessLogger *slog.Logger
 	if access != nil {
-		accessLogger, _ = newLogger(cfg.Log, s.app.stderr, access, s.app.global.quiet)
+		accessLogger = newLogger(access)
 	}
 	if cfg.Durability == "relaxed" {
 		logger.Warn("DURABILITY IS RELAXED: writes are acknowledged before they reach disk and are synced once a second; " +
@@ -200,10 +201,11 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 	return nil
 }
 
-// newLogger builds a slog logger writing to w: JSON unless format is text,
-// or auto with a terminal on term (stderr, which w writes to). --quiet
-// raises the level to warn.
-func newLogger(c ops.LogConfig, term, w io.Writer, quiet bool) (*slog.Logger, error) {
+// newLoggers returns what builds the server's slog loggers, each writing to
+// its own writer: JSON unless format is text, or auto with a terminal on
+// term (stderr, which every writer ends in). --quiet raises the level to
+// warn.
+func newLoggers(c ops.LogConfig, term io.Writer, quiet bool) (func(w io.Writer) *slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		return nil, usagef("log.level %q: must be debug, info, warn or error", c.Level)
@@ -212,15 +214,11 @@ func newLogger(c ops.LogConfig, term, w io.Writer, quiet bool) (*slog.Logger, er
 		level = slog.LevelWarn
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	format := c.Format
-	if format == "auto" {
-		format = "json"
-		if isTerminal(term) {
-			format = "text"
+	text := c.Format == "text" || (c.Format == "auto" && isTerminal(term))
+	return func(w io.Writer) *slog.Logger {
+		if text {
+			return slog.New(slog.NewTextHandler(w, opts))
 		}
-	}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}, nil
 }
