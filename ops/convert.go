@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -208,10 +209,10 @@ func recalledOut(rc *core.Recalled, trace, includeMeta bool) api.RecalledMemory 
 	m := &rc.Memory
 	path := "direct match"
 	var expl, reasoning string
+	var lead [192]byte // the explanation is built here
 	if rc.Direct {
 		reasoning = "score = similarity × stored confidence × retrievability"
-		expl = fmt.Sprintf("Direct match: similarity %.2f × confidence %.2f × retrievability %.2f = %.2f",
-			rc.Similarity, m.Confidence, rc.Retrievability, rc.Score)
+		expl = explanation(append(lead[:0], "Direct match: similarity "...), rc.Similarity, m.Confidence, rc.Retrievability, rc.Score)
 	} else {
 		if len(rc.Path) > 0 {
 			path = "spreading: " + strings.Join(rc.Path, " → ")
@@ -220,8 +221,8 @@ func recalledOut(rc *core.Recalled, trace, includeMeta bool) api.RecalledMemory 
 		}
 		hops := max(len(rc.Path)-1, 1)
 		reasoning = "score = activation × stored confidence × retrievability"
-		expl = fmt.Sprintf("Reached through %d association hop(s): activation %.2f × confidence %.2f × retrievability %.2f = %.2f",
-			hops, rc.Activation, m.Confidence, rc.Retrievability, rc.Score)
+		b := strconv.AppendInt(append(lead[:0], "Reached through "...), int64(hops), 10)
+		expl = explanation(append(b, " association hop(s): activation "...), rc.Activation, m.Confidence, rc.Retrievability, rc.Score)
 	}
 	out := api.RecalledMemory{
 		ID:                   m.ID,
@@ -246,6 +247,21 @@ func recalledOut(rc *core.Recalled, trace, includeMeta bool) api.RecalledMemory 
 		out.Metadata = m.Metadata
 	}
 	return out
+}
+
+// explanation appends "%.2f × confidence %.2f × retrievability %.2f = %.2f"
+// of the four figures to b, as fmt.Sprintf writes them, and returns the
+// whole as a string: one allocation per result instead of Sprintf's five
+// (each number boxed, then the string).
+func explanation(b []byte, first, confidence, retrievability, score float64) string {
+	b = strconv.AppendFloat(b, first, 'f', 2, 64)
+	b = append(b, " × confidence "...)
+	b = strconv.AppendFloat(b, confidence, 'f', 2, 64)
+	b = append(b, " × retrievability "...)
+	b = strconv.AppendFloat(b, retrievability, 'f', 2, 64)
+	b = append(b, " = "...)
+	b = strconv.AppendFloat(b, score, 'f', 2, 64)
+	return string(b)
 }
 
 func recallQuery(req *api.RecallRequest) core.RecallQuery {
