@@ -151,11 +151,7 @@ func (e *Engine) runSyncer(synced <-chan []*commitReq) {
 				break more
 			}
 		}
-		start := time.Now()
-		err := e.db.LogData(nil, pebble.Sync)
-		if err == nil {
-			e.walSyncs.observe(time.Since(start), len(batch))
-		}
+		err := e.syncWAL(len(batch))
 		var last uint64
 		for _, r := range batch {
 			last = max(last, r.seq)
@@ -170,6 +166,17 @@ func (e *Engine) runSyncer(synced <-chan []*commitReq) {
 			r.done <- struct{}{}
 		}
 	}
+}
+
+// syncWAL fsyncs the write-ahead log, timing the fsync in e.walSyncs with
+// the writes it makes durable (0 for relaxed durability's timed syncs).
+func (e *Engine) syncWAL(writes int) error {
+	start := time.Now()
+	if err := e.db.LogData(nil, pebble.Sync); err != nil {
+		return err
+	}
+	e.walSyncs.observe(time.Since(start), writes)
+	return nil
 }
 
 // WALSyncBuckets are the upper bounds, in seconds, of Metrics.WALSync's
