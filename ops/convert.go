@@ -279,7 +279,6 @@ func recallQuery(req *api.RecallRequest) core.RecallQuery {
 	}
 }
 
-// recallResponse renders a recall in Engram's shape with real values.
 // recalledBufs recycles the result slices of recall responses (see
 // recycleRecallResponse): at 1,000 recalls/s of ten results each they were
 // 3 KB of every recall's allocation.
@@ -304,6 +303,7 @@ func recycleRecallResponse(r *api.RecallResponse) {
 	r.Memories.Vivid, r.Memories.Associated = nil, nil
 }
 
+// recallResponse renders a recall in Engram's shape with real values.
 func recallResponse(req *api.RecallRequest, q core.RecallQuery, res *core.RecallResult, space string) api.RecallResponse {
 	vivid := getRecalled(len(res.Vivid))
 	for i := range res.Vivid {
