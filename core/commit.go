@@ -42,6 +42,9 @@ func (e *Engine) mutate(build func(t *txn) error) (uint64, error) {
 	if err := e.checkOpen(); err != nil {
 		return 0, err
 	}
+	if e.diskLow() {
+		return 0, e.errDiskLow()
+	}
 	e.enterForeground()
 	defer e.exitForeground()
 	r := reqPool.Get().(*commitReq)

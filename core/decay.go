@@ -210,6 +210,9 @@ func (e *Engine) mutateNoSync(build func(t *txn) error) (uint64, error) {
 	if err := e.checkOpenOrClosing(); err != nil {
 		return 0, err
 	}
+	if e.diskLow() {
+		return 0, e.errDiskLow()
+	}
 	e.commitMu.Lock()
 	t := &txn{e: e, batch: e.db.NewBatch(), now: e.now().UTC()}
 	startSeq := e.seq

@@ -79,6 +79,10 @@ type Engine struct {
 	bgErrs atomic.Uint64
 	// walSyncs times the fsyncs that make writes durable.
 	walSyncs syncHistogram
+	// The disk guard (diskspace.go): the last measured free bytes of the
+	// data directory's filesystem, and whether they are under the reserve.
+	diskFree atomic.Int64
+	lowDisk  atomic.Bool
 }
 
 // Open opens (creating if needed) the data directory dir.
@@ -86,6 +90,9 @@ func Open(dir string, opts Options) (*Engine, error) {
 	opts = withDefaults(opts)
 	if opts.Durability != DurabilitySync && opts.Durability != DurabilityRelaxed {
 		return nil, Errorf(KindInvalid, "INVALID_OPTION", "durability %q is not one of sync, relaxed", opts.Durability)
+	}
+	if err := checkFreeAtOpen(dir, opts); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "index"), 0o755); err != nil {
 		return nil, internalf(err, "create data directory %s", dir)
@@ -95,7 +102,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 	popts := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: 32 << 20,
-		Logger:       quietLogger{opts.Logger},
+		Logger:       &quietLogger{l: opts.Logger},
 		FS:           opts.FS,
 	}
 	// Bloom filters let a point read (a recalled memory's record) skip
@@ -122,6 +129,10 @@ func Open(dir string, opts Options) (*Engine, error) {
 		commitQ: commitQueue{wake: make(chan struct{}, 1)},
 	}
 	if err := e.load(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := e.checkDiskSpace(); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -195,6 +206,12 @@ func withDefaults(o Options) Options {
 	if o.Embedders == nil {
 		o.Embedders = BuiltinEmbedders
 	}
+	if o.DiskFree == nil {
+		o.DiskFree = func(path string) (int64, error) {
+			free, _, err := FilesystemSpace(path)
+			return free, err
+		}
+	}
 	return o
 }
 
@@ -217,15 +234,40 @@ func BuiltinEmbedders(name string, dim int) (Embedder, error) {
 }
 
 // quietLogger routes Pebble's own logging into slog at debug/error level.
-type quietLogger struct{ l *slog.Logger }
+// Errors are logged at most once per errorLogInterval, with a count of the
+// ones left out: Pebble retries a failing flush at once, and on a full disk
+// that wrote hundreds of megabytes of identical lines in seconds.
+type quietLogger struct {
+	l *slog.Logger
 
-func (q quietLogger) Infof(format string, args ...any) {
+	mu         sync.Mutex
+	lastError  time.Time
+	suppressed int
+}
+
+const errorLogInterval = time.Second
+
+func (q *quietLogger) Infof(format string, args ...any) {
 	q.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
-func (q quietLogger) Errorf(format string, args ...any) {
+func (q *quietLogger) Errorf(format string, args ...any) {
+	q.mu.Lock()
+	now := time.Now()
+	if now.Sub(q.lastError) < errorLogInterval {
+		q.suppressed++
+		q.mu.Unlock()
+		return
+	}
+	left := q.suppressed
+	q.lastError, q.suppressed = now, 0
+	q.mu.Unlock()
+	if left > 0 {
+		q.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "errors_not_logged_since_last", left)
+		return
+	}
 	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
-func (q quietLogger) Fatalf(format string, args ...any) {
+func (q *quietLogger) Fatalf(format string, args ...any) {
 	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 	panic(fmt.Sprintf(format, args...))
 }
@@ -247,12 +289,17 @@ func (e *Engine) Close() error {
 	close(e.stop)
 	e.wg.Wait()
 	var errs []error
-	if err := e.flushTouches(); err != nil {
-		errs = append(errs, err)
-	}
-	for _, sp := range e.spaceList() {
-		if err := e.saveIndex(sp); err != nil {
+	if e.diskLow() {
+		e.log.Warn("closing with the disk almost full: recent recall reinforcement and the ANN index are not saved; the next start indexes again what the saved index lacks",
+			"data_dir", e.dir, "free_bytes", e.diskFree.Load(), "min_free_bytes", e.opts.MinFreeBytes)
+	} else {
+		if err := e.flushTouches(); err != nil {
 			errs = append(errs, err)
+		}
+		for _, sp := range e.spaceList() {
+			if err := e.saveIndex(sp); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := e.db.LogData(nil, pebble.Sync); err != nil {
@@ -360,8 +407,22 @@ func (e *Engine) startBackground() {
 	go func() { defer e.wg.Done(); e.runSyncer(synced) }()
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.runIndexer() }()
-	e.every(e.opts.TouchFlushInterval, "flush reinforcement", func() error { return e.flushTouchesPaced(true) })
-	e.every(e.opts.Index.SaveInterval, "save index", e.saveIndexes)
+	if e.opts.MinFreeBytes > 0 {
+		e.every(diskCheckInterval, "measure free disk space", e.checkDiskSpace)
+	}
+	// Bookkeeping writes wait while the disk guard refuses writes: the
+	// reinforcement stays queued, the index is rebuilt from the store by
+	// the next start if it is not saved, and tier moves can wait.
+	unlessDiskLow := func(f func() error) func() error {
+		return func() error {
+			if e.diskLow() {
+				return nil
+			}
+			return f()
+		}
+	}
+	e.every(e.opts.TouchFlushInterval, "flush reinforcement", unlessDiskLow(func() error { return e.flushTouchesPaced(true) }))
+	e.every(e.opts.Index.SaveInterval, "save index", unlessDiskLow(e.saveIndexes))
 	if e.opts.ChangeLog.Retention > 0 {
 		e.every(e.opts.ChangeLog.CheckInterval, "change-log retention", func() error {
 			_, err := e.ApplyChangeLogRetention()
@@ -369,7 +430,7 @@ func (e *Engine) startBackground() {
 		})
 	}
 	if e.opts.Tiers.SweepInterval > 0 {
-		e.every(e.opts.Tiers.SweepInterval, "tier sweep", e.Sweep)
+		e.every(e.opts.Tiers.SweepInterval, "tier sweep", unlessDiskLow(e.Sweep))
 	}
 	if e.opts.Durability == DurabilityRelaxed {
 		e.every(time.Second, "relaxed sync", func() error {

@@ -16,6 +16,9 @@ const (
 	KindConflict                     // state conflict (409)
 	KindTooLarge                     // over a configured bound (413)
 	KindUnavailable                  // closed or not ready (503)
+	// KindInsufficientStorage: the data directory's filesystem is under
+	// its reserve, so writes are refused (507).
+	KindInsufficientStorage
 )
 
 func (k ErrorKind) String() string {
@@ -30,6 +33,8 @@ func (k ErrorKind) String() string {
 		return "too_large"
 	case KindUnavailable:
 		return "unavailable"
+	case KindInsufficientStorage:
+		return "insufficient_storage"
 	}
 	return "internal"
 }

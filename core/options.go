@@ -71,6 +71,13 @@ type Options struct {
 	FS vfs.FS
 	// ChangeLog bounds how long change-log entries are kept.
 	ChangeLog ChangeLogOptions
+	// MinFreeBytes is the free space kept on the data directory's
+	// filesystem: below it writes fail with INSUFFICIENT_STORAGE and Open
+	// refuses to start (see diskspace.go). 0 disables the guard.
+	MinFreeBytes int64
+	// DiskFree measures the free bytes of the filesystem holding a path;
+	// nil is the operating system's (statfs). Tests substitute it.
+	DiskFree func(path string) (int64, error)
 }
 
 // ChangeLogOptions set change-log retention. Entries are removed once

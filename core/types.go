@@ -337,6 +337,19 @@ type Metrics struct {
 	Compactions       int64
 	ChangelogSequence uint64 // last durable sequence
 	WALSync           WALSyncStats
+	// Disk is the filesystem holding the data directory, measured when
+	// the snapshot is taken.
+	Disk DiskStats
+}
+
+// DiskStats describes the filesystem holding the data directory and the
+// disk guard (see Options.MinFreeBytes).
+type DiskStats struct {
+	Measured      bool  // false when the filesystem could not be read
+	FreeBytes     int64 // available to the server
+	TotalBytes    int64
+	MinFreeBytes  int64 // the reserve; 0 when the guard is off
+	WritesRefused bool  // the guard refuses writes (free space was under the reserve at the last check)
 }
 
 // WALSyncStats describes the write-ahead-log fsyncs that made writes durable

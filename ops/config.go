@@ -40,6 +40,11 @@ type Config struct {
 	// Durability is sync (an acknowledged write survives kill -9) or relaxed
 	// (writes are synced every second; a crash can lose the last second).
 	Durability string `toml:"durability" comment:"sync | relaxed (relaxed may lose up to ~1s of acknowledged writes on a crash)"`
+	// MinFreeSpace is kept free on the data directory's filesystem: the
+	// storage engine cannot survive a failed log write, so writes are
+	// refused (507) before the disk is full, and serve refuses to start
+	// below it.
+	MinFreeSpace ByteSize `toml:"min_free_space" comment:"free space kept on the data directory's filesystem: below it writes are refused (HTTP 507) and serve will not start, e.g. \"256MiB\"; 0 = no check"`
 
 	Log       LogConfig       `toml:"log"`
 	Spaces    SpacesConfig    `toml:"spaces"`
@@ -144,11 +149,12 @@ type ServerConfig struct {
 // nothing is configured.
 func DefaultConfig() Config {
 	return Config{
-		Listen:     "127.0.0.1:7432",
-		DataDir:    "./engram-data",
-		Durability: "sync",
-		Log:        LogConfig{Level: "info", Format: "auto", Access: true, FlushInterval: Duration{100 * time.Millisecond}},
-		Spaces:     SpacesConfig{AutoCreate: true, DefaultDimension: 768},
+		Listen:       "127.0.0.1:7432",
+		DataDir:      "./engram-data",
+		Durability:   "sync",
+		MinFreeSpace: 256 << 20,
+		Log:          LogConfig{Level: "info", Format: "auto", Access: true, FlushInterval: Duration{100 * time.Millisecond}},
+		Spaces:       SpacesConfig{AutoCreate: true, DefaultDimension: 768},
 		Embedder: EmbedderConfig{
 			Default: "hash",
 			OpenAI: OpenAIConfig{
@@ -263,6 +269,9 @@ func (c *Config) Validate() error {
 	case string(core.DurabilitySync), string(core.DurabilityRelaxed):
 	default:
 		bad("durability", c.Durability, "must be one of sync, relaxed")
+	}
+	if c.MinFreeSpace < 0 || c.MinFreeSpace > 1<<40 {
+		bad("min_free_space", c.MinFreeSpace, "must be in 0..1TiB (bytes, or a string such as \"256MiB\"; 0 = no check)")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -463,8 +472,9 @@ func (c *Config) EngineOptions(logger *slog.Logger, embedders core.EmbedderFacto
 			ColdBelow:        c.Tiers.ColdBelow,
 			SweepInterval:    sweep,
 		},
-		ChangeLog: core.ChangeLogOptions{Retention: retention},
-		Logger:    logger,
+		ChangeLog:    core.ChangeLogOptions{Retention: retention},
+		Logger:       logger,
+		MinFreeBytes: int64(c.MinFreeSpace),
 	}
 }
 

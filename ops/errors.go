@@ -51,6 +51,8 @@ func statusOfKind(k core.ErrorKind) int {
 		return http.StatusRequestEntityTooLarge
 	case core.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case core.KindInsufficientStorage:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }
@@ -86,7 +88,10 @@ func errorResponse(err error) (int, api.ErrorBody) {
 // response.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorResponse(err)
-	if status >= 500 {
+	// A 507 is a state of the disk, which the engine logs once when it
+	// begins and once when it ends: one line per refused write would fill
+	// the log disk too.
+	if status >= 500 && status != http.StatusInsufficientStorage {
 		level := slog.LevelError
 		if status == http.StatusServiceUnavailable {
 			level = slog.LevelWarn

@@ -125,6 +125,15 @@ func (s *Server) handleSystemHealth(w http.ResponseWriter, r *http.Request) erro
 				storage.Message = t.String() + " tier is above 90% of its capacity"
 			}
 		}
+		if m.Disk.Measured {
+			storage.Figures["disk_free_bytes"] = float64(m.Disk.FreeBytes)
+			storage.Figures["disk_total_bytes"] = float64(m.Disk.TotalBytes)
+		}
+		storage.Figures["min_free_bytes"] = float64(m.Disk.MinFreeBytes)
+		if m.Disk.WritesRefused {
+			_, body := errorResponse(m.Disk.Err())
+			storage.Status, storage.Message = statusDegraded, "writes are refused: "+body.Message
+		}
 		out.Checks = append(out.Checks, storage)
 
 		var pending int

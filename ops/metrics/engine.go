@@ -9,9 +9,8 @@ import (
 // EngineCollector reads core.Engine.Metrics() at scrape time and exposes the
 // engine's state. Values are always fresh; nothing is cached between scrapes.
 //
-// When the source also has a Dir() string method (*core.Engine does), the
-// free and total bytes of the filesystem holding that directory are exported
-// too; they are left out of a scrape when the filesystem cannot be read.
+// The free and total bytes of the filesystem holding the data directory
+// are left out of a scrape when the filesystem cannot be read.
 type EngineCollector struct {
 	src Source
 
@@ -26,14 +25,11 @@ type EngineCollector struct {
 	changelogSeq  *prometheus.Desc
 	indexPending  *prometheus.Desc
 	diskFree      *prometheus.Desc
+	diskMinFree   *prometheus.Desc
+	writesRefused *prometheus.Desc
 	diskTotal     *prometheus.Desc
 	walSync       *prometheus.Desc
 	walWrites     *prometheus.Desc
-}
-
-// dirSource is a Source that knows its data directory.
-type dirSource interface {
-	Dir() string
 }
 
 // NewEngineCollector returns a collector reading src at every scrape.
@@ -64,6 +60,10 @@ func NewEngineCollector(src Source) *EngineCollector {
 			"Bytes available to the server on the filesystem holding the data directory.", nil, nil),
 		diskTotal: prometheus.NewDesc("engram_storage_disk_total_bytes",
 			"Size in bytes of the filesystem holding the data directory.", nil, nil),
+		diskMinFree: prometheus.NewDesc("engram_storage_min_free_bytes",
+			"Free space kept on the data directory's filesystem (min_free_space): below it writes are refused; 0 when the guard is off.", nil, nil),
+		writesRefused: prometheus.NewDesc("engram_storage_writes_refused",
+			"1 while writes are refused because the data directory's filesystem has less free space than min_free_space, else 0.", nil, nil),
 		walSync: prometheus.NewDesc("engram_storage_wal_sync_duration_seconds",
 			"Write-ahead-log fsyncs that made writes durable, by duration: with sync durability every acknowledged write waits for one.", nil, nil),
 		walWrites: prometheus.NewDesc("engram_storage_wal_synced_writes_total",
@@ -75,7 +75,7 @@ func NewEngineCollector(src Source) *EngineCollector {
 func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.memories, c.associations, c.tierBytes, c.tierCapacity,
 		c.migrations, c.cacheRequests, c.diskBytes, c.compactions, c.changelogSeq, c.indexPending,
-		c.diskFree, c.diskTotal, c.walSync, c.walWrites} {
+		c.diskFree, c.diskTotal, c.diskMinFree, c.writesRefused, c.walSync, c.walWrites} {
 		ch <- d
 	}
 }
@@ -123,10 +123,14 @@ func (c *EngineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstHistogram(c.walSync, m.WALSync.Count, m.WALSync.Sum, buckets)
 	ch <- prometheus.MustNewConstMetric(c.walWrites, prometheus.CounterValue, float64(m.WALSync.Writes))
-	if ds, ok := c.src.(dirSource); ok && ds.Dir() != "" {
-		if free, total, ok := diskSpace(ds.Dir()); ok {
-			ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(free))
-			ch <- prometheus.MustNewConstMetric(c.diskTotal, prometheus.GaugeValue, float64(total))
-		}
+	if m.Disk.Measured {
+		ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(m.Disk.FreeBytes))
+		ch <- prometheus.MustNewConstMetric(c.diskTotal, prometheus.GaugeValue, float64(m.Disk.TotalBytes))
 	}
+	ch <- prometheus.MustNewConstMetric(c.diskMinFree, prometheus.GaugeValue, float64(m.Disk.MinFreeBytes))
+	refused := 0.0
+	if m.Disk.WritesRefused {
+		refused = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.writesRefused, prometheus.GaugeValue, refused)
 }
