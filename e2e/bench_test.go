@@ -383,7 +383,7 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
 		b.Fatal(err)
 	}
-	_ = s.cmd.Wait()
+	_ = s.wait()
 	t0 := time.Now()
 	s2 := startServer(b, dir)
 	if err := doJSON("POST", s2.base+"/api/v1/memories/recall", bodies[0], hdr, 200, nil); err != nil {

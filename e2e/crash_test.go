@@ -51,6 +51,15 @@ type server struct {
 	cmd  *exec.Cmd
 	base string
 	logs *bytes.Buffer
+
+	exited  chan struct{} // closed once the process has exited
+	waitErr error         // cmd.Wait's result, set before exited is closed
+}
+
+// wait waits for the process to exit and returns how it exited.
+func (s *server) wait() error {
+	<-s.exited
+	return s.waitErr
 }
 
 func freePort(t testing.TB) string {
@@ -65,6 +74,17 @@ func freePort(t testing.TB) string {
 }
 
 func startServer(t testing.TB, dataDir string, extra ...string) *server {
+	t.Helper()
+	s, err := tryStartServer(t, dataDir, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tryStartServer is startServer returning an error, with the server's
+// output, when it does not become ready.
+func tryStartServer(t testing.TB, dataDir string, extra ...string) (*server, error) {
 	t.Helper()
 	addr := freePort(t)
 	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--log-format", "json"}, extra...)
@@ -85,11 +105,14 @@ func startServer(t testing.TB, dataDir string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, base: "http://" + addr, logs: logs}
+	s := &server{cmd: cmd, base: "http://" + addr, logs: logs, exited: make(chan struct{})}
+	go func() { s.waitErr = cmd.Wait(); close(s.exited) }()
 	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
+		select {
+		case <-s.exited:
+		default:
 			_ = s.cmd.Process.Kill()
-			_ = s.cmd.Wait()
+			_ = s.wait()
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -98,13 +121,16 @@ func startServer(t testing.TB, dataDir string, extra ...string) *server {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				return s, nil
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("server exited before it was ready (%v); logs:\n%s", s.waitErr, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	t.Fatalf("server did not become ready; logs:\n%s", logs.String())
-	return nil
+	return nil, fmt.Errorf("server did not become ready; logs:\n%s", logs.String())
 }
 
 func (s *server) kill9(t testing.TB) {
@@ -112,7 +138,7 @@ func (s *server) kill9(t testing.TB) {
 	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.cmd.Wait()
+	_ = s.wait()
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
