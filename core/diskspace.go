@@ -70,30 +70,31 @@ func checkFreeAtOpen(dir string, opts Options) error {
 		return internalf(err, "measure free space of %s", at)
 	}
 	if free < opts.MinFreeBytes {
-		return Errorf(KindInsufficientStorage, "INSUFFICIENT_STORAGE",
-			"the data directory's filesystem has %s free (%d bytes), under the %s (%d bytes) kept free for the storage engine (min_free_space); nothing was opened or changed: free space on that filesystem, or move the data directory",
-			formatBytes(free), free, formatBytes(opts.MinFreeBytes), opts.MinFreeBytes).WithDetails("free_bytes", free, "min_free_bytes", opts.MinFreeBytes)
+		return reserveError(free, opts.MinFreeBytes, "nothing was opened or changed: free space on that filesystem, or move the data directory")
 	}
 	return nil
 }
 
 // errDiskLow is what a write gets while the guard refuses writes.
 func (e *Engine) errDiskLow() error {
-	return diskLowError(e.diskFree.Load(), e.opts.MinFreeBytes)
+	return reserveError(e.diskFree.Load(), e.opts.MinFreeBytes, refusedWrite)
 }
+
+const refusedWrite = "nothing was written: free space on that filesystem, then retry"
 
 // Err is the error writes get while the guard refuses them, nil otherwise.
 func (d DiskStats) Err() error {
 	if !d.WritesRefused {
 		return nil
 	}
-	return diskLowError(d.FreeBytes, d.MinFreeBytes)
+	return reserveError(d.FreeBytes, d.MinFreeBytes, refusedWrite)
 }
 
-func diskLowError(free, minFree int64) error {
+// reserveError says the filesystem is under the reserve, and then outcome.
+func reserveError(free, minFree int64, outcome string) error {
 	return Errorf(KindInsufficientStorage, "INSUFFICIENT_STORAGE",
-		"the data directory's filesystem has %s free (%d bytes), under the %s (%d bytes) kept free for the storage engine (min_free_space); nothing was written: free space on that filesystem, then retry",
-		formatBytes(free), free, formatBytes(minFree), minFree).
+		"the data directory's filesystem has %s free (%d bytes), under the %s (%d bytes) kept free for the storage engine (min_free_space); %s",
+		formatBytes(free), free, formatBytes(minFree), minFree, outcome).
 		WithDetails("free_bytes", free, "min_free_bytes", minFree)
 }
 
