@@ -326,3 +326,42 @@ func TestGCSettings(t *testing.T) {
 		}
 	}
 }
+
+// FuzzConfigDecode: any config file either fails to load or validate with
+// an error, or loads into a configuration that encodes and decodes back to
+// itself (what `serve` prints as its effective configuration is what it
+// runs with). Never a panic.
+func FuzzConfigDecode(f *testing.F) {
+	var defaults bytes.Buffer
+	def := DefaultConfig()
+	if err := def.Encode(&defaults); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(defaults.String())
+	f.Add("listen = \"0.0.0.0:7432\"\nmin_free_space = \"1GiB\"\n[tiers]\nhot_capacity = \"128MiB\"\ncold_below = 0.1\n")
+	f.Add("[log]\nflush_interval = \"0s\"\n[server]\ngc_percent = 200\nmemory_limit = \"2GiB\"\n")
+	f.Add("min_free_space = -1\n")
+	f.Add("[index]\nef_search = 4097\n")
+	f.Add("durability = \"relaxed\"\n[changelog]\nretention = \"0s\"\n")
+	f.Fuzz(func(t *testing.T, file string) {
+		c := DefaultConfig()
+		if err := c.Decode(strings.NewReader(file), "fuzz.toml"); err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			return
+		}
+		var b bytes.Buffer
+		if err := c.Encode(&b); err != nil {
+			t.Fatalf("encode a valid config: %v", err)
+		}
+		d := DefaultConfig()
+		d.Listen = "elsewhere:1"
+		if err := d.Decode(&b, "encoded"); err != nil {
+			t.Fatalf("decode the encoded config: %v\n%s", err, b.String())
+		}
+		if d != c {
+			t.Fatalf("round trip differs:\n%+v\n%+v\nencoded:\n%s", d, c, b.String())
+		}
+	})
+}
