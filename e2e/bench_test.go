@@ -10,14 +10,17 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/engram-ops/engram-ops/loadtest"
 	"github.com/engram-ops/engram-ops/ops/api"
 )
 
@@ -65,6 +68,94 @@ func reportAs(b *testing.B, name, prefix string, n int, elapsed time.Duration, l
 	b.ReportMetric(float64(errs), prefix+"errors")
 	fmt.Fprintf(os.Stderr, "%-28s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (n=%d)\n",
 		name, rate, float64(l.pct(0.5).Microseconds())/1000, float64(l.pct(0.99).Microseconds())/1000, errs, n)
+}
+
+// contention measures, over one phase of a benchmark, how long the server's
+// threads and this process's waited for a CPU while runnable (Linux
+// schedstat) and the share of the machine's time the hypervisor gave to
+// other guests (steal, /proc/stat). On a shared two-core machine these say
+// whether a phase's tail was the server's own work or a busy machine.
+type contention struct {
+	serverPID      int
+	server, client float64 // run-queue wait in seconds at the start, -1 unknown
+	steal, total   uint64  // /proc/stat ticks at the start, 0 unknown
+	serverCPU      uint64  // the server's user+system ticks at the start
+	clientCPU      time.Duration
+	start          time.Time
+}
+
+func startContention(serverPID int) contention {
+	steal, total := cpuTicks()
+	return contention{serverPID: serverPID, server: loadtest.RunQueueWait(serverPID), client: loadtest.RunQueueWait(0),
+		steal: steal, total: total, serverCPU: processTicks(serverPID), clientCPU: selfCPU(), start: time.Now()}
+}
+
+// processTicks returns process pid's user+system CPU ticks (/proc/PID/stat),
+// 0 when unknown.
+func processTicks(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(b), ") ") // the command may hold spaces
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	return utime + stime
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// report prints the phase's CPU waits per second of the phase and its
+// steal, and reports the server's wait as prefix+"server-cpu-wait-ms/s".
+func (c contention) report(b *testing.B, name, prefix string) {
+	secs := time.Since(c.start).Seconds()
+	server, client := loadtest.RunQueueWait(c.serverPID), loadtest.RunQueueWait(0)
+	if c.server < 0 || server < 0 {
+		return
+	}
+	steal, total := cpuTicks()
+	stealPct := 0.0
+	if total > c.total {
+		stealPct = 100 * float64(steal-c.steal) / float64(total-c.total)
+	}
+	serverWait := 1000 * (server - c.server) / secs
+	b.ReportMetric(serverWait, prefix+"server-cpu-wait-ms/s")
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	fmt.Fprintf(os.Stderr, "%-28s cores used: server %.2f, benchmark client %.2f; waited for a CPU per second: server %.0f ms, benchmark client %.0f ms; steal %.1f%%\n",
+		name, float64(processTicks(c.serverPID)-c.serverCPU)/ticksPerSecond/secs, (selfCPU()-c.clientCPU).Seconds()/secs,
+		serverWait, 1000*(client-c.client)/secs, stealPct)
+}
+
+// cpuTicks returns the machine's steal and total CPU ticks (/proc/stat's
+// first line), zeros when unknown.
+func cpuTicks() (steal, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, s := range f[1:] {
+		n, _ := strconv.ParseUint(s, 10, 64)
+		total += n
+		if i == 7 {
+			steal = n
+		}
+	}
+	return steal, total
 }
 
 var benchClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
@@ -364,20 +455,37 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 	runtime.GC()
 
 	b.ResetTimer()
+	// ENGRAM_BENCH_CLIENT_PROFILE names a file for a CPU profile of this
+	// process over the JSON-cue phase: the client's share of the machine.
+	if p := os.Getenv("ENGRAM_BENCH_CLIENT_PROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+	}
+	cont := startContention(s.cmd.Process.Pid)
 	elapsed, l, errs := openLoop(queries, 1000, func(i int) error {
 		return doJSON("POST", s.base+"/api/v1/memories/recall", bodies[i], hdr, 200, nil)
 	})
 	report(b, "recall 100k@768 at 1000/s", queries, elapsed, l, errs)
+	cont.report(b, "recall 100k@768 at 1000/s", "")
+	pprof.StopCPUProfile()
 	b.StopTimer()
 	// The same cues as base64 strings (api.Vector's compact form), which
 	// the server decodes in a fifth of the time of 768 decimal numbers.
 	for i := range qs {
 		bodies[i], _ = json.Marshal(map[string]any{"embedding": api.EncodeVectorBase64(qs[i]), "max_results": 10, "threshold": -1, "mode": "similarity"})
 	}
+	cont = startContention(s.cmd.Process.Pid)
 	elapsed, l, errs = openLoop(queries, 1000, func(i int) error {
 		return doJSON("POST", s.base+"/api/v1/memories/recall", bodies[i], hdr, 200, nil)
 	})
 	reportAs(b, "recall 100k@768 at 1000/s, base64 cues", "b64-", queries, elapsed, l, errs)
+	cont.report(b, "recall 100k@768 at 1000/s, base64 cues", "b64-")
 
 	// Restart: graceful stop, then time until ready and a recall answers.
 	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {

@@ -6,21 +6,27 @@ import (
 	"strconv"
 )
 
-// runQueueWait sums, over the process's threads, the time they were
-// runnable but not running (the second field of
-// /proc/self/task/*/schedstat, nanoseconds), in seconds; -1 if unknown.
-// It tells a starved generator (another process took the CPU) from a busy
-// one. Threads that exited take their share with them; Go rarely ends
-// threads.
-func runQueueWait() float64 {
-	tasks, err := os.ReadDir("/proc/self/task")
+// runQueueWait is RunQueueWait of this process. It tells a starved
+// generator (another process took the CPU) from a busy one.
+func runQueueWait() float64 { return RunQueueWait(0) }
+
+// RunQueueWait sums, over the threads of process pid (0: this process), the
+// time they were runnable but not running (the second field of
+// /proc/PID/task/*/schedstat, nanoseconds), in seconds; -1 if unknown.
+// Threads that exited take their share with them; Go rarely ends threads.
+func RunQueueWait(pid int) float64 {
+	proc := "/proc/self"
+	if pid != 0 {
+		proc = "/proc/" + strconv.Itoa(pid)
+	}
+	tasks, err := os.ReadDir(proc + "/task")
 	if err != nil {
 		return -1
 	}
 	var sum int64
 	found := false
 	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		b, err := os.ReadFile(proc + "/task/" + t.Name() + "/schedstat")
 		if err != nil {
 			continue // the thread exited, or schedstat is not built in
 		}
