@@ -562,3 +562,26 @@ func TestIncrementalSnapshotReusesIndexGraph(t *testing.T) {
 		t.Error("a graph 20% larger than the stored one was not stored anew")
 	}
 }
+
+// TestSnapshotDataDirUnderReserve: a data directory whose filesystem is
+// under the engine's reserve is refused with the reason, not with a hint
+// that a server holds it.
+func TestSnapshotDataDirUnderReserve(t *testing.T) {
+	dir := t.TempDir()
+	eng := openEngine(t, dir, nil)
+	remember(t, eng, "notes", "a", "kept")
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o := testEngineOptions(nil)
+	o.MinFreeBytes = 1 << 30
+	o.DiskFree = func(string) (int64, error) { return 10 << 20, nil }
+	a, err := New(newMemStore(), Options{EngineOptions: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.SnapshotDataDir(context.Background(), dir)
+	if core.KindOf(err) != core.KindInsufficientStorage || strings.Contains(err.Error(), "server running") {
+		t.Fatalf("snapshot of a data directory under the reserve: %v", err)
+	}
+}
