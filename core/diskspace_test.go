@@ -51,6 +51,7 @@ func TestDiskGuard(t *testing.T) {
 	refused("batch", err)
 	_, err = e.Forget(ctx, "notes", kept.ID)
 	refused("forget", err)
+	refused("replay", e.ApplyChanges(ctx, []Change{{Seq: e.LastSequence() + 1}}))
 	if d := e.Metrics().Disk; !d.WritesRefused || d.MinFreeBytes != 1<<20 {
 		t.Fatalf("metrics while refusing: %+v", d)
 	}

@@ -636,6 +636,9 @@ func (e *Engine) ApplyChanges(ctx context.Context, changes []Change) error {
 		if err := ctxErr(ctx); err != nil {
 			return err
 		}
+		if e.diskLow() { // a restore onto a filling disk stops cleanly
+			return e.errDiskLow()
+		}
 		c := changes[i]
 		if _, err := e.mutateReplay(func(t *txn) error {
 			if c.Seq != e.seq+1 {
