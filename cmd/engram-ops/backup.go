@@ -30,7 +30,29 @@ type backupFlags struct {
 	encryptRecipient     []string
 	encryptRecipientFile string
 	identityFile         string
+	minFree              *ops.ByteSize // --min-free-space, on commands that open an engine; nil: the default
 }
+
+// addReserve adds --min-free-space to a command that opens an engine on
+// disk (restore, a snapshot of a data directory, a verify's scratch copy).
+func (f *backupFlags) addReserve(cmd *cobra.Command) {
+	v := ops.DefaultConfig().MinFreeSpace
+	f.minFree = &v
+	cmd.Flags().Var(byteSizeFlag{f.minFree}, "min-free-space",
+		"free space kept on the filesystem where the engine is opened, as serve's min_free_space: below it the command stops before writing, e.g. 64MiB; 0 = no check")
+}
+
+// byteSizeFlag is an ops.ByteSize as a flag ("256MiB", "1GB", bytes).
+type byteSizeFlag struct{ p *ops.ByteSize }
+
+func (b byteSizeFlag) Set(s string) error { return b.p.UnmarshalText([]byte(s)) }
+func (b byteSizeFlag) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return b.p.String()
+}
+func (b byteSizeFlag) Type() string { return "size" }
 
 func (f *backupFlags) addTarget(cmd *cobra.Command, name, help string) {
 	cmd.Flags().StringVar(&f.url, name, "", help+": s3://bucket/prefix or file:///dir")
@@ -82,6 +104,9 @@ func (a *app) archive(ctx context.Context, f *backupFlags, progress func(backup.
 		return nil, err
 	}
 	cfg := ops.DefaultConfig()
+	if f.minFree != nil {
+		cfg.MinFreeSpace = *f.minFree
+	}
 	return backup.New(store, backup.Options{Codec: codec, Progress: progress,
 		EngineOptions: cfg.EngineOptions(nil, cfg.EmbedderFactory(a.getenv))})
 }
@@ -168,6 +193,7 @@ written last: an interrupted snapshot is never listed.`,
 	cmd.Flags().StringVar(&b.dataDir, "data-dir", "", "stopped data directory to snapshot")
 	cmd.Flags().StringVar(&b.server, "server", "", "running server to snapshot through its admin endpoint")
 	b.flags.addEncrypt(cmd)
+	b.flags.addReserve(cmd)
 	return cmd
 }
 
@@ -423,6 +449,7 @@ Exit codes: 0 passed, 3 a check failed, 1 verification could not run.`,
 	}
 	b.flags.addTarget(cmd, "from", "target")
 	b.flags.addIdentity(cmd)
+	b.flags.addReserve(cmd)
 	cmd.Flags().IntVar(&b.level, "level", 1, "1 presence and sizes, 2 checksums, 3 restore and invariants, 4 restore drill")
 	cmd.Flags().BoolVar(&b.noCache, "no-cache", false, "check every object's checksum, ignoring the verify cache")
 	return cmd

@@ -155,6 +155,15 @@ func fullCycle(t *testing.T, target string, env map[string]string) {
 	if _, err := os.Stat(early); !os.IsNotExist(err) {
 		t.Errorf("failed restore created %s", early)
 	}
+	// A filesystem under the reserve (here: a reserve larger than any disk).
+	full := filepath.Join(t.TempDir(), "full")
+	code, _, errOut = runCLI(t, env, "restore", "--from", target, "--data-dir", full, "--min-free-space", "1TiB")
+	if code != 1 || !strings.Contains(errOut, "INSUFFICIENT_STORAGE") && !strings.Contains(errOut, "min_free_space") {
+		t.Errorf("restore under the reserve: exit %d %s", code, errOut)
+	}
+	if _, err := os.Stat(full); !os.IsNotExist(err) {
+		t.Errorf("restore under the reserve created %s", full)
+	}
 
 	// list, inspect, verify.
 	code, out, _ = runCLI(t, env, "backup", "list", "--from", target, "--output", "json")

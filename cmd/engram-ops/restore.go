@@ -64,6 +64,7 @@ DIR.old-<timestamp> first. Restore the server's directory while the server is st
 	f.BoolVar(&r.force, "force", false, "move a non-empty --data-dir aside (to DIR.old-<timestamp>) instead of refusing")
 	f.BoolVar(&r.dryRun, "dry-run", false, "show the snapshot and segments that would be used; write nothing")
 	r.flags.addIdentity(cmd)
+	r.flags.addReserve(cmd)
 	return cmd
 }
 
