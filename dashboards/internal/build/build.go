@@ -205,7 +205,7 @@ func storageTiers() board {
 			{"Disk and change log", []panel{
 				ts("Disk bytes", "bytes", "Bytes the storage engine uses on disk.", 12,
 					q(`engram_storage_disk_bytes{`+inst+`}`, "{{instance}}")),
-				ts("Data directory filesystem", "bytes", "Free and total bytes of the filesystem holding the data directory, and the reserve (min_free_space) under which writes are refused (alerts DiskFillingUp when free space is predicted to reach zero within 4h, WritesRefusedDiskFull once writes are refused).", 12,
+				ts("Data directory filesystem", "bytes", "Free and total bytes of the filesystem holding the data directory, and the reserve (min_free_space) under which writes are refused (alerts DiskFillingUp when free space is predicted to reach the reserve within 4h, WritesRefusedDiskFull once writes are refused).", 12,
 					q(`engram_storage_disk_free_bytes{`+inst+`}`, "{{instance}} free"),
 					q(`engram_storage_disk_total_bytes{`+inst+`}`, "{{instance}} total"),
 					q(`engram_storage_min_free_bytes{`+inst+`}`, "{{instance}} reserve")),
