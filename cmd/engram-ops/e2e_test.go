@@ -117,14 +117,15 @@ func TestE2ERememberRecallForget(t *testing.T) {
 	ctx := context.Background()
 	c := p.c
 
-	// The startup line names the address and the data directory.
+	// The startup line names the address, the data directory and the disk
+	// reserve.
 	var started map[string]any
 	for _, l := range p.logLines() {
 		if l["msg"] == "engram-ops serving" {
 			started = l
 		}
 	}
-	if started == nil || started["url"] != p.base || started["data_dir"] != dir {
+	if started == nil || started["url"] != p.base || started["data_dir"] != dir || started["min_free_space"] != "256MiB" {
 		t.Errorf("startup log line: %v\n%s", started, p.stderr.String())
 	}
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops"
 )
 
@@ -187,8 +188,14 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 		"addr", running.Addr().String(),
 		"data_dir", dataDir,
 		"durability", cfg.Durability,
+		"min_free_space", cfg.MinFreeSpace.String(),
 		"config", file,
 		"version", s.app.build.Version)
+	// Writes stop at the reserve: say so at start while there is time.
+	if free, _, err := core.FilesystemSpace(dataDir); err == nil && cfg.MinFreeSpace > 0 && free < 2*int64(cfg.MinFreeSpace) {
+		logger.Warn("the data directory's filesystem is close to the reserve: writes will be refused (507) once free space falls under min_free_space",
+			"free_bytes", free, "min_free_bytes", int64(cfg.MinFreeSpace))
+	}
 	if s.app.onServing != nil {
 		s.app.onServing(running.Addr())
 	}
