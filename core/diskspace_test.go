@@ -92,7 +92,8 @@ func TestOpenRefusesBelowReserve(t *testing.T) {
 }
 
 // TestQuietLoggerLimitsErrors: a storm of storage errors is logged once per
-// interval, the next line counting what was left out.
+// interval, the next line counting what was left out, and does not hold
+// back an error of another kind.
 func TestQuietLoggerLimitsErrors(t *testing.T) {
 	var buf bytes.Buffer
 	q := &quietLogger{l: slog.New(slog.NewTextHandler(&buf, nil))}
@@ -102,9 +103,13 @@ func TestQuietLoggerLimitsErrors(t *testing.T) {
 	if n := strings.Count(buf.String(), "\n"); n != 1 {
 		t.Fatalf("1,000 errors within the interval logged %d lines, want 1:\n%s", n, buf.String())
 	}
-	q.lastError = time.Now().Add(-errorLogInterval)
+	q.Errorf("pebble: corruption in %s", "000123.sst")
+	if n := strings.Count(buf.String(), "\n"); n != 2 || !strings.Contains(buf.String(), "corruption") {
+		t.Fatalf("an error of another kind during the storm was held back:\n%s", buf.String())
+	}
+	q.errors["background error: %s"].last = time.Now().Add(-errorLogInterval)
 	q.Errorf("background error: %s", "no space left on device")
-	if lines := strings.Split(strings.TrimSpace(buf.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "errors_not_logged_since_last=999") {
-		t.Fatalf("after the interval: %q, want a second line counting 999 left out", lines)
+	if lines := strings.Split(strings.TrimSpace(buf.String()), "\n"); len(lines) != 3 || !strings.Contains(lines[2], "errors_not_logged_since_last=999") {
+		t.Fatalf("after the interval: %q, want a third line counting 999 left out", lines)
 	}
 }

@@ -234,14 +234,20 @@ func BuiltinEmbedders(name string, dim int) (Embedder, error) {
 }
 
 // quietLogger routes Pebble's own logging into slog at debug/error level.
-// Errors are logged at most once per errorLogInterval, with a count of the
-// ones left out: Pebble retries a failing flush at once, and on a full disk
-// that wrote hundreds of megabytes of identical lines in seconds.
+// Errors of one kind (one format string) are logged at most once per
+// errorLogInterval, with a count of the ones left out: Pebble retries a
+// failing flush at once, and on a full disk that wrote hundreds of
+// megabytes of identical lines in seconds. Errors of another kind are not
+// held back by them.
 type quietLogger struct {
 	l *slog.Logger
 
-	mu         sync.Mutex
-	lastError  time.Time
+	mu     sync.Mutex
+	errors map[string]*errorKind // by format string: a few constants in Pebble's code
+}
+
+type errorKind struct {
+	last       time.Time
 	suppressed int
 }
 
@@ -252,14 +258,22 @@ func (q *quietLogger) Infof(format string, args ...any) {
 }
 func (q *quietLogger) Errorf(format string, args ...any) {
 	q.mu.Lock()
+	k := q.errors[format]
+	if k == nil {
+		if q.errors == nil {
+			q.errors = map[string]*errorKind{}
+		}
+		k = &errorKind{}
+		q.errors[format] = k
+	}
 	now := time.Now()
-	if now.Sub(q.lastError) < errorLogInterval {
-		q.suppressed++
+	if now.Sub(k.last) < errorLogInterval {
+		k.suppressed++
 		q.mu.Unlock()
 		return
 	}
-	left := q.suppressed
-	q.lastError, q.suppressed = now, 0
+	left := k.suppressed
+	k.last, k.suppressed = now, 0
 	q.mu.Unlock()
 	if left > 0 {
 		q.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "errors_not_logged_since_last", left)
