@@ -585,3 +585,49 @@ func TestSnapshotDataDirUnderReserve(t *testing.T) {
 		t.Fatalf("snapshot of a data directory under the reserve: %v", err)
 	}
 }
+
+// TestRestoreChecksRoomFirst: a restore whose snapshot and the engine's
+// reserve do not fit in the free space stops before downloading anything,
+// naming both, and leaves nothing behind.
+func TestRestoreChecksRoomFirst(t *testing.T) {
+	ctx := context.Background()
+	eng := openEngine(t, t.TempDir(), nil)
+	defer eng.Close()
+	for i := range 20 {
+		remember(t, eng, "default", fmt.Sprintf("m%02d", i), "a memory worth restoring")
+	}
+	st := newMemStore()
+	src, err := New(st, Options{EngineOptions: testEngineOptions(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := src.SnapshotEngine(ctx, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := snap.Manifest.PlainBytes()
+	const reserve = 1 << 20
+	o := testEngineOptions(nil)
+	o.MinFreeBytes = reserve
+	o.DiskFree = func(string) (int64, error) { return reserve + size - 1, nil } // one byte short
+	a, err := New(st, Options{EngineOptions: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "restored")
+	_, err = a.Restore(ctx, RestoreOptions{DataDir: dest})
+	if core.KindOf(err) != core.KindInsufficientStorage || !strings.Contains(err.Error(), fmt.Sprintf("(%d bytes) to write", size)) {
+		t.Fatalf("restore one byte short of room: %v", err)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+		t.Fatalf("a refused restore left %v behind", entries)
+	}
+	o.DiskFree = func(string) (int64, error) { return reserve + size, nil } // just enough
+	if a, err = New(st, Options{EngineOptions: o}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Restore(ctx, RestoreOptions{DataDir: dest}); err != nil {
+		t.Fatalf("restore with just enough room: %v", err)
+	}
+}

@@ -206,6 +206,11 @@ func (a *Archive) Restore(ctx context.Context, o RestoreOptions) (*RestoreReport
 		rep.Seconds = time.Since(start).Seconds()
 		return rep, nil
 	}
+	// The snapshot and the engine's reserve must fit: say so before
+	// downloading rather than after.
+	if err := core.CheckFreeSpace(dest, p.manifest.PlainBytes(), a.engineOptions()); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return nil, err
 	}

@@ -47,12 +47,17 @@ func (e *Engine) checkDiskSpace() error {
 	return nil
 }
 
-// checkFreeAtOpen refuses to open a store whose filesystem is under the
-// reserve, before anything is created: the directory if it exists, else the
-// nearest existing parent, is on the filesystem the store would use.
-func checkFreeAtOpen(dir string, opts Options) error {
+// CheckFreeSpace reports whether the filesystem that holds, or would hold,
+// dir has room to write need more bytes and still keep opts.MinFreeBytes
+// free, before anything is created: the directory if it exists, else its
+// nearest existing parent, is measured. Open checks with need 0; a restore
+// checks with the snapshot's size before downloading it.
+func CheckFreeSpace(dir string, need int64, opts Options) error {
 	if opts.MinFreeBytes <= 0 {
 		return nil
+	}
+	if opts.DiskFree == nil {
+		opts.DiskFree = withDefaults(Options{}).DiskFree
 	}
 	at := dir
 	for {
@@ -69,7 +74,13 @@ func checkFreeAtOpen(dir string, opts Options) error {
 	if err != nil {
 		return internalf(err, "measure free space of %s", at)
 	}
-	if free < opts.MinFreeBytes {
+	if free-need < opts.MinFreeBytes {
+		if need > 0 {
+			return Errorf(KindInsufficientStorage, "INSUFFICIENT_STORAGE",
+				"the data directory's filesystem has %s free (%d bytes), less than this needs: %s (%d bytes) to write and the %s (%d bytes) kept free for the storage engine (min_free_space); nothing was written: free space on that filesystem, or use another one",
+				formatBytes(free), free, formatBytes(need), need, formatBytes(opts.MinFreeBytes), opts.MinFreeBytes).
+				WithDetails("free_bytes", free, "need_bytes", need, "min_free_bytes", opts.MinFreeBytes)
+		}
 		return reserveError(free, opts.MinFreeBytes, "nothing was opened or changed: free space on that filesystem, or move the data directory")
 	}
 	return nil

@@ -91,7 +91,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 	if opts.Durability != DurabilitySync && opts.Durability != DurabilityRelaxed {
 		return nil, Errorf(KindInvalid, "INVALID_OPTION", "durability %q is not one of sync, relaxed", opts.Durability)
 	}
-	if err := checkFreeAtOpen(dir, opts); err != nil {
+	if err := CheckFreeSpace(dir, 0, opts); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "index"), 0o755); err != nil {
