@@ -24,15 +24,22 @@ const diskCheckInterval = 250 * time.Millisecond
 func (e *Engine) diskLow() bool { return e.lowDisk.Load() }
 
 // checkDiskSpace measures the free space and updates the guard, logging
-// each change of state. With MinFreeBytes 0 it does nothing.
-func (e *Engine) checkDiskSpace() error {
+// each change of state. With MinFreeBytes 0 it does nothing. A failed
+// measurement keeps the last state; it is logged once, not four times a
+// second, until a measurement succeeds again.
+func (e *Engine) checkDiskSpace() {
 	if e.opts.MinFreeBytes <= 0 {
-		return nil
+		return
 	}
 	free, err := e.opts.DiskFree(e.dir)
 	if err != nil {
-		return internalf(err, "measure free space of %s", e.dir)
+		if !e.diskCheckFailing.Swap(true) {
+			e.log.Error("cannot measure the data directory's free space; the disk guard keeps its last state",
+				"data_dir", e.dir, "err", err)
+		}
+		return
 	}
+	e.diskCheckFailing.Store(false)
 	e.diskFree.Store(free)
 	low := free < e.opts.MinFreeBytes
 	if e.lowDisk.Swap(low) != low {
@@ -44,7 +51,6 @@ func (e *Engine) checkDiskSpace() error {
 				"data_dir", e.dir, "free_bytes", free, "min_free_bytes", e.opts.MinFreeBytes)
 		}
 	}
-	return nil
 }
 
 // CheckFreeSpace reports whether the filesystem that holds, or would hold,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,9 +33,7 @@ func TestDiskGuard(t *testing.T) {
 	}
 
 	free.Store(512 << 10)
-	if err := e.checkDiskSpace(); err != nil {
-		t.Fatal(err)
-	}
+	e.checkDiskSpace()
 	refused := func(what string, err error) {
 		t.Helper()
 		var ce *Error
@@ -67,9 +66,7 @@ func TestDiskGuard(t *testing.T) {
 	}
 
 	free.Store(2 << 20)
-	if err := e.checkDiskSpace(); err != nil {
-		t.Fatal(err)
-	}
+	e.checkDiskSpace()
 	if _, err := e.Remember(ctx, "notes", RememberInput{Content: "accepted again"}); err != nil {
 		t.Fatalf("a write once space is freed: %v", err)
 	}
@@ -112,4 +109,58 @@ func TestQuietLoggerLimitsErrors(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(buf.String()), "\n"); len(lines) != 3 || !strings.Contains(lines[2], "errors_not_logged_since_last=999") {
 		t.Fatalf("after the interval: %q, want a third line counting 999 left out", lines)
 	}
+}
+
+// TestDiskGuardMeasurementFails: a free-space measurement that keeps
+// failing is logged once, and the guard keeps its last state.
+func TestDiskGuardMeasurementFails(t *testing.T) {
+	var fail atomic.Bool
+	var free atomic.Int64
+	free.Store(2 << 20)
+	var logs lockedBuffer // the guard's ticker logs too
+	e, err := Open(t.TempDir(), Options{DefaultDimension: 64, MinFreeBytes: 1 << 20,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		DiskFree: func(string) (int64, error) {
+			if fail.Load() {
+				return 0, errors.New("statfs: no such file or directory")
+			}
+			return free.Load(), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	free.Store(512 << 10) // under the reserve
+	e.checkDiskSpace()
+	if !e.diskLow() {
+		t.Fatal("the guard does not refuse writes under the reserve")
+	}
+	fail.Store(true)
+	for range 100 {
+		e.checkDiskSpace()
+	}
+	if n := strings.Count(logs.String(), "cannot measure"); n != 1 {
+		t.Fatalf("100 failed measurements logged %d lines, want 1:\n%s", n, logs.String())
+	}
+	if !e.diskLow() {
+		t.Fatal("a failed measurement lifted the guard")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger on another goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

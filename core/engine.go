@@ -81,8 +81,9 @@ type Engine struct {
 	walSyncs syncHistogram
 	// The disk guard (diskspace.go): the last measured free bytes of the
 	// data directory's filesystem, and whether they are under the reserve.
-	diskFree atomic.Int64
-	lowDisk  atomic.Bool
+	diskFree         atomic.Int64
+	lowDisk          atomic.Bool
+	diskCheckFailing atomic.Bool // the last measurement failed (logged once)
 }
 
 // Open opens (creating if needed) the data directory dir.
@@ -132,10 +133,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if err := e.checkDiskSpace(); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
+	e.checkDiskSpace()
 	e.startBackground()
 	return e, nil
 }
@@ -422,7 +420,7 @@ func (e *Engine) startBackground() {
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.runIndexer() }()
 	if e.opts.MinFreeBytes > 0 {
-		e.every(diskCheckInterval, "measure free disk space", e.checkDiskSpace)
+		e.every(diskCheckInterval, "measure free disk space", func() error { e.checkDiskSpace(); return nil })
 	}
 	// Bookkeeping writes wait while the disk guard refuses writes: the
 	// reinforcement stays queued, the index is rebuilt from the store by
