@@ -63,7 +63,7 @@ func CheckFreeSpace(dir string, need int64, opts Options) error {
 		return nil
 	}
 	if opts.DiskFree == nil {
-		opts.DiskFree = withDefaults(Options{}).DiskFree
+		opts.DiskFree = filesystemFree
 	}
 	at := dir
 	for {
@@ -90,6 +90,13 @@ func CheckFreeSpace(dir string, need int64, opts Options) error {
 		return reserveError(free, opts.MinFreeBytes, "nothing was opened or changed: free space on that filesystem, or move the data directory")
 	}
 	return nil
+}
+
+// filesystemFree is the default Options.DiskFree: FilesystemSpace's free
+// bytes.
+func filesystemFree(path string) (int64, error) {
+	free, _, err := FilesystemSpace(path)
+	return free, err
 }
 
 // errDiskLow is what a write gets while the guard refuses writes.

@@ -205,10 +205,7 @@ func withDefaults(o Options) Options {
 		o.Embedders = BuiltinEmbedders
 	}
 	if o.DiskFree == nil {
-		o.DiskFree = func(path string) (int64, error) {
-			free, _, err := FilesystemSpace(path)
-			return free, err
-		}
+		o.DiskFree = filesystemFree
 	}
 	return o
 }
