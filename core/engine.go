@@ -420,8 +420,9 @@ func (e *Engine) startBackground() {
 		e.every(diskCheckInterval, "measure free disk space", func() error { e.checkDiskSpace(); return nil })
 	}
 	// Bookkeeping writes wait while the disk guard refuses writes: the
-	// reinforcement stays queued, the index is rebuilt from the store by
-	// the next start if it is not saved, and tier moves can wait.
+	// reinforcement stays queued, an unsaved index is completed by the next
+	// start (what the saved graph lacks is indexed again), and tier moves
+	// can wait.
 	unlessDiskLow := func(f func() error) func() error {
 		return func() error {
 			if e.diskLow() {
