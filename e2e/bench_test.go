@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,92 +69,84 @@ func reportAs(b *testing.B, name, prefix string, n int, elapsed time.Duration, l
 		name, rate, float64(l.pct(0.5).Microseconds())/1000, float64(l.pct(0.99).Microseconds())/1000, errs, n)
 }
 
-// contention measures, over one phase of a benchmark, how long the server's
-// threads and this process's waited for a CPU while runnable (Linux
-// schedstat) and the share of the machine's time the hypervisor gave to
-// other guests (steal, /proc/stat). On a shared two-core machine these say
-// whether a phase's tail was the server's own work or a busy machine.
+// contention measures, over one phase of a benchmark, the CPU the server's
+// threads and this process's used and how long they waited for a CPU while
+// runnable (Linux schedstat), the CPU everything else on the machine used
+// (other processes and kernel threads: the machine's time neither idle nor
+// stolen, less the server's and this process's) and the share of the
+// machine's time the hypervisor gave to other guests (steal). On a shared
+// two-core machine these say whether a phase's tail was the server's own
+// work or a busy machine.
 type contention struct {
-	serverPID      int
-	server, client float64 // run-queue wait in seconds at the start, -1 unknown
-	steal, total   uint64  // /proc/stat ticks at the start, 0 unknown
-	serverCPU      uint64  // the server's user+system ticks at the start
-	clientCPU      time.Duration
-	start          time.Time
+	serverPID             int
+	serverRun, serverWait float64 // schedstat seconds at the start, -1 unknown
+	clientRun, clientWait float64
+	steal, idle, total    uint64 // /proc/stat ticks at the start, 0 unknown
+	start                 time.Time
 }
 
 func startContention(serverPID int) contention {
-	steal, total := cpuTicks()
-	return contention{serverPID: serverPID, server: loadtest.RunQueueWait(serverPID), client: loadtest.RunQueueWait(0),
-		steal: steal, total: total, serverCPU: processTicks(serverPID), clientCPU: selfCPU(), start: time.Now()}
+	c := contention{serverPID: serverPID, start: time.Now()}
+	c.serverRun, c.serverWait = loadtest.ThreadTimes(serverPID)
+	c.clientRun, c.clientWait = loadtest.ThreadTimes(0)
+	c.steal, c.idle, c.total = cpuTicks()
+	return c
 }
 
-// processTicks returns process pid's user+system CPU ticks (/proc/PID/stat),
-// 0 when unknown.
-func processTicks(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	_, rest, ok := strings.Cut(string(b), ") ") // the command may hold spaces
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseUint(f[11], 10, 64)
-	stime, _ := strconv.ParseUint(f[12], 10, 64)
-	return utime + stime
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// report prints the phase's CPU waits per second of the phase and its
-// steal, and reports the server's wait as prefix+"server-cpu-wait-ms/s".
+// report prints the phase's CPU use and waits per second of the phase and
+// its steal, and reports the server's wait as prefix+"server-cpu-wait-ms/s"
+// and the rest of the machine's CPU as prefix+"other-cores".
 func (c contention) report(b *testing.B, name, prefix string) {
 	secs := time.Since(c.start).Seconds()
-	server, client := loadtest.RunQueueWait(c.serverPID), loadtest.RunQueueWait(0)
-	if c.server < 0 || server < 0 {
+	serverRun, serverWait := loadtest.ThreadTimes(c.serverPID)
+	clientRun, clientWait := loadtest.ThreadTimes(0)
+	if c.serverRun < 0 || serverRun < 0 || c.clientRun < 0 || clientRun < 0 {
 		return
 	}
-	steal, total := cpuTicks()
-	stealPct := 0.0
+	steal, idle, total := cpuTicks()
+	stealPct, others := 0.0, 0.0
 	if total > c.total {
-		stealPct = 100 * float64(steal-c.steal) / float64(total-c.total)
+		const ticksPerSecond = 100 // USER_HZ on Linux
+		ticks := float64(total - c.total)
+		stealPct = 100 * float64(steal-c.steal) / ticks
+		// Idle time is measured precisely on tickless kernels, but the busy
+		// ticks are sampled and miss work done with interrupts off, so the
+		// machine's busy time is its capacity less idle and steal.
+		busy := float64(runtime.NumCPU())*secs - float64(idle-c.idle+steal-c.steal)/ticksPerSecond
+		others = max(0, busy-(serverRun-c.serverRun)-(clientRun-c.clientRun)) / secs
 	}
-	serverWait := 1000 * (server - c.server) / secs
-	b.ReportMetric(serverWait, prefix+"server-cpu-wait-ms/s")
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	fmt.Fprintf(os.Stderr, "%-28s cores used: server %.2f, benchmark client %.2f; waited for a CPU per second: server %.0f ms, benchmark client %.0f ms; steal %.1f%%\n",
-		name, float64(processTicks(c.serverPID)-c.serverCPU)/ticksPerSecond/secs, (selfCPU()-c.clientCPU).Seconds()/secs,
-		serverWait, 1000*(client-c.client)/secs, stealPct)
+	b.ReportMetric(1000*(serverWait-c.serverWait)/secs, prefix+"server-cpu-wait-ms/s")
+	b.ReportMetric(others, prefix+"other-cores")
+	fmt.Fprintf(os.Stderr, "%-28s cores used: server %.2f, benchmark client %.2f, everything else %.2f; waited for a CPU per second: server %.0f ms, benchmark client %.0f ms; steal %.1f%%\n",
+		name, (serverRun-c.serverRun)/secs, (clientRun-c.clientRun)/secs, others,
+		1000*(serverWait-c.serverWait)/secs, 1000*(clientWait-c.clientWait)/secs, stealPct)
 }
 
-// cpuTicks returns the machine's steal and total CPU ticks (/proc/stat's
-// first line), zeros when unknown.
-func cpuTicks() (steal, total uint64) {
+// cpuTicks returns the machine's steal, idle (idle and waiting for I/O) and
+// total CPU ticks (/proc/stat's first line), zeros when unknown.
+func cpuTicks() (steal, idle, total uint64) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0
+		return 0, 0, 0
 	}
-	for i, s := range f[1:] {
+	// user nice system idle iowait irq softirq steal; guest time is
+	// already counted in user.
+	for i, s := range f[1:9] {
 		n, _ := strconv.ParseUint(s, 10, 64)
 		total += n
-		if i == 7 {
+		switch i {
+		case 3, 4:
+			idle += n
+		case 7:
 			steal = n
 		}
 	}
-	return steal, total
+	return steal, idle, total
 }
 
 var benchClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
