@@ -292,10 +292,13 @@ func BenchmarkHTTPRemember(b *testing.B) {
 				bodies[i], _ = json.Marshal(map[string]any{"content": sentence(r), "confidence": 0.8})
 			}
 			b.ResetTimer()
+			cont := startContention(s.cmd.Process.Pid)
 			elapsed, l, errs := closedLoop(n, c, func(i int) error {
 				return doJSON("POST", s.base+"/api/v1/memories/remember", bodies[i], nil, 201, nil)
 			})
-			report(b, fmt.Sprintf("remember (sync, %d clients)", c), n, elapsed, l, errs)
+			name := fmt.Sprintf("remember (sync, %d clients)", c)
+			report(b, name, n, elapsed, l, errs)
+			cont.report(b, name, "")
 		})
 	}
 }
