@@ -95,13 +95,14 @@ func startContention(serverPID int) contention {
 
 // report prints the phase's CPU use and waits per second of the phase and
 // its steal, and reports the server's wait as prefix+"server-cpu-wait-ms/s"
-// and the rest of the machine's CPU as prefix+"other-cores".
-func (c contention) report(b *testing.B, name, prefix string) {
+// and the rest of the machine's CPU as prefix+"other-cores". It returns
+// the CPU time the server used over the phase (0 if unknown).
+func (c contention) report(b *testing.B, name, prefix string) (serverCPU time.Duration) {
 	secs := time.Since(c.start).Seconds()
 	serverRun, serverWait := loadtest.ThreadTimes(c.serverPID)
 	clientRun, clientWait := loadtest.ThreadTimes(0)
 	if c.serverRun < 0 || serverRun < 0 || c.clientRun < 0 || clientRun < 0 {
-		return
+		return 0
 	}
 	steal, idle, total := cpuTicks()
 	stealPct, others := 0.0, 0.0
@@ -120,6 +121,7 @@ func (c contention) report(b *testing.B, name, prefix string) {
 	fmt.Fprintf(os.Stderr, "%-28s cores used: server %.2f, benchmark client %.2f, everything else %.2f; waited for a CPU per second: server %.0f ms, benchmark client %.0f ms; steal %.1f%%\n",
 		name, (serverRun-c.serverRun)/secs, (clientRun-c.clientRun)/secs, others,
 		1000*(serverWait-c.serverWait)/secs, 1000*(clientWait-c.clientWait)/secs, stealPct)
+	return time.Duration((serverRun - c.serverRun) * float64(time.Second))
 }
 
 // cpuTicks returns the machine's steal, idle (idle and waiting for I/O) and
@@ -479,7 +481,26 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 		return doJSON("POST", s.base+"/api/v1/memories/recall", bodies[i], hdr, 200, nil)
 	})
 	reportAs(b, "recall 100k@768 at 1000/s, base64 cues", "b64-", queries, elapsed, l, errs)
-	cont.report(b, "recall 100k@768 at 1000/s, base64 cues", "b64-")
+	perRecall := cont.report(b, "recall 100k@768 at 1000/s, base64 cues", "b64-") / queries
+
+	// The same cues at the same rate to the reference server, which spends
+	// the server's CPU per recall (background work included) on each and
+	// answers as many bytes: the p99 the machine allows a server this busy.
+	if perRecall > 0 {
+		size, err := answerSize(s.base+"/api/v1/memories/recall", bodies[0], hdr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ref := startReferenceServer(b, perRecall, size)
+		name := fmt.Sprintf("reference: %d µs of CPU a request", perRecall.Microseconds())
+		cont = startContention(ref.cmd.Process.Pid)
+		elapsed, l, errs = openLoop(queries, 1000, func(i int) error {
+			return doJSON("POST", ref.url, bodies[i], nil, 200, nil)
+		})
+		reportAs(b, name, "ref-", queries, elapsed, l, errs)
+		cont.report(b, name, "ref-")
+		ref.stop()
+	}
 
 	// Restart: graceful stop, then time until ready and a recall answers.
 	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {

@@ -23,6 +23,9 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	if spec, ok := os.LookupEnv(referenceServerEnv); ok {
+		os.Exit(referenceServerMain(spec))
+	}
 	dir, err := os.MkdirTemp("", "engram-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
