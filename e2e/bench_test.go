@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"sort"
@@ -85,7 +86,24 @@ type contention struct {
 	start                 time.Time
 }
 
+// warnHostOnce tells, once per run, of host settings known to set a tail of
+// their own.
+var warnHostOnce sync.Once
+
+// warnHost prints a note when the kernel's DAMON monitor runs: under load its
+// sampling passes hold a core for tens of milliseconds (docs/benchmarks.md,
+// "28 November"; runbooks/serving.md, "Stalls the host's kernel causes").
+func warnHost() {
+	states, _ := filepath.Glob("/sys/kernel/mm/damon/admin/kdamonds/*/state")
+	for _, p := range states {
+		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "on" {
+			fmt.Fprintf(os.Stderr, "note: the kernel's DAMON monitor is on (%s): under load each of its sampling passes takes a core for tens of ms, which shows in every phase's p99 and as \"everything else\"\n", p)
+		}
+	}
+}
+
 func startContention(serverPID int) contention {
+	warnHostOnce.Do(warnHost)
 	c := contention{serverPID: serverPID, start: time.Now()}
 	c.serverRun, c.serverWait = loadtest.ThreadTimes(serverPID)
 	c.clientRun, c.clientWait = loadtest.ThreadTimes(0)
