@@ -64,13 +64,14 @@ func (a *Archive) SnapshotDataDir(ctx context.Context, dataDir string) (*Snapsho
 		return nil, fmt.Errorf("data directory %s does not exist. Try: --data-dir with the server's data_dir", dataDir)
 	}
 	eng, err := core.Open(dataDir, a.engineOptions())
-	if core.KindOf(err) == core.KindInsufficientStorage {
-		// Opening replays the log into new tables: on a full filesystem
-		// that cannot finish, so the engine refuses first.
-		return nil, fmt.Errorf("open %s: %w", dataDir, err)
+	if core.CodeOf(err) == "DATA_DIR_IN_USE" {
+		return nil, fmt.Errorf("open %s: %w. Try: snapshot through the server: engram-ops backup create --server URL", dataDir, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w (is a server running on it? Then snapshot through the server: engram-ops backup create --server URL)", dataDir, err)
+		// The engine's own message says what to do: under the disk
+		// reserve (opening replays the log into new tables, which
+		// cannot finish on a full filesystem), or damaged files.
+		return nil, fmt.Errorf("open %s: %w", dataDir, err)
 	}
 	tmp, err := os.MkdirTemp("", "engram-snapshot-")
 	if err != nil {

@@ -23,8 +23,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -114,7 +116,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 	}
 	db, err := pebble.Open(filepath.Join(dir, "db"), popts)
 	if err != nil {
-		return nil, internalf(err, "open data directory %s (is another engram-ops using it?)", dir)
+		return nil, openError(filepath.Join(dir, "db"), err)
 	}
 	e := &Engine{
 		dir:     dir,
@@ -332,6 +334,23 @@ func (e *Engine) LastSequence() uint64 { return e.durable.Load() }
 
 // Dir is the data directory.
 func (e *Engine) Dir() string { return e.dir }
+
+// openError says why the storage engine in db would not open: its files are
+// damaged, another process holds them, or an I/O failure. A failed open
+// changes nothing in db (Pebble replays its log in memory first).
+func openError(db string, err error) *Error {
+	switch {
+	case pebble.IsCorruptionError(err):
+		// The cause goes inside the message, before the advice.
+		return &Error{Kind: KindInternal, Code: "STORAGE_CORRUPT", Message: fmt.Sprintf(
+			"the storage engine's files in %s are damaged (%v), so acknowledged data may be missing from them; nothing was opened or changed. "+
+				"Restore the data directory from a backup: engram-ops runbook show disaster-recovery (Corruption)", db, err)}
+	case errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock held by current process"):
+		return &Error{Kind: KindUnavailable, Code: "DATA_DIR_IN_USE", Err: err, Message: fmt.Sprintf(
+			"another process, most likely an engram-ops server running on this data directory, holds the lock on %s", filepath.Join(db, "LOCK"))}
+	}
+	return internalf(err, "open the storage engine in %s", db)
+}
 
 // txn is one atomic mutation being built under commitMu.
 type txn struct {
