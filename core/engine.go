@@ -345,6 +345,9 @@ func openError(db string, err error) *Error {
 		return &Error{Kind: KindInternal, Code: "STORAGE_CORRUPT", Message: fmt.Sprintf(
 			"the storage engine's files in %s are damaged (%v), so acknowledged data may be missing from them; nothing was opened or changed. "+
 				"Restore the data directory from a backup: engram-ops runbook show disaster-recovery (Corruption)", db, err)}
+	// The lock is an fcntl lock: another process holding it makes the
+	// kernel answer EAGAIN; Pebble refuses a second open in the same
+	// process itself, with this message and no error value to test.
 	case errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock held by current process"):
 		return &Error{Kind: KindUnavailable, Code: "DATA_DIR_IN_USE", Err: err, Message: fmt.Sprintf(
 			"another process, most likely an engram-ops server running on this data directory, holds the lock on %s", filepath.Join(db, "LOCK"))}

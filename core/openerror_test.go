@@ -2,6 +2,8 @@ package core_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -75,7 +77,7 @@ func TestOpenCorruptLog(t *testing.T) {
 	}
 }
 
-// dirDigest lists every file under dir with its size and contents' sum.
+// dirDigest lists every file under dir with its size and SHA-256.
 func dirDigest(t *testing.T, dir string) string {
 	t.Helper()
 	var b strings.Builder
@@ -87,12 +89,8 @@ func dirDigest(t *testing.T, dir string) string {
 		if err != nil {
 			return err
 		}
-		var sum uint64
-		for i, c := range data {
-			sum = sum*31 + uint64(c) + uint64(i)
-		}
 		rel, _ := filepath.Rel(dir, p)
-		b.WriteString(rel + ":" + strconv.Itoa(len(data)) + ":" + strconv.FormatUint(sum, 16) + " ")
+		fmt.Fprintf(&b, "%s:%d:%x ", rel, len(data), sha256.Sum256(data))
 		return nil
 	})
 	if err != nil {
