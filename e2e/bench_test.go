@@ -505,11 +505,11 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 	// the server's CPU per recall (background work included) on each and
 	// answers as many bytes: the p99 the machine allows a server this busy.
 	if perRecall > 0 {
-		size, err := answerSize(s.base+"/api/v1/memories/recall", bodies[0], hdr)
-		if err != nil {
+		var answer json.RawMessage
+		if err := doJSON("POST", s.base+"/api/v1/memories/recall", bodies[0], hdr, 200, &answer); err != nil {
 			b.Fatal(err)
 		}
-		ref := startReferenceServer(b, perRecall, size)
+		ref := startReferenceServer(b, perRecall, len(answer))
 		name := fmt.Sprintf("reference: %d µs of CPU a request", perRecall.Microseconds())
 		cont = startContention(ref.cmd.Process.Pid)
 		elapsed, l, errs = openLoop(queries, 1000, func(i int) error {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -122,23 +121,4 @@ func (r *referenceServer) stop() {
 		_ = r.cmd.Wait()
 		r.stdin = nil
 	}
-}
-
-// answerSize is the size of the body a POST of body to url answers with.
-func answerSize(url string, body []byte, header map[string]string) (int, error) {
-	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := benchClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	n, err := io.Copy(io.Discard, resp.Body)
-	return int(n), err
 }
