@@ -84,6 +84,7 @@ type Engine struct {
 	// The disk guard (diskspace.go): the last measured free bytes of the
 	// data directory's filesystem, and whether they are under the reserve.
 	diskFree         atomic.Int64
+	corruption       *corruptionLog
 	lowDisk          atomic.Bool
 	diskCheckFailing atomic.Bool // the last measurement failed (logged once)
 }
@@ -102,11 +103,13 @@ func Open(dir string, opts Options) (*Engine, error) {
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
+	corruption := &corruptionLog{log: opts.Logger}
 	popts := &pebble.Options{
-		Cache:        cache,
-		MemTableSize: 32 << 20,
-		Logger:       &quietLogger{l: opts.Logger},
-		FS:           opts.FS,
+		Cache:         cache,
+		MemTableSize:  32 << 20,
+		Logger:        &quietLogger{l: opts.Logger},
+		FS:            opts.FS,
+		EventListener: &pebble.EventListener{DataCorruption: corruption.report},
 	}
 	// Bloom filters let a point read (a recalled memory's record) skip
 	// the tables of every level that does not hold its key.
@@ -119,20 +122,24 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, openError(filepath.Join(dir, "db"), err)
 	}
 	e := &Engine{
-		dir:     dir,
-		opts:    opts,
-		db:      db,
-		log:     opts.Logger,
-		now:     opts.Now,
-		cache:   newHotCache(opts.Tiers.HotCapacityBytes),
-		spaces:  map[string]*space{},
-		touched: map[*space]map[uint32]struct{}{},
-		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		commitQ: commitQueue{wake: make(chan struct{}, 1)},
+		dir:        dir,
+		opts:       opts,
+		db:         db,
+		log:        opts.Logger,
+		now:        opts.Now,
+		cache:      newHotCache(opts.Tiers.HotCapacityBytes),
+		spaces:     map[string]*space{},
+		touched:    map[*space]map[uint32]struct{}{},
+		kick:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		commitQ:    commitQueue{wake: make(chan struct{}, 1)},
+		corruption: corruption,
 	}
 	if err := e.load(); err != nil {
 		_ = db.Close()
+		if pebble.IsCorruptionError(err) {
+			return nil, openError(filepath.Join(dir, "db"), err)
+		}
 		return nil, err
 	}
 	e.checkDiskSpace()
@@ -342,9 +349,13 @@ func openError(db string, err error) *Error {
 	switch {
 	case pebble.IsCorruptionError(err):
 		// The cause goes inside the message, before the advice.
+		var cause any = err
+		if info := pebble.ExtractDataCorruptionInfo(err); info != nil {
+			cause = fmt.Sprintf("%s: %v", info.Path, info.Details)
+		}
 		return &Error{Kind: KindInternal, Code: "STORAGE_CORRUPT", Message: fmt.Sprintf(
-			"the storage engine's files in %s are damaged (%v), so acknowledged data may be missing from them; nothing was opened or changed. "+
-				"Restore the data directory from a backup: engram-ops runbook show disaster-recovery (Corruption)", db, err)}
+			"the storage engine's files in %s are damaged (%v), so acknowledged data may be missing from them; the server did not start on them. "+
+				"Restore the data directory from a backup: engram-ops runbook show disaster-recovery (Corruption)", db, cause)}
 	// The lock is an fcntl lock: another process holding it makes the
 	// kernel answer EAGAIN; Pebble refuses a second open in the same
 	// process itself, with this message and no error value to test.
@@ -533,7 +544,10 @@ func (e *Engine) ChangesSince(after uint64, limit int) ([]Change, error) {
 		}
 		out = append(out, c)
 	}
-	return out, it.Error()
+	if err := it.Error(); err != nil {
+		return nil, internalf(err, "read change log")
+	}
+	return out, nil
 }
 
 // ctxErr maps a cancelled context to an engine error.

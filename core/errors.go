@@ -3,6 +3,8 @@ package core
 import (
 	"errors"
 	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // ErrorKind classifies an engine error so a transport can map it to a status
@@ -79,7 +81,11 @@ func (e *Error) WithDetails(kv ...any) *Error {
 
 // internalf wraps an unexpected failure.
 func internalf(err error, format string, args ...any) *Error {
-	return &Error{Kind: KindInternal, Code: "STORAGE_ERROR", Message: fmt.Sprintf(format, args...), Err: err}
+	code := "STORAGE_ERROR"
+	if pebble.IsCorruptionError(err) {
+		code = "STORAGE_CORRUPT" // a checksum failed: restore, do not retry
+	}
+	return &Error{Kind: KindInternal, Code: code, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
 // ErrClosed is returned by every method after Close.

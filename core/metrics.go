@@ -31,6 +31,7 @@ func (e *Engine) Metrics() Metrics {
 	m.Compactions = pm.Compact.Count
 	m.ChangelogSequence = e.durable.Load()
 	m.WALSync = e.walSyncs.snapshot()
+	m.Corruption = e.corruption.stats()
 	m.Disk = DiskStats{MinFreeBytes: max(e.opts.MinFreeBytes, 0), WritesRefused: e.diskLow()}
 	if free, total, err := FilesystemSpace(e.dir); err == nil {
 		m.Disk.Measured, m.Disk.FreeBytes, m.Disk.TotalBytes = true, free, total

@@ -233,7 +233,10 @@ func (e *Engine) List(ctx context.Context, spaceName string, o ListOptions) (Lis
 		}
 		res.Memories = append(res.Memories, m)
 	}
-	return res, it.Error()
+	if err := it.Error(); err != nil {
+		return ListResult{}, internalf(err, "list memories of space %s", spaceName)
+	}
+	return res, nil
 }
 
 func (e *Engine) tierOf(sp *space, id string) Tier {
@@ -806,5 +809,8 @@ func (e *Engine) ScanMemories(ctx context.Context, spaceName string, withEmbeddi
 			return err
 		}
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return internalf(err, "read memories of space %s", spaceName)
+	}
+	return nil
 }

@@ -340,6 +340,15 @@ type Metrics struct {
 	// Disk is the filesystem holding the data directory, measured when
 	// the snapshot is taken.
 	Disk DiskStats
+	// Corruption is the on-disk corruption found since Open.
+	Corruption CorruptionStats
+}
+
+// CorruptionStats counts reads and compactions that met a storage file
+// failing its checksum since Open, and names the damaged files.
+type CorruptionStats struct {
+	Events int64
+	Files  []string
 }
 
 // DiskStats describes the filesystem holding the data directory and the

@@ -27,6 +27,7 @@ type EngineCollector struct {
 	diskFree      *prometheus.Desc
 	diskMinFree   *prometheus.Desc
 	writesRefused *prometheus.Desc
+	corruption    *prometheus.Desc
 	diskTotal     *prometheus.Desc
 	walSync       *prometheus.Desc
 	walWrites     *prometheus.Desc
@@ -64,6 +65,8 @@ func NewEngineCollector(src Source) *EngineCollector {
 			"Free space kept on the data directory's filesystem (min_free_space): below it writes are refused; 0 when the guard is off.", nil, nil),
 		writesRefused: prometheus.NewDesc("engram_storage_writes_refused",
 			"1 while writes are refused because the data directory's filesystem has less free space than min_free_space, else 0.", nil, nil),
+		corruption: prometheus.NewDesc("engram_storage_corruption_events_total",
+			"Reads and compactions that met a storage file failing its checksum since the server started: above 0, part of the data directory is damaged and reads that need it fail with STORAGE_CORRUPT.", nil, nil),
 		walSync: prometheus.NewDesc("engram_storage_wal_sync_duration_seconds",
 			"Write-ahead-log fsyncs that made writes durable, by duration: with sync durability every acknowledged write waits for one.", nil, nil),
 		walWrites: prometheus.NewDesc("engram_storage_wal_synced_writes_total",
@@ -75,7 +78,7 @@ func NewEngineCollector(src Source) *EngineCollector {
 func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.memories, c.associations, c.tierBytes, c.tierCapacity,
 		c.migrations, c.cacheRequests, c.diskBytes, c.compactions, c.changelogSeq, c.indexPending,
-		c.diskFree, c.diskTotal, c.diskMinFree, c.writesRefused, c.walSync, c.walWrites} {
+		c.diskFree, c.diskTotal, c.diskMinFree, c.writesRefused, c.corruption, c.walSync, c.walWrites} {
 		ch <- d
 	}
 }
@@ -133,4 +136,5 @@ func (c *EngineCollector) Collect(ch chan<- prometheus.Metric) {
 		refused = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.writesRefused, prometheus.GaugeValue, refused)
+	ch <- prometheus.MustNewConstMetric(c.corruption, prometheus.CounterValue, float64(m.Corruption.Events))
 }

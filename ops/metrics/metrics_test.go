@@ -92,6 +92,7 @@ func TestScrapeContract(t *testing.T) {
 		"engram_storage_disk_total_bytes":          dto.MetricType_GAUGE,
 		"engram_storage_min_free_bytes":            dto.MetricType_GAUGE,
 		"engram_storage_writes_refused":            dto.MetricType_GAUGE,
+		"engram_storage_corruption_events_total":   dto.MetricType_COUNTER,
 		"engram_storage_compactions_total":         dto.MetricType_COUNTER,
 		"engram_changelog_sequence":                dto.MetricType_GAUGE,
 		"engram_storage_wal_sync_duration_seconds": dto.MetricType_HISTOGRAM,

@@ -211,6 +211,8 @@ func storageTiers() board {
 					q(`engram_storage_min_free_bytes{`+inst+`}`, "{{instance}} reserve")),
 				ts("Writes refused for disk space", "short", "1 while the data directory's filesystem is under min_free_space and every write gets 507 INSUFFICIENT_STORAGE (alert WritesRefusedDiskFull).", 12,
 					q(`engram_storage_writes_refused{`+inst+`}`, "{{instance}}")),
+				ts("On-disk corruption found", "short", "Reads and compactions that met a storage file failing its checksum since the server started: above 0, part of the data directory is damaged, reads that need it fail with STORAGE_CORRUPT, and it must be restored from a backup (alert StorageCorruption).", 12,
+					q(`engram_storage_corruption_events_total{`+inst+`}`, "{{instance}}")),
 				ts("Compactions", "ops", "Storage engine compactions per second.", 12,
 					q(`rate(engram_storage_compactions_total{`+inst+`}[$__rate_interval])`, "{{instance}}")),
 				ts("Change-log growth", "wps", "Change-log sequence numbers per second (mutations made durable).", 12,
