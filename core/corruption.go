@@ -8,6 +8,10 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
+// RestoreAdvice is what to do about on-disk corruption, for every message
+// that reports it.
+const RestoreAdvice = "Restore the data directory from a backup: engram-ops runbook show disaster-recovery (Corruption)"
+
 // corruptionLog records the on-disk corruption the storage engine reports (a
 // block failing its checksum on a read or in a compaction) instead of letting
 // Pebble's default end the process. The read that met it fails with
@@ -35,7 +39,7 @@ func (c *corruptionLog) report(info pebble.DataCorruptionInfo) {
 	}
 	c.files = append(c.files, info.Path)
 	c.mu.Unlock()
-	c.log.Error("on-disk corruption: a storage file failed its checksum, and what needs its damaged part cannot be read (STORAGE_CORRUPT). Restore the data directory from a backup: engram-ops runbook show disaster-recovery (Corruption)",
+	c.log.Error("on-disk corruption: a storage file failed its checksum, and what needs its damaged part cannot be read (STORAGE_CORRUPT). "+RestoreAdvice,
 		"file", info.Path, "detail", info.Details)
 }
 

@@ -354,8 +354,8 @@ func openError(db string, err error) *Error {
 			cause = fmt.Sprintf("%s: %v", info.Path, info.Details)
 		}
 		return &Error{Kind: KindInternal, Code: "STORAGE_CORRUPT", Message: fmt.Sprintf(
-			"the storage engine's files in %s are damaged (%v), so acknowledged data may be missing from them; the server did not start on them. "+
-				"Restore the data directory from a backup: engram-ops runbook show disaster-recovery (Corruption)", db, cause)}
+			"the storage engine's files in %s are damaged (%v), so acknowledged data may be missing from them; the server did not start on them. %s",
+			db, cause, RestoreAdvice)}
 	// The lock is an fcntl lock: another process holding it makes the
 	// kernel answer EAGAIN; Pebble refuses a second open in the same
 	// process itself, with this message and no error value to test.

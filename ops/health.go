@@ -138,8 +138,8 @@ func (s *Server) handleSystemHealth(w http.ResponseWriter, r *http.Request) erro
 		storage.Figures["corruption_events"] = float64(m.Corruption.Events)
 		if c := m.Corruption; c.Events > 0 && len(c.Files) > 0 {
 			storage.Status = statusUnhealthy
-			storage.Message = fmt.Sprintf("on-disk corruption in %d storage file(s), first %s: reads that need the damaged parts fail with STORAGE_CORRUPT. "+
-				"Restore the data directory from a backup (engram-ops runbook show disaster-recovery, Corruption)", len(c.Files), c.Files[0])
+			storage.Message = fmt.Sprintf("on-disk corruption in %d storage file(s), first %s: reads that need the damaged parts fail with STORAGE_CORRUPT. %s",
+				len(c.Files), c.Files[0], core.RestoreAdvice)
 		}
 		out.Checks = append(out.Checks, storage)
 
