@@ -117,9 +117,10 @@ func Open(dir string, opts Options) (*Engine, error) {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		popts.Levels[i].FilterType = pebble.TableFilter
 	}
-	db, err := pebble.Open(filepath.Join(dir, "db"), popts)
+	dbDir := filepath.Join(dir, "db")
+	db, err := pebble.Open(dbDir, popts)
 	if err != nil {
-		return nil, openError(filepath.Join(dir, "db"), err)
+		return nil, openError(dbDir, err)
 	}
 	e := &Engine{
 		dir:        dir,
@@ -138,7 +139,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 	if err := e.load(); err != nil {
 		_ = db.Close()
 		if pebble.IsCorruptionError(err) {
-			return nil, openError(filepath.Join(dir, "db"), err)
+			return nil, openError(dbDir, err)
 		}
 		return nil, err
 	}
