@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,31 @@ func TestSameBuildRunsPassCompare(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
+	// A host whose kernel takes a core for tens of milliseconds at a time
+	// (docs/benchmarks.md, "28 November") stalls whichever of the two runs
+	// is on that core, so the pair no longer samples the same bursts. When
+	// the compare fails and a generator's own audit says the host's
+	// contention limited its run, the pair is run once more; a failure
+	// then, or one without that finding, fails the test.
+	for attempt := 1; ; attempt++ {
+		failures, contended := sameBuildPair(t)
+		if len(failures) == 0 {
+			return
+		}
+		if attempt == 2 || !contended {
+			for _, f := range failures {
+				t.Error(f)
+			}
+			return
+		}
+		t.Logf("attempt %d failed while the host's contention limited a run; running the pair again:\n%s", attempt, strings.Join(failures, "\n"))
+	}
+}
+
+// sameBuildPair runs the smoke scenario twice at once and compares the two
+// results both ways. It returns the compares that failed and whether either
+// run's audit found it was limited by contention on the host.
+func sameBuildPair(t *testing.T) (failures []string, contended bool) {
 	dir := t.TempDir()
 	results := []string{filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")}
 	outs := make([]bytes.Buffer, len(results))
@@ -57,6 +83,7 @@ func TestSameBuildRunsPassCompare(t *testing.T) {
 		}
 		// For diagnosing a failure: the generator's own account of the run.
 		t.Logf("run %d limited by %q: %s", i, r.Audit.LimitedBy, strings.Join(r.Audit.Findings, "; "))
+		contended = contended || r.Audit.LimitedBy == "machine"
 	}
 	for _, pair := range [][2]string{{results[0], results[1]}, {results[1], results[0]}} {
 		out, err := exec.Command(binPath, "loadtest", "compare", pair[0], pair[1]).CombinedOutput()
@@ -67,7 +94,8 @@ func TestSameBuildRunsPassCompare(t *testing.T) {
 			t.Fatal(err)
 		}
 		if code != 0 || !bytes.Contains(out, []byte("RESULT:")) {
-			t.Errorf("compare %s %s: exit %d\n%s", filepath.Base(pair[0]), filepath.Base(pair[1]), code, out)
+			failures = append(failures, fmt.Sprintf("compare %s %s: exit %d\n%s", filepath.Base(pair[0]), filepath.Base(pair[1]), code, out))
 		}
 	}
+	return failures, contended
 }
