@@ -36,8 +36,9 @@ type commitQueue struct {
 
 var reqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan struct{}, 1)} }}
 
-// mutate runs build, commits its batch, applies its in-memory updates and,
-// with sync durability, returns once the WAL holding it is fsynced.
+// mutate is commit's acknowledged mode: it queues build for the committer
+// (which runs it through commitLocked) and, with sync durability, returns
+// once the WAL holding it is fsynced.
 func (e *Engine) mutate(build func(t *txn) error) (uint64, error) {
 	if err := e.checkOpen(); err != nil {
 		return 0, err
@@ -106,34 +107,86 @@ func (e *Engine) commitGroup(reqs []*commitReq) []*commitReq {
 	var waiting []*commitReq
 	e.commitMu.Lock()
 	for _, r := range reqs {
-		t := &txn{e: e, batch: e.db.NewBatch(), now: e.now().UTC()}
-		startSeq := e.seq
-		err := r.build(t)
-		if err == nil {
-			if err = t.batch.Commit(pebble.NoSync); err != nil {
-				err = internalf(err, "commit")
-			}
-		}
-		if err != nil {
-			e.seq = startSeq
-			_ = t.batch.Close()
-			r.err = err
+		r.seq, r.err = e.commitLocked(r.build, false)
+		if r.err != nil || e.opts.Durability != DurabilitySync {
 			r.done <- struct{}{}
 			continue
 		}
-		for _, f := range t.after {
-			f()
-		}
-		_ = t.batch.Close()
-		r.seq = e.seq
-		if e.opts.Durability == DurabilitySync {
-			waiting = append(waiting, r)
-		} else {
-			r.done <- struct{}{}
-		}
+		waiting = append(waiting, r)
 	}
 	e.commitMu.Unlock()
 	return waiting
+}
+
+// commitMode says how a mutation reaches the log; every mode goes through
+// commitLocked, the one place that builds, commits and applies a txn.
+type commitMode int
+
+const (
+	// commitAcked: an acknowledged write (remember, forget, ...), queued
+	// for the committer and, with sync durability, returned once fsynced.
+	commitAcked commitMode = iota
+	// commitBackground: bookkeeping that is not acknowledged data
+	// (reinforcement, tier moves): committed at once without waiting for
+	// the WAL fsync; it also runs during Close's final flush.
+	commitBackground
+	// commitReplay: a change-log entry replayed from a backup, keeping
+	// its original sequence and time (ApplyChanges syncs at the end).
+	commitReplay
+)
+
+// commit runs build as one atomic mutation in the given mode and returns
+// the last sequence it assigned.
+func (e *Engine) commit(mode commitMode, build func(t *txn) error) (uint64, error) {
+	switch mode {
+	case commitAcked:
+		return e.mutate(build)
+	case commitBackground:
+		if err := e.checkOpenOrClosing(); err != nil {
+			return 0, err
+		}
+	case commitReplay:
+		if err := e.checkOpen(); err != nil {
+			return 0, err
+		}
+	}
+	if e.diskLow() {
+		return 0, e.errDiskLow()
+	}
+	e.commitMu.Lock()
+	seq, err := e.commitLocked(build, mode == commitReplay)
+	e.commitMu.Unlock()
+	if err == nil && mode == commitBackground && e.opts.Durability == DurabilityRelaxed {
+		e.markDurable(seq)
+	}
+	return seq, err
+}
+
+// commitLocked builds one txn, commits its batch without syncing and runs
+// its in-memory updates; on failure the sequences it assigned are given
+// back. It returns the engine's last assigned sequence, 0 on failure.
+// commitMu is held.
+func (e *Engine) commitLocked(build func(t *txn) error, replay bool) (uint64, error) {
+	t := &txn{e: e, batch: e.db.NewBatch(), replay: replay}
+	if !replay {
+		t.now = e.now().UTC()
+	}
+	defer t.batch.Close()
+	startSeq := e.seq
+	err := build(t)
+	if err == nil {
+		if err = t.batch.Commit(pebble.NoSync); err != nil {
+			err = internalf(err, "commit")
+		}
+	}
+	if err != nil {
+		e.seq = startSeq
+		return 0, err
+	}
+	for _, f := range t.after {
+		f()
+	}
+	return e.seq, nil
 }
 
 // runSyncer makes committed groups durable: one WAL fsync for every group

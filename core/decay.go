@@ -4,7 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/engram-ops/engram-ops/core/vector"
 )
@@ -134,7 +133,7 @@ type touchedItem struct {
 // writeTouches writes one OpTouch change for items.
 func (e *Engine) writeTouches(sp *space, items []touchedItem, key, val *[]byte) error {
 	name := sp.info.Name
-	_, err := e.mutateNoSync(func(t *txn) error {
+	_, err := e.commit(commitBackground, func(t *txn) error {
 		touches := make([]Touch, 0, len(items))
 		for _, it := range items {
 			sp.mu.RLock()
@@ -202,40 +201,6 @@ func (t *txn) applyTouches(sp *space, touches []Touch, c *Change) error {
 	}
 	t.logChange(*c)
 	return nil
-}
-
-// mutateNoSync is mutate without waiting for the WAL fsync: for background
-// bookkeeping (reinforcement, tier moves) that is not acknowledged data.
-func (e *Engine) mutateNoSync(build func(t *txn) error) (uint64, error) {
-	if err := e.checkOpenOrClosing(); err != nil {
-		return 0, err
-	}
-	if e.diskLow() {
-		return 0, e.errDiskLow()
-	}
-	e.commitMu.Lock()
-	t := &txn{e: e, batch: e.db.NewBatch(), now: e.now().UTC()}
-	startSeq := e.seq
-	err := build(t)
-	if err == nil {
-		if err = t.batch.Commit(pebble.NoSync); err != nil {
-			err = internalf(err, "commit")
-		}
-	}
-	if err != nil {
-		e.seq = startSeq
-	} else {
-		for _, f := range t.after {
-			f()
-		}
-	}
-	last := e.seq
-	e.commitMu.Unlock()
-	_ = t.batch.Close()
-	if err == nil && e.opts.Durability == DurabilityRelaxed {
-		e.markDurable(last)
-	}
-	return last, err
 }
 
 // checkOpenOrClosing lets Close's final flush run after closed is set.
@@ -321,7 +286,7 @@ func (e *Engine) Sweep() error {
 
 func (e *Engine) freeze(sp *space, slots []uint32, now time.Time) error {
 	name := sp.info.Name
-	_, err := e.mutateNoSync(func(t *txn) error {
+	_, err := e.commit(commitBackground, func(t *txn) error {
 		for _, s := range slots {
 			sp.mu.RLock()
 			sl := sp.slots[s]

@@ -177,7 +177,7 @@ func (e *Engine) CreateSpace(ctx context.Context, c SpaceConfig) (SpaceInfo, boo
 	}
 	info := SpaceInfo{Name: c.Name, Dimension: c.Dimension, Embedder: c.Embedder}
 	var created bool
-	_, err := e.mutate(func(t *txn) error {
+	_, err := e.commit(commitAcked, func(t *txn) error {
 		if sp := e.lookupSpace(c.Name); sp != nil { // lost a race: fine
 			info = sp.info
 			return nil

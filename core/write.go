@@ -254,7 +254,7 @@ func (e *Engine) Remember(ctx context.Context, spaceName string, in RememberInpu
 		}
 	}
 	res := RememberResult{ID: p.m.ID, Confidence: p.m.Confidence, ObservedAt: p.m.ObservedAt}
-	seq, err := e.mutate(func(t *txn) error {
+	seq, err := e.commit(commitAcked, func(t *txn) error {
 		p.m.StoredAt, p.m.LastAccess = t.now, t.now
 		res.StoredAt = t.now
 		created, err := t.putMemory(sp, &p.m, p.norm, p.derived)
@@ -428,7 +428,7 @@ func (e *Engine) Associate(ctx context.Context, spaceName string, a Association)
 	if err != nil {
 		return 0, err
 	}
-	return e.mutate(func(t *txn) error {
+	return e.commit(commitAcked, func(t *txn) error {
 		for _, id := range []string{a.From, a.To} {
 			if !sp.has(id) {
 				return notFound(sp.info.Name, id)
@@ -458,7 +458,7 @@ func (e *Engine) Forget(ctx context.Context, spaceName, id string) (uint64, erro
 		}
 		return 0, err
 	}
-	return e.mutate(func(t *txn) error { return t.deleteMemory(sp, id) })
+	return e.commit(commitAcked, func(t *txn) error { return t.deleteMemory(sp, id) })
 }
 
 func (t *txn) deleteMemory(sp *space, id string) error {
@@ -565,7 +565,7 @@ func (e *Engine) Batch(ctx context.Context, spaceName string, b BatchInput) (Bat
 		return BatchResult{}, err
 	}
 	res := BatchResult{IDs: make([]string, len(ps)), Associations: len(b.Associations)}
-	seq, err := e.mutate(func(t *txn) error {
+	seq, err := e.commit(commitAcked, func(t *txn) error {
 		for i, p := range ps {
 			p.m.StoredAt, p.m.LastAccess = t.now, t.now
 			if _, err := t.putMemory(sp, &p.m, p.norm, p.derived); err != nil {
@@ -636,11 +636,8 @@ func (e *Engine) ApplyChanges(ctx context.Context, changes []Change) error {
 		if err := ctxErr(ctx); err != nil {
 			return err
 		}
-		if e.diskLow() { // a restore onto a filling disk stops cleanly
-			return e.errDiskLow()
-		}
 		c := changes[i]
-		if _, err := e.mutateReplay(func(t *txn) error {
+		if _, err := e.commit(commitReplay, func(t *txn) error {
 			if c.Seq != e.seq+1 {
 				return Errorf(KindConflict, "SEQUENCE_GAP", "change %d does not follow the engine's last sequence %d", c.Seq, e.seq)
 			}
@@ -658,28 +655,6 @@ func (e *Engine) ApplyChanges(ctx context.Context, changes []Change) error {
 	e.commitMu.Unlock()
 	e.kickIndexer()
 	return nil
-}
-
-func (e *Engine) mutateReplay(build func(t *txn) error) (uint64, error) {
-	e.commitMu.Lock()
-	t := &txn{e: e, batch: e.db.NewBatch(), replay: true}
-	startSeq := e.seq
-	err := build(t)
-	if err == nil {
-		if err = t.batch.Commit(pebble.NoSync); err != nil {
-			err = internalf(err, "commit replay")
-		}
-	}
-	if err != nil {
-		e.seq = startSeq
-	} else {
-		for _, f := range t.after {
-			f()
-		}
-	}
-	e.commitMu.Unlock()
-	_ = t.batch.Close()
-	return e.seq, err
 }
 
 // apply performs one logged change during replay.
