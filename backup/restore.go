@@ -23,7 +23,10 @@ type RestoreOptions struct {
 	ToSequence uint64    // 0: no sequence bound
 	SnapshotID string    // "" picks the newest snapshot at or before the target
 	Force      bool      // move a non-empty DataDir aside (DataDir.old-<timestamp>) instead of refusing
-	DryRun     bool      // plan only: nothing is downloaded or written
+	// DryRun plans and predicts without writing: the snapshot's files are
+	// not downloaded, the segments are read and checked to count the
+	// changes a restore would replay and the sequence it would reach.
+	DryRun bool
 	// SnapshotOnly restores the snapshot without replaying any segment.
 	SnapshotOnly bool
 }
@@ -46,6 +49,9 @@ type RestoreReport struct {
 	MovedAside       string    `json:"moved_aside,omitempty"`     // where --force moved the old directory
 	Seconds          float64   `json:"seconds"`                   // measured restore time
 	Spaces           []Space   `json:"spaces,omitempty"`          // counts after restore
+	// Warnings name what the restore passed over, e.g. a newer snapshot
+	// whose manifest could not be read.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // restorePlan is the snapshot and segments a restore needs.
@@ -53,6 +59,7 @@ type restorePlan struct {
 	manifest *Manifest
 	segments []SegmentInfo
 	newest   uint64
+	warnings []string // newer snapshots passed over, and why
 }
 
 func (o RestoreOptions) describeTarget() string {
@@ -105,19 +112,28 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 		}
 		p.manifest = m
 	} else {
-		var bad []string
+		type unreadable struct {
+			id  string
+			err error
+		}
+		var bad []unreadable
 		for i := len(snaps) - 1; i >= 0; i-- {
 			s := snaps[i]
 			if s.Err != nil {
 				if errors.Is(s.Err, ErrNewerFormat) {
 					return nil, s.Err
 				}
-				bad = append(bad, fmt.Sprintf("%s (%v)", s.ID, s.Err))
+				bad = append(bad, unreadable{s.ID, s.Err})
 				continue
 			}
 			if fits(s.Manifest) {
 				p.manifest = s.Manifest
 				break
+			}
+		}
+		if p.manifest != nil {
+			for _, b := range bad {
+				p.warnings = append(p.warnings, fmt.Sprintf("snapshot %s was skipped: its manifest is unreadable (%v); restoring from the older snapshot %s", b.id, b.err, p.manifest.ID))
 			}
 		}
 		if p.manifest == nil {
@@ -127,7 +143,11 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 				msg += fmt.Sprintf(", last change %s", oldest.Manifest.LastChange.Format(time.RFC3339))
 			}
 			if len(bad) > 0 {
-				msg += "; unreadable: " + strings.Join(bad, "; ")
+				var names []string
+				for _, b := range bad {
+					names = append(names, fmt.Sprintf("%s (%v)", b.id, b.err))
+				}
+				msg += "; unreadable: " + strings.Join(names, "; ")
 			}
 			return nil, errors.New(msg + ". Try: a later --to-time / --to-sequence")
 		}
@@ -173,8 +193,11 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 // Restore restores into o.DataDir: download and verify the snapshot into a
 // temporary sibling directory, replay segments up to the target, then rename
 // into place. Any failure removes the temporary directory and leaves
-// DataDir untouched.
-func (a *Archive) Restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
+// DataDir untouched. A DataDir holding an engine is locked as a server
+// locks it, from before it is inspected until it was moved aside, so a
+// restore never replaces the directory of a running server
+// (DATA_DIR_IN_USE); a dry run takes the lock too, to predict that refusal.
+func (a *Archive) Restore(ctx context.Context, o RestoreOptions) (rep *RestoreReport, err error) {
 	start := time.Now()
 	if o.DataDir == "" {
 		return nil, errors.New("no data directory given. Try: --data-dir DIR")
@@ -182,6 +205,17 @@ func (a *Archive) Restore(ctx context.Context, o RestoreOptions) (*RestoreReport
 	dest, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return nil, err
+	}
+	if st, serr := os.Stat(filepath.Join(dest, "db")); serr == nil && st.IsDir() {
+		release, err := core.LockDataDir(dest)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if rerr := release(); rerr != nil && err == nil {
+				err = fmt.Errorf("unlock %s: %w", dest, rerr)
+			}
+		}()
 	}
 	nonEmpty, err := dirNonEmpty(dest)
 	if err != nil {
@@ -195,13 +229,24 @@ func (a *Archive) Restore(ctx context.Context, o RestoreOptions) (*RestoreReport
 		a.obs.Error("restore")
 		return nil, err
 	}
-	rep := &RestoreReport{Target: a.Target(), DataDir: dest, DryRun: o.DryRun, Snapshot: p.manifest.ID,
+	rep = &RestoreReport{Target: a.Target(), DataDir: dest, DryRun: o.DryRun, Snapshot: p.manifest.ID,
 		SnapshotSequence: p.manifest.Sequence, Files: len(p.manifest.Files), NewestShipped: p.newest,
-		Sequence: p.manifest.Sequence, LastChangeTime: p.manifest.LastChange, Segments: []string{}}
+		Sequence: p.manifest.Sequence, LastChangeTime: p.manifest.LastChange, Segments: []string{},
+		Warnings: p.warnings}
 	for _, s := range p.segments {
 		rep.Segments = append(rep.Segments, s.Key)
 	}
+	for _, w := range p.warnings {
+		a.log.Warn("restore passes over a snapshot", "target", a.Target(), "warning", w)
+		a.progress(Event{Op: "restore", Stage: "warning", Message: w})
+	}
 	if o.DryRun {
+		// The same segment walk as the replay, applying nothing: the
+		// changes and sequence predicted are the ones a restore reaches.
+		if err := a.walkSegments(ctx, p, o, rep, nil); err != nil {
+			a.obs.Error("restore")
+			return nil, err
+		}
 		rep.Spaces = p.manifest.Spaces
 		rep.Seconds = time.Since(start).Seconds()
 		return rep, nil
@@ -335,6 +380,22 @@ func (a *Archive) replay(ctx context.Context, dir string, p *restorePlan, o Rest
 	if got := eng.LastSequence(); got != p.manifest.Sequence {
 		return fmt.Errorf("%w: snapshot %s holds sequence %d, its manifest says %d", ErrCorrupt, p.manifest.ID, got, p.manifest.Sequence)
 	}
+	if err := a.walkSegments(ctx, p, o, rep, eng.ApplyChanges); err != nil {
+		return err
+	}
+	for _, st := range eng.Spaces() {
+		rep.Spaces = append(rep.Spaces, Space{Name: st.Name, Dimension: st.Dimension, Fingerprint: st.Fingerprint,
+			Memories: st.Total(), Associations: st.Associations})
+	}
+	return nil
+}
+
+// walkSegments reads p's segments in order and selects the changes up to
+// the target, passing each segment's batch to apply (nil: a dry run, which
+// only counts), and records in rep the changes, the sequence reached and
+// the segments used.
+func (a *Archive) walkSegments(ctx context.Context, p *restorePlan, o RestoreOptions, rep *RestoreReport,
+	apply func(context.Context, []core.Change) error) error {
 	applied := p.manifest.Sequence
 	for i, s := range p.segments {
 		_, changes, err := a.ReadSegment(ctx, s)
@@ -354,24 +415,24 @@ func (a *Archive) replay(ctx context.Context, dir string, p *restorePlan, o Rest
 			batch = append(batch, c)
 		}
 		if len(batch) > 0 {
-			if err := eng.ApplyChanges(ctx, batch); err != nil {
-				return fmt.Errorf("replay %s: %w", s.Key, err)
+			if apply != nil {
+				if err := apply(ctx, batch); err != nil {
+					return fmt.Errorf("replay %s: %w", s.Key, err)
+				}
 			}
 			applied = batch[len(batch)-1].Seq
 			rep.ChangesApplied += len(batch)
 			rep.LastChangeTime = batch[len(batch)-1].Time.UTC()
 		}
-		a.progress(Event{Op: "restore", Stage: "replay", Message: s.Key, Done: int64(i + 1), Total: int64(len(p.segments))})
+		if apply != nil {
+			a.progress(Event{Op: "restore", Stage: "replay", Message: s.Key, Done: int64(i + 1), Total: int64(len(p.segments))})
+		}
 		if stop {
 			rep.Segments = rep.Segments[:i+1]
 			break
 		}
 	}
 	rep.Sequence = applied
-	for _, st := range eng.Spaces() {
-		rep.Spaces = append(rep.Spaces, Space{Name: st.Name, Dimension: st.Dimension, Fingerprint: st.Fingerprint,
-			Memories: st.Total(), Associations: st.Associations})
-	}
 	return nil
 }
 

@@ -21,8 +21,8 @@ import (
 // (+ the plain sha256 the manifest names, for engine files): an object
 // rewritten under the same key has a new modification time and is checked
 // again. Entries expire after MaxAge, so silent corruption in place (same
-// size and time) is still caught on that cadence; `backup verify --no-cache`
-// checks everything now.
+// size and time) is caught only on that cadence: the cache is opt-in
+// (`backup verify --cache`); by default every object is checked.
 //
 // The cache is a local file (one per target, under the user's cache
 // directory), not an object in the archive: verification then needs only

@@ -31,6 +31,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/engram-ops/engram-ops/core/embed"
 )
@@ -342,6 +343,24 @@ func (e *Engine) LastSequence() uint64 { return e.durable.Load() }
 
 // Dir is the data directory.
 func (e *Engine) Dir() string { return e.dir }
+
+// LockDataDir takes the lock a server holds on the data directory dir (the
+// storage engine's lock file, dir/db/LOCK) without opening the engine, so
+// that an operation which replaces or rewrites dir can keep a server from
+// running on it meanwhile. It fails with DATA_DIR_IN_USE, naming the lock
+// file, while an engine (in this or another process) has dir open. dir/db
+// must exist; release unlocks.
+func LockDataDir(dir string) (release func() error, err error) {
+	dbDir := filepath.Join(dir, "db")
+	l, err := pebble.LockDirectory(dbDir, vfs.Default)
+	if err != nil {
+		if errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock held by current process") {
+			return nil, openError(dbDir, err)
+		}
+		return nil, internalf(err, "lock the storage engine in %s", dbDir)
+	}
+	return l.Close, nil
+}
 
 // openError says why the storage engine in db would not open: its files are
 // damaged, another process holds them, or an I/O failure. A failed open

@@ -29,6 +29,39 @@ func TestOpenDataDirInUse(t *testing.T) {
 	}
 }
 
+// TestLockDataDir: LockDataDir takes the lock a server holds: refused with
+// the same DATA_DIR_IN_USE error while an engine has the directory open,
+// and while it is held an engine cannot open the directory.
+func TestLockDataDir(t *testing.T) {
+	dir := t.TempDir()
+	e, err := core.Open(dir, core.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = core.LockDataDir(dir)
+	if core.CodeOf(err) != "DATA_DIR_IN_USE" || !strings.Contains(err.Error(), filepath.Join(dir, "db", "LOCK")) {
+		t.Fatalf("lock of an open data directory: %v (code %s), want DATA_DIR_IN_USE naming the lock file", err, core.CodeOf(err))
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	release, err := core.LockDataDir(dir)
+	if err != nil {
+		t.Fatalf("lock of a closed data directory: %v", err)
+	}
+	if _, err := core.Open(dir, core.Options{}); core.CodeOf(err) != "DATA_DIR_IN_USE" {
+		t.Fatalf("open of a locked data directory: %v (code %s)", err, core.CodeOf(err))
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	e, err = core.Open(dir, core.Options{})
+	if err != nil {
+		t.Fatalf("open after release: %v", err)
+	}
+	_ = e.Close()
+}
+
 // TestOpenCorruptLog: a write-ahead log damaged before its end (disk rot,
 // not a torn last write) makes Open fail with STORAGE_CORRUPT, pointing to
 // a restore, and leaves every file as it was.

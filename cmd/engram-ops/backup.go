@@ -147,6 +147,7 @@ type backupCmd struct {
 	dataDir string
 	server  string
 	level   int
+	cache   bool
 	noCache bool
 
 	keep   backup.Retention
@@ -380,10 +381,13 @@ func (b *backupCmd) verifyCmd() *cobra.Command {
      drill: an in-process server is started on the restored data and, in every space, a
      recall over HTTP for a stored memory's content must return that memory (the drill's
      time is reported)
-Level 2 remembers, in a local cache file ($XDG_CACHE_HOME/engram-ops/verify/), every object
-whose checksum passed, keyed by key, stored size, modification time and sha256; an unchanged
-object is not downloaded again for 7 days (--no-cache checks everything). The restore drill
-of levels 3 and 4 always runs. The result is written to verify/last.json on the target, from
+Level 2 reads and checksums every object, and says how many it read. With --cache it
+remembers, in a local cache file ($XDG_CACHE_HOME/engram-ops/verify/), every object whose
+checksum passed, keyed by key, stored size, modification time and sha256, and skips an
+unchanged one for 7 days, saying how many it skipped: quicker for frequent routine runs, but
+damage in place that keeps size and modification time passes until the entry expires.
+--no-cache is accepted for older scripts and changes nothing. The restore drill of levels 3
+and 4 always runs. The result is written to verify/last.json on the target, from
 which a server shipping there exports engram_backup_last_verified_timestamp_seconds and
 (level 4) engram_backup_last_restore_drill_seconds; with read-only credentials that write
 fails with a warning.
@@ -401,10 +405,10 @@ Exit codes: 0 passed, 3 a check failed, 1 verification could not run.`,
 				return err
 			}
 			o := backup.VerifyOptions{Level: b.level, Record: true, Drill: serverDrill}
-			if !b.noCache {
+			if b.cache {
 				path, err := backup.DefaultVerifyCachePath(ar.Target(), a.getenv)
 				if err != nil {
-					fmt.Fprintf(a.stderr, "warning: no verify cache (%v): every checksum is checked\n", err)
+					fmt.Fprintf(a.stderr, "warning: no verify cache (%v): every object is checksummed\n", err)
 				} else {
 					o.Cache = backup.OpenVerifyCache(path, 0)
 				}
@@ -425,8 +429,13 @@ Exit codes: 0 passed, 3 a check failed, 1 verification could not run.`,
 			} else if !a.global.quiet {
 				fmt.Fprintf(a.stdout, "verified %s at level %d: %d snapshots, %d files, %d segments in %.2fs\n",
 					rep.Target, rep.Level, rep.Snapshots, rep.Files, rep.Segments, rep.Seconds)
-				if rep.Level >= 2 {
-					fmt.Fprintf(a.stdout, "checksums: %d objects checked, %d unchanged since an earlier verification (cache)\n", rep.Checked, rep.Cached)
+				switch {
+				case rep.Level < 2:
+					fmt.Fprintln(a.stdout, "checksums: no object read at level 1 (level 2 reads and checksums every object)")
+				case o.Cache != nil:
+					fmt.Fprintf(a.stdout, "checksums: %d objects read and checksummed, %d skipped by --cache (passed within 7 days, key, size and modification time unchanged)\n", rep.Checked, rep.Cached)
+				default:
+					fmt.Fprintf(a.stdout, "checksums: %d objects read and checksummed, 0 skipped\n", rep.Checked)
 				}
 				if rep.DrillSeconds > 0 {
 					fmt.Fprintf(a.stdout, "restore drill: %.2fs\n", rep.DrillSeconds)
@@ -451,7 +460,9 @@ Exit codes: 0 passed, 3 a check failed, 1 verification could not run.`,
 	b.flags.addIdentity(cmd)
 	b.flags.addReserve(cmd)
 	cmd.Flags().IntVar(&b.level, "level", 1, "1 presence and sizes, 2 checksums, 3 restore and invariants, 4 restore drill")
-	cmd.Flags().BoolVar(&b.noCache, "no-cache", false, "check every object's checksum, ignoring the verify cache")
+	cmd.Flags().BoolVar(&b.cache, "cache", false, "level 2: skip objects that passed within 7 days and are unchanged in key, size and modification time")
+	cmd.Flags().BoolVar(&b.noCache, "no-cache", false, "accepted for older scripts: every object is checksummed unless --cache is given")
+	cmd.MarkFlagsMutuallyExclusive("cache", "no-cache")
 	return cmd
 }
 

@@ -35,7 +35,10 @@ is not applied) or --to-sequence. Without either, up to the newest shipped chang
 Everything is downloaded, checksummed and replayed in DIR.restore-tmp-XXXX next to DIR and
 renamed into place at the end; any failure removes the temporary directory and leaves DIR
 untouched. DIR must be empty or absent; --force moves a non-empty DIR aside to
-DIR.old-<timestamp> first. Restore the server's directory while the server is stopped.`
+DIR.old-<timestamp> first. Restore the server's directory while the server is stopped: DIR is
+locked as a server locks it, and a DIR a running server holds is refused (DATA_DIR_IN_USE).
+--dry-run takes the same lock and reads the change-log segments, so it predicts the refusal,
+the changes that would be replayed and the sequence the restore would reach.`
 	if rb, err := runbooks.Get("disaster-recovery"); err == nil {
 		long += "\n\n" + rb.Body
 	}
@@ -62,7 +65,7 @@ DIR.old-<timestamp> first. Restore the server's directory while the server is st
 	f.Uint64Var(&r.toSequence, "to-sequence", 0, "restore up to and including this change-log sequence")
 	f.StringVar(&r.snapshot, "snapshot", "", "start from this snapshot id instead of the newest one before the target")
 	f.BoolVar(&r.force, "force", false, "move a non-empty --data-dir aside (to DIR.old-<timestamp>) instead of refusing")
-	f.BoolVar(&r.dryRun, "dry-run", false, "show the snapshot and segments that would be used; write nothing")
+	f.BoolVar(&r.dryRun, "dry-run", false, "show the snapshot, segments, changes and sequence a restore would reach (reads the segments); write nothing")
 	r.flags.addIdentity(cmd)
 	r.flags.addReserve(cmd)
 	return cmd
@@ -90,29 +93,40 @@ func (r *restoreCmd) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore failed; %s was not changed: %w", r.dataDir, err)
 	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintln(a.stderr, "warning: "+w)
+	}
 	if a.global.output == "json" {
 		return a.printJSON(rep)
 	}
 	if a.global.quiet {
 		return nil
 	}
-	verb := "restored"
-	if rep.DryRun {
-		verb = "would restore"
-	}
-	fmt.Fprintf(a.stdout, "%s %s from %s\n", verb, rep.DataDir, rep.Target)
-	fmt.Fprintf(a.stdout, "  snapshot  %s (sequence %d, %d files, %d bytes downloaded)\n", rep.Snapshot, rep.SnapshotSequence, rep.Files, rep.DownloadedBytes)
-	fmt.Fprintf(a.stdout, "  replayed  %d changes from %d segments\n", rep.ChangesApplied, len(rep.Segments))
 	last := "-"
 	if !rep.LastChangeTime.IsZero() {
 		last = rep.LastChangeTime.Format(time.RFC3339Nano)
 	}
-	fmt.Fprintf(a.stdout, "  now at    sequence %d (last change %s; newest shipped %d)\n", rep.Sequence, last, rep.NewestShipped)
+	if rep.DryRun {
+		fmt.Fprintf(a.stdout, "would restore %s from %s\n", rep.DataDir, rep.Target)
+		fmt.Fprintf(a.stdout, "  snapshot      %s (sequence %d, %d files)\n", rep.Snapshot, rep.SnapshotSequence, rep.Files)
+		fmt.Fprintf(a.stdout, "  would replay  %d changes from %d segments\n", rep.ChangesApplied, len(rep.Segments))
+		fmt.Fprintf(a.stdout, "  would reach   sequence %d (last change %s; newest shipped %d)\n", rep.Sequence, last, rep.NewestShipped)
+	} else {
+		fmt.Fprintf(a.stdout, "restored %s from %s\n", rep.DataDir, rep.Target)
+		fmt.Fprintf(a.stdout, "  snapshot  %s (sequence %d, %d files, %d bytes downloaded)\n", rep.Snapshot, rep.SnapshotSequence, rep.Files, rep.DownloadedBytes)
+		fmt.Fprintf(a.stdout, "  replayed  %d changes from %d segments\n", rep.ChangesApplied, len(rep.Segments))
+		fmt.Fprintf(a.stdout, "  now at    sequence %d (last change %s; newest shipped %d)\n", rep.Sequence, last, rep.NewestShipped)
+	}
 	var spaces []string
 	for _, s := range rep.Spaces {
 		spaces = append(spaces, fmt.Sprintf("%s=%d", s.Name, s.Memories))
 	}
-	if len(spaces) > 0 {
+	switch {
+	case len(spaces) == 0:
+	case rep.DryRun:
+		// The snapshot's counts: the replay changes them.
+		fmt.Fprintf(a.stdout, "  snapshot memories  %s\n", strings.Join(spaces, " "))
+	default:
 		fmt.Fprintf(a.stdout, "  memories  %s\n", strings.Join(spaces, " "))
 	}
 	if rep.MovedAside != "" {
