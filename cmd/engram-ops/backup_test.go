@@ -180,9 +180,10 @@ func fullCycle(t *testing.T, target string, env map[string]string) {
 	prune(t, target, env)
 }
 
-// verifyCache: a second level-2 verification of an unchanged archive
-// downloads nothing, --no-cache checks everything again, and the result is
-// recorded on the target for servers.
+// verifyCache: level 2 checks everything by default; with --cache a second
+// verification of an unchanged archive downloads nothing, a run without it
+// checks everything again, and the result is recorded on the target for
+// servers.
 func verifyCache(t *testing.T, target string, env map[string]string) {
 	e := map[string]string{"XDG_CACHE_HOME": t.TempDir()}
 	for k, v := range env {
@@ -203,10 +204,12 @@ func verifyCache(t *testing.T, target string, env map[string]string) {
 		return r
 	}
 	first := run()
-	second := run()
-	again := run("--no-cache")
-	if first.Checked == 0 || first.Cached != 0 || second.Checked != 0 || second.Cached != first.Checked || again.Checked != first.Checked {
-		t.Errorf("verify cache: first %+v, second %+v, --no-cache %+v", first, second, again)
+	filled := run("--cache")
+	second := run("--cache")
+	again := run()
+	if first.Checked == 0 || first.Cached != 0 || filled.Checked != first.Checked || filled.Cached != 0 ||
+		second.Checked != 0 || second.Cached != first.Checked || again.Checked != first.Checked || again.Cached != 0 {
+		t.Errorf("verify cache: default %+v, --cache %+v then %+v, default again %+v", first, filled, second, again)
 	}
 	if first.Recorded != "verify/last.json" {
 		t.Errorf("verify result not recorded: %+v", first)
