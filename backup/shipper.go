@@ -26,6 +26,11 @@ type ShipperOptions struct {
 	MaxChanges int
 	// MaxBackoff caps the retry delay during target outages; default 30s.
 	MaxBackoff time.Duration
+	// AttemptTimeout bounds one segment upload (a segment holds at most
+	// MaxChanges changes): an upload still running after it, e.g. against
+	// a target that stopped answering, is abandoned, counted as a failed
+	// attempt and retried with backoff. Default 10s, negative disables it.
+	AttemptTimeout time.Duration
 	// FinalFlush bounds the last shipping round after the context is
 	// cancelled (server shutdown); default 10s, negative disables it.
 	FinalFlush time.Duration
@@ -59,6 +64,7 @@ type Shipper struct {
 	o   ShipperOptions
 
 	snapMu sync.Mutex // one snapshot at a time
+	rpoMu  sync.Mutex // orders RPO exports: each reads the shipped sequence it reports on
 
 	mu     sync.Mutex
 	status ShipperStatus
@@ -74,6 +80,9 @@ func (a *Archive) NewShipper(eng *core.Engine, o ShipperOptions) *Shipper {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second
+	}
+	if o.AttemptTimeout == 0 {
+		o.AttemptTimeout = 10 * time.Second
 	}
 	if o.FinalFlush == 0 {
 		o.FinalFlush = 10 * time.Second
@@ -220,6 +229,24 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	poll := min(s.o.Interval, 100*time.Millisecond)
+	// The RPO gauge follows the age of the oldest unshipped change on its
+	// own ticker, so it keeps growing while a round is blocked in an
+	// upload (a target that stopped answering), not only between rounds.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.reportRPO()
+			}
+		}
+	}()
 	defer func() {
 		wg.Wait()
 		s.mu.Lock()
@@ -227,7 +254,6 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 
-	poll := min(s.o.Interval, 100*time.Millisecond)
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	var (
@@ -248,9 +274,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 			return nil
 		case now := <-tick.C:
-			// The gauge follows the age of the oldest pending change on
-			// every poll, not only after a round (when it is about 0).
-			rpo := s.reportRPO(shipped)
+			rpo := s.rpo(shipped)
 			pending := s.eng.LastSequence() - shipped
 			// Interval bounds the recovery point: a round starts early
 			// enough that the oldest pending change is stored before it is
@@ -275,25 +299,34 @@ func (s *Shipper) Run(ctx context.Context) error {
 				backoff, next = 0, time.Time{}
 				lastTook = time.Since(now)
 			}
-			s.reportRPO(shipped)
+			s.reportRPO()
 		}
 	}
 }
 
-// reportRPO exports (and returns) the age in seconds of the oldest change
-// not yet shipped.
-func (s *Shipper) reportRPO(shipped uint64) float64 {
-	rpo := 0.0
+// rpo is the age in seconds of the oldest durable change after shipped.
+func (s *Shipper) rpo(shipped uint64) float64 {
 	if s.eng.LastSequence() > shipped {
 		if ch, err := s.eng.ChangesSince(shipped, 1); err == nil && len(ch) == 1 {
-			rpo = max(0, time.Since(ch[0].Time).Seconds())
+			return max(0, s.a.opts.Now().Sub(ch[0].Time).Seconds())
 		}
 	}
+	return 0
+}
+
+// reportRPO exports the age of the oldest change not yet stored on the
+// target, whatever the shipping loop is doing.
+func (s *Shipper) reportRPO() {
+	s.rpoMu.Lock()
+	defer s.rpoMu.Unlock()
+	s.mu.Lock()
+	shipped := s.status.ShippedSequence
+	s.mu.Unlock()
+	rpo := s.rpo(shipped)
 	s.a.obs.RPO(rpo)
 	s.mu.Lock()
 	s.status.RPOSeconds = rpo
 	s.mu.Unlock()
-	return rpo
 }
 
 // shipAll uploads every pending change as segments and returns the new
@@ -310,7 +343,7 @@ func (s *Shipper) shipAll(ctx context.Context, shipped uint64) (uint64, error) {
 		if changes[0].Seq != shipped+1 {
 			return shipped, fmt.Errorf("change log continues at %d after %d", changes[0].Seq, shipped)
 		}
-		if err := s.a.PutSegment(ctx, changes); err != nil {
+		if err := s.putSegment(ctx, changes); err != nil {
 			return shipped, err
 		}
 		shipped = changes[len(changes)-1].Seq
@@ -322,6 +355,21 @@ func (s *Shipper) shipAll(ctx context.Context, shipped uint64) (uint64, error) {
 		s.status.ShippedSequence, s.status.LastLogSuccess = shipped, now
 		s.mu.Unlock()
 	}
+}
+
+// putSegment is PutSegment bounded by AttemptTimeout.
+func (s *Shipper) putSegment(ctx context.Context, changes []core.Change) error {
+	if s.o.AttemptTimeout <= 0 {
+		return s.a.PutSegment(ctx, changes)
+	}
+	actx, cancel := context.WithTimeout(ctx, s.o.AttemptTimeout)
+	defer cancel()
+	err := s.a.PutSegment(actx, changes)
+	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("segment upload of sequences %d-%d did not finish within %s (the attempt timeout): %w",
+			changes[0].Seq, changes[len(changes)-1].Seq, s.o.AttemptTimeout, err)
+	}
+	return err
 }
 
 // PutSegment encodes contiguous changes as one segment and stores it.
