@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/engram-ops/engram-ops/loadtest/attack"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/client"
 )
@@ -94,7 +95,10 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Calibration, error) {
 		// Ask for far more than the loop achieved, with the loop's
 		// concurrency as the worker cap: the generator then runs flat out
 		// and its rate is its ceiling.
-		g := generatorCeiling(ctx, cl, cfg.Concurrency, t*2+1000, cfg.Phase)
+		g, err := GeneratorCeiling(ctx, cl, cfg.Concurrency, t*2+1000, cfg.Phase)
+		if err != nil {
+			return nil, err
+		}
 		out.GeneratorRates = append(out.GeneratorRates, g)
 		logf("round %d: generator %.0f req/s", round+1, g)
 	}
@@ -106,7 +110,10 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Calibration, error) {
 		return out, nil
 	}
 	sc := aliveScenario(cfg.CheckRate, cfg.CheckDuration, checkWorkers)
-	out.Check = attackOnly(ctx, sc, cl, Config{Client: cl, CPUIncludesServer: cfg.CPUIncludesServer})
+	out.Check, err = attackOnly(ctx, sc, cl, Config{Client: cl, CPUIncludesServer: cfg.CPUIncludesServer})
+	if err != nil {
+		return nil, err
+	}
 	out.Check.Target.Embedded = cfg.CPUIncludesServer
 	logf("scheduling check at %.0f/s: achieved %.0f/s, %.3f%% late", cfg.CheckRate, out.Check.AchievedRate, out.Check.Audit.LateFraction*100)
 	return out, nil
@@ -176,28 +183,32 @@ func aliveScenario(rate float64, d time.Duration, workers int) *Scenario {
 	return sc
 }
 
-func generatorCeiling(ctx context.Context, cl *client.Client, workers int, rate float64, d time.Duration) float64 {
+// GeneratorCeiling is the rate at which the generator completes GET
+// /health/alive through cl over d with at most workers requests in flight,
+// asked for rate, far more than it can send: its ceiling with cl's
+// transport.
+func GeneratorCeiling(ctx context.Context, cl *client.Client, workers int, rate float64, d time.Duration) (float64, error) {
 	sc := aliveScenario(rate, d, workers)
 	// Arrivals that cannot get a worker within 50ms are dropped, so the
 	// backlog does not stretch the phase; the rate is over the real time.
 	sc.Generator.DropAfterMS = 50
-	r := attackOnly(ctx, sc, cl, Config{Client: cl})
+	r, err := attackOnly(ctx, sc, cl, Config{Client: cl})
+	if err != nil {
+		return 0, err
+	}
 	ok := r.Completed - r.Errors
-	return float64(ok) / r.DurationSeconds
+	return float64(ok) / r.DurationSeconds, nil
 }
 
 // attackOnly offers sc's load of GET /health/alive, without a data set.
-func attackOnly(ctx context.Context, sc *Scenario, cl *client.Client, cfg Config) *Result {
-	prepare := func(*workerRand) request {
-		return request{op: 0, do: func(ctx context.Context) (int, int, error) { return 0, 0, cl.Alive(ctx) }}
-	}
-	cfg.Scenario = sc
+func attackOnly(ctx context.Context, sc *Scenario, cl *client.Client, cfg Config) (*Result, error) {
+	alive := attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) { return attack.Outcome{}, cl.Alive(ctx) })
 	res := &Result{Schema: SchemaName, SchemaVersion: SchemaVersion,
 		Scenario:  ScenarioInfo{Name: sc.Name, Description: sc.Description, Pattern: sc.Arrival.Pattern},
 		Target:    TargetInfo{URL: cl.BaseURL()},
 		Generator: GeneratorInfo{GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS, Arch: runtime.GOARCH}}
-	a := newAttacker(sc, []string{"alive"}, prepare, 0, cfg)
-	a.run(ctx)
-	a.fill(res)
-	return res
+	if err := attackInto(ctx, res, sc, attack.Repeat(alive), []string{"alive"}, 0, cfg); err != nil {
+		return nil, err
+	}
+	return res, nil
 }

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/engram-ops/engram-ops/loadtest/attack"
 )
 
 // synth builds a result whose operations' latencies are lognormal around
@@ -13,20 +15,20 @@ func synth(seed uint64, n int, medianMS float64) *Result {
 	r := &Result{Schema: SchemaName, SchemaVersion: SchemaVersion, Scenario: ScenarioInfo{Name: "synthetic"},
 		DurationSeconds: 10, RequestedRate: float64(n) / 5, Generator: GeneratorInfo{Hosts: []string{"h"}}}
 	for _, name := range []string{OpStore, OpRecall} {
-		c, u := newHist(), newHist()
+		c, u := NewHistogram(), NewHistogram()
 		for range n {
 			v := time.Duration(medianMS * float64(time.Millisecond) * rng.ExpFloat64() * 1.4)
-			recordDur(c, v+200*time.Microsecond)
-			recordDur(u, v)
+			attack.RecordDuration(c, v+200*time.Microsecond)
+			attack.RecordDuration(u, v)
 		}
 		o := OpResult{Name: name, Count: int64(n), OK: int64(n), Rate: float64(n) / 10, ErrorsByKind: map[string]int64{},
-			Corrected: summarize(c), Uncorrected: summarize(u)}
+			Corrected: Summarize(c), Uncorrected: Summarize(u)}
 		r.Operations = append(r.Operations, o)
 		r.Completed += int64(n)
 	}
 	r.Scheduled = r.Completed
 	r.AchievedRate = float64(r.Completed) / r.DurationSeconds
-	r.Audit.SchedulingLag = summarize(newHist())
+	r.Audit.SchedulingLag = Summarize(NewHistogram())
 	return r
 }
 
@@ -38,14 +40,14 @@ func shifted(t *testing.T, r *Result, factor float64, add time.Duration) *Result
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := newHist()
+		s := NewHistogram()
 		for _, b := range h.Distribution() {
 			if b.Count > 0 {
 				v := time.Duration(float64(b.To)*factor)*time.Microsecond + add
 				_ = s.RecordValues(max(v.Microseconds(), 1), b.Count)
 			}
 		}
-		o.Corrected = summarize(s)
+		o.Corrected = Summarize(s)
 		out.Operations = append(out.Operations, o)
 	}
 	return &out
@@ -90,7 +92,7 @@ func TestCompare(t *testing.T) {
 }
 
 func TestKSExact(t *testing.T) {
-	a, b := newHist(), newHist()
+	a, b := NewHistogram(), NewHistogram()
 	for i := 1; i <= 100; i++ {
 		_ = a.RecordValue(int64(i))
 		_ = b.RecordValue(int64(i + 50))
@@ -118,7 +120,7 @@ func TestMergeExact(t *testing.T) {
 		t.Errorf("merged completed %d hosts %v", m.Completed, m.Generator.Hosts)
 	}
 	for i, o := range m.Operations {
-		want := newHist()
+		want := NewHistogram()
 		for _, r := range []*Result{a, b} {
 			h, _ := r.Operations[i].Corrected.Histogram()
 			want.Merge(h)

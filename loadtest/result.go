@@ -7,10 +7,11 @@ import (
 	"io"
 	"os"
 	"sort"
-	"sync"
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/engram-ops/engram-ops/loadtest/attack"
 )
 
 // Result schema identity. Bump SchemaVersion on any incompatible change and
@@ -20,35 +21,21 @@ const (
 	SchemaVersion = 1
 )
 
-// Histogram geometry: microseconds from 1 µs to 1 hour, 3 significant
-// digits (0.1% value resolution), the same for every histogram so that
-// results from different runs and machines merge exactly.
-const (
-	histLowest  = 1
-	histHighest = int64(time.Hour / time.Microsecond)
-	histSigFigs = 3
-)
-
-func newHist() *hdr.Histogram { return hdr.New(histLowest, histHighest, histSigFigs) }
-
 // NewHistogram returns an empty latency histogram of the geometry every
 // result uses (values in microseconds), for tools that build results.
-func NewHistogram() *hdr.Histogram { return newHist() }
+func NewHistogram() *hdr.Histogram { return attack.NewHistogram() }
 
 // Summarize turns a latency histogram (microseconds) into its summary
 // with the encoded histogram.
-func Summarize(h *hdr.Histogram) HistSummary { return summarize(h) }
+func Summarize(h *hdr.Histogram) HistSummary { return attack.Summarize(h) }
 
-func recordDur(h *hdr.Histogram, d time.Duration) {
-	us := d.Microseconds()
-	if us < histLowest {
-		us = histLowest
-	}
-	if us > histHighest {
-		us = histHighest
-	}
-	_ = h.RecordValue(us)
-}
+// HistSummary is a latency distribution with its full histogram, and
+// Audit the generator's account of itself: the attack engine's, as they
+// appear in a result.
+type (
+	HistSummary = attack.HistSummary
+	Audit       = attack.Audit
+)
 
 // Result is one load-test run (or several merged). Its JSON form is the
 // documented contract of docs/loadtest.md.
@@ -122,43 +109,6 @@ type SetupInfo struct {
 	IndexPending       int     `json:"index_pending"`
 }
 
-// Audit is the generator's account of itself.
-type Audit struct {
-	LateAfterMS float64 `json:"late_after_ms"`
-	DropAfterMS float64 `json:"drop_after_ms"`
-	// LateSends started more than late_after_ms after their intended time;
-	// LateNoWorker of them waited for a free worker (the pool was at
-	// max_workers), the rest were late because the generator's own
-	// goroutines did not run in time: LateDispatch of them because the
-	// pacer woke late, the others because a free worker did.
-	LateSends     int64   `json:"late_sends"`
-	LateNoWorker  int64   `json:"late_no_worker"`
-	LateDispatch  int64   `json:"late_dispatch"`
-	LateFraction  float64 `json:"late_fraction"`
-	DroppedSends  int64   `json:"dropped_sends"`
-	MaxWorkers    int     `json:"max_workers"`
-	PeakWorkers   int     `json:"peak_workers"`
-	PoolExhausted int64   `json:"pool_exhausted"`
-	// SchedulingLag is the distribution of (actual − intended) send time.
-	SchedulingLag HistSummary `json:"scheduling_lag"`
-	CPUUserSec    float64     `json:"cpu_user_seconds"`
-	CPUSystemSec  float64     `json:"cpu_system_seconds"`
-	// CPUCores is (user+system)/wall: cores the process used on average.
-	CPUCores float64 `json:"cpu_cores"`
-	// CPUWaitSec is how long the process's threads were runnable but
-	// waited for a CPU (Linux run-queue delay); nil where unknown.
-	CPUWaitSec *float64 `json:"cpu_wait_seconds,omitempty"`
-	// CPUIncludesServer is true when the server ran in the same process.
-	CPUIncludesServer bool `json:"cpu_includes_server"`
-	// LimitedBy is "server" when requests waited on the server,
-	// "generator" when the generator could not offer the requested load
-	// by itself (CPU-bound, or its scheduler fell behind), "machine" when
-	// it was late for want of a CPU something else on the host took, and
-	// "" when the load was offered as requested and the server kept up.
-	LimitedBy string   `json:"limited_by"`
-	Findings  []string `json:"findings"`
-}
-
 // OpResult is one operation's figures.
 type OpResult struct {
 	Name         string           `json:"name"`
@@ -185,100 +135,15 @@ type RecallStat struct {
 	AtK      float64 `json:"at_k"`
 }
 
-// HistSummary is a latency distribution: percentiles in milliseconds for
-// reading, and the full HDR histogram (values in microseconds, V2
-// compressed, base64) as the source of truth for merge and compare.
-type HistSummary struct {
-	Count  int64   `json:"count"`
-	MinMS  float64 `json:"min_ms"`
-	MeanMS float64 `json:"mean_ms"`
-	P50MS  float64 `json:"p50_ms"`
-	P90MS  float64 `json:"p90_ms"`
-	P95MS  float64 `json:"p95_ms"`
-	P99MS  float64 `json:"p99_ms"`
-	P999MS float64 `json:"p999_ms"`
-	MaxMS  float64 `json:"max_ms"`
-	HDR    string  `json:"hdr"`
-}
-
-func summarize(h *hdr.Histogram) HistSummary {
-	ms := func(us int64) float64 { return float64(us) / 1000 }
-	s := HistSummary{Count: h.TotalCount()}
-	if s.Count > 0 {
-		s.MinMS, s.MeanMS, s.MaxMS = ms(h.Min()), h.Mean()/1000, ms(h.Max())
-		s.P50MS, s.P90MS, s.P95MS = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(90)), ms(h.ValueAtQuantile(95))
-		s.P99MS, s.P999MS = ms(h.ValueAtQuantile(99)), ms(h.ValueAtQuantile(99.9))
+// opResult is one operation's figures as a result records them: the
+// engine's, with recall@k where its answers were checked.
+func opResult(o attack.OpStats, k int) OpResult {
+	r := OpResult{Name: o.Name, Count: o.Count, OK: o.OK, Errors: o.Errors, ErrorsByKind: o.ErrorsByKind, Rate: o.Rate,
+		Corrected: o.Corrected, Uncorrected: o.Uncorrected}
+	if o.Checked > 0 {
+		r.Recall = &RecallStat{K: k, Checked: o.Checked, Expected: o.Expected, Found: o.Found, AtK: float64(o.Found) / float64(o.Expected)}
 	}
-	b, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
-	if err == nil {
-		s.HDR = string(b)
-	}
-	return s
-}
-
-// Histogram decodes the full histogram.
-func (s HistSummary) Histogram() (*hdr.Histogram, error) {
-	if s.HDR == "" {
-		return newHist(), nil
-	}
-	h, err := hdr.Decode([]byte(s.HDR))
-	if err != nil {
-		return nil, fmt.Errorf("decode histogram: %w", err)
-	}
-	return h, nil
-}
-
-// opRecorder accumulates one operation's figures. One mutex per operation:
-// recording is a few hundred nanoseconds, far below request latency, so
-// contention does not limit the generator at the rates one machine offers.
-type opRecorder struct {
-	mu          sync.Mutex
-	corrected   *hdr.Histogram
-	uncorrected *hdr.Histogram
-	ok, errs    int64
-	errKinds    map[string]int64
-	checked     int64
-	expected    int64
-	found       int64
-}
-
-func newOpRecorder() *opRecorder {
-	return &opRecorder{corrected: newHist(), uncorrected: newHist(), errKinds: map[string]int64{}}
-}
-
-func (r *opRecorder) record(corrected, service time.Duration, errKind string, expected, found int) {
-	r.mu.Lock()
-	recordDur(r.corrected, corrected)
-	recordDur(r.uncorrected, service)
-	if errKind != "" {
-		r.errs++
-		r.errKinds[errKind]++
-	} else {
-		r.ok++
-		if expected > 0 {
-			r.checked++
-			r.expected += int64(expected)
-			r.found += int64(found)
-		}
-	}
-	r.mu.Unlock()
-}
-
-func (r *opRecorder) result(name string, seconds float64, k int) OpResult {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	o := OpResult{Name: name, OK: r.ok, Errors: r.errs, Count: r.ok + r.errs, ErrorsByKind: map[string]int64{},
-		Corrected: summarize(r.corrected), Uncorrected: summarize(r.uncorrected)}
-	for k, v := range r.errKinds {
-		o.ErrorsByKind[k] = v
-	}
-	if seconds > 0 {
-		o.Rate = float64(o.Count) / seconds
-	}
-	if r.checked > 0 {
-		o.Recall = &RecallStat{K: k, Checked: r.checked, Expected: r.expected, Found: r.found, AtK: float64(r.found) / float64(r.expected)}
-	}
-	return o
+	return r
 }
 
 // WriteJSON writes the result as indented JSON.
@@ -368,7 +233,7 @@ func Merge(rs ...*Result) (*Result, error) {
 	out.Setup.Preloaded, out.Setup.IndexPending, out.Setup.IndexSettleSeconds = 0, 0, 0
 	waitKnown := true
 	var wait float64
-	lag := newHist()
+	lag := NewHistogram()
 	type acc struct {
 		o      OpResult
 		c, u   *hdr.Histogram
@@ -430,7 +295,7 @@ func Merge(rs ...*Result) (*Result, error) {
 		for _, o := range r.Operations {
 			x := ops[o.Name]
 			if x == nil {
-				x = &acc{o: OpResult{Name: o.Name, ErrorsByKind: map[string]int64{}}, c: newHist(), u: newHist()}
+				x = &acc{o: OpResult{Name: o.Name, ErrorsByKind: map[string]int64{}}, c: NewHistogram(), u: NewHistogram()}
 				ops[o.Name] = x
 				order = append(order, o.Name)
 			}
@@ -465,7 +330,7 @@ func Merge(rs ...*Result) (*Result, error) {
 	sort.SliceStable(order, func(i, j int) bool { return opIndex(order[i]) < opIndex(order[j]) })
 	for _, name := range order {
 		x := ops[name]
-		x.o.Corrected, x.o.Uncorrected = summarize(x.c), summarize(x.u)
+		x.o.Corrected, x.o.Uncorrected = Summarize(x.c), Summarize(x.u)
 		if out.DurationSeconds > 0 {
 			x.o.Rate = float64(x.o.Count) / out.DurationSeconds
 		}
@@ -490,7 +355,7 @@ func Merge(rs ...*Result) (*Result, error) {
 	if waitKnown {
 		out.Audit.CPUWaitSec = &wait
 	}
-	out.Audit.SchedulingLag = summarize(lag)
+	out.Audit.SchedulingLag = Summarize(lag)
 	return &out, nil
 }
 

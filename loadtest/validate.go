@@ -50,7 +50,7 @@ func Validate(r *Result, v Validation) *ValidationResult {
 		out.Passed = out.Passed && c.Passed
 	}
 	if v.ExpectedP99LatencyMS != nil {
-		all := newHist()
+		all := NewHistogram()
 		for _, o := range r.Operations {
 			if h, err := o.Corrected.Histogram(); err == nil {
 				all.Merge(h)

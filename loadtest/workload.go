@@ -2,18 +2,16 @@ package loadtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/engram-ops/engram-ops/loadtest/attack"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/client"
 )
@@ -307,15 +305,18 @@ func exactTopK(vs [][]float32, q []float32, k int) map[string]bool {
 	return out
 }
 
-// worker state: its own random source (math/rand/v2 sources are not safe
-// for concurrent use) and Zipf sampler.
+// workerRand is a worker's state: its own random source (math/rand/v2
+// sources are not safe for concurrent use) and Zipf samplers.
 type workerRand struct {
 	rng  *rand.Rand
 	zipf map[int]*rand.Zipf
 }
 
-func newWorkerRand(seed int64, id int) *workerRand {
-	return &workerRand{rng: rand.New(rand.NewPCG(uint64(seed), uint64(id)+1<<32)), zipf: map[int]*rand.Zipf{}}
+// NewSource makes the workload an attack.Targeter: each worker prepares
+// its requests with its own random source.
+func (w *workload) NewSource(rng *rand.Rand) attack.Source {
+	r := &workerRand{rng: rng, zipf: map[int]*rand.Zipf{}}
+	return attack.SourceFunc(func() (int, attack.Request) { return w.prepare(r) })
 }
 
 // popular picks an index in [0, n) by the scenario's popularity.
@@ -334,15 +335,10 @@ func (w *workload) popular(r *workerRand, n int) int {
 	return int(z.Uint64())
 }
 
-// request is one prepared operation: what to send, and how to judge it.
-type request struct {
-	op int
-	do func(ctx context.Context) (expected, found int, err error)
-}
-
-// prepare picks the next operation and builds its request outside the
-// timed section, so request building is not counted as server latency.
-func (w *workload) prepare(r *workerRand) request {
+// prepare picks the next operation (its index in OpNames) and builds its
+// request outside the timed section, so request building is not counted
+// as server latency. A request's Outcome is its ground-truth check.
+func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 	x := r.rng.Float64() * w.total
 	op := 0
 	for i, wt := range w.weights {
@@ -368,10 +364,10 @@ func (w *workload) prepare(r *workerRand) request {
 		}
 		t.mu.Unlock()
 		if id != "" {
-			return request{op: op, do: func(ctx context.Context) (int, int, error) {
+			return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
 				_, err := t.text.Forget(ctx, id)
-				return 0, 0, err
-			}}
+				return attack.Outcome{}, err
+			})
 		}
 		// Nothing left to forget: store instead (counted as a store).
 		op = 0
@@ -383,7 +379,7 @@ func (w *workload) prepare(r *workerRand) request {
 			words[j] = vocabulary[r.rng.IntN(len(vocabulary))]
 		}
 		req := api.RememberRequest{ID: id, Content: strings.Join(words, " ")}
-		return request{op: op, do: func(ctx context.Context) (int, int, error) {
+		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
 			_, err := t.text.RememberID(ctx, req)
 			if err == nil && w.weights[4] > 0 {
 				t.mu.Lock()
@@ -392,8 +388,8 @@ func (w *workload) prepare(r *workerRand) request {
 				}
 				t.mu.Unlock()
 			}
-			return 0, 0, err
-		}}
+			return attack.Outcome{}, err
+		})
 	case OpRecall, OpPatternCompletion:
 		cue := t.textCues[w.popular(r, len(t.textCues))]
 		q := cue.recall
@@ -401,10 +397,10 @@ func (w *workload) prepare(r *workerRand) request {
 			q = cue.partial
 		}
 		req := api.RecallRequest{Query: q, MaxResults: k}
-		return request{op: op, do: func(ctx context.Context) (int, int, error) {
+		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
 			resp, err := t.text.Recall(ctx, req)
 			if err != nil || !w.truth {
-				return 0, 0, err
+				return attack.Outcome{}, err
 			}
 			found := 0
 			for _, m := range topK(resp, k) {
@@ -412,15 +408,15 @@ func (w *workload) prepare(r *workerRand) request {
 					found = 1
 				}
 			}
-			return 1, found, nil
-		}}
+			return attack.Outcome{Expected: 1, Found: found}, nil
+		})
 	default: // embedding_search
 		cue := t.vecCues[w.popular(r, len(t.vecCues))]
 		req := api.RecallRequest{Embedding: cue.vec, MaxResults: k, Threshold: -1, Mode: "similarity"}
-		return request{op: op, do: func(ctx context.Context) (int, int, error) {
+		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
 			resp, err := t.vec.Recall(ctx, req)
 			if err != nil || cue.truth == nil {
-				return 0, 0, err
+				return attack.Outcome{}, err
 			}
 			found := 0
 			for _, m := range topK(resp, k) {
@@ -428,8 +424,8 @@ func (w *workload) prepare(r *workerRand) request {
 					found++
 				}
 			}
-			return len(cue.truth), found, nil
-		}}
+			return attack.Outcome{Expected: len(cue.truth), Found: found}, nil
+		})
 	}
 }
 
@@ -448,32 +444,11 @@ func topK(resp *api.RecallResponse, k int) []string {
 }
 
 // errorKind classifies a failed request for the errors-by-kind table:
-// "STATUS CODE" for server answers, a short name for transport failures.
+// "STATUS CODE" for server answers, the engine's short names for
+// transport failures.
 func errorKind(err error) string {
 	if st := client.StatusOf(err); st != 0 {
 		return strconv.Itoa(st) + " " + client.CodeOf(err)
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return "no local ports"
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		if ne.Timeout() {
-			return "timeout"
-		}
-		return "network"
-	}
-	if strings.Contains(err.Error(), "decode") {
-		return "bad response"
-	}
-	return "transport"
+	return attack.ErrorKind(err)
 }

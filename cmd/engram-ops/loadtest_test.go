@@ -23,7 +23,7 @@ import (
 )
 
 // startServer runs a separate server in-process on 127.0.0.1:0.
-func startServer(t *testing.T) string {
+func startServer(t testing.TB) string {
 	t.Helper()
 	cfg := ops.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"

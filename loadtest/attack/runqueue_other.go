@@ -1,6 +1,6 @@
 //go:build !linux
 
-package loadtest
+package attack
 
 func runQueueWait() float64 { return -1 }
 

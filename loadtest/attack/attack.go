@@ -1,48 +1,144 @@
-package loadtest
+package attack
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"runtime"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
-
-	"github.com/engram-ops/engram-ops/ops/client"
 )
 
-// Config is one run.
+// Outcome is what a request reports besides its error: an optional check
+// of its answer, Found of Expected relevant items returned (Expected 0:
+// not checked).
+type Outcome struct {
+	Expected, Found int
+}
+
+// Request is one operation to send.
+type Request interface {
+	// Do sends the request and waits for its answer. ctx is cancelled when
+	// the request outlives Config.RequestTimeout or an interrupted
+	// attack's grace period ends, and carries the request's timeout as
+	// its deadline, for transports that need one.
+	Do(ctx context.Context) (Outcome, error)
+}
+
+// RequestFunc is a function as a Request.
+type RequestFunc func(ctx context.Context) (Outcome, error)
+
+// Do calls f.
+func (f RequestFunc) Do(ctx context.Context) (Outcome, error) { return f(ctx) }
+
+// Source builds the requests of one worker, on that worker's goroutine.
+type Source interface {
+	// Next returns the next request and its operation's index in
+	// Config.Ops. It is called before the request's timing starts, so
+	// building a request is not counted as latency.
+	Next() (op int, r Request)
+}
+
+// SourceFunc is a function as a Source.
+type SourceFunc func() (int, Request)
+
+// Next calls f.
+func (f SourceFunc) Next() (int, Request) { return f() }
+
+// Targeter makes the request sources of the attack's workers.
+type Targeter interface {
+	// NewSource is called once per worker, from the scheduler's goroutine;
+	// the Source is then used by that worker's goroutine only. rng is the
+	// worker's own random source, seeded from Config.Seed and the
+	// worker's number (the attack draws exponential think times from it
+	// too).
+	NewSource(rng *rand.Rand) Source
+}
+
+// TargeterFunc is a function as a Targeter.
+type TargeterFunc func(rng *rand.Rand) Source
+
+// NewSource calls f.
+func (f TargeterFunc) NewSource(rng *rand.Rand) Source { return f(rng) }
+
+// Repeat is a Targeter whose every request is r, operation 0.
+func Repeat(r Request) Targeter {
+	return TargeterFunc(func(*rand.Rand) Source { return SourceFunc(func() (int, Request) { return 0, r }) })
+}
+
+// Session makes every arrival a session of OpsPerSession requests
+// separated by think time; the default, one request per arrival, is the
+// pure open model.
+type Session struct {
+	OpsPerSession int
+	Think         time.Duration
+	// ThinkExponential draws each think time from an exponential
+	// distribution of mean Think.
+	ThinkExponential bool
+}
+
+// Config is one attack.
 type Config struct {
-	Scenario *Scenario
-	// Source is the scenario's TOML as given, kept in the result.
-	Source []byte
-	Client *client.Client
-	Target TargetInfo
-	// Version of the generator (engram-ops build), for the result.
-	Version string
-	// RateOverride and DurationOverride record --rate/--duration (already
-	// applied to Scenario).
-	RateOverride     float64
-	DurationOverride time.Duration
+	// Pacer schedules the measured phase's arrivals. Warmup offers its
+	// initial rate, evenly spaced, for that long before; the pacer's
+	// clock starts with the measured phase, which lasts Duration.
+	Pacer    Pacer
+	Warmup   time.Duration
+	Duration time.Duration
+	Session  Session
+
+	Targeter Targeter
+	// Ops names the operations a Source's requests belong to.
+	Ops []string
+
+	// MaxWorkers caps the worker pool (and so the requests in flight).
+	// A send later than LateAfter after its intended time is late; one
+	// that cannot start within DropAfter is dropped. RequestTimeout
+	// cancels a request that outlives it.
+	MaxWorkers     int
+	LateAfter      time.Duration
+	DropAfter      time.Duration
+	RequestTimeout time.Duration
+	// Seed seeds the workers' random sources.
+	Seed int64
+
+	// ErrorKind classifies a failed request for OpStats.ErrorsByKind
+	// (default: ErrorKind). Requests cancelled for RequestTimeout are
+	// "timeout".
+	ErrorKind func(error) string
+	// OnResult, if set, receives every request's result, warm-up
+	// included, on the worker's goroutine after it was recorded: the
+	// results stream. It must be quick and safe for concurrent use.
+	OnResult func(Hit)
 	// Progress, if set, is called every ProgressInterval (default 1s)
 	// while the load runs, from its own goroutine.
 	Progress         func(Progress)
 	ProgressInterval time.Duration
-	// Logf, if set, receives setup messages.
-	Logf func(format string, args ...any)
-	// CPUIncludesServer marks the CPU figures as shared with an in-process
-	// server.
-	CPUIncludesServer bool
 	// Grace bounds how long in-flight requests may finish after ctx is
-	// cancelled (default 2s).
+	// cancelled.
 	Grace time.Duration
+	// CPUIncludesServer marks the CPU figures as shared with an
+	// in-process server.
+	CPUIncludesServer bool
 }
 
-// Progress is a live snapshot of a run.
+// Hit is one request's result.
+type Hit struct {
+	Op       int
+	Measured bool // false during the warm-up
+	// Intended is when the request should have been sent (its arrival,
+	// or the end of its think time), Sent when it was, Done when it
+	// returned.
+	Intended, Sent, Done time.Time
+	Err                  error
+	ErrKind              string // "" when Err is nil
+	Outcome              Outcome
+}
+
+// Progress is a live snapshot of an attack.
 type Progress struct {
 	Phase      string // warmup | measure
 	Elapsed    time.Duration
@@ -54,21 +150,29 @@ type Progress struct {
 	Late       int64
 	Dropped    int64
 	Rate       float64 // completions per second over the last interval
-	Target     float64 // the pattern's rate now
+	Target     float64 // the pacer's rate now
 	WorstP99MS float64 // highest corrected p99 of any operation so far
 }
 
-// TargetError means the target could not be reached before the run.
-type TargetError struct {
-	URL string
-	Err error
+// Report is an attack's outcome. Audit is filled but not judged: Judge
+// it with the facts of the run.
+type Report struct {
+	// Start is the first intended send (of the warm-up, if any),
+	// MeasureStart that of the measured phase, Stop the end of sending.
+	Start, MeasureStart, Stop time.Time
+	Interrupted               bool
+	// RequestedRate is the requests per second the pacer and session asked
+	// for over the measured phase as run.
+	RequestedRate float64
+	Scheduled     int64
+	Completed     int64
+	Errors        int64
+	Ops           []OpStats // one per Config.Ops
+	Audit         Audit
 }
 
-func (e *TargetError) Error() string {
-	return fmt.Sprintf("target %s is unreachable: %v", e.URL, e.Err)
-}
-
-func (e *TargetError) Unwrap() error { return e.Err }
+// MeasuredSeconds is the measured phase's length as run.
+func (r *Report) MeasuredSeconds() float64 { return r.Stop.Sub(r.MeasureStart).Seconds() }
 
 // job is one arrival handed to a worker.
 type job struct {
@@ -81,79 +185,55 @@ type job struct {
 	lateDispatch bool
 }
 
-// Run checks the target, sets the data set up, offers the scenario's load
-// and returns the result. Cancelling ctx stops the load; the partial result
-// is returned with Interrupted set and a nil error.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
-	sc := cfg.Scenario
-	if cfg.Grace == 0 {
-		cfg.Grace = 2 * time.Second
+func (c *Config) check() error {
+	switch {
+	case c.Pacer == nil:
+		return errors.New("attack: no Pacer")
+	case c.Targeter == nil:
+		return errors.New("attack: no Targeter")
+	case len(c.Ops) == 0:
+		return errors.New("attack: no operations in Ops")
+	case c.Duration <= 0:
+		return fmt.Errorf("attack: Duration %v: must be > 0", c.Duration)
+	case c.Warmup < 0:
+		return fmt.Errorf("attack: Warmup %v: must be >= 0", c.Warmup)
+	case c.MaxWorkers < 1:
+		return fmt.Errorf("attack: MaxWorkers %d: must be >= 1", c.MaxWorkers)
+	case c.LateAfter <= 0 || c.DropAfter < c.LateAfter:
+		return fmt.Errorf("attack: LateAfter %v, DropAfter %v: need 0 < LateAfter <= DropAfter", c.LateAfter, c.DropAfter)
+	case c.RequestTimeout <= 0:
+		return fmt.Errorf("attack: RequestTimeout %v: must be > 0", c.RequestTimeout)
+	case c.Session.OpsPerSession < 0:
+		return fmt.Errorf("attack: Session.OpsPerSession %d: must be >= 0", c.Session.OpsPerSession)
 	}
-	if cfg.ProgressInterval == 0 {
-		cfg.ProgressInterval = time.Second
-	}
-	logf := cfg.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := cfg.Client.Alive(pctx)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, &TargetError{URL: cfg.Client.BaseURL(), Err: err}
-	}
-	res := &Result{Schema: SchemaName, SchemaVersion: SchemaVersion, Target: cfg.Target}
-	if res.Target.URL == "" {
-		res.Target.URL = cfg.Client.BaseURL()
-	}
-	if h, err := cfg.Client.Health(ctx); err == nil {
-		res.Target.Version = h.Version
-	}
-	host, _ := os.Hostname()
-	res.Generator = GeneratorInfo{Version: cfg.Version, GoVersion: runtime.Version(), Hosts: []string{host},
-		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS, Arch: runtime.GOARCH}
-	res.Scenario = ScenarioInfo{Name: sc.Name, Description: sc.Description, Pattern: sc.Arrival.Pattern,
-		Source: string(cfg.Source), RateOverride: cfg.RateOverride, DurationOverride: cfg.DurationOverride.Seconds()}
+	return nil
+}
 
-	logf("setting up: %d memories in %d space(s)", sc.Data.NumNodes, sc.Data.MemorySpaces)
-	w, setup, err := setupWorkload(ctx, sc, cfg.Client, sc.Generator.Seed, logf)
-	res.Setup = setup
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("interrupted during setup: %w", ctx.Err())
-		}
+// Attack offers cfg's load and reports it. Cancelling ctx stops the load;
+// the partial report has Interrupted set.
+func Attack(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	if setup.Preloaded > 0 {
-		waited, pending, err := settleIndex(ctx, cfg.Client, setup.Spaces, sc.Preload.SettleTimeout(), logf)
-		res.Setup.IndexSettleSeconds, res.Setup.IndexPending = waited.Seconds(), pending
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("interrupted while waiting for the index: %w", ctx.Err())
-			}
-			return nil, err
-		}
+	if cfg.Session.OpsPerSession == 0 {
+		cfg.Session.OpsPerSession = 1
 	}
-	a := newAttacker(sc, OpNames, w.prepare, w.k, cfg)
+	if cfg.ErrorKind == nil {
+		cfg.ErrorKind = ErrorKind
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = time.Second
+	}
+	a := newAttacker(cfg)
 	a.run(ctx)
-	a.fill(res)
-	return res, nil
+	return a.report(), nil
 }
 
 type attacker struct {
-	sc  *Scenario
 	cfg Config
-	// names are the operations prepare can return (indexes), k the
-	// ground truth's k.
-	names   []string
-	prepare func(*workerRand) request
-	k       int
 
-	recs    []*opRecorder
-	warmRec []*opRecorder // discarded: warm-up figures are not reported
+	recs    []*Metrics
+	warmRec []*Metrics // discarded: warm-up figures are not reported
 	lagMu   sync.Mutex
 	lag     *hdr.Histogram
 
@@ -194,14 +274,11 @@ const (
 	initialWorkers = 8
 )
 
-func newAttacker(sc *Scenario, names []string, prepare func(*workerRand) request, k int, cfg Config) *attacker {
-	a := &attacker{sc: sc, names: names, prepare: prepare, k: k, cfg: cfg, lag: newHist(),
-		lateAfter: time.Duration(sc.Generator.LateAfterMS * float64(time.Millisecond)),
-		dropAfter: time.Duration(sc.Generator.DropAfterMS * float64(time.Millisecond)),
-		timeout:   time.Duration(sc.Generator.RequestTimeoutMS * float64(time.Millisecond))}
-	for range names {
-		a.recs = append(a.recs, newOpRecorder())
-		a.warmRec = append(a.warmRec, newOpRecorder())
+func newAttacker(cfg Config) *attacker {
+	a := &attacker{cfg: cfg, lag: NewHistogram(), lateAfter: cfg.LateAfter, dropAfter: cfg.DropAfter, timeout: cfg.RequestTimeout}
+	for range cfg.Ops {
+		a.recs = append(a.recs, NewMetrics())
+		a.warmRec = append(a.warmRec, NewMetrics())
 	}
 	return a
 }
@@ -210,8 +287,8 @@ func newAttacker(sc *Scenario, names []string, prepare func(*workerRand) request
 // the pattern's peak rate, plus the pool. Anything beyond could not start
 // within drop_after_ms anyway.
 func (a *attacker) queueCap() int {
-	peak := NewPacer(a.sc.Arrival, 0).PeakRate()
-	n := peak*a.dropAfter.Seconds() + float64(a.sc.Generator.MaxWorkers)
+	peak := a.cfg.Pacer.PeakRate()
+	n := peak*a.dropAfter.Seconds() + float64(a.cfg.MaxWorkers)
 	return int(min(max(n, 1024), 1<<18))
 }
 
@@ -290,11 +367,12 @@ func (a *attacker) spawn(ctx context.Context) {
 	a.workers++
 	a.peak = max(a.peak, a.workers)
 	a.free.Add(1)
-	r := newWorkerRand(a.sc.Generator.Seed, a.workers)
+	rng := rand.New(rand.NewPCG(uint64(a.cfg.Seed), uint64(a.workers)+1<<32))
+	src := a.cfg.Targeter.NewSource(rng)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		a.worker(ctx, r)
+		a.worker(ctx, rng, src)
 	}()
 }
 
@@ -306,7 +384,7 @@ func (a *attacker) dispatch(ctx context.Context, j job, grow bool) bool {
 	spawned := false
 	if a.free.Add(-1) < 0 {
 		switch {
-		case a.workers < a.sc.Generator.MaxWorkers:
+		case a.workers < a.cfg.MaxWorkers:
 			if grow {
 				a.spawn(ctx)
 				spawned = true
@@ -328,19 +406,18 @@ func (a *attacker) dispatch(ctx context.Context, j job, grow bool) bool {
 }
 
 func (a *attacker) run(ctx context.Context) {
-	sc := a.sc
-	warm, dur := sc.WarmupDuration(), sc.TotalDuration()
-	pacer := NewPacer(sc.Arrival, sc.Generator.Seed)
+	warm, dur := a.cfg.Warmup, a.cfg.Duration
+	pacer := a.cfg.Pacer
 	// Warm-up offers the pattern's initial rate; the pattern's clock
 	// starts with the measured phase.
-	warmPacer := NewPacer(Arrival{Pattern: "constant", Rate: pacer.RateAt(0)}, 0)
+	warmPacer := NewConstant(pacer.RateAt(0))
 
 	// Requests outlive ctx by at most Grace, so an interrupted run still
 	// records what was in flight.
 	reqBase, reqCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer reqCancel()
 	a.jobs = make(chan job, a.queueCap())
-	for range min(initialWorkers, sc.Generator.MaxWorkers) {
+	for range min(initialWorkers, a.cfg.MaxWorkers) {
 		a.spawn(reqBase)
 	}
 
@@ -382,7 +459,7 @@ loop:
 		// Then wake on Go's timer, which a busy process fires from its
 		// scheduler without a sleep of its own, and batch backlogBatch.
 		// (Below the cap, the next dispatch grows the pool: stay precise.)
-		backlog := a.workers >= sc.Generator.MaxWorkers && a.free.Load() < 0
+		backlog := a.workers >= a.cfg.MaxWorkers && a.free.Load() < 0
 		gap := batch
 		if backlog {
 			gap = backlogBatch
@@ -462,11 +539,11 @@ loop:
 	<-progStopped
 }
 
-func (a *attacker) worker(ctx context.Context, r *workerRand) {
+func (a *attacker) worker(ctx context.Context, rng *rand.Rand, src Source) {
 	var think *time.Timer
 	slot := a.newSlot(ctx)
 	for j := range a.jobs {
-		if !a.stopping.Load() && !a.serve(ctx, slot, j, r, &think) {
+		if !a.stopping.Load() && !a.serve(ctx, slot, j, rng, src, &think) {
 			return
 		}
 		a.free.Add(1)
@@ -485,14 +562,14 @@ func (a *attacker) noteStart(at time.Duration) {
 
 // serve sends j's session. It returns false when the requests were cut
 // off by an interrupted run's grace period.
-func (a *attacker) serve(ctx context.Context, slot *reqSlot, j job, r *workerRand, think **time.Timer) bool {
-	sess := a.sc.Session
+func (a *attacker) serve(ctx context.Context, slot *reqSlot, j job, rng *rand.Rand, src Source, think **time.Timer) bool {
+	sess := a.cfg.Session
 	intended := a.start.Add(j.at)
 	for k := 0; k < sess.OpsPerSession; k++ {
 		if k > 0 {
-			d := time.Duration(sess.ThinkTimeMS * float64(time.Millisecond))
-			if sess.ThinkDistribution == "exponential" {
-				d = time.Duration(r.rng.ExpFloat64() * float64(d))
+			d := sess.Think
+			if sess.ThinkExponential {
+				d = time.Duration(rng.ExpFloat64() * float64(d))
 			}
 			if d > 0 {
 				if *think == nil {
@@ -519,12 +596,12 @@ func (a *attacker) serve(ctx context.Context, slot *reqSlot, j job, r *workerRan
 				return true
 			}
 		}
-		req := a.prepare(r)
+		op, req := src.Next()
 		begin := time.Now()
 		if k == 0 && j.measured {
 			lag := begin.Sub(intended)
 			a.lagMu.Lock()
-			recordDur(a.lag, lag)
+			RecordDuration(a.lag, lag)
 			a.lagMu.Unlock()
 			if lag > a.lateAfter {
 				// Exclusive causes: a full pool first, then a late pacer.
@@ -540,7 +617,7 @@ func (a *attacker) serve(ctx context.Context, slot *reqSlot, j job, r *workerRan
 		a.sent.Add(1)
 		a.inflight.Add(1)
 		slot.began.Store(max(int64(begin.Sub(a.start)), 1))
-		expected, found, err := req.do(slot.ctx)
+		out, err := req.Do(deadlineCtx{slot.ctx, begin.Add(a.timeout)})
 		timedOut := slot.finish(ctx)
 		done := time.Now()
 		a.inflight.Add(-1)
@@ -552,7 +629,7 @@ func (a *attacker) serve(ctx context.Context, slot *reqSlot, j job, r *workerRan
 		case err != nil && timedOut:
 			kind = "timeout"
 		case err != nil:
-			kind = errorKind(err)
+			kind = a.cfg.ErrorKind(err)
 		}
 		recs := a.warmRec
 		if j.measured {
@@ -562,12 +639,16 @@ func (a *attacker) serve(ctx context.Context, slot *reqSlot, j job, r *workerRan
 				a.errs.Add(1)
 			}
 		}
-		recs[req.op].record(done.Sub(intended), done.Sub(begin), kind, expected, found)
+		recs[op].Add(done.Sub(intended), done.Sub(begin), kind, out)
+		if a.cfg.OnResult != nil {
+			a.cfg.OnResult(Hit{Op: op, Measured: j.measured, Intended: intended, Sent: begin, Done: done,
+				Err: err, ErrKind: kind, Outcome: out})
+		}
 	}
 	return true
 }
 
-func (a *attacker) progress(done <-chan struct{}, stopped chan<- struct{}, p *Pacer) {
+func (a *attacker) progress(done <-chan struct{}, stopped chan<- struct{}, p Pacer) {
 	defer close(stopped)
 	if a.cfg.Progress == nil {
 		return
@@ -576,7 +657,7 @@ func (a *attacker) progress(done <-chan struct{}, stopped chan<- struct{}, p *Pa
 	defer t.Stop()
 	var last int64
 	lastAt := time.Now()
-	warm, total := a.sc.WarmupDuration(), a.sc.TotalDuration()
+	warm, total := a.cfg.Warmup, a.cfg.Duration
 	for {
 		select {
 		case <-done:
@@ -595,55 +676,33 @@ func (a *attacker) progress(done <-chan struct{}, stopped chan<- struct{}, p *Pa
 				pr.Target = p.RateAt(pr.Elapsed)
 			}
 			for _, r := range a.recs {
-				r.mu.Lock()
-				if r.corrected.TotalCount() > 0 {
-					pr.WorstP99MS = max(pr.WorstP99MS, float64(r.corrected.ValueAtQuantile(99))/1000)
-				}
-				r.mu.Unlock()
+				pr.WorstP99MS = max(pr.WorstP99MS, r.worstP99())
 			}
 			a.cfg.Progress(pr)
 		}
 	}
 }
 
-// fill writes the figures into res and judges who limited the run.
-func (a *attacker) fill(res *Result) {
-	sc := a.sc
-	res.StartedAt = a.start.UTC()
-	res.EndedAt = a.stop.UTC()
-	res.WarmupSeconds = sc.WarmupDuration().Seconds()
-	res.Interrupted = a.interrupted
-	secs := a.stop.Sub(a.measureStart).Seconds()
-	res.DurationSeconds = secs
-	mult := float64(sc.Session.OpsPerSession)
-	p := NewPacer(sc.Arrival, 0)
-	res.RequestedRate = p.MeanRate(a.stop.Sub(a.measureStart)) * mult
-	res.Scheduled = a.scheduled.Load()
-	res.Completed = a.completed.Load()
-	res.Errors = a.errs.Load()
-	if secs > 0 {
-		res.AchievedRate = float64(res.Completed) / secs
+// report is the attack's figures and audit, not judged.
+func (a *attacker) report() *Report {
+	r := &Report{Start: a.start, MeasureStart: a.measureStart, Stop: a.stop, Interrupted: a.interrupted,
+		Scheduled: a.scheduled.Load(), Completed: a.completed.Load(), Errors: a.errs.Load()}
+	measured := a.stop.Sub(a.measureStart)
+	r.RequestedRate = a.cfg.Pacer.MeanRate(measured) * float64(a.cfg.Session.OpsPerSession)
+	for i, name := range a.cfg.Ops {
+		r.Ops = append(r.Ops, a.recs[i].Stats(name, measured.Seconds()))
 	}
-	if res.Completed > 0 {
-		res.ErrorRate = float64(res.Errors) / float64(res.Completed)
-	}
-	weights := sc.Operations.list()
-	for i, name := range a.names {
-		if (i >= len(weights) || weights[i] == 0) && a.recs[i].corrected.TotalCount() == 0 {
-			continue
-		}
-		res.Operations = append(res.Operations, a.recs[i].result(name, secs, a.k))
-	}
-	au := &res.Audit
-	au.LateAfterMS, au.DropAfterMS = sc.Generator.LateAfterMS, sc.Generator.DropAfterMS
+	au := &r.Audit
+	au.LateAfterMS = float64(a.lateAfter) / float64(time.Millisecond)
+	au.DropAfterMS = float64(a.dropAfter) / float64(time.Millisecond)
 	au.LateSends, au.LateNoWorker, au.DroppedSends = a.late.Load(), a.lateNoWorker.Load(), a.dropped.Load()
 	au.LateDispatch = a.lateDispatch.Load()
-	if res.Scheduled > 0 {
-		au.LateFraction = float64(au.LateSends) / float64(res.Scheduled)
+	if r.Scheduled > 0 {
+		au.LateFraction = float64(au.LateSends) / float64(r.Scheduled)
 	}
-	au.MaxWorkers, au.PeakWorkers, au.PoolExhausted = sc.Generator.MaxWorkers, a.peak, a.exhausted.Load()
+	au.MaxWorkers, au.PeakWorkers, au.PoolExhausted = a.cfg.MaxWorkers, a.peak, a.exhausted.Load()
 	a.lagMu.Lock()
-	au.SchedulingLag = summarize(a.lag)
+	au.SchedulingLag = Summarize(a.lag)
 	a.lagMu.Unlock()
 	au.CPUUserSec = a.cpu1.user - a.cpu0.user
 	au.CPUSystemSec = a.cpu1.sys - a.cpu0.sys
@@ -655,5 +714,15 @@ func (a *attacker) fill(res *Result) {
 		au.CPUWaitSec = &w
 	}
 	au.CPUIncludesServer = a.cfg.CPUIncludesServer
-	judge(res)
+	return r
 }
+
+// deadlineCtx gives a request's context its timeout as a deadline, without
+// a timer of its own: the sweeper cancels it. Transports that cannot be
+// interrupted through Done alone bound their wait by the deadline.
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package loadtest
+package attack
 
 type cpuTimes struct{ user, sys, wait float64 }
 

@@ -1,4 +1,4 @@
-package loadtest
+package attack
 
 import (
 	"context"
@@ -10,23 +10,34 @@ import (
 // These tests assert behaviour, never timing: the machines they run on are
 // shared and noisy.
 
-// attackFunc offers sc's load with do as every request and returns the
-// result, judged.
-func attackFunc(ctx context.Context, sc *Scenario, do func(context.Context) (int, int, error)) *Result {
-	prepare := func(*workerRand) request { return request{op: 0, do: do} }
-	res := &Result{Generator: GeneratorInfo{NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0)}}
-	a := newAttacker(sc, []string{"op"}, prepare, 0, Config{})
-	a.run(ctx)
-	a.fill(res)
-	return res
+// testConfig is a constant rate for d with up to workers workers, and the
+// defaults of a scenario's [generator].
+func testConfig(rate float64, d time.Duration, workers int) Config {
+	return Config{Pacer: NewConstant(rate), Duration: d, Ops: []string{"op"}, MaxWorkers: workers,
+		LateAfter: time.Millisecond, DropAfter: time.Second, RequestTimeout: 10 * time.Second, Seed: 1}
 }
 
-func noop(context.Context) (int, int, error) { return 0, 0, nil }
+// attackFunc offers cfg's load with do as every request and returns the
+// report, judged.
+func attackFunc(ctx context.Context, cfg Config, do RequestFunc) *Report {
+	cfg.Targeter = Repeat(do)
+	r, err := Attack(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	secs := r.MeasuredSeconds()
+	Judge(&r.Audit, RunFacts{Scheduled: r.Scheduled, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+		WallSeconds: r.Stop.Sub(r.Start).Seconds(), Interrupted: r.Interrupted,
+		RequestedRate: r.RequestedRate, AchievedRate: float64(r.Completed) / secs})
+	return r
+}
+
+func noop(context.Context) (Outcome, error) { return Outcome{}, nil }
 
 func TestAttackAccountsForEveryArrival(t *testing.T) {
-	sc := aliveScenario(2000, 300*time.Millisecond, 64)
-	sc.Warmup.Seconds = 0.1
-	r := attackFunc(context.Background(), sc, noop)
+	cfg := testConfig(2000, 300*time.Millisecond, 64)
+	cfg.Warmup = 100 * time.Millisecond
+	r := attackFunc(context.Background(), cfg, noop)
 	if r.Scheduled != 600 {
 		t.Errorf("scheduled %d arrivals in 300ms at 2000/s, want 600", r.Scheduled)
 	}
@@ -39,8 +50,8 @@ func TestAttackAccountsForEveryArrival(t *testing.T) {
 	if r.Audit.PeakWorkers < 1 || r.Audit.PeakWorkers > 64 {
 		t.Errorf("peak workers %d outside 1..max_workers", r.Audit.PeakWorkers)
 	}
-	if r.Operations[0].Count != r.Completed {
-		t.Errorf("operation count %d, completed %d", r.Operations[0].Count, r.Completed)
+	if r.Ops[0].Count != r.Completed {
+		t.Errorf("operation count %d, completed %d", r.Ops[0].Count, r.Completed)
 	}
 }
 
@@ -48,18 +59,18 @@ func TestAttackAccountsForEveryArrival(t *testing.T) {
 // pool): arrivals queue, are marked as having waited for a worker, and
 // those queued past drop_after_ms are dropped. The server is to blame.
 func TestAttackPoolAtCapQueuesAndBlamesServer(t *testing.T) {
-	sc := aliveScenario(1000, 200*time.Millisecond, 2)
-	sc.Generator.DropAfterMS = 30
+	cfg := testConfig(1000, 200*time.Millisecond, 2)
+	cfg.DropAfter = 30 * time.Millisecond
 	release := make(chan struct{})
 	defer close(release)
-	slow := func(ctx context.Context) (int, int, error) {
+	slow := func(ctx context.Context) (Outcome, error) {
 		select {
 		case <-time.After(40 * time.Millisecond):
 		case <-release:
 		}
-		return 0, 0, nil
+		return Outcome{}, nil
 	}
-	r := attackFunc(context.Background(), sc, slow)
+	r := attackFunc(context.Background(), cfg, slow)
 	au := r.Audit
 	if r.Scheduled != 200 {
 		t.Errorf("scheduled %d, want all 200 arrivals", r.Scheduled)
@@ -78,14 +89,14 @@ func TestAttackPoolAtCapQueuesAndBlamesServer(t *testing.T) {
 // The sweeper cancels requests that outlive request_timeout_ms, counts
 // them as timeouts, and the worker's next request gets a live context.
 func TestAttackRequestTimeout(t *testing.T) {
-	sc := aliveScenario(100, 300*time.Millisecond, 4)
-	sc.Generator.RequestTimeoutMS = 20
-	hang := func(ctx context.Context) (int, int, error) {
+	cfg := testConfig(100, 300*time.Millisecond, 4)
+	cfg.RequestTimeout = 20 * time.Millisecond
+	hang := func(ctx context.Context) (Outcome, error) {
 		<-ctx.Done()
-		return 0, 0, ctx.Err()
+		return Outcome{}, ctx.Err()
 	}
-	r := attackFunc(context.Background(), sc, hang)
-	o := r.Operations[0]
+	r := attackFunc(context.Background(), cfg, hang)
+	o := r.Ops[0]
 	if o.Count == 0 || o.ErrorsByKind["timeout"] != o.Count {
 		t.Fatalf("errors by kind %v of %d requests, want every one a timeout", o.ErrorsByKind, o.Count)
 	}
@@ -97,10 +108,10 @@ func TestAttackRequestTimeout(t *testing.T) {
 }
 
 func TestAttackInterrupt(t *testing.T) {
-	sc := aliveScenario(500, 30*time.Second, 16)
+	cfg := testConfig(500, 30*time.Second, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
-	r := attackFunc(ctx, sc, noop)
+	r := attackFunc(ctx, cfg, noop)
 	if !r.Interrupted {
 		t.Fatal("not marked interrupted")
 	}
@@ -115,22 +126,22 @@ func TestAttackInterrupt(t *testing.T) {
 // Sessions: every arrival is ops_per_session requests, and the think-time
 // timer is reused across them.
 func TestAttackSessions(t *testing.T) {
-	sc := aliveScenario(200, 200*time.Millisecond, 16)
-	sc.Session = SessionCfg{OpsPerSession: 3, ThinkTimeMS: 1, ThinkDistribution: "constant"}
-	r := attackFunc(context.Background(), sc, noop)
+	cfg := testConfig(200, 200*time.Millisecond, 16)
+	cfg.Session = Session{OpsPerSession: 3, Think: time.Millisecond}
+	r := attackFunc(context.Background(), cfg, noop)
 	if r.Completed != 3*(r.Scheduled-r.Audit.DroppedSends) {
 		t.Errorf("completed %d operations of %d sessions (%d dropped), want 3 each", r.Completed, r.Scheduled, r.Audit.DroppedSends)
 	}
 }
 
 func TestQueueCapBounds(t *testing.T) {
-	a := newAttacker(aliveScenario(10, time.Second, 8), []string{"op"}, nil, 0, Config{})
+	a := newAttacker(testConfig(10, time.Second, 8))
 	if c := a.queueCap(); c != 1024 {
 		t.Errorf("queue for 10/s: %d, want the floor 1024", c)
 	}
-	sc := aliveScenario(1e6, time.Second, 100)
-	sc.Generator.DropAfterMS = 10_000
-	if c := newAttacker(sc, []string{"op"}, nil, 0, Config{}).queueCap(); c != 1<<18 {
+	cfg := testConfig(1e6, time.Second, 100)
+	cfg.DropAfter = 10 * time.Second
+	if c := newAttacker(cfg).queueCap(); c != 1<<18 {
 		t.Errorf("queue for 1e6/s × 10s: %d, want the cap %d", c, 1<<18)
 	}
 }
