@@ -10,9 +10,14 @@ require (
 	github.com/prometheus/common v0.73.1
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.10
+	github.com/valyala/fasthttp v1.72.0
 )
 
-require github.com/go-json-experiment/json v1.27.2 // indirect
+require (
+	github.com/andybalholm/brotli v1.2.1 // indirect
+	github.com/go-json-experiment/json v1.27.2 // indirect
+	github.com/valyala/bytebufferpool v1.0.0 // indirect
+)
 
 require (
 	filippo.io/age v1.3.2 // indirect

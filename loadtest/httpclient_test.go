@@ -78,7 +78,7 @@ func getNothing(t *testing.T, hc *http.Client, base string) {
 	}
 }
 
-func TestDirectTransportKeepsConnectionsAlive(t *testing.T) {
+func TestHTTPClientKeepsConnectionsAlive(t *testing.T) {
 	ts, conns := echoServer(t, time.Minute)
 	hc := HTTPClient(8)
 	for i := range 100 {
@@ -106,7 +106,7 @@ func TestDirectTransportKeepsConnectionsAlive(t *testing.T) {
 	}
 }
 
-func TestDirectTransportConcurrentWorkers(t *testing.T) {
+func TestHTTPClientConcurrentWorkers(t *testing.T) {
 	ts, conns := echoServer(t, time.Minute)
 	const workers = 16
 	hc := HTTPClient(workers)
@@ -143,7 +143,7 @@ func TestDirectTransportConcurrentWorkers(t *testing.T) {
 	}
 }
 
-func TestDirectTransportServerClosesConnections(t *testing.T) {
+func TestHTTPClientServerClosesConnections(t *testing.T) {
 	ts, conns := echoServer(t, 100*time.Millisecond)
 	hc := HTTPClient(4)
 	// Connection: close in a response: the next request dials again.
@@ -164,7 +164,7 @@ func TestDirectTransportServerClosesConnections(t *testing.T) {
 	}
 }
 
-func TestDirectTransportCancel(t *testing.T) {
+func TestHTTPClientCancel(t *testing.T) {
 	ts, conns := echoServer(t, time.Minute)
 	hc := HTTPClient(4)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -185,7 +185,7 @@ func TestDirectTransportCancel(t *testing.T) {
 	}
 }
 
-func TestDirectTransportRefusesHeaderInjection(t *testing.T) {
+func TestHTTPClientRefusesHeaderInjection(t *testing.T) {
 	ts, _ := echoServer(t, time.Minute)
 	hc := HTTPClient(1)
 	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/nothing", nil)
