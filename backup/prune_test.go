@@ -207,7 +207,7 @@ func TestPruneKeepsNewestAndRefusesUnsafe(t *testing.T) {
 	_ = st.Delete(ctx, garbage)
 	// KeepLast 1 with a history of ten days: only the newest survives, and
 	// only the segment after it.
-	plan, err = a.Prune(ctx, PruneOptions{Retention: Retention{KeepLast: 1}})
+	_, err = a.Prune(ctx, PruneOptions{Retention: Retention{KeepLast: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

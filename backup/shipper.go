@@ -267,9 +267,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			if s.o.FinalFlush > 0 {
 				fctx, cancel := context.WithTimeout(context.Background(), s.o.FinalFlush)
-				if n, err := s.shipAll(fctx, shipped); err == nil {
-					shipped = n
-				}
+				// What this last round cannot ship stays in the engine's
+				// log, and the next start ships it.
+				_, _ = s.shipAll(fctx, shipped)
 				cancel()
 			}
 			return nil

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"time"
 
-
 	"github.com/engram-ops/engram-ops/core/vector"
 )
 

@@ -105,6 +105,7 @@ func TestDashboardsValidateWithSDK(t *testing.T) {
 	}
 	for name, b := range files {
 		t.Run(name, func(t *testing.T) {
+			//lint:ignore SA1019 the provisioned files are classic dashboard JSON, which this type models
 			var d dashboard.Dashboard
 			// Like Validate, strict unmarshalling returns a non-nil, empty
 			// error on success in SDK v0.0.22.

@@ -56,5 +56,4 @@ s3_server() {
 }
 s3_server
 
-make lint
 go test -race -timeout 15m ./...

@@ -182,7 +182,7 @@ func fastFloat32(s string) (float32, bool) {
 	}
 	i = j
 	if i < len(s) && s[i] == '.' {
-		j, m, digits, ok = mantissaDigits(s, i+1, m, digits)
+		j, m, _, ok = mantissaDigits(s, i+1, m, digits)
 		if !ok || j == i+1 {
 			return 0, false
 		}
