@@ -248,7 +248,11 @@ func (c *hotCache) retire(old, head *hotChunk, keep int) {
 // drop forgets key k. Caller holds mu.
 func (c *hotCache) drop(k uint64) {
 	delete(c.index, k)
-	c.perSpace[uint32(k>>32)]--
+	if sp := uint32(k >> 32); c.perSpace[sp] > 1 {
+		c.perSpace[sp]--
+	} else {
+		delete(c.perSpace, sp)
+	}
 }
 
 func (c *hotCache) remove(space, slot uint32) {
@@ -269,6 +273,13 @@ func (c *hotCache) contains(space, slot uint32) bool {
 
 // stats returns the bytes the tier holds and its entry count per space
 // number.
+// spaceCount is how many memories of one space the cache holds.
+func (c *hotCache) spaceCount(space uint32) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.perSpace[space]
+}
+
 func (c *hotCache) stats() (bytes int64, perSpace map[uint32]int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

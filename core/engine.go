@@ -167,6 +167,7 @@ func withDefaults(o Options) Options {
 	setDefault(&l.MaxTags, 64)
 	setDefault(&l.MaxMetadata, 64)
 	setDefault(&l.MaxIDBytes, 128)
+	setDefault(&l.MaxSpaces, 10_000)
 	x := &o.Index
 	setDefault(&x.ExactThreshold, 2_000)
 	setDefault(&x.M, 16)
@@ -316,10 +317,8 @@ func (e *Engine) Close() error {
 		if err := e.flushTouches(); err != nil {
 			errs = append(errs, err)
 		}
-		for _, sp := range e.spaceList() {
-			if err := e.saveIndex(sp); err != nil {
-				errs = append(errs, err)
-			}
+		if err := e.saveIndexes(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := e.db.LogData(nil, pebble.Sync); err != nil {
@@ -455,6 +454,9 @@ func (e *Engine) Checkpoint(dir string) (uint64, error) {
 		return 0, internalf(err, "checkpoint index dir")
 	}
 	for _, sp := range e.spaceList() {
+		if !sp.graphWorthSaving() {
+			continue // rebuilt from the vectors when the copy is opened
+		}
 		if err := writeIndexFile(sp, filepath.Join(dir, "index")); err != nil {
 			return 0, err
 		}

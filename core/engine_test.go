@@ -258,8 +258,9 @@ func TestAutoLink(t *testing.T) {
 func TestReopenKeepsDataAndIndex(t *testing.T) {
 	dir := t.TempDir()
 	e := open(t, dir, func(o *core.Options) { o.Index.ExactThreshold = 10 })
+	const n = 80 // enough for the graph to be saved rather than rebuilt
 	var ids []string
-	for i := 0; i < 50; i++ {
+	for i := 0; i < n; i++ {
 		ids = append(ids, remember(t, e, "default", facts[i%len(facts)]+" number "+string(rune('a'+i%26))+string(rune('a'+i/26))).ID)
 	}
 	if err := e.WaitIndexed(ctx); err != nil {
@@ -278,7 +279,7 @@ func TestReopenKeepsDataAndIndex(t *testing.T) {
 		t.Fatalf("sequence %d after reopen, want %d", e.LastSequence(), seq)
 	}
 	st, _ := e.Space("default")
-	if st.Total() != 50 || st.IndexPending != 0 {
+	if st.Total() != n || st.IndexPending != 0 {
 		t.Fatalf("after reopen: %+v (index should load from its graph file)", st)
 	}
 	res, err := e.Recall(ctx, "default", core.RecallQuery{Text: "capital of France", MaxResults: 3})

@@ -28,6 +28,11 @@ type Limits struct {
 	MaxTags         int // default 64
 	MaxMetadata     int // metadata entries; default 64
 	MaxIDBytes      int // default 128
+	// MaxSpaces caps how many spaces may exist: creating one more fails
+	// with SPACE_LIMIT_REACHED (existing spaces keep working, and replaying
+	// a change log or restore recreates every space it holds). Default
+	// 10_000; negative: no cap.
+	MaxSpaces int
 }
 
 // IndexOptions tune the ANN index.

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -190,6 +189,18 @@ func (e *Engine) CreateSpace(ctx context.Context, c SpaceConfig) (SpaceInfo, boo
 
 func (t *txn) createSpace(info *SpaceInfo, created *bool) error {
 	e := t.e
+	// A replay recreates what existed, whatever the cap: refusing it
+	// would lose data that was acknowledged.
+	if max := e.opts.Limits.MaxSpaces; max > 0 && !t.replay {
+		e.spacesMu.RLock()
+		n := len(e.spaces)
+		e.spacesMu.RUnlock()
+		if n >= max {
+			return Errorf(KindConflict, "SPACE_LIMIT_REACHED",
+				"space %q was not created: %d spaces exist, the most limits.max_spaces (%d) allows; write to an existing space, or raise limits.max_spaces", info.Name, n, max).
+				WithDetails("space", info.Name, "spaces", n, "max_spaces", max)
+		}
+	}
 	sp, err := e.newSpace(*info)
 	if err != nil {
 		return err
@@ -222,8 +233,7 @@ func (e *Engine) Space(name string) (SpaceStats, error) {
 	if sp == nil {
 		return SpaceStats{}, Errorf(KindNotFound, "SPACE_NOT_FOUND", "space %q does not exist", name)
 	}
-	_, hot := e.cache.stats()
-	return sp.stats(hot[sp.num]), nil
+	return sp.stats(e.cache.spaceCount(sp.num)), nil
 }
 
 // Spaces lists every space with its counts, by name.
@@ -390,7 +400,7 @@ func (e *Engine) loadSpace(sp *space) error {
 	// Index: the persisted graph if usable, then whatever it lacks goes
 	// to the indexer (searched exactly meanwhile).
 	if f, err := os.Open(indexPath(e.dir, name)); err == nil {
-		idx, rerr := vector.ReadGraph(bufio.NewReaderSize(f, 1<<20), func(id uint32) ([]float32, bool) {
+		idx, rerr := vector.ReadGraph(f, func(id uint32) ([]float32, bool) { // ReadGraph buffers
 			v, ok := warm[id]
 			return v, ok
 		})
@@ -507,6 +517,16 @@ func indexPath(dir, space string) string {
 	return filepath.Join(dir, "index", space+".graph")
 }
 
+// minSavedGraph is the fewest nodes (live or tombstoned) a graph has for
+// it to be saved: a smaller one is rebuilt from its vectors at open, in
+// the background, sooner than its file is written and synced at close,
+// and most spaces of a store with many tenants are that small.
+const minSavedGraph = 64
+
+func (sp *space) graphWorthSaving() bool {
+	return sp.index.Len()+sp.index.Tombstones() >= minSavedGraph
+}
+
 func (e *Engine) saveIndexes() error {
 	var errs []error
 	for _, sp := range e.spaceList() {
@@ -521,6 +541,15 @@ func (e *Engine) saveIndexes() error {
 
 func (e *Engine) saveIndex(sp *space) error {
 	sp.dirty.Store(false)
+	if !sp.graphWorthSaving() {
+		// A graph saved while the space was larger would be loaded, then
+		// completed; dropping it keeps the next open's work the same.
+		if err := os.Remove(indexPath(e.dir, sp.info.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			sp.dirty.Store(true)
+			return internalf(err, "remove the index of %s", sp.info.Name)
+		}
+		return nil
+	}
 	if err := writeIndexFile(sp, filepath.Join(e.dir, "index")); err != nil {
 		sp.dirty.Store(true)
 		return err
@@ -536,13 +565,9 @@ func writeIndexFile(sp *space, dir string) error {
 	if err != nil {
 		return internalf(err, "save index of %s", sp.info.Name)
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
 	sp.idxMu.Lock()
-	err = sp.index.WriteGraph(w)
+	err = sp.index.WriteGraph(f) // WriteGraph buffers
 	sp.idxMu.Unlock()
-	if err == nil {
-		err = w.Flush()
-	}
 	if err == nil {
 		err = f.Sync()
 	}

@@ -59,7 +59,7 @@ func (x *Index) WriteGraph(w io.Writer) error {
 		}
 		for i := range p.nodes {
 			if p.nodes[i].state.Load() != stateEmpty {
-				ids = append(ids, uint32(pi<<pageBits|i))
+				ids = append(ids, pageStart(pi)+uint32(i))
 			}
 		}
 	}
@@ -252,7 +252,7 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 	var ids []uint32 // grows with the input, never sized from nodeCount
 	var flat []uint32
 	var counts []int
-	pages := 0
+	pages, committed := 0, int64(0)
 	for i := uint32(0); i < nodeCount; i++ {
 		id, err := g.u32()
 		if err != nil {
@@ -276,8 +276,10 @@ func ReadGraph(r io.Reader, vectors func(id uint32) ([]float32, bool)) (*Index, 
 			return nil, corrupt("node %d: bad flags %#x or level %d", id, flags, level)
 		}
 		if x.node(id) == nil {
+			pi, _ := pageOf(id)
 			pages++
-			if cost := int64(pages) * x.pageBytes(); cost > freePageBytes && cost > pageBytesPerFileByte*g.read {
+			committed += x.pageBytes(pi)
+			if committed > freePageBytes && committed > pageBytesPerFileByte*g.read {
 				return nil, corrupt("node ids too sparse: %d pages for %d bytes of graph", pages, g.read)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -22,7 +23,49 @@ const (
 	pageBits = 10 // nodes live in fixed pages so growing never moves them
 	pageSize = 1 << pageBits
 	pageMask = pageSize - 1
+
+	// Ids below pageSize live in smaller pages that double in size: the
+	// first two hold 1<<smallPageBits ids each, the last pageSize/2, so an
+	// index of a few nodes costs memory in proportion to them rather than a
+	// full page (a store with thousands of small spaces has thousands).
+	smallPageBits = 4
+	smallPages    = pageBits - smallPageBits + 1
+	maxPages      = MaxID>>pageBits + smallPages
 )
+
+// pageOf locates id: the number of its page and its index in the page.
+func pageOf(id uint32) (pi, i int) {
+	if id >= pageSize {
+		return int(id>>pageBits) + smallPages - 1, int(id & pageMask)
+	}
+	if id < 1<<smallPageBits {
+		return 0, int(id)
+	}
+	pi = bits.Len32(id) - smallPageBits
+	return pi, int(id) - 1<<(pi+smallPageBits-1)
+}
+
+// pageStart is the first id of page pi.
+func pageStart(pi int) uint32 {
+	switch {
+	case pi == 0:
+		return 0
+	case pi < smallPages:
+		return 1 << (pi + smallPageBits - 1)
+	}
+	return uint32(pi-smallPages+1) << pageBits
+}
+
+// pageLen is how many ids page pi holds.
+func pageLen(pi int) int {
+	switch {
+	case pi == 0:
+		return 1 << smallPageBits
+	case pi < smallPages:
+		return 1 << (pi + smallPageBits - 1)
+	}
+	return pageSize
+}
 
 var (
 	// ErrDimMismatch is returned by Add for a vector of the wrong length.
@@ -95,11 +138,11 @@ type node struct {
 	writing atomic.Bool // claimed by the Add in progress for this id
 }
 
-// page holds pageSize nodes and their layer-0 lists. Every added node has
+// page holds pageLen nodes and their layer-0 lists. Every added node has
 // one, of capacity 2*M, so they share one pointer-free block per page: the
 // collector marks a single object instead of scanning a slice per node.
 type page struct {
-	nodes  [pageSize]node
+	nodes  []node
 	links0 []uint32 // node i's list is links0[i*2M:][:len0]
 }
 
@@ -189,11 +232,11 @@ func (x *Index) Tombstones() int { return int(x.tombstones.Load()) }
 // page does not exist.
 func (x *Index) at(id uint32) (*page, int) {
 	d := x.dir.Load()
-	pi := int(id >> pageBits)
+	pi, i := pageOf(id)
 	if pi >= len(d.pages) {
 		return nil, 0
 	}
-	return d.pages[pi].Load(), int(id & pageMask)
+	return d.pages[pi].Load(), i
 }
 
 // node returns the slot for id, or nil if its page does not exist.
@@ -213,10 +256,10 @@ func (x *Index) slot(id uint32) (*page, int) {
 	}
 	x.growMu.Lock()
 	defer x.growMu.Unlock()
-	pi := int(id >> pageBits)
+	pi, i := pageOf(id)
 	d := x.dir.Load()
 	if pi >= len(d.pages) {
-		grown := &directory{pages: make([]atomic.Pointer[page], min(max(pi+1, 2*len(d.pages)), MaxID>>pageBits+1))}
+		grown := &directory{pages: make([]atomic.Pointer[page], min(max(pi+1, 2*len(d.pages)), maxPages))}
 		for i := range d.pages {
 			grown.pages[i].Store(d.pages[i].Load())
 		}
@@ -225,15 +268,17 @@ func (x *Index) slot(id uint32) (*page, int) {
 	}
 	p := d.pages[pi].Load()
 	if p == nil {
-		p = &page{links0: make([]uint32, pageSize*x.maxLinks(0))}
+		n := pageLen(pi)
+		p = &page{nodes: make([]node, n), links0: make([]uint32, n*x.maxLinks(0))}
 		d.pages[pi].Store(p)
 	}
-	return p, int(id & pageMask)
+	return p, i
 }
 
-// pageBytes is roughly what one page costs in memory.
-func (x *Index) pageBytes() int64 {
-	return int64(unsafe.Sizeof(page{})) + pageSize*4*int64(x.maxLinks(0))
+// pageBytes is roughly what page pi costs in memory.
+func (x *Index) pageBytes(pi int) int64 {
+	n := int64(pageLen(pi))
+	return int64(unsafe.Sizeof(page{})) + n*int64(unsafe.Sizeof(node{})) + n*4*int64(x.maxLinks(0))
 }
 
 // list returns node i's layer-l list (empty above its level), with its

@@ -3,6 +3,7 @@ package vector
 import (
 	"errors"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -362,4 +363,52 @@ func TestConcurrentInsertsLeaveEveryNodeReachable(t *testing.T) {
 			t.Fatalf("seed %d: a search reaches %d of %d nodes", seed, len(hits), len(data))
 		}
 	}
+}
+
+func TestPagesCoverIDsOnce(t *testing.T) {
+	next := uint32(0)
+	for pi := range smallPages + 3 {
+		if pageStart(pi) != next {
+			t.Fatalf("page %d starts at %d, want %d", pi, pageStart(pi), next)
+		}
+		for i := range pageLen(pi) {
+			if gp, gi := pageOf(next + uint32(i)); gp != pi || gi != i {
+				t.Fatalf("pageOf(%d) = %d,%d, want %d,%d", next+uint32(i), gp, gi, pi, i)
+			}
+		}
+		next += uint32(pageLen(pi))
+	}
+	if pi, i := pageOf(MaxID); pi != maxPages-1 || i != pageLen(pi)-1 {
+		t.Fatalf("pageOf(MaxID) = %d,%d; want the last id of page %d", pi, i, maxPages-1)
+	}
+}
+
+// An index of one vector must cost memory in proportion to it: a store
+// keeps one index per space, and most spaces of a many-tenant store are
+// small.
+func TestSmallIndexCostsLittle(t *testing.T) {
+	const n, dim = 200, 768
+	v := make([]float32, dim)
+	v[0] = 1
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC() // the second frees what sync.Pool let go at the first
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapInuse)
+	}
+	before := heap()
+	xs := make([]*Index, n)
+	for i := range xs {
+		xs[i] = New(dim, Config{})
+		if err := xs[i].Add(0, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per := (heap() - before) / n
+	runtime.KeepAlive(xs)
+	if per > 16<<10 {
+		t.Fatalf("an index of one vector holds %d bytes of heap; want at most 16 KiB", per)
+	}
+	t.Logf("%d bytes of heap per index of one vector", per)
 }

@@ -99,16 +99,14 @@ func (s *scratch) takeResults() {
 // they live in lazily created pages that mirror the node pages.
 type visitedSet struct {
 	gen   uint32
-	pages []*[pageSize]uint32
+	pages [][]uint32
 }
 
 func (v *visitedSet) reset() {
 	v.gen++
 	if v.gen == 0 { // wrapped: old marks could alias the new generation
 		for _, p := range v.pages {
-			if p != nil {
-				clear(p[:])
-			}
+			clear(p)
 		}
 		v.gen = 1
 	}
@@ -116,19 +114,19 @@ func (v *visitedSet) reset() {
 
 // visit marks id and reports whether it was unmarked before.
 func (v *visitedSet) visit(id uint32) bool {
-	pi := int(id >> pageBits)
+	pi, i := pageOf(id)
 	if pi >= len(v.pages) {
-		v.pages = append(v.pages, make([]*[pageSize]uint32, pi+1-len(v.pages))...)
+		v.pages = append(v.pages, make([][]uint32, pi+1-len(v.pages))...)
 	}
 	p := v.pages[pi]
 	if p == nil {
-		p = new([pageSize]uint32)
+		p = make([]uint32, pageLen(pi))
 		v.pages[pi] = p
 	}
-	if p[id&pageMask] == v.gen {
+	if p[i] == v.gen {
 		return false
 	}
-	p[id&pageMask] = v.gen
+	p[i] = v.gen
 	return true
 }
 
