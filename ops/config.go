@@ -55,7 +55,17 @@ type Config struct {
 	Server    ServerConfig    `toml:"server"`
 	Backup    BackupConfig    `toml:"backup"`
 	ChangeLog ChangeLogConfig `toml:"changelog"`
+	Metrics   MetricsConfig   `toml:"metrics"`
 	Testing   TestingConfig   `toml:"testing"`
+}
+
+// MetricsConfig bounds what /metrics exports.
+type MetricsConfig struct {
+	// MaxSpaceLabels bounds the per-space series (engram_memories,
+	// engram_memory_operation_*, ...): the spaces holding the most memories
+	// are labelled by name, every other space is summed under
+	// space="_other", so /metrics stays small with thousands of tenants.
+	MaxSpaceLabels int `toml:"max_space_labels" comment:"how many spaces (those holding the most memories) get their own space label in /metrics; the rest are summed under space=\"_other\""`
 }
 
 // BackupConfig configures continuous backup shipping (see package backup).
@@ -111,6 +121,7 @@ type LimitsConfig struct {
 	MaxResults      int   `toml:"max_results" comment:"largest max_results / limit a request may ask for"`
 	MaxBatch        int   `toml:"max_batch" comment:"most memories plus associations in one batch"`
 	MaxDimension    int   `toml:"max_dimension" comment:"largest embedding dimension of a space"`
+	MaxSpaces       int   `toml:"max_spaces" comment:"most spaces that may exist: creating one more (explicitly or by a write to a new name) fails with 409 SPACE_LIMIT_REACHED"`
 }
 
 // IndexConfig tunes the ANN index.
@@ -171,6 +182,7 @@ func DefaultConfig() Config {
 			MaxResults:      1000,
 			MaxBatch:        10_000,
 			MaxDimension:    4096,
+			MaxSpaces:       10_000,
 		},
 		Index:     IndexConfig{ExactThreshold: 2000, M: 16, EfConstruction: 128, EfSearch: 96},
 		Tiers:     TiersConfig{HotCapacity: 64 << 20, ColdBelow: 0.05, SweepInterval: Duration{time.Minute}},
@@ -182,7 +194,8 @@ func DefaultConfig() Config {
 			ShutdownTimeout: Duration{30 * time.Second},
 			GCPercent:       100,
 		},
-		Backup: BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}},
+		Backup:  BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}},
+		Metrics: MetricsConfig{MaxSpaceLabels: 50},
 	}
 }
 
@@ -346,6 +359,12 @@ func (c *Config) Validate() error {
 	if l.MaxBatch < 1 || l.MaxBatch > 1_000_000 {
 		bad("limits.max_batch", l.MaxBatch, "must be in 1..1000000")
 	}
+	if l.MaxSpaces < 1 || l.MaxSpaces > 1_000_000 {
+		bad("limits.max_spaces", l.MaxSpaces, "must be in 1..1000000")
+	}
+	if n := c.Metrics.MaxSpaceLabels; n < 0 || n > 10_000 {
+		bad("metrics.max_space_labels", n, "must be in 0..10000 (0: every space under space=\"_other\")")
+	}
 	x := c.Index
 	if x.ExactThreshold < 0 || x.ExactThreshold > 10_000_000 {
 		bad("index.exact_threshold", x.ExactThreshold, "must be in 0..10000000")
@@ -460,6 +479,7 @@ func (c *Config) EngineOptions(logger *slog.Logger, embedders core.EmbedderFacto
 			MaxDimension:    c.Limits.MaxDimension,
 			MaxResults:      c.Limits.MaxResults,
 			MaxBatch:        c.Limits.MaxBatch,
+			MaxSpaces:       c.Limits.MaxSpaces,
 		},
 		Index: core.IndexOptions{
 			ExactThreshold: c.Index.ExactThreshold,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/metrics"
 )
 
 // Operation names of engram_memory_operation_* metrics.
@@ -56,7 +57,8 @@ func (s *Server) checkSpace(r *http.Request, space string) (string, error) {
 
 // spaceLabel is the metric label of space: the name if the space exists,
 // otherwise "unknown" (so requests naming nonexistent spaces cannot create
-// unbounded label sets).
+// unbounded label sets). The metrics keep at most metrics.max_space_labels
+// names and record the other spaces as "_other".
 func (s *Server) spaceLabel(space string) string {
 	if _, ok := s.spaceLabels.Load(space); ok {
 		return space
@@ -65,7 +67,7 @@ func (s *Server) spaceLabel(space string) string {
 		s.spaceLabels.Store(space, struct{}{})
 		return space
 	}
-	return "unknown"
+	return metrics.UnknownSpace
 }
 
 // observe records one engine operation.

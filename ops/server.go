@@ -142,7 +142,7 @@ func New(cfg Config, eng Engine, logger *slog.Logger, reg *prometheus.Registry, 
 		s.info.GoVersion = runtime.Version()
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
-	m, err := metrics.New(reg, eng, metrics.BuildInfo(s.info))
+	m, err := metrics.New(reg, eng, metrics.BuildInfo(s.info), metrics.WithMaxSpaceLabels(cfg.Metrics.MaxSpaceLabels))
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}

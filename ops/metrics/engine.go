@@ -11,8 +11,13 @@ import (
 //
 // The free and total bytes of the filesystem holding the data directory
 // are left out of a scrape when the filesystem cannot be read.
+//
+// Registered by New, it labels the spaces of the labelled set (see
+// spaces.go) by name and sums the others under space="_other"; on its own
+// it labels every space.
 type EngineCollector struct {
-	src Source
+	src    Source
+	spaces *spaceLabels // nil: every space by name
 
 	memories      *prometheus.Desc
 	associations  *prometheus.Desc
@@ -86,12 +91,34 @@ func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *EngineCollector) Collect(ch chan<- prometheus.Metric) {
 	m := c.src.Metrics()
-	for _, sp := range m.Spaces {
+	var named map[string]bool
+	if c.spaces != nil {
+		named = c.spaces.snapshot()
+	}
+	var other core.SpaceStats
+	others := 0
+	emit := func(sp *core.SpaceStats, label string) {
 		for _, t := range core.Tiers {
-			ch <- prometheus.MustNewConstMetric(c.memories, prometheus.GaugeValue, float64(sp.Memories[t]), sp.Name, t.String())
+			ch <- prometheus.MustNewConstMetric(c.memories, prometheus.GaugeValue, float64(sp.Memories[t]), label, t.String())
 		}
-		ch <- prometheus.MustNewConstMetric(c.associations, prometheus.GaugeValue, float64(sp.Associations), sp.Name)
-		ch <- prometheus.MustNewConstMetric(c.indexPending, prometheus.GaugeValue, float64(sp.IndexPending), sp.Name)
+		ch <- prometheus.MustNewConstMetric(c.associations, prometheus.GaugeValue, float64(sp.Associations), label)
+		ch <- prometheus.MustNewConstMetric(c.indexPending, prometheus.GaugeValue, float64(sp.IndexPending), label)
+	}
+	for i := range m.Spaces {
+		sp := &m.Spaces[i]
+		if named == nil || named[sp.Name] {
+			emit(sp, sp.Name)
+			continue
+		}
+		others++
+		for _, t := range core.Tiers {
+			other.Memories[t] += sp.Memories[t]
+		}
+		other.Associations += sp.Associations
+		other.IndexPending += sp.IndexPending
+	}
+	if others > 0 {
+		emit(&other, OtherSpaces)
 	}
 	for _, t := range core.Tiers {
 		ch <- prometheus.MustNewConstMetric(c.tierBytes, prometheus.GaugeValue, float64(m.TierBytes[t]), t.String())

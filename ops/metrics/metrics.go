@@ -16,7 +16,9 @@
 // Labels are low-cardinality by construction: routes are registered
 // patterns (anything else is "unmatched"), error_type is the engine error
 // kind, and callers must pass only validated, existing space names (see
-// ops' space labelling). Backup metrics belong to the backup component.
+// ops' space labelling), of which at most WithMaxSpaceLabels are exported
+// by name and the rest as space="_other" (see spaces.go). Backup metrics
+// belong to the backup component.
 //
 // This package imports core (for its types) and Prometheus; it must not
 // import ops, cobra or net/http handlers beyond middleware.
@@ -70,6 +72,12 @@ type Source interface {
 	Metrics() core.Metrics
 }
 
+// spaceLister is the cheaper way a Source may offer its spaces for ranking
+// them before a scrape (*core.Engine has it).
+type spaceLister interface {
+	Spaces() []core.SpaceStats
+}
+
 // BuildInfo labels engram_build_info.
 type BuildInfo struct {
 	Version   string
@@ -81,6 +89,7 @@ type BuildInfo struct {
 // concurrent use.
 type Metrics struct {
 	reg *prometheus.Registry
+	src Source
 
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
@@ -93,18 +102,30 @@ type Metrics struct {
 
 	authFailures *prometheus.CounterVec
 	rateLimited  *prometheus.CounterVec
+
+	spaces *spaceLabels
+}
+
+// Option customises Metrics.
+type Option func(*Metrics)
+
+// WithMaxSpaceLabels sets how many spaces are labelled by name (default
+// DefaultMaxSpaceLabels); the others are labelled OtherSpaces. n < 0 is 0.
+func WithMaxSpaceLabels(n int) Option {
+	return func(m *Metrics) { m.spaces.max = max(n, 0) }
 }
 
 // New registers every engram-ops collector on reg: HTTP, operation, engine
 // (reading src at scrape time; src may be nil in tests of the HTTP layer),
 // build info, auth and rate-limit counters, and the Go and process
 // collectors (skipped if reg already has them).
-func New(reg *prometheus.Registry, src Source, info BuildInfo) (*Metrics, error) {
+func New(reg *prometheus.Registry, src Source, info BuildInfo, opts ...Option) (*Metrics, error) {
 	if reg == nil {
 		return nil, errors.New("metrics: a registry is required (the global registry is never used)")
 	}
 	m := &Metrics{
 		reg: reg,
+		src: src,
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engram_http_requests_total",
 			Help: "HTTP requests served, by route pattern, method and status code.",
@@ -145,6 +166,18 @@ func New(reg *prometheus.Registry, src Source, info BuildInfo) (*Metrics, error)
 			Name: "engram_rate_limited_total",
 			Help: "Requests rejected by rate limiting, by space.",
 		}, []string{"space"}),
+		spaces: newSpaceLabels(DefaultMaxSpaceLabels),
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	m.spaces.onDrop = func(space string) {
+		match := prometheus.Labels{"space": space}
+		m.opDuration.DeletePartialMatch(match)
+		m.opErrors.DeletePartialMatch(match)
+		m.recallConfidence.DeletePartialMatch(match)
+		m.spreadingActivated.DeletePartialMatch(match)
+		m.rateLimited.DeletePartialMatch(match)
 	}
 	// Counters with labels appear in the exposition only once a label set
 	// exists; start the known ones at zero so dashboards and alerts see
@@ -166,7 +199,9 @@ func New(reg *prometheus.Registry, src Source, info BuildInfo) (*Metrics, error)
 		m.authFailures, m.rateLimited, buildInfo,
 	}
 	if src != nil {
-		cs = append(cs, NewEngineCollector(src))
+		ec := NewEngineCollector(src)
+		ec.spaces = m.spaces
+		cs = append(cs, ec)
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -197,13 +232,31 @@ func orUnknown(s string) string {
 // Registry returns the registry the metrics are registered on.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Handler serves the registry in the Prometheus text exposition format.
+// Handler serves the registry in the Prometheus text exposition format,
+// ranking the spaces labelled by name first.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		Registry:          m.reg,
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: false,
 	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.RankSpaces()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// RankSpaces labels by name the spaces holding the most memories (at most
+// WithMaxSpaceLabels of them) and deletes the per-space series of the
+// spaces no longer labelled. Handler calls it before every scrape.
+func (m *Metrics) RankSpaces() {
+	switch src := m.src.(type) {
+	case nil:
+	case spaceLister:
+		m.spaces.rank(src.Spaces())
+	default:
+		m.spaces.rank(src.Metrics().Spaces)
+	}
 }
 
 // Route returns the route label of a request after a ServeMux served it:
@@ -256,12 +309,14 @@ func methodLabel(m string) string {
 
 // ObserveOperation records one engine operation: its latency and, when err
 // is not nil, an error of the engine error kind. space must be a label-safe
-// space name (validated and existing) or the fixed label "unknown".
+// space name (validated and existing) or UnknownSpace.
 func (m *Metrics) ObserveOperation(op, space string, d time.Duration, err error) {
-	m.opDuration.WithLabelValues(op, space).Observe(d.Seconds())
-	if err != nil {
-		m.opErrors.WithLabelValues(op, space, ErrorType(err)).Inc()
-	}
+	m.spaces.observe(space, func(label string) {
+		m.opDuration.WithLabelValues(op, label).Observe(d.Seconds())
+		if err != nil {
+			m.opErrors.WithLabelValues(op, label, ErrorType(err)).Inc()
+		}
+	})
 }
 
 // ErrorType is the error_type label of err: the engine error kind
@@ -273,15 +328,19 @@ func ErrorType(err error) string {
 // ObserveRecall records a recall's overall confidence and how many memories
 // spreading activation reached.
 func (m *Metrics) ObserveRecall(space string, confidence float64, activated int) {
-	m.recallConfidence.WithLabelValues(space).Observe(confidence)
-	m.spreadingActivated.WithLabelValues(space).Observe(float64(activated))
+	m.spaces.observe(space, func(label string) {
+		m.recallConfidence.WithLabelValues(label).Observe(confidence)
+		m.spreadingActivated.WithLabelValues(label).Observe(float64(activated))
+	})
 }
 
 // AuthFailure counts a request rejected by authentication.
 func (m *Metrics) AuthFailure(reason string) { m.authFailures.WithLabelValues(reason).Inc() }
 
 // RateLimited counts a request rejected by rate limiting.
-func (m *Metrics) RateLimited(space string) { m.rateLimited.WithLabelValues(space).Inc() }
+func (m *Metrics) RateLimited(space string) {
+	m.spaces.observe(space, func(label string) { m.rateLimited.WithLabelValues(label).Inc() })
+}
 
 // StatusWriter is a ResponseWriter that remembers the status it wrote.
 type StatusWriter interface {
