@@ -69,6 +69,7 @@ type space struct {
 	idxMu sync.Mutex // serialises index writers (Add/Delete/WriteGraph)
 	index *vector.Index
 	dirty atomic.Bool
+	saved atomic.Bool // the data directory holds a graph file of the space
 
 	lastRecall atomic.Int64 // unix nanos of the latest similarity search
 }
@@ -298,8 +299,18 @@ func (e *Engine) load() error {
 	if err := it.Close(); err != nil {
 		return internalf(err, "list spaces")
 	}
+	// Small spaces have no graph file: list the files once rather than
+	// trying to open one per space.
+	entries, err := os.ReadDir(filepath.Join(e.dir, "index"))
+	if err != nil {
+		return internalf(err, "list index graphs")
+	}
+	graphs := make(map[string]bool, len(entries))
+	for _, de := range entries {
+		graphs[de.Name()] = true
+	}
 	for _, sp := range e.spaceList() {
-		if err := e.loadSpace(sp); err != nil {
+		if err := e.loadSpace(sp, graphs[sp.info.Name+".graph"]); err != nil {
 			return err
 		}
 	}
@@ -321,7 +332,7 @@ func (e *Engine) load() error {
 	return nil
 }
 
-func (e *Engine) loadSpace(sp *space) error {
+func (e *Engine) loadSpace(sp *space, hasGraph bool) error {
 	name := sp.info.Name
 	if v, closer, err := e.db.Get(spaceKey(famNextSlot, name)); err == nil {
 		if len(v) == 4 {
@@ -399,12 +410,13 @@ func (e *Engine) loadSpace(sp *space) error {
 	}
 	// Index: the persisted graph if usable, then whatever it lacks goes
 	// to the indexer (searched exactly meanwhile).
-	if f, err := os.Open(indexPath(e.dir, name)); err == nil {
+	if f, err := openGraph(e.dir, name, hasGraph); err == nil {
 		idx, rerr := vector.ReadGraph(f, func(id uint32) ([]float32, bool) { // ReadGraph buffers
 			v, ok := warm[id]
 			return v, ok
 		})
 		f.Close()
+		sp.saved.Store(true)
 		if rerr != nil {
 			e.log.Warn("index graph unreadable; rebuilding in the background", "space", name, "err", rerr)
 		} else if idx.Dim() == sp.info.Dimension {
@@ -423,6 +435,14 @@ func (e *Engine) loadSpace(sp *space) error {
 		sp.dirty.Store(true)
 	}
 	return nil
+}
+
+// openGraph opens the graph file of space if the data directory has one.
+func openGraph(dir, space string, exists bool) (*os.File, error) {
+	if !exists {
+		return nil, os.ErrNotExist
+	}
+	return os.Open(indexPath(dir, space))
 }
 
 // deriveMissing recomputes, on all cores, the vectors of warm memories that
@@ -544,9 +564,12 @@ func (e *Engine) saveIndex(sp *space) error {
 	if !sp.graphWorthSaving() {
 		// A graph saved while the space was larger would be loaded, then
 		// completed; dropping it keeps the next open's work the same.
-		if err := os.Remove(indexPath(e.dir, sp.info.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			sp.dirty.Store(true)
-			return internalf(err, "remove the index of %s", sp.info.Name)
+		if sp.saved.Load() {
+			if err := os.Remove(indexPath(e.dir, sp.info.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				sp.dirty.Store(true)
+				return internalf(err, "remove the index of %s", sp.info.Name)
+			}
+			sp.saved.Store(false)
 		}
 		return nil
 	}
@@ -554,6 +577,7 @@ func (e *Engine) saveIndex(sp *space) error {
 		sp.dirty.Store(true)
 		return err
 	}
+	sp.saved.Store(true)
 	return nil
 }
 

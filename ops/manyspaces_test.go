@@ -166,8 +166,8 @@ func TestManySpacesStayBounded(t *testing.T) {
 	perSpace := (many.heap - ref.heap) / n
 	reopenPerSpace := (many.reopenHeap - ref.reopenHeap) / n
 	t.Logf("heap per space %d B (after a restart %d B); /metrics %d B (reference %d B)", perSpace, reopenPerSpace, many.metricsSize, ref.metricsSize)
-	if perSpace > 16<<10 || reopenPerSpace > 16<<10 {
-		t.Errorf("a space of one memory holds %d B of heap (%d B after a restart); want at most 16 KiB", perSpace, reopenPerSpace)
+	if perSpace > 8<<10 || reopenPerSpace > 8<<10 {
+		t.Errorf("a space of one memory holds %d B of heap (%d B after a restart); want at most 8 KiB", perSpace, reopenPerSpace)
 	}
 	// The 50 spaces labelled by default and _other: about 2 KB each.
 	if many.metricsSize > 256<<10 {

@@ -28,7 +28,7 @@ const (
 	// first two hold 1<<smallPageBits ids each, the last pageSize/2, so an
 	// index of a few nodes costs memory in proportion to them rather than a
 	// full page (a store with thousands of small spaces has thousands).
-	smallPageBits = 4
+	smallPageBits = 2
 	smallPages    = pageBits - smallPageBits + 1
 	maxPages      = MaxID>>pageBits + smallPages
 )
