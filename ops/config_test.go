@@ -38,13 +38,15 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Embedder.Default = "magic"
 	c.Limits.MaxBodyBytes = 10
 	c.Limits.MaxResults = 0
+	c.Limits.MaxSpaces = 0
+	c.Metrics.MaxSpaceLabels = -1
 	c.Index.M = 1
 	c.Tiers.ColdBelow = 1.5
 	c.Server.ShutdownTimeout = Duration{}
 	err := c.Validate()
 	problems := Problems(err)
 	wantKeys := []string{"listen", "durability", "log.level", "log.format", "log.flush_interval", "spaces.default_dimension",
-		"embedder.default", "limits.max_body_bytes", "limits.max_results", "index.m", "tiers.cold_below", "server.shutdown_timeout"}
+		"embedder.default", "limits.max_body_bytes", "limits.max_results", "limits.max_spaces", "metrics.max_space_labels", "index.m", "tiers.cold_below", "server.shutdown_timeout"}
 	got := map[string]string{}
 	for _, p := range problems {
 		var cp *ConfigProblem
@@ -364,4 +366,23 @@ func FuzzConfigDecode(f *testing.F) {
 			t.Fatalf("round trip differs:\n%+v\n%+v\nencoded:\n%s", d, c, b.String())
 		}
 	})
+}
+
+// TestSpaceLimitsConfigured: limits.max_spaces and metrics.max_space_labels
+// come from the environment like every key and reach the engine.
+func TestSpaceLimitsConfigured(t *testing.T) {
+	env := map[string]string{"ENGRAM_LIMITS_MAX_SPACES": "3", "ENGRAM_METRICS_MAX_SPACE_LABELS": "7"}
+	c := DefaultConfig()
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Metrics.MaxSpaceLabels != 7 || c.EngineOptions(nil, nil).Limits.MaxSpaces != 3 {
+		t.Fatalf("max_space_labels %d, engine max spaces %d; want 7 and 3", c.Metrics.MaxSpaceLabels, c.EngineOptions(nil, nil).Limits.MaxSpaces)
+	}
+	if d := DefaultConfig(); d.Limits.MaxSpaces != 10_000 || d.Metrics.MaxSpaceLabels != 50 {
+		t.Fatalf("defaults: max_spaces %d, max_space_labels %d", d.Limits.MaxSpaces, d.Metrics.MaxSpaceLabels)
+	}
 }
