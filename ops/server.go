@@ -8,9 +8,11 @@
 // dimension, finiteness, content size, ids, space names, recall knobs) and
 // this package validates HTTP concerns only (content type, body size, JSON
 // syntax, unknown fields, query parameter syntax), so each rule lives in one
-// place. Every error — including routing, JSON and size errors — is written
-// as one envelope {"error":{"code","message","details"}}, and nothing else
-// is written for a failed request.
+// place. Every error — including routing, JSON and size errors, and the
+// requests net/http itself refuses (malformed or oversized headers, see
+// jsonErrorListener) — is written as one envelope
+// {"error":{"code","message","details"}}, and nothing else is written for a
+// failed request. Messages repeat at most maxEcho bytes of any one input.
 //
 // Wire types live in ops/api (shared with ops/client); Prometheus
 // instrumentation in ops/metrics. This package must not import cobra (only
@@ -431,7 +433,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadTimeout:       s.cfg.Server.ReadTimeout.Duration,
 		WriteTimeout:      s.cfg.Server.WriteTimeout.Duration,
 		IdleTimeout:       s.cfg.Server.IdleTimeout.Duration,
-		MaxHeaderBytes:    1 << 20,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -440,7 +442,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(jsonErrorListener{ln}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
