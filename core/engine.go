@@ -231,7 +231,7 @@ func setDefault(p *int, v int) {
 // BuiltinEmbedders knows only the built-in hashing embedder ("hash").
 func BuiltinEmbedders(name string, dim int) (Embedder, error) {
 	if name != "hash" {
-		return nil, Errorf(KindInvalid, "UNKNOWN_EMBEDDER", "embedder %q is not available; known: hash", name)
+		return nil, Errorf(KindInvalid, "UNKNOWN_EMBEDDER", "embedder %q is not available; known: hash", truncate(name, 80))
 	}
 	h, err := embed.NewHashing(dim)
 	if err != nil {

@@ -51,7 +51,7 @@ func ParseTier(s string) (Tier, error) {
 	case "cold":
 		return TierCold, nil
 	}
-	return 0, Errorf(KindInvalid, "INVALID_TIER", "tier %q is not one of hot, warm, cold", s)
+	return 0, Errorf(KindInvalid, "INVALID_TIER", "tier %q is not one of hot, warm, cold", truncate(s, 40))
 }
 
 // Episode holds the who/what/when fields of an episodic memory.

@@ -3,12 +3,14 @@ package core
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
@@ -26,15 +28,26 @@ func sortedKeys(m map[string]string) []string {
 // ValidateSpaceName checks Engram's rule: 3–64 characters of [a-z0-9_-].
 func ValidateSpaceName(name string) error {
 	if len(name) < 3 || len(name) > 64 {
-		return Errorf(KindInvalid, "INVALID_SPACE", "space name %q must be 3-64 characters of [a-z0-9_-], got %d characters", truncate(name, 80), len(name))
+		return Errorf(KindInvalid, "INVALID_SPACE", "space name %q must be 3-64 characters of [a-z0-9_-]; it is %d bytes", truncate(name, 80), len(name))
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return Errorf(KindInvalid, "INVALID_SPACE", "space name %q must be 3-64 characters of [a-z0-9_-]; %q is not allowed", name, string(rune(c)))
+			return Errorf(KindInvalid, "INVALID_SPACE", "space name %q must be 3-64 characters of [a-z0-9_-]; %s is not allowed", name, charAt(name, i))
 		}
 	}
 	return nil
+}
+
+// charAt names the character of s at byte i for an error message: the
+// quoted rune (a multi-byte one whole), or the position of a byte that is
+// not UTF-8.
+func charAt(s string, i int) string {
+	r, n := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && n <= 1 {
+		return fmt.Sprintf("invalid UTF-8 at byte %d (0x%02x)", i, s[i])
+	}
+	return strconv.QuoteRune(r)
 }
 
 // validateID checks a client-given memory id: 1..limit bytes of
@@ -49,15 +62,22 @@ func validateID(id string, limit int) error {
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '@' || c == '-') {
-			return Errorf(KindInvalid, "INVALID_ID", "memory id %q contains %q; allowed are letters, digits and . _ : @ -", truncate(id, 80), string(rune(c)))
+			return Errorf(KindInvalid, "INVALID_ID", "memory id %q contains %s; allowed are letters, digits and . _ : @ -", truncate(id, 80), charAt(id, i))
 		}
 	}
 	return nil
 }
 
+// truncate cuts s to at most n bytes, at a rune boundary, marking the cut
+// with "…".
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for i := n; i > 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i] + "…"
+		}
 	}
 	return s[:n] + "…"
 }
