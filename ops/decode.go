@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -13,7 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -25,11 +28,15 @@ import (
 // body at most limit bytes, one JSON value with no unknown fields and
 // nothing after it. Every failure is an *httpError naming the problem.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
-	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+	ct, err := singleHeader(r, "Content-Type")
+	if err != nil {
+		return err
+	}
+	if err := checkJSONContentType(ct); err != nil {
 		return err
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	return decodeBody(body, dst)
+	return decodeBodyOf(r, body, dst)
 }
 
 // checkJSONContentType accepts application/json and application/*+json,
@@ -46,8 +53,8 @@ func checkJSONContentType(ct string) error {
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || !(mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
 		return httpErrorf(http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE",
-			"Content-Type %q is not supported; send JSON with Content-Type: application/json", ct).
-			with("expected", "application/json", "actual", ct)
+			"Content-Type %q is not supported; send JSON with Content-Type: application/json", echo(ct)).
+			with("expected", "application/json", "actual", echo(ct))
 	}
 	return nil
 }
@@ -66,7 +73,12 @@ var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // decodeBody decodes exactly one JSON value from body into dst. The body
 // is read whole (an http.MaxBytesReader's limit is named when exceeded),
 // then parsed in one pass without copying it.
-func decodeBody(body io.Reader, dst any) error {
+func decodeBody(body io.Reader, dst any) error { return decodeBodyOf(nil, body, dst) }
+
+// decodeBodyOf is decodeBody for the body of r (nil when there is no
+// request), which names the read timeout and the declared length when the
+// body cannot be read.
+func decodeBodyOf(r *http.Request, body io.Reader, dst any) error {
 	buf := bodyBufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -81,8 +93,7 @@ func decodeBody(body io.Reader, dst any) error {
 				"request body exceeds the limit of %d bytes (limits.max_body_bytes)", mbe.Limit).
 				with("limit", mbe.Limit)
 		}
-		return httpErrorf(http.StatusBadRequest, "BODY_READ_FAILED",
-			"could not read the request body after %d bytes: %v", buf.Len(), err)
+		return bodyReadError(r, err, buf.Len())
 	}
 	if buf.Len() == 0 {
 		return httpErrorf(http.StatusBadRequest, "EMPTY_BODY", "request body is empty; send a JSON object")
@@ -91,6 +102,47 @@ func decodeBody(body io.Reader, dst any) error {
 		return jsonError(err, dst)
 	}
 	return nil
+}
+
+// bodyReadError says why the body of r could not be read after received
+// bytes, in the client's terms: a timeout, the connection closed or reset.
+// The error's own text is not used where it names socket addresses.
+func bodyReadError(r *http.Request, err error, received int) error {
+	of := ""
+	if r != nil && r.ContentLength > 0 {
+		of = " of " + strconv.FormatInt(r.ContentLength, 10)
+	}
+	var reason string
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		reason = "timed out"
+		if srv, ok := serverOf(r); ok && srv.ReadTimeout > 0 {
+			reason += " after " + srv.ReadTimeout.String() + " (server.read_timeout, counted from the start of the request)"
+		}
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		reason = "the connection was closed by the client"
+	case errors.Is(err, syscall.ECONNRESET):
+		reason = "the connection was reset by the client"
+	default:
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			err = oe.Err // without the addresses
+		}
+		reason = echo(err.Error())
+	}
+	return httpErrorf(http.StatusBadRequest, "BODY_READ_FAILED",
+		"the request body could not be read: %s; %d%s bytes had arrived", reason, received, of).
+		with("received_bytes", received)
+}
+
+// serverOf is the http.Server serving r, if any.
+func serverOf(r *http.Request) (*http.Server, bool) {
+	if r == nil {
+		return nil, false
+	}
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	return srv, ok && srv != nil
 }
 
 // jsonError translates an encoding/json/v2 error into a 400 naming the
@@ -123,36 +175,36 @@ func jsonError(err error, dst any) error {
 	}
 	var sem *jsonv2.SemanticError
 	if !errors.As(err, &sem) {
-		return httpErrorf(http.StatusBadRequest, "INVALID_JSON", "invalid request body: %s", err.Error())
+		return httpErrorf(http.StatusBadRequest, "INVALID_JSON", "invalid request body: %s", echo(err.Error()))
 	}
 	field := fieldPath(sem.JSONPointer)
 	if errors.Is(sem.Err, jsonv2.ErrUnknownName) {
 		name := sem.JSONPointer.LastToken()
-		msg := "unknown field " + strconv.Quote(name)
+		msg := "unknown field " + strconv.Quote(echo(name))
 		if parent := fieldPath(sem.JSONPointer.Parent()); parent != "" {
 			msg += " in " + parent
 		}
 		if known := knownFields(sem.GoType); len(known) > 0 {
 			msg += "; accepted fields are: " + strings.Join(known, ", ")
 		}
-		return httpErrorf(http.StatusBadRequest, "UNKNOWN_FIELD", "%s", msg).with("field", name)
+		return httpErrorf(http.StatusBadRequest, "UNKNOWN_FIELD", "%s", msg).with("field", echo(name))
 	}
 	// api.Vector reports its element errors as encoding/json type errors.
 	var te *json.UnmarshalTypeError
 	if errors.As(sem.Err, &te) {
 		if strings.HasPrefix(te.Value, "number ") && isNumberKind(te.Type) {
 			return httpErrorf(http.StatusBadRequest, "INVALID_NUMBER",
-				"field %q: %s is out of range for %s (numbers must be finite and fit the type)", field, te.Value, te.Type).
+				"field %q: %s is out of range for %s (numbers must be finite and fit the type)", field, echo(te.Value), te.Type).
 				with("field", field, "offset", sem.ByteOffset)
 		}
 		return httpErrorf(http.StatusBadRequest, "INVALID_FIELD_TYPE",
-			"field %q must be %s, got %s", field, typeName(te.Type), te.Value).
+			"field %q must be %s, got %s", field, typeName(te.Type), echo(te.Value)).
 			with("field", field, "offset", sem.ByteOffset, "expected", typeName(te.Type))
 	}
 	if sem.GoType == reflect.TypeFor[time.Time]() {
 		if pe := (*time.ParseError)(nil); errors.As(sem.Err, &pe) {
 			return httpErrorf(http.StatusBadRequest, "INVALID_TIME",
-				"field %q: time %q is not RFC 3339 (e.g. 2025-01-02T15:04:05Z)", field, pe.Value).with("field", field)
+				"field %q: time %q is not RFC 3339 (e.g. 2025-01-02T15:04:05Z)", field, echo(pe.Value)).with("field", field)
 		}
 		return httpErrorf(http.StatusBadRequest, "INVALID_TIME",
 			"field %q must be an RFC 3339 time string such as \"2025-01-02T15:04:05Z\", got %s", field, kindName(sem.JSONKind)).
@@ -164,7 +216,7 @@ func jsonError(err error, dst any) error {
 	}
 	if sem.JSONKind == '0' && isNumberKind(sem.GoType) {
 		return httpErrorf(http.StatusBadRequest, "INVALID_NUMBER",
-			"field %q: %s does not fit %s (numbers must be finite and fit the type; integers must be whole)", field, sem.JSONValue, sem.GoType).
+			"field %q: %s does not fit %s (numbers must be finite and fit the type; integers must be whole)", field, echo(string(sem.JSONValue)), sem.GoType).
 			with("field", field, "offset", sem.ByteOffset)
 	}
 	return httpErrorf(http.StatusBadRequest, "INVALID_FIELD_TYPE",
@@ -173,7 +225,8 @@ func jsonError(err error, dst any) error {
 }
 
 // fieldPath renders a JSON pointer as the path a client wrote:
-// /memories/3/embedding is memories[3].embedding.
+// /memories/3/embedding is memories[3].embedding. A path longer than
+// maxEcho (a deeply nested body) is cut, see echo.
 func fieldPath(p jsontext.Pointer) string {
 	var b strings.Builder
 	for tok := range p.Tokens() {
@@ -186,7 +239,7 @@ func fieldPath(p jsontext.Pointer) string {
 		}
 		b.WriteString(tok)
 	}
-	return b.String()
+	return echo(b.String())
 }
 
 // kindName names a JSON kind for an error message.
@@ -287,11 +340,14 @@ func knownFields(t reflect.Type) []string {
 	return out
 }
 
-// params parses query parameters, collecting the first problem.
+// params parses query parameters, collecting the first problem. Every
+// parameter is single-valued (a repeat is refused rather than silently
+// dropped) except the lists read with list, whose repeats are joined.
 type params struct {
 	v     url.Values
 	err   error
 	known map[string]bool
+	multi map[string]bool
 }
 
 func newParams(r *http.Request, known ...string) *params {
@@ -305,7 +361,7 @@ func newParams(r *http.Request, known ...string) *params {
 func (p *params) fail(name, value, want string) {
 	if p.err == nil {
 		p.err = httpErrorf(http.StatusBadRequest, "INVALID_PARAMETER",
-			"query parameter %s=%q: %s", name, truncateString(value, 80), want).with("parameter", name)
+			"query parameter %s=%q: %s", name, echo(value), want).with("parameter", name)
 	}
 }
 
@@ -375,22 +431,32 @@ func (p *params) floats(name string) []float32 {
 	return v
 }
 
+// list reads a comma-separated list; the parameter may be repeated
+// (tags=a&tags=b is tags=a,b).
 func (p *params) list(name string) []string {
-	s := p.str(name)
-	if s == "" {
-		return nil
+	if p.multi == nil {
+		p.multi = map[string]bool{}
 	}
+	p.multi[name] = true
 	var out []string
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
+	for _, s := range p.v[name] {
+		for _, x := range strings.Split(s, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				out = append(out, x)
+			}
 		}
 	}
 	return out
 }
 
-// check reports the first parse problem, or an unknown parameter.
+// check reports a repeated parameter, the first parse problem, or an
+// unknown parameter.
 func (p *params) check() error {
+	for k, vs := range p.v {
+		if len(vs) > 1 && p.known[k] && !p.multi[k] {
+			return duplicateParameter(k, len(vs))
+		}
+	}
 	if p.err != nil {
 		return p.err
 	}
@@ -402,16 +468,61 @@ func (p *params) check() error {
 			}
 			sort.Strings(known)
 			return httpErrorf(http.StatusBadRequest, "UNKNOWN_PARAMETER",
-				"unknown query parameter %q; accepted are: %s", truncateString(k, 80), strings.Join(known, ", ")).
-				with("parameter", truncateString(k, 80))
+				"unknown query parameter %q; accepted are: %s", echo(k), strings.Join(known, ", ")).
+				with("parameter", echo(k))
 		}
 	}
 	return nil
 }
 
+func duplicateParameter(name string, n int) error {
+	return httpErrorf(http.StatusBadRequest, "DUPLICATE_PARAMETER",
+		"query parameter %s appears %d times; send it once", name, n).with("parameter", name)
+}
+
+// singleHeader is the value of header name, which may be sent at most once.
+func singleHeader(r *http.Request, name string) (string, error) {
+	vs := r.Header.Values(name)
+	switch len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return vs[0], nil
+	}
+	return "", httpErrorf(http.StatusBadRequest, "DUPLICATE_HEADER",
+		"header %s appears %d times; send it once", name, len(vs)).with("header", name)
+}
+
+// truncateString cuts s to at most n bytes, at a rune boundary, marking
+// the cut with "…".
 func truncateString(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	return s[:runeStart(s, n)] + "…"
+}
+
+// maxEcho bounds how much of one client-supplied value (a field path, a
+// name, a parameter) an error message repeats.
+const maxEcho = 256
+
+// echo is s as an error message repeats it: whole up to maxEcho bytes,
+// otherwise its first maxEcho bytes (cut at a rune boundary) and its
+// length, e.g. "0[0][0]…(29998 bytes)".
+func echo(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	return s[:runeStart(s, maxEcho)] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// runeStart is the largest i <= n that does not split a UTF-8 sequence
+// of s (n itself when s[n] starts a rune or is not UTF-8).
+func runeStart(s string, n int) int {
+	for i := n; i > 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			return i
+		}
+	}
+	return n
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
@@ -14,7 +15,8 @@ import (
 // never panic; it either rejects the body with a 4xx *httpError, or
 // produces an input the real engine accepts or rejects cleanly (an
 // invalid/too-large *core.Error, never an internal error or a panic), and an
-// accepted memory reads back with the content that was sent.
+// accepted memory reads back with the content that was sent. A rejection's
+// message is bounded and valid UTF-8.
 func FuzzDecodeRemember(f *testing.F) {
 	for _, seed := range []string{
 		`{"content":"hello"}`,
@@ -31,6 +33,8 @@ func FuzzDecodeRemember(f *testing.F) {
 		``,
 		`{"content":"\u0000\ud800"}`,
 		`{"id":"` + string(bytes.Repeat([]byte("i"), 200)) + `","content":"x"}`,
+		`{"content":"x","metadata":{"k":` + string(bytes.Repeat([]byte("["), 10001)) + `}}`,
+		`{"content":"x","` + string(bytes.Repeat([]byte("é"), 300)) + `":1}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -51,6 +55,11 @@ func FuzzDecodeRemember(f *testing.F) {
 			var he *httpError
 			if !errors.As(err, &he) || he.status < 400 || he.status > 499 || he.code == "" || he.message == "" {
 				t.Fatalf("decode error is not a clean 4xx: %#v", err)
+			}
+			// What the client reads is bounded and valid UTF-8 (echo never
+			// cuts a character in two).
+			if _, body := errorResponse(err); len(body.Message) > maxMessageBytes+64 || !utf8.ValidString(body.Message) {
+				t.Fatalf("error message of %d bytes (valid UTF-8: %v): %.200q", len(body.Message), utf8.ValidString(body.Message), body.Message)
 			}
 			return
 		}
@@ -77,6 +86,33 @@ func FuzzDecodeRemember(f *testing.F) {
 		}
 		if m.Content != req.Content {
 			t.Fatalf("content changed: sent %q, read %q", req.Content, m.Content)
+		}
+	})
+}
+
+// FuzzParseBareError: the check every response write goes through never
+// panics, and claims only a complete net/http error response.
+func FuzzParseBareError(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 431 Request Header Fields Too Large" + bareErrorHeaders + "431 Request Header Fields Too Large",
+		"HTTP/1.1 400 Bad Request: missing required Host header" + bareErrorHeaders + "400 Bad Request: missing required Host header",
+		"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nDate: x\r\n\r\n",
+		"HTTP/1.1 4",
+		"HTTP/1.1 4xx" + bareErrorHeaders,
+		"",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		status, reason, ok := parseBareError(p)
+		if !ok {
+			return
+		}
+		if status < 400 || status > 599 || !bytes.HasPrefix(p, []byte("HTTP/1.1 ")) || !bytes.Contains(p, []byte(bareErrorHeaders)) || len(reason) > 200+len("…") {
+			t.Fatalf("claimed %q as status %d reason %q", p, status, reason)
+		}
+		if resp := bareErrorResponse(status, reason); !bytes.HasPrefix(resp, []byte("HTTP/1.1 ")) {
+			t.Fatalf("response %q", resp)
 		}
 	})
 }

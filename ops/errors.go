@@ -60,9 +60,35 @@ func statusOfKind(k core.ErrorKind) int {
 // retryAfterSeconds is sent with every 503.
 const retryAfterSeconds = 1
 
+// maxMessageBytes bounds an error message. Messages repeat parts of the
+// request (see echo); this keeps one that repeats too much bounded too.
+const maxMessageBytes = 2048
+
 // errorResponse turns any error into its status and envelope body.
 // Internal errors never expose their wrapped cause (it is logged instead).
 func errorResponse(err error) (int, api.ErrorBody) {
+	status, body := errorBody(err)
+	if len(body.Message) > maxMessageBytes {
+		body.Message = truncateString(body.Message, maxMessageBytes) + "(message of " + strconv.Itoa(len(body.Message)) + " bytes cut)"
+	}
+	for _, v := range body.Details {
+		if s, ok := v.(string); ok && len(s) > maxEcho {
+			// A copy: the map may belong to an error that is reused.
+			d := make(map[string]any, len(body.Details))
+			for k, v := range body.Details {
+				if s, ok := v.(string); ok {
+					v = echo(s)
+				}
+				d[k] = v
+			}
+			body.Details = d
+			break
+		}
+	}
+	return status, body
+}
+
+func errorBody(err error) (int, api.ErrorBody) {
 	var he *httpError
 	if errors.As(err, &he) {
 		return he.status, api.ErrorBody{Code: he.code, Message: he.message, Details: he.details}

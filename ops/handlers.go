@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -25,23 +26,47 @@ const (
 // memory_space_id › body space › ?space= › "default". Names are checked
 // with the engine's own rule (core.ValidateSpaceName).
 func (s *Server) writeSpace(r *http.Request, body api.SpaceFields) (string, error) {
-	space := strings.TrimSpace(r.Header.Get(api.HeaderSpace))
+	space, err := singleHeader(r, api.HeaderSpace)
+	if err != nil {
+		return "", err
+	}
+	space = strings.TrimSpace(space)
 	if space == "" {
 		space = body.BodySpace()
 	}
 	if space == "" {
-		space = strings.TrimSpace(r.URL.Query().Get("space"))
+		if space, err = querySpace(r); err != nil {
+			return "", err
+		}
 	}
 	return s.checkSpace(r, space)
 }
 
 // readSpace picks the space of a read: header › ?space= › "default".
 func (s *Server) readSpace(r *http.Request) (string, error) {
-	space := strings.TrimSpace(r.Header.Get(api.HeaderSpace))
+	space, err := singleHeader(r, api.HeaderSpace)
+	if err != nil {
+		return "", err
+	}
+	space = strings.TrimSpace(space)
 	if space == "" {
-		space = strings.TrimSpace(r.URL.Query().Get("space"))
+		if space, err = querySpace(r); err != nil {
+			return "", err
+		}
 	}
 	return s.checkSpace(r, space)
+}
+
+// querySpace is ?space=, which may be given once.
+func querySpace(r *http.Request) (string, error) {
+	vs := r.URL.Query()["space"]
+	switch len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return strings.TrimSpace(vs[0]), nil
+	}
+	return "", duplicateParameter("space", len(vs))
 }
 
 func (s *Server) checkSpace(r *http.Request, space string) (string, error) {
@@ -188,8 +213,8 @@ func (s *Server) handleCursor(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !ok {
-		return httpErrorf(http.StatusNotFound, "CURSOR_NOT_FOUND", "no cursor is stored for source %q", truncateString(source, 256)).
-			with("source", truncateString(source, 256))
+		return httpErrorf(http.StatusNotFound, "CURSOR_NOT_FOUND", "no cursor is stored for source %q", echo(source)).
+			with("source", echo(source))
 	}
 	s.writeJSON(w, http.StatusOK, api.CursorResponse{Source: source, Value: value})
 	return nil
@@ -258,6 +283,11 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 	threshold := p.float("threshold")
 	if err := p.check(); err != nil {
 		return err
+	}
+	if limit > s.cfg.Limits.MaxResults {
+		return httpErrorf(http.StatusBadRequest, "INVALID_PARAMETER",
+			"query parameter limit=%d is above the maximum %d (limits.max_results)", limit, s.cfg.Limits.MaxResults).
+			with("parameter", "limit", "limit", s.cfg.Limits.MaxResults)
 	}
 	if strings.TrimSpace(query) == "" {
 		return httpErrorf(http.StatusBadRequest, "MISSING_PARAMETER", "query parameter query is required (the text to search for)").
@@ -371,7 +401,13 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) error {
 	if effLimit <= 0 {
 		effLimit = 100
 	}
-	effLimit = min(effLimit, s.cfg.Limits.MaxResults)
+	if effLimit > s.cfg.Limits.MaxResults {
+		// Engram clamps limit too; the page says so rather than
+		// refusing, so Engram's clients keep working.
+		out.SystemMessage = fmt.Sprintf("limit %d is above the maximum %d (limits.max_results); this page holds at most %d memories, page on with offset",
+			effLimit, s.cfg.Limits.MaxResults, s.cfg.Limits.MaxResults)
+		effLimit = s.cfg.Limits.MaxResults
+	}
 	out.Pagination = api.Pagination{
 		Offset:   offset,
 		Limit:    effLimit,

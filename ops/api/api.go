@@ -372,6 +372,9 @@ type ListResponse struct {
 	Count      int            `json:"count"`
 	Pagination Pagination     `json:"pagination"`
 	TierCounts TierCounts     `json:"tier_counts"`
+	// SystemMessage says when the request's limit was above the maximum
+	// and the page was capped (an addition to Engram's body).
+	SystemMessage string `json:"system_message,omitempty"`
 }
 
 // ListedMemory is one element of a list page.
