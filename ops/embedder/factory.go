@@ -1,6 +1,7 @@
 package embedder
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/engram-ops/engram-ops/core"
@@ -50,7 +51,11 @@ func NewFactory(openai *OpenAIConfig) core.EmbedderFactory {
 			}
 			return oa, nil
 		default:
-			return nil, core.Errorf(core.KindInvalid, "UNKNOWN_EMBEDDER", "embedder %q is not available; known: %s", name, known)
+			shown := name
+			if len(shown) > 80 { // a client's name, repeated in a response
+				shown = strings.ToValidUTF8(shown[:80], "") + "…"
+			}
+			return nil, core.Errorf(core.KindInvalid, "UNKNOWN_EMBEDDER", "embedder %q is not available; known: %s", shown, known)
 		}
 	}
 }

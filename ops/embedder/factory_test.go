@@ -39,6 +39,11 @@ func TestFactoryHashOnly(t *testing.T) {
 	coreErr(t, err, "EMBEDDER_NOT_CONFIGURED", "openai embedder not configured: set [embedder.openai] base_url and model")
 	_, err = fac("bert", 768)
 	coreErr(t, err, "UNKNOWN_EMBEDDER", `"bert"`, "known: hash")
+	_, err = fac(strings.Repeat("b", 5000), 768)
+	coreErr(t, err, "UNKNOWN_EMBEDDER", "known: hash")
+	if len(err.Error()) > 200 {
+		t.Errorf("the error repeats a 5000-byte name: %d bytes", len(err.Error()))
+	}
 }
 
 func TestFactoryOpenAI(t *testing.T) {
