@@ -73,6 +73,9 @@ type Archive struct {
 	log   *slog.Logger
 
 	progMu sync.Mutex // Progress is called by one goroutine at a time
+
+	headMu  sync.Mutex // serialises head.json writes (writeHead)
+	headSeq uint64     // the highest sequence this archive wrote to head.json
 }
 
 // New opens an archive on store.

@@ -290,7 +290,7 @@ func TestRestoreFaults(t *testing.T) {
 	})
 	t.Run("newer manifest format", func(t *testing.T) {
 		move(t, manifestKey(snap.Manifest.ID), func(b []byte) []byte {
-			return bytes.Replace(b, []byte(`"format_version": 1`), []byte(`"format_version": 99`), 1)
+			return bytes.Replace(b, fmt.Appendf(nil, `"format_version": %d`, ManifestFormat), []byte(`"format_version": 99`), 1)
 		})
 		restoreFails(t, RestoreOptions{}, "manifest format 99")
 	})

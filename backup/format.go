@@ -18,8 +18,11 @@ import (
 )
 
 // Format versions this binary writes and the newest it reads.
+//
+// Manifest format 2 added Manifest.Digest; format-1 manifests (no digest)
+// are still read, and verify warns about them.
 const (
-	ManifestFormat = 1
+	ManifestFormat = 2
 	SegmentFormat  = 1
 )
 
@@ -49,6 +52,10 @@ type Manifest struct {
 	ContentDigest string    `json:"content_digest"`   // see the package doc
 	Encryption    Encrypt   `json:"encryption"`       // how files were encrypted
 	Source        string    `json:"source,omitempty"` // "server" or "data-dir"
+	// Digest is "sha256:" + hex of SHA-256 over the manifest's compact JSON
+	// encoding with Digest empty (see jsonDigest); set by EncodeManifest,
+	// checked by DecodeManifest. Empty only in format 1.
+	Digest string `json:"digest,omitempty"`
 }
 
 // File is one engine file of a snapshot.
@@ -158,12 +165,56 @@ func parseSegmentKey(key string) (first, last uint64, ok bool) {
 	return f, l, true
 }
 
-// EncodeManifest renders m as indented JSON.
+// EncodeManifest sets m.Digest (format 2 and later) and renders m as
+// indented JSON.
 func EncodeManifest(m *Manifest) ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
+	m.Digest = ""
+	if m.FormatVersion >= 2 {
+		d, err := jsonDigest(m)
+		if err != nil {
+			return nil, err
+		}
+		m.Digest = d
+	}
 	return json.MarshalIndent(m, "", "  ")
+}
+
+// jsonDigest is the digest of a metadata object (manifest, head record,
+// verify result): "sha256:" + hex of SHA-256 over v's compact encoding/json
+// form, fields in declaration order. v's own digest field must be empty
+// (it is omitempty, so it is left out). Decoders re-encode what they parsed
+// and compare, so a flipped bit in any field, name or value changes it.
+func jsonDigest(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return "sha256:" + hexSum(b), nil
+}
+
+// checkDigest compares a decoded object's recorded digest with the one
+// computed over it (v, its digest field empty), and its stored bytes with
+// what encode renders of it (the decoded object, digest set): the encoding
+// is deterministic, so a change that JSON would decode the same (the case
+// of a key, say) is caught too. what names the object in the error.
+func checkDigest(what, recorded string, v any, stored []byte, encode func() ([]byte, error)) error {
+	if recorded == "" {
+		return fmt.Errorf("%w: %s has no digest", ErrCorrupt, what)
+	}
+	got, err := jsonDigest(v)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, what, err)
+	}
+	if got != recorded {
+		return fmt.Errorf("%w: %s does not match its digest (recorded %.19s…, computed %.19s…): it was altered or damaged after it was written", ErrCorrupt, what, recorded, got)
+	}
+	if canon, err := encode(); err != nil || !bytes.Equal(canon, stored) {
+		return fmt.Errorf("%w: %s is not stored as it was written (its bytes differ from its canonical encoding): it was altered or damaged after it was written", ErrCorrupt, what)
+	}
+	return nil
 }
 
 // DecodeManifest parses and validates a manifest. A manifest written by a
@@ -188,11 +239,22 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
 	}
+	if m.FormatVersion >= 2 || m.Digest != "" {
+		c := m
+		c.Digest = ""
+		if err := checkDigest("manifest "+m.ID, m.Digest, &c, b, func() ([]byte, error) { return json.MarshalIndent(&m, "", "  ") }); err != nil {
+			return nil, err
+		}
+	}
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
 	return &m, nil
 }
+
+// HasDigest reports whether the manifest carries a digest (format 2 and
+// later); a format-1 manifest's bytes are not self-checking.
+func (m *Manifest) HasDigest() bool { return m.Digest != "" }
 
 // validate checks what restore relies on: paths stay inside the data
 // directory, keys and checksums are well-formed, the id matches the sequence.
@@ -200,12 +262,29 @@ func (m *Manifest) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: manifest %s: %s", ErrCorrupt, m.ID, fmt.Sprintf(format, args...))
 	}
-	_, seq, ok := parseSnapshotID(m.ID)
+	idTime, seq, ok := parseSnapshotID(m.ID)
 	if !ok {
 		return bad("id is not <time>-<sequence>")
 	}
 	if seq != m.Sequence {
 		return bad("id names sequence %d but the manifest says %d", seq, m.Sequence)
+	}
+	// The id is made of Created (to the second) and Sequence; LastChange
+	// is the commit time of change Sequence, which the checkpoint taken at
+	// Created contains.
+	if !m.Created.UTC().Truncate(time.Second).Equal(idTime) {
+		return bad("id names time %s but the manifest says it was created at %s", idTime.Format(time.RFC3339), m.Created.UTC().Format(time.RFC3339Nano))
+	}
+	if m.Sequence == 0 && !m.LastChange.IsZero() {
+		return bad("sequence 0 (no change) with a last change at %s", m.LastChange.UTC().Format(time.RFC3339Nano))
+	}
+	if m.Sequence > 0 && m.LastChange.IsZero() {
+		return bad("sequence %d without the time of its last change", m.Sequence)
+	}
+	// Format 1 writers took Created before the checkpoint, so a change
+	// committed meanwhile could be later than it.
+	if m.FormatVersion >= 2 && m.LastChange.After(m.Created) {
+		return bad("last change %s is after the snapshot was created (%s)", m.LastChange.UTC().Format(time.RFC3339Nano), m.Created.UTC().Format(time.RFC3339Nano))
 	}
 	switch m.Encryption.Scheme {
 	case "none":
@@ -377,6 +456,12 @@ func DecodeSegment(b []byte, c *Codec) (SegmentHeader, []core.Change, error) {
 	}
 	if len(out) != h.Count {
 		return h, nil, fmt.Errorf("%w: segment holds %d changes, header says %d", ErrCorrupt, len(out), h.Count)
+	}
+	// Commit times are not monotonic (a change's time is taken before its
+	// sequence, and clocks step), so only the ends are cross-checked.
+	if first, last := out[0].Time, out[len(out)-1].Time; !first.Equal(h.FirstTime) || !last.Equal(h.LastTime) {
+		return h, nil, fmt.Errorf("%w: segment header says its changes were committed %s to %s, the changes say %s to %s", ErrCorrupt,
+			h.FirstTime.UTC().Format(time.RFC3339Nano), h.LastTime.UTC().Format(time.RFC3339Nano), first.UTC().Format(time.RFC3339Nano), last.UTC().Format(time.RFC3339Nano))
 	}
 	return h, out, nil
 }

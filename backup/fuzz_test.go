@@ -14,7 +14,8 @@ import (
 )
 
 func FuzzDecodeManifest(f *testing.F) {
-	m := &Manifest{FormatVersion: 1, ID: SnapshotID(time.Unix(0, 0), 7), Sequence: 7, Encryption: Encrypt{Scheme: "none"},
+	m := &Manifest{FormatVersion: ManifestFormat, ID: SnapshotID(time.Unix(0, 0), 7), Sequence: 7, Encryption: Encrypt{Scheme: "none"},
+		Created: time.Unix(0, 0).UTC(), LastChange: time.Unix(0, 0).UTC(),
 		Files: []File{{Path: "db/000001.sst", SHA256: strings.Repeat("a", 64), Size: 3, Key: fileKey(strings.Repeat("a", 64), false), StoredSize: 5}}}
 	b, err := EncodeManifest(m)
 	if err != nil {

@@ -101,8 +101,12 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 		return true
 	}
 	p := &restorePlan{}
+	lc := &lastChangeCheck{a: a}
 	if o.SnapshotID != "" {
 		m, err := a.Manifest(ctx, o.SnapshotID)
+		if err == nil {
+			err = lc.check(ctx, m)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -127,13 +131,17 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 				continue
 			}
 			if fits(s.Manifest) {
+				if err := lc.check(ctx, s.Manifest); err != nil {
+					bad = append(bad, unreadable{s.ID, err})
+					continue
+				}
 				p.manifest = s.Manifest
 				break
 			}
 		}
 		if p.manifest != nil {
 			for _, b := range bad {
-				p.warnings = append(p.warnings, fmt.Sprintf("snapshot %s was skipped: its manifest is unreadable (%v); restoring from the older snapshot %s", b.id, b.err, p.manifest.ID))
+				p.warnings = append(p.warnings, fmt.Sprintf("snapshot %s was skipped: its manifest is unreadable or contradicts the change log (%v); restoring from the older snapshot %s", b.id, b.err, p.manifest.ID))
 			}
 		}
 		if p.manifest == nil {
@@ -190,6 +198,67 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 	return p, nil
 }
 
+// lastChangeCheck cross-checks manifests' LastChange against the change
+// log while planning: when a segment on the target holds change
+// m.Sequence, it must have been committed at m.LastChange. A manifest whose
+// LastChange were earlier than the truth would be picked for a --to-time
+// its snapshot does not fit, restoring changes made after that time.
+type lastChangeCheck struct {
+	a      *Archive
+	segs   []SegmentInfo
+	listed bool
+}
+
+func (l *lastChangeCheck) check(ctx context.Context, m *Manifest) error {
+	if m.Sequence == 0 {
+		return nil
+	}
+	if !l.listed {
+		segs, err := l.a.Segments(ctx)
+		if err != nil {
+			return err
+		}
+		l.segs, l.listed = segs, true
+	}
+	for _, s := range l.segs {
+		if s.First > m.Sequence || s.Last < m.Sequence {
+			continue
+		}
+		// An unreadable segment is reported by the replay that needs it
+		// (and by verify); it cannot confirm or refute the manifest.
+		_, changes, err := l.a.ReadSegment(ctx, s)
+		if err != nil {
+			l.a.log.Warn("cannot cross-check a manifest's last change", "snapshot", m.ID, "segment", s.Key, "err", err)
+			return nil
+		}
+		if c := changes[m.Sequence-s.First]; !c.Time.Equal(m.LastChange) {
+			return fmt.Errorf("%w: snapshot %s: the manifest says change %d was committed at %s, but %s holds it committed at %s",
+				ErrCorrupt, m.ID, m.Sequence, m.LastChange.UTC().Format(time.RFC3339Nano), s.Key, c.Time.UTC().Format(time.RFC3339Nano))
+		}
+		return nil
+	}
+	return nil
+}
+
+// IncompleteRestoreError is returned, with the report, by a restore that
+// wrote the newest state the target holds when that is short of what
+// head.json says was shipped (or head.json is unreadable, so it cannot
+// tell): the data directory is restored, but changes are missing from
+// the target. The CLI exits 3 with it.
+type IncompleteRestoreError struct {
+	Reached uint64 // sequence restored
+	Shipped uint64 // newest shipped sequence per head.json (0 with HeadErr)
+	HeadErr error  // head.json could not be read
+}
+
+func (e *IncompleteRestoreError) Error() string {
+	if e.HeadErr != nil {
+		return fmt.Sprintf("restore reached sequence %d, but whether that is the newest shipped change is unknown: %v", e.Reached, e.HeadErr)
+	}
+	return fmt.Sprintf("restore incomplete: reached %d, shipped %d (%s): changes %d-%d are not on the target; the data directory holds the newest state the target has",
+		e.Reached, e.Shipped, headKey, e.Reached+1, e.Shipped)
+}
+
 // Restore restores into o.DataDir: download and verify the snapshot into a
 // temporary sibling directory, replay segments up to the target, then rename
 // into place. Any failure removes the temporary directory and leaves
@@ -240,6 +309,15 @@ func (a *Archive) Restore(ctx context.Context, o RestoreOptions) (rep *RestoreRe
 		a.log.Warn("restore passes over a snapshot", "target", a.Target(), "warning", w)
 		a.progress(Event{Op: "restore", Stage: "warning", Message: w})
 	}
+	var (
+		head    *Head
+		headErr error
+	)
+	if !o.SnapshotOnly {
+		if head, headErr = a.Head(ctx); head != nil && head.Sequence > rep.NewestShipped {
+			rep.NewestShipped = head.Sequence
+		}
+	}
 	if o.DryRun {
 		// The same segment walk as the replay, applying nothing: the
 		// changes and sequence predicted are the ones a restore reaches.
@@ -249,7 +327,7 @@ func (a *Archive) Restore(ctx context.Context, o RestoreOptions) (rep *RestoreRe
 		}
 		rep.Spaces = p.manifest.Spaces
 		rep.Seconds = time.Since(start).Seconds()
-		return rep, nil
+		return rep, a.shortOf(o, p, rep.Sequence, head, headErr)
 	}
 	// The snapshot and the engine's reserve must fit: say so before
 	// downloading rather than after.
@@ -299,7 +377,31 @@ func (a *Archive) Restore(ctx context.Context, o RestoreOptions) (rep *RestoreRe
 	ok = true
 	rep.Seconds = time.Since(start).Seconds()
 	a.progress(Event{Op: "restore", Stage: "done", Message: fmt.Sprintf("restored %s to sequence %d in %.2fs", dest, rep.Sequence, rep.Seconds)})
-	return rep, nil
+	return rep, a.shortOf(o, p, rep.Sequence, head, headErr)
+}
+
+// shortOf returns an IncompleteRestoreError when a restore that ran out of
+// changes at reached (the end of the target's change log) should have gone
+// further: head.json names a later shipped change that the restore target
+// admits, or head.json is unreadable while restoring to the newest change.
+// A restore bounded by --to-sequence or --to-time below the head is not short.
+func (a *Archive) shortOf(o RestoreOptions, p *restorePlan, reached uint64, head *Head, headErr error) error {
+	if o.SnapshotOnly || reached < p.newest {
+		return nil
+	}
+	if headErr != nil {
+		if o.ToSequence == 0 && o.ToTime.IsZero() {
+			a.obs.Error("restore")
+			return &IncompleteRestoreError{Reached: reached, HeadErr: headErr}
+		}
+		return nil
+	}
+	if head == nil || head.Sequence <= reached ||
+		(o.ToSequence > 0 && o.ToSequence < head.Sequence) || (!o.ToTime.IsZero() && head.LastChange.After(o.ToTime)) {
+		return nil
+	}
+	a.obs.Error("restore")
+	return &IncompleteRestoreError{Reached: reached, Shipped: head.Sequence}
 }
 
 // download fetches and verifies every file of m into dir.
@@ -360,8 +462,11 @@ func (a *Archive) fetchFile(ctx context.Context, m *Manifest, f *File, dst strin
 	if err != nil {
 		return cr.n, fmt.Errorf("%w: snapshot %s: %s (%s): %v", ErrCorrupt, m.ID, f.Key, f.Path, err)
 	}
-	if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+	if n != f.Size {
 		return cr.n, fmt.Errorf("%w: snapshot %s: %s (%s) does not match its checksum (got %d bytes, want %d)", ErrCorrupt, m.ID, f.Key, f.Path, n, f.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
+		return cr.n, fmt.Errorf("%w: snapshot %s: %s (%s) does not match its checksum (%d bytes as expected, but sha256 %.12s… instead of %.12s…)", ErrCorrupt, m.ID, f.Key, f.Path, n, got, f.SHA256)
 	}
 	return cr.n, nil
 }

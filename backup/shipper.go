@@ -68,6 +68,10 @@ type Shipper struct {
 
 	mu     sync.Mutex
 	status ShipperStatus
+
+	// headPending is the head record a failed write left to write again
+	// (used only by the shipping goroutine, through shipAll).
+	headPending *Head
 }
 
 // NewShipper builds a shipper; Run starts it.
@@ -332,6 +336,12 @@ func (s *Shipper) reportRPO() {
 // shipAll uploads every pending change as segments and returns the new
 // shipped sequence (advanced only past segments that were stored).
 func (s *Shipper) shipAll(ctx context.Context, shipped uint64) (uint64, error) {
+	if h := s.headPending; h != nil {
+		if err := s.a.writeHead(ctx, *h, false); err != nil {
+			return shipped, err
+		}
+		s.headPending = nil
+	}
 	for {
 		changes, err := s.eng.ChangesSince(shipped, s.o.MaxChanges)
 		if err != nil {
@@ -354,6 +364,14 @@ func (s *Shipper) shipAll(ctx context.Context, shipped uint64) (uint64, error) {
 		s.mu.Lock()
 		s.status.ShippedSequence, s.status.LastLogSuccess = shipped, now
 		s.mu.Unlock()
+		// The segment is stored; the head record says so (retried by the
+		// next round when this write fails).
+		last := changes[len(changes)-1]
+		h := Head{Sequence: last.Seq, LastChange: last.Time, Segment: segmentKey(changes[0].Seq, last.Seq)}
+		if err := s.a.writeHead(ctx, h, false); err != nil {
+			s.headPending = &h
+			return shipped, err
+		}
 	}
 }
 

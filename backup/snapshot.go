@@ -129,6 +129,13 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 			return nil, fmt.Errorf("read change %d of the checkpoint: %v", seq, err)
 		}
 		m.LastChange = ch[0].Time.UTC()
+		// created was read before the checkpoint: a change committed in
+		// between (or a clock step) must not leave the manifest claiming a
+		// last change after its creation.
+		if m.LastChange.After(m.Created) {
+			m.Created = m.LastChange
+			m.ID = SnapshotID(m.Created, seq)
+		}
 	}
 	m.ContentDigest, m.Spaces, err = digestEngine(ctx, eng)
 	if cerr := eng.Close(); err == nil && cerr != nil {
@@ -264,6 +271,11 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 		} else if err != nil {
 			return nil, fmt.Errorf("snapshot %s: check %s: %w", m.ID, f.Key, err)
 		}
+	}
+	// A snapshot ahead of the shipped change log (or on a target without
+	// one) is the newest stored change: the head record says so.
+	if err := a.writeHead(ctx, Head{Sequence: m.Sequence, LastChange: m.LastChange, Snapshot: m.ID}, true); err != nil {
+		return nil, fmt.Errorf("snapshot %s is stored, but %w", m.ID, err)
 	}
 	a.obs.Uploaded(res.UploadedBytes)
 	a.obs.Success("snapshot", a.opts.Now())

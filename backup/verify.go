@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
@@ -58,9 +61,17 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 
 // Verify checks the archive at level
 //
-//	1: every manifest decodes, every object it names is present with its
-//	   stored size, segments after the oldest snapshot have no gap;
-//	2: level 1, plus every file's and segment's checksum (downloads everything);
+//	1: every manifest decodes and matches its digest and its own claims
+//	   (id, times), every object it names is present with its stored
+//	   size, segments after the oldest snapshot have no gap, head.json
+//	   matches its digest and the target holds the newest sequence it
+//	   names, verify/last.json matches its digest. No segment or file
+//	   body is read;
+//	2: level 1, plus every file's and segment's checksum (downloads
+//	   everything), each segment header's times against its changes, and
+//	   the last-change time of each manifest and of head.json against the
+//	   change in the segment holding it (when one does; such segments are
+//	   read even when the cache has them);
 //	3: level 2, plus a restore of the newest snapshot into a temporary
 //	   directory whose per-space counts must match the manifest;
 //	4: level 3, plus the restored content digest must equal the manifest's,
@@ -98,13 +109,22 @@ func (a *Archive) VerifyWith(ctx context.Context, o VerifyOptions) (*VerifyRepor
 		problem("no snapshot on %s", a.Target())
 	}
 	checked := map[string]bool{}
-	var newest *Manifest
+	var (
+		newest   *Manifest
+		noDigest []string // format-1 manifests
+		digested bool     // a manifest written by a binary that writes head records
+	)
 	for _, s := range snaps {
 		if s.Err != nil {
 			problem("snapshot %s: %v", s.ID, s.Err)
 			continue
 		}
 		newest = s.Manifest
+		if s.Manifest.HasDigest() {
+			digested = true
+		} else {
+			noDigest = append(noDigest, s.ID)
+		}
 		for i := range s.Manifest.Files {
 			f := &s.Manifest.Files[i]
 			if checked[f.Key] {
@@ -142,6 +162,17 @@ func (a *Archive) VerifyWith(ctx context.Context, o VerifyOptions) (*VerifyRepor
 		return nil, err
 	}
 	rep.Segments = len(segs)
+	if n := len(noDigest); n > 0 {
+		ids := strings.Join(noDigest[:min(n, 3)], ", ")
+		if n > 3 {
+			ids += ", …"
+		}
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d manifest(s) have no digest (written by an older engram-ops), so only the cross-checks catch damage to them: %s", n, ids))
+	}
+	if _, err := a.LastVerify(ctx); err != nil {
+		problem("%v", err)
+	}
+	head := a.verifyHead(ctx, snaps, segs, digested, problem, func(w string) { rep.Warnings = append(rep.Warnings, w) })
 	if len(snaps) > 0 {
 		next := snaps[0].Sequence + 1
 		for _, s := range segs {
@@ -155,19 +186,45 @@ func (a *Archive) VerifyWith(ctx context.Context, o VerifyOptions) (*VerifyRepor
 		}
 	}
 	if level >= 2 {
+		// What the metadata says about single changes, cross-checked
+		// against the segments holding them: each manifest's and the
+		// head's last change.
+		claims := map[uint64][]timeClaim{}
+		for _, s := range snaps {
+			if m := s.Manifest; m != nil && m.Sequence > 0 {
+				claims[m.Sequence] = append(claims[m.Sequence], timeClaim{"snapshot " + m.ID + ": manifest", m.LastChange})
+			}
+		}
+		// The manifests' claims are part of a segment's cache key, so a
+		// manifest changed since the segment was cached is cross-checked
+		// again; the head's (which moves with every segment) is checked
+		// whenever its segment is read.
+		keyClaims := maps.Clone(claims)
+		if head != nil && head.Sequence > 0 {
+			claims[head.Sequence] = append(slices.Clip(claims[head.Sequence]), timeClaim{headKey, head.LastChange})
+		}
 		for i, s := range segs {
 			// A segment's checksum is its own trailer: key, size and
 			// modification time identify what was checked.
-			ck := cacheKey(ObjectInfo{Key: s.Key, Size: s.Size, Modified: s.Modified}, "")
+			ck := cacheKey(ObjectInfo{Key: s.Key, Size: s.Size, Modified: s.Modified}, s.claimsAbout(keyClaims))
 			if o.Cache.has(ck) {
 				rep.Cached++
 				continue
 			}
 			rep.Checked++
-			if _, _, err := a.ReadSegment(ctx, s); err != nil {
+			_, changes, err := a.ReadSegment(ctx, s)
+			if err != nil {
 				problem("%v", err)
 			} else {
 				o.Cache.add(ck)
+				for _, c := range changes {
+					for _, cl := range claims[c.Seq] {
+						if !c.Time.Equal(cl.t) {
+							problem("%s says change %d was committed at %s, but %s holds it committed at %s",
+								cl.what, c.Seq, cl.t.UTC().Format(time.RFC3339Nano), s.Key, c.Time.UTC().Format(time.RFC3339Nano))
+						}
+					}
+				}
 			}
 			a.progress(Event{Op: "verify", Stage: "segments", Message: s.Key, Done: int64(i + 1), Total: int64(len(segs))})
 		}
@@ -200,6 +257,68 @@ func (a *Archive) VerifyWith(ctx context.Context, o VerifyOptions) (*VerifyRepor
 		}
 	}
 	return rep, nil
+}
+
+// timeClaim is a metadata object's statement of when one change was
+// committed.
+type timeClaim struct {
+	what string
+	t    time.Time
+}
+
+// claimsAbout renders the claims about the segment's changes, in sequence
+// order ("" when there are none), for its verify cache key.
+func (s SegmentInfo) claimsAbout(claims map[uint64][]timeClaim) string {
+	var seqs []uint64
+	for seq := range claims {
+		if seq >= s.First && seq <= s.Last {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	var b strings.Builder
+	for _, seq := range seqs {
+		for _, cl := range claims[seq] {
+			fmt.Fprintf(&b, "%d@%d;", seq, cl.t.UnixNano())
+		}
+	}
+	return b.String()
+}
+
+// verifyHead checks head.json against the listing (level 1): the newest
+// change it says was shipped must be on the target, in a segment or a
+// snapshot. It returns the head, nil when missing or unreadable.
+func (a *Archive) verifyHead(ctx context.Context, snaps []SnapshotInfo, segs []SegmentInfo, digested bool, problem func(string, ...any), warn func(string)) *Head {
+	head, err := a.Head(ctx)
+	if err != nil {
+		problem("%v", err)
+		return nil
+	}
+	if head == nil {
+		switch {
+		case digested:
+			problem("%s is missing, but the archive holds snapshots written by an engram-ops that writes it: the newest shipped sequence is unknown, so a lost newest segment cannot be told from the end of the archive", headKey)
+		case len(segs) > 0 || len(snaps) > 0:
+			warn(fmt.Sprintf("no %s (archive written by an older engram-ops): a lost newest segment cannot be detected until a server of this version ships or snapshots to it", headKey))
+		}
+		return nil
+	}
+	var have uint64 // newest sequence on the target
+	if n := len(segs); n > 0 {
+		have = segs[n-1].Last
+	}
+	for _, s := range snaps {
+		have = max(have, s.Sequence)
+		if m := s.Manifest; m != nil && m.Sequence == head.Sequence && !m.LastChange.Equal(head.LastChange) {
+			problem("snapshot %s says change %d was committed at %s, %s says %s", m.ID, m.Sequence,
+				m.LastChange.UTC().Format(time.RFC3339Nano), headKey, head.LastChange.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	if head.Sequence > have {
+		problem("the newest change-log segments are missing: sequences %d-%d were shipped (%s, written %s) but are not on the target; the newest there is %d",
+			have+1, head.Sequence, headKey, head.Written.Format(time.RFC3339), have)
+	}
+	return head
 }
 
 // checkFile downloads one file and checks its plain size and sha256.

@@ -151,14 +151,25 @@ type VerifyResult struct {
 	Snapshot      string    `json:"snapshot,omitempty"`
 	DrillSeconds  float64   `json:"drill_seconds,omitempty"`
 	Problems      int       `json:"problems"`
+	// Digest (format 2) is over the result with Digest empty; see jsonDigest.
+	Digest string `json:"digest,omitempty"`
 }
 
+// verifyResultFormat is the verify/last.json format written; format 1 had
+// no digest and is still read.
+const verifyResultFormat = 2
+
 func (a *Archive) recordVerify(ctx context.Context, rep *VerifyReport, snapshot string) error {
-	r := VerifyResult{FormatVersion: 1, Level: rep.Level, OK: rep.OK(), At: a.opts.Now().UTC(), Snapshot: snapshot,
+	r := VerifyResult{FormatVersion: verifyResultFormat, Level: rep.Level, OK: rep.OK(), At: a.opts.Now().UTC(), Snapshot: snapshot,
 		Problems: len(rep.Problems)}
 	if rep.Level >= 4 {
 		r.DrillSeconds = rep.DrillSeconds
 	}
+	d, err := jsonDigest(&r)
+	if err != nil {
+		return err
+	}
+	r.Digest = d
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -176,9 +187,28 @@ func (a *Archive) LastVerify(ctx context.Context) (*VerifyResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	return DecodeVerifyResult(b)
+}
+
+// DecodeVerifyResult parses verify/last.json, checking its digest (format
+// 2 and later). It never panics on arbitrary input.
+func DecodeVerifyResult(b []byte) (*VerifyResult, error) {
 	var r VerifyResult
-	if err := json.Unmarshal(b, &r); err != nil || r.FormatVersion < 1 {
+	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, verifyResultKey, err)
+	}
+	if r.FormatVersion < 1 {
+		return nil, fmt.Errorf("%w: %s: format %d is invalid", ErrCorrupt, verifyResultKey, r.FormatVersion)
+	}
+	if r.FormatVersion > verifyResultFormat {
+		return nil, fmt.Errorf("%w: %s format %d, this binary reads up to %d", ErrNewerFormat, verifyResultKey, r.FormatVersion, verifyResultFormat)
+	}
+	if r.FormatVersion >= 2 || r.Digest != "" {
+		c := r
+		c.Digest = ""
+		if err := checkDigest(verifyResultKey, r.Digest, &c, b, func() ([]byte, error) { return json.Marshal(&r) }); err != nil {
+			return nil, err
+		}
 	}
 	return &r, nil
 }

@@ -322,7 +322,7 @@ func (b *backupCmd) listCmd() *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%d\tUNREADABLE: %s\t\t\t\t\n", r.ID, r.Sequence, r.Error)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\n", r.ID, r.Sequence, r.LastChange.Format(time.RFC3339), r.Memories, r.Files, r.StoredBytes, r.Encryption)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\n", r.ID, r.Sequence, timeOrDash(r.LastChange, time.RFC3339), r.Memories, r.Files, r.StoredBytes, r.Encryption)
 			}
 			_ = tw.Flush()
 			fmt.Fprintf(a.stdout, "change log: %d segments, sequences %d-%d\n", len(segs), first, last)
@@ -331,6 +331,14 @@ func (b *backupCmd) listCmd() *cobra.Command {
 	}
 	b.flags.addTarget(cmd, "from", "target")
 	return cmd
+}
+
+// timeOrDash formats t, or "-" for the zero time (a snapshot holding no change).
+func timeOrDash(t time.Time, layout string) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(layout)
 }
 
 func (b *backupCmd) inspectCmd() *cobra.Command {
@@ -353,7 +361,7 @@ func (b *backupCmd) inspectCmd() *cobra.Command {
 				return a.printJSON(m)
 			}
 			fmt.Fprintf(a.stdout, "snapshot   %s\nsequence   %d\nlast change %s\ncreated    %s\nfiles      %d (%d bytes, %d stored)\ndigest     %s\nencryption %s %s\n",
-				m.ID, m.Sequence, m.LastChange.Format(time.RFC3339Nano), m.Created.Format(time.RFC3339), len(m.Files), m.PlainBytes(), m.StoredBytes(),
+				m.ID, m.Sequence, timeOrDash(m.LastChange, time.RFC3339Nano), m.Created.Format(time.RFC3339), len(m.Files), m.PlainBytes(), m.StoredBytes(),
 				m.ContentDigest, m.Encryption.Scheme, strings.Join(m.Encryption.Recipients, ","))
 			tw := tabwriter.NewWriter(a.stdout, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "SPACE\tMEMORIES\tASSOCIATIONS\tDIMENSION\tEMBEDDER")

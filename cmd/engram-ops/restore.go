@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -90,17 +91,25 @@ func (r *restoreCmd) run(ctx context.Context) error {
 		return err
 	}
 	rep, err := ar.Restore(ctx, o)
-	if err != nil {
+	// Short of what was shipped: the data is written (it is the best the
+	// target holds), the report is printed, and the exit code is 3.
+	var short *backup.IncompleteRestoreError
+	if errors.As(err, &short) {
+		err = &checkFailed{msg: short.Error()}
+	} else if err != nil {
 		return fmt.Errorf("restore failed; %s was not changed: %w", r.dataDir, err)
 	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintln(a.stderr, "warning: "+w)
 	}
 	if a.global.output == "json" {
-		return a.printJSON(rep)
+		if perr := a.printJSON(rep); perr != nil {
+			return perr
+		}
+		return err
 	}
 	if a.global.quiet {
-		return nil
+		return err
 	}
 	last := "-"
 	if !rep.LastChangeTime.IsZero() {
@@ -133,5 +142,5 @@ func (r *restoreCmd) run(ctx context.Context) error {
 		fmt.Fprintf(a.stdout, "  previous contents moved to %s\n", rep.MovedAside)
 	}
 	fmt.Fprintf(a.stdout, "  took      %.2fs\n", rep.Seconds)
-	return nil
+	return err
 }
