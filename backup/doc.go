@@ -17,6 +17,11 @@
 //	segments/<first>-<last>.seg change-log segments, first and last sequence as
 //	                           20 decimal digits (see Segment), so restore picks
 //	                           the range it needs from the listing alone.
+//	head.json                  the newest change stored on the target (see Head):
+//	                           overwritten by the shipper after every segment and
+//	                           by a snapshot ahead of it, so that verify and
+//	                           restore can tell the end of the archive from a
+//	                           lost newest segment.
 //	verify/last.json           the last `backup verify` result (see VerifyResult),
 //	                           which a server's shipper exports as
 //	                           engram_backup_last_verified_timestamp_seconds and
@@ -48,6 +53,41 @@
 // level 1 work without the private key. Segment headers (sequence and time
 // range) are plain for the same reason; segment bodies and engine files are
 // encrypted when encryption is configured.
+//
+// # Metadata integrity
+//
+// Engine files are named by their sha256 and segments end in a sha256 of
+// their bytes. The metadata objects (manifests, head.json,
+// verify/last.json) carry a "digest": "sha256:" + hex of SHA-256 over the
+// object's compact encoding/json form with the digest field left out
+// (jsonDigest), and must be stored byte for byte as this package encodes
+// them; a reader re-encodes what it parsed and compares both, so one
+// flipped bit anywhere in the object is reported (ErrCorrupt), even one
+// JSON would decode the same. A manifest that fails is listed with its
+// error, reported by verify level 1 and skipped by restore, which falls
+// back to an older snapshot. Format-1 manifests and verify results, written
+// before digests, are still read; verify warns about such manifests.
+//
+// What a manifest claims is cross-checked: its id names its Created time
+// (to the second) and Sequence; sequence 0 has no LastChange and any other
+// one has; LastChange is not after Created (format 2, whose writer
+// ensures it); and, at verify level 2 and when restore picks it, the change
+// at Sequence in the segment holding it (when the target still has one)
+// was committed at LastChange. A segment's header times must equal its
+// first and last change's (commit times are not monotonic, so nothing in
+// between is checked). head.json must name a sequence the target holds,
+// in a segment or a snapshot: verify level 1 reports the newest segments
+// missing otherwise, and a restore to the newest state that ends short of
+// it writes what the target holds and returns IncompleteRestoreError. A
+// missing head.json is a problem on an archive with format-2 manifests
+// (their writer keeps one) and a warning on an older archive.
+//
+// Encrypted archives get the same digests, not a signature or MAC: the
+// writer holds only the age recipients (public keys), and whoever can write
+// to the bucket can encrypt to them too, so no key the writer has could
+// authenticate its metadata against them. The digests catch damage, not a
+// forger with write access; bucket permissions (and object versioning or
+// locking) are the defence against that.
 //
 // # Consistency
 //

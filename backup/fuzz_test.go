@@ -3,6 +3,7 @@ package backup
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"strings"
 	"testing"
@@ -37,6 +38,60 @@ func FuzzDecodeManifest(f *testing.F) {
 			if strings.HasPrefix(f.Path, "/") || strings.HasPrefix(f.Path, "..") {
 				t.Fatalf("unsafe path %q accepted", f.Path)
 			}
+		}
+	})
+}
+
+// FuzzDecodeHead: whatever decodes re-encodes to the same bytes (a head
+// is stored exactly as written) and names what it claims consistently.
+func FuzzDecodeHead(f *testing.F) {
+	h := &Head{FormatVersion: HeadFormat, Sequence: 113, LastChange: time.Unix(100, 0).UTC(), Segment: segmentKey(110, 113), Written: time.Unix(200, 0).UTC()}
+	b, err := EncodeHead(h)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	s := &Head{FormatVersion: HeadFormat, Snapshot: SnapshotID(time.Unix(0, 0), 0), Written: time.Unix(1, 0).UTC()}
+	if b, err = EncodeHead(s); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"format_version":2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := DecodeHead(b)
+		if err != nil {
+			return
+		}
+		again, err := EncodeHead(h)
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("decoded head does not re-encode to its bytes: %v\n%s\n%s", err, b, again)
+		}
+		if h.Segment != "" {
+			if _, last, ok := parseSegmentKey(h.Segment); !ok || last != h.Sequence {
+				t.Fatalf("head names segment %q for sequence %d", h.Segment, h.Sequence)
+			}
+		}
+	})
+}
+
+// FuzzDecodeVerifyResult: verify/last.json is read by every server's
+// shipper; whatever decodes (format 2) re-encodes to its bytes.
+func FuzzDecodeVerifyResult(f *testing.F) {
+	a, st := newArchive(f, nil)
+	rep := &VerifyReport{Level: 4, DrillSeconds: 1.25, Problems: []string{}}
+	if err := a.recordVerify(context.Background(), rep, SnapshotID(time.Unix(0, 0), 3)); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(st.objs[verifyResultKey])
+	f.Add([]byte(`{"format_version":1,"level":2,"ok":true,"at":"2026-11-27T03:00:00Z","problems":0}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeVerifyResult(b)
+		if err != nil || r.FormatVersion < 2 {
+			return
+		}
+		again, err := json.Marshal(r)
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("decoded result does not re-encode to its bytes: %v\n%s\n%s", err, b, again)
 		}
 	})
 }

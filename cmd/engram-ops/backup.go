@@ -380,9 +380,12 @@ func (b *backupCmd) verifyCmd() *cobra.Command {
 		Use:   "verify",
 		Short: "Check a backup target (levels 1-4); exit 3 when a check fails",
 		Long: `Verify a backup target:
-  1  every manifest decodes; every object it names is present with its stored size;
-     the change log after the oldest snapshot has no gap
-  2  level 1, plus every file's and segment's checksum (downloads everything)
+  1  every manifest decodes, matches its digest and agrees with its id; every object it
+     names is present with its stored size; the change log after the oldest snapshot has
+     no gap; head.json (the newest shipped change) matches its digest and that change is
+     on the target; verify/last.json matches its digest. Nothing large is downloaded
+  2  level 1, plus every file's and segment's checksum (downloads everything), and each
+     manifest's last-change time against the change in the segment holding it
   3  level 2, plus a restore of the newest snapshot into a temporary directory whose
      per-space counts, dimensions and embedders must match the manifest
   4  level 3, plus the restored content digest must equal the manifest's, and a restore

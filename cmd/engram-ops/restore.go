@@ -39,7 +39,13 @@ untouched. DIR must be empty or absent; --force moves a non-empty DIR aside to
 DIR.old-<timestamp> first. Restore the server's directory while the server is stopped: DIR is
 locked as a server locks it, and a DIR a running server holds is refused (DATA_DIR_IN_USE).
 --dry-run takes the same lock and reads the change-log segments, so it predicts the refusal,
-the changes that would be replayed and the sequence the restore would reach.`
+the changes that would be replayed and the sequence the restore would reach.
+
+A snapshot whose manifest fails its digest or its cross-checks is not used: restore falls
+back to an older one. When restoring to the newest change (or to a --to-time after it) ends
+short of the newest shipped sequence recorded in head.json on the target, the restore still
+writes what the target holds, then exits 3 saying which sequence it reached and which was
+shipped.`
 	if rb, err := runbooks.Get("disaster-recovery"); err == nil {
 		long += "\n\n" + rb.Body
 	}
