@@ -70,8 +70,9 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 //	2: level 1, plus every file's and segment's checksum (downloads
 //	   everything), each segment header's times against its changes, and
 //	   the last-change time of each manifest and of head.json against the
-//	   change in the segment holding it (when one does; such segments are
-//	   read even when the cache has them);
+//	   change in the segment holding it (when one does; the cache keeps
+//	   a segment with the manifest times it was checked against, so a
+//	   changed manifest is checked again);
 //	3: level 2, plus a restore of the newest snapshot into a temporary
 //	   directory whose per-space counts must match the manifest;
 //	4: level 3, plus the restored content digest must equal the manifest's,
@@ -169,6 +170,8 @@ func (a *Archive) VerifyWith(ctx context.Context, o VerifyOptions) (*VerifyRepor
 		}
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d manifest(s) have no digest (written by an older engram-ops), so only the cross-checks catch damage to them: %s", n, ids))
 	}
+	// A newer format is a problem too, as for manifests: this binary
+	// cannot check it (and a flipped format digit looks the same).
 	if _, err := a.LastVerify(ctx); err != nil {
 		problem("%v", err)
 	}
