@@ -358,19 +358,22 @@ func (s *Shipper) shipAll(ctx context.Context, shipped uint64) (uint64, error) {
 		}
 		shipped = changes[len(changes)-1].Seq
 		s.eng.HoldChangeLog(shipped + 1)
+		// The segment is stored; the head record says so (retried by the
+		// next round when this write fails). The status is published after
+		// that attempt, so a reader that sees a sequence shipped finds the
+		// head naming it unless the write failed.
+		last := changes[len(changes)-1]
+		h := Head{Sequence: last.Seq, LastChange: last.Time, Segment: segmentKey(changes[0].Seq, last.Seq)}
+		headErr := s.a.writeHead(ctx, h, false)
 		s.a.obs.ShippedSequence(shipped)
 		now := time.Now()
 		s.a.obs.Success("log", now)
 		s.mu.Lock()
 		s.status.ShippedSequence, s.status.LastLogSuccess = shipped, now
 		s.mu.Unlock()
-		// The segment is stored; the head record says so (retried by the
-		// next round when this write fails).
-		last := changes[len(changes)-1]
-		h := Head{Sequence: last.Seq, LastChange: last.Time, Segment: segmentKey(changes[0].Seq, last.Seq)}
-		if err := s.a.writeHead(ctx, h, false); err != nil {
+		if headErr != nil {
 			s.headPending = &h
-			return shipped, err
+			return shipped, headErr
 		}
 	}
 }
