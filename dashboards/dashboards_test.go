@@ -46,10 +46,10 @@ func TestGeneratedDashboardsUpToDate(t *testing.T) {
 		names = append(names, f.Name)
 		got, err := os.ReadFile(filepath.Join("grafana", f.Name))
 		if err != nil {
-			t.Fatalf("%v (run: go generate ./dashboards)", err)
+			t.Fatalf("%v (regenerate with: go generate ./dashboards)", err)
 		}
 		if !bytes.Equal(got, f.JSON) {
-			t.Errorf("grafana/%s differs from what internal/build renders; run: go generate ./dashboards", f.Name)
+			t.Errorf("dashboards/grafana/%s is stale: it differs from what dashboards/internal/build renders; regenerate it with: go generate ./dashboards", f.Name)
 		}
 	}
 	if !slices.Equal(sortedCopy(names), sortedCopy(dashboardFiles)) {
@@ -57,36 +57,81 @@ func TestGeneratedDashboardsUpToDate(t *testing.T) {
 	}
 	onDisk, _ := filepath.Glob("grafana/*.json")
 	if len(onDisk) != len(files) {
-		t.Errorf("grafana/ has %d JSON files, the generator renders %d: remove stale files", len(onDisk), len(files))
+		t.Errorf("dashboards/grafana/ has %d JSON files, the generator renders %d: remove the stale ones and run go generate ./dashboards", len(onDisk), len(files))
 	}
 }
 
 func sortedCopy(s []string) []string { s = slices.Clone(s); sort.Strings(s); return s }
 
-// deploy/monitoring is exactly what `engram-ops dashboards export` writes.
-func TestDeployMonitoringIsTheExport(t *testing.T) {
+// The monitoring files live once, in this package's directories: the
+// repository's compose file (deploy/monitoring) is the exported stack with
+// each mount pointing at the file or directory here that Export copies to
+// that place, and deploy/monitoring holds nothing else.
+func TestDeployMonitoringMountsTheOnePlace(t *testing.T) {
+	root := filepath.Join("..", "deploy", "monitoring")
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() != "docker-compose.yml" {
+			rel, _ := filepath.Rel("..", p)
+			t.Errorf("%s is a second copy: the monitoring files live in dashboards/ (grafana/, prometheus/, stack/), which deploy/monitoring/docker-compose.yml mounts; remove it", filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	repo := readCompose(t, filepath.Join(root, "docker-compose.yml"))
 	files, err := dashboards.Files()
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join("..", "deploy", "monitoring")
-	want := map[string]bool{}
+	var exported composeFile
 	for _, f := range files {
-		want[f.Path] = true
-		got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(f.Path)))
-		if err != nil || !bytes.Equal(got, f.Data) {
-			t.Errorf("deploy/monitoring/%s is missing or stale; run: go generate ./dashboards", f.Path)
-		}
-	}
-	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(root, p)
-			if !want[filepath.ToSlash(rel)] {
-				t.Errorf("deploy/monitoring/%s is not part of the export; remove it or add it to dashboards/stack", rel)
+		if f.Path == "docker-compose.yml" {
+			if err := yaml.Unmarshal(f.Data, &exported); err != nil {
+				t.Fatalf("stack/docker-compose.yml: %v", err)
 			}
 		}
-		return nil
-	})
+	}
+	if len(exported.Services) == 0 {
+		t.Fatal("the export has no docker-compose.yml")
+	}
+	for name, es := range exported.Services {
+		rs, ok := repo.Services[name]
+		if !ok {
+			t.Errorf("service %s of dashboards/stack/docker-compose.yml is missing from deploy/monitoring's", name)
+			continue
+		}
+		if !slices.Equal(rs.Profiles, es.Profiles) {
+			t.Errorf("service %s: profiles %v, the exported stack's %v", name, rs.Profiles, es.Profiles)
+		}
+		var want []string
+		for _, v := range es.Volumes {
+			host, rest, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(host, ".") {
+				host = "../../dashboards/" + exportSource(t, strings.TrimPrefix(host, "./"))
+			}
+			want = append(want, host+":"+rest)
+		}
+		if !slices.Equal(rs.Volumes, want) {
+			t.Errorf("service %s mounts %v, want %v (the exported stack's mounts, from dashboards/)", name, rs.Volumes, want)
+		}
+	}
+	for name := range repo.Services {
+		if _, ok := exported.Services[name]; !ok {
+			t.Errorf("service %s of deploy/monitoring/docker-compose.yml is not in dashboards/stack/docker-compose.yml", name)
+		}
+	}
+}
+
+// exportSource maps a path of the export (see dashboards.Layout) back to
+// the embedded file or directory it is copied from, relative to dashboards/.
+func exportSource(t *testing.T, p string) string {
+	for src, dst := range dashboards.Layout {
+		if dst != "" && (p == dst || strings.HasPrefix(p, dst+"/")) {
+			return src + strings.TrimPrefix(p, dst)
+		}
+	}
+	if _, ok := dashboards.Layout["stack"]; !ok {
+		t.Fatalf("export path %s has no source", p)
+	}
+	return "stack/" + p
 }
 
 // lineOf turns a byte offset into a 1-based line number.
@@ -437,16 +482,38 @@ var envDefault = regexp.MustCompile(`\$\{[A-Z_]+:-([^}]*)\}`)
 // The compose file mounts only paths that exist, the monitoring profile
 // brings up Prometheus and Grafana next to engram-ops, and Grafana's
 // provisioning points at where the dashboards are mounted.
+// Checked for the repository's compose file and for an export's.
 func TestComposeMountsAndProvisioning(t *testing.T) {
-	root := filepath.Join("..", "deploy", "monitoring")
-	b, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	t.Run("deploy/monitoring", func(t *testing.T) {
+		checkCompose(t, filepath.Join("..", "deploy", "monitoring"))
+	})
+	t.Run("export", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "a", "b") // ENGRAM_OPS_SRC's default, ../.., is then the temp dir
+		if _, err := dashboards.Export(dir, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "..", "..", "go.mod"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		checkCompose(t, dir)
+	})
+}
+
+func readCompose(t *testing.T, path string) composeFile {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c composeFile
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
+		t.Fatalf("%s: %v", path, err)
 	}
+	return c
+}
+
+func checkCompose(t *testing.T, root string) {
+	c := readCompose(t, filepath.Join(root, "docker-compose.yml"))
 	for _, s := range []string{"engram-ops", "prometheus", "grafana"} {
 		if _, ok := c.Services[s]; !ok {
 			t.Errorf("service %s missing", s)
@@ -533,12 +600,11 @@ func TestComposeMountsAndProvisioning(t *testing.T) {
 // the files the compose file mounts there).
 func TestStackPrometheusConfigChecks(t *testing.T) {
 	pt := promtool(t)
-	root := filepath.Join("..", "deploy", "monitoring")
-	b, err := os.ReadFile(filepath.Join(root, "prometheus.yml"))
+	b, err := os.ReadFile(filepath.Join("stack", "prometheus.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := filepath.Abs(filepath.Join(root, "rules"))
+	rules, err := filepath.Abs("prometheus")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +618,7 @@ func TestStackPrometheusConfigChecks(t *testing.T) {
 	}
 	out, err := exec.Command(pt, "check", "config", cfg).CombinedOutput()
 	if err != nil {
-		t.Fatalf("promtool check config deploy/monitoring/prometheus.yml: %v\n%s", err, out)
+		t.Fatalf("promtool check config stack/prometheus.yml: %v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "SUCCESS") {
 		t.Fatalf("promtool check config said:\n%s", out)

@@ -1,9 +1,8 @@
 // Command gen renders the Grafana dashboards defined in
-// dashboards/internal/build into dashboards/grafana/*.json (`gen DIR`), and
-// writes the embedded export into deploy/monitoring (`gen -export DIR`).
-// Run both with `go generate ./dashboards` after changing a dashboard, a
-// rule or a stack file; the drift tests in package dashboards fail while
-// the committed files differ from what these produce.
+// dashboards/internal/build into dashboards/grafana/*.json (`gen DIR`). Run
+// it with `go generate ./dashboards` after changing a dashboard;
+// TestGeneratedDashboardsUpToDate fails while the committed files differ
+// from what it produces.
 package main
 
 import (
@@ -11,19 +10,15 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/engram-ops/engram-ops/dashboards"
 	"github.com/engram-ops/engram-ops/dashboards/internal/build"
 )
 
 func main() {
 	var err error
-	switch {
-	case len(os.Args) == 2:
+	if len(os.Args) == 2 {
 		err = run(os.Args[1])
-	case len(os.Args) == 3 && os.Args[1] == "-export":
-		_, err = dashboards.Export(os.Args[2], true)
-	default:
-		err = fmt.Errorf("usage: gen DIR | gen -export DIR")
+	} else {
+		err = fmt.Errorf("usage: gen DIR")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
