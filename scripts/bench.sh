@@ -13,7 +13,8 @@ SECTION=${1:-}
 # --- loadtest: the ## Load testing section of docs/benchmarks.md ---------
 # Each built-in scenario against a fresh embedded server, writing the
 # baseline results the compare gate uses, then the generator's ceiling
-# (calibrate) in the same session. Exit 3 from a run means its
+# (calibrate, and its HTTP client against the alternatives in
+# BenchmarkGeneratorCeiling) in the same session. Exit 3 from a run means its
 # [validation] limits were not met on this machine; the result is still
 # written and published.
 if [ -z "${SECTION:-}" ] || [ "$SECTION" = loadtest ]; then
@@ -24,6 +25,8 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = loadtest ]; then
 	done
 	echo "== loadtest calibrate"
 	"$BIN" loadtest calibrate --rounds 3 --phase 3s
+	echo "== load generator ceiling by HTTP client"
+	go test -run '^$' -bench GeneratorCeiling -benchtime 6x -v ./cmd/engram-ops
 fi
 
 # --- engine: the ## Engine and server section of docs/benchmarks.md -------
