@@ -16,15 +16,13 @@ import (
 // zstd, so any zstd decoder, and every earlier engram-ops, reads them:
 // neither the key (.zst) nor the manifest format changes.
 //
-// Why so little compression (measured on 2 shared cores with
-// BenchmarkSnapshotUploadS3): a plain upload to a nearby S3 server costs
-// ~4-8 ns of CPU per byte. The zstd encoder at its fastest level ran at
-// ~100 MB/s per core on Pebble tables (whose blocks Pebble has already
-// compressed) and float vectors, saving 26%, and held the upload to
-// 0.24-0.39x of a plain one; Huffman-coding only the HNSW graph files
-// (42% smaller) still cost ~0.1x. Compressing pays for its CPU on such a
-// link when it removes about half the bytes, as it does for the text in a
-// WAL, hence the threshold.
+// Why so little compression: a plain upload to a nearby S3 server costs a
+// few nanoseconds of CPU per byte, far less than the zstd encoder at its
+// fastest level, and Pebble tables (whose blocks Pebble has already
+// compressed) and float vectors shrink little. Compressing pays for its
+// CPU on such a link only when it removes about half the bytes, as it does
+// for the text in a WAL, hence the threshold (docs/benchmarks.md,
+// "Snapshot upload").
 const (
 	sealChunk  = 1 << 20   // plain bytes per frame
 	sealBlock  = 128 << 10 // zstd's largest block

@@ -7,9 +7,9 @@ import (
 )
 
 // vecArena carves the vectors the index keeps out of shared slabs, so the
-// collector marks a few large objects rather than one per memory: with
-// 100,000 vectors of 768 dimensions, each its own object, marking them was
-// a large part of every collection. The cost is that a slab is freed only
+// collector marks a few large objects rather than one per memory, whose
+// marking would grow with the index (docs/benchmarks.md, "Collector
+// load"). The cost is that a slab is freed only
 // when none of its vectors is referenced any more, so forgetting memories
 // frees their vectors' memory slab by slab rather than one by one.
 type vecArena struct {

@@ -12,8 +12,8 @@ import (
 // goes stale; decay fields are overlaid from the slot table on read.
 //
 // The layout is for the garbage collector. Decoded records cost it every
-// string and map they hold: with 100,000 memories cached they were half of
-// each collection's CPU. Here the chunks are byte slices and the index is
+// string and map they hold, on every collection (docs/benchmarks.md,
+// "Collector load"). Here the chunks are byte slices and the index is
 // a map of integers, neither of which it scans. Reads decode into the
 // caller's record with strings that alias the chunk, so they allocate
 // nothing; this is safe because bytes are never written twice, and a chunk

@@ -9,9 +9,9 @@ import (
 
 // touch reinforces a recall's memories in memory; flushTouches persists
 // it. One exclusive hold of the space's lock covers the whole recall:
-// taking it once per memory, every recall's readers queued behind each of
-// ten writers, and a runtime trace of 1,000 recalls/s showed recalls
-// waiting 0.33 s per second in total for that lock.
+// taking it once per memory would queue every concurrent recall's readers
+// behind each of its writers in turn (docs/benchmarks.md, "Recall
+// reinforcement").
 func (e *Engine) touch(sp *space, lists [][]Recalled, now time.Time) {
 	var buf [32]uint32
 	slots := buf[:0]
@@ -57,10 +57,10 @@ const touchChunk = 128
 
 // flushTouchesPaced is flushTouches; paced (the periodic flush) pauses
 // 2 ms between writes of touchChunk records. A second's reinforcement
-// under 1,000 recalls/s is thousands of records: written in one burst it
-// took a core for tens of milliseconds and recalls queued behind it every
-// second, while flushing more often rewrote a memory recalled several
-// times in that second once per flush.
+// under a recall load is thousands of records: written in one burst it
+// would hold a core while recalls queue behind it, and flushing more often
+// instead would rewrite a memory recalled several times in a second once
+// per flush (docs/benchmarks.md, "Recall reinforcement").
 func (e *Engine) flushTouchesPaced(paced bool) error {
 	e.touchMu.Lock()
 	touched := e.touched

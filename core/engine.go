@@ -243,8 +243,8 @@ func BuiltinEmbedders(name string, dim int) (Embedder, error) {
 // quietLogger routes Pebble's own logging into slog at debug/error level.
 // Errors of one kind (one format string) are logged at most once per
 // errorLogInterval, with a count of the ones left out: Pebble retries a
-// failing flush at once, and on a full disk that wrote hundreds of
-// megabytes of identical lines in seconds. Errors of another kind are not
+// failing flush at once, so on a full disk it would log identical lines
+// as fast as it retries. Errors of another kind are not
 // held back by them.
 type quietLogger struct {
 	l *slog.Logger

@@ -673,8 +673,8 @@ func TestDerivedVectorsAreNotStoredAndRecomputedOnLoad(t *testing.T) {
 		t.Fatalf("recall after reopen: %v %+v", err, res.Vivid)
 	}
 	// The index is approximate and rebuilt on open, so the two result sets
-	// may differ at the margin (one run under load missed a memory before
-	// the reopen); every memory in both must score the same, bit for bit.
+	// may differ at the margin; every memory in both must score the same,
+	// bit for bit.
 	after := similarities(e)
 	common := 0
 	for id, b := range before {

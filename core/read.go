@@ -254,8 +254,8 @@ func (e *Engine) tierOf(sp *space, id string) Tier {
 }
 
 // recallBufs are a recall's working slices, recycled: nothing keeps them
-// once it returns, and at 1,000 recalls/s they were a quarter of what the
-// engine allocated, so of how often the collector ran.
+// once it returns, and allocating them per recall would set much of how
+// often the collector runs under a recall load.
 type recallBufs struct {
 	hits  []hit
 	seeds []candidate
@@ -285,7 +285,7 @@ func getRecalled(n int) []Recalled {
 // Release hands r's result slices back for later recalls to reuse; r (and
 // the slices, not the strings in them) must not be used after. Optional: a
 // caller that keeps results simply does not call it. The server calls it
-// once the response is written, saving ~3 KB per recall.
+// once the response is written, so a recall allocates no result slices.
 func (r *RecallResult) Release() {
 	for _, s := range [][]Recalled{r.Vivid, r.Associated} {
 		if cap(s) > 0 {

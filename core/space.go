@@ -651,14 +651,14 @@ func (e *Engine) runIndexer() {
 // is cheap to scan: up to maxYieldBacklog in a space nobody searches (a
 // write burst: ~300 MB of 768-dimension vectors at most, which the index
 // would hold anyway), up to recallYieldBacklog in one searched within the
-// last recallWindow. (A profile of a recall-heavy load with a 20,000
-// backlog spent half its CPU scanning it.)
+// last recallWindow, where a larger backlog would make every recall's exact
+// scan its largest cost.
 const (
 	// idleGrace is how long after the last request the server counts as
 	// idle. Between requests under load nothing is in flight for a moment
 	// (the engine's part of a request is short beside its HTTP, JSON and
-	// embedding); an indexer that went flat out in those gaps took both
-	// cores from the next requests.
+	// embedding); an indexer that went flat out in those gaps would take
+	// every core from the next requests.
 	idleGrace          = 50 * time.Millisecond
 	maxYieldBacklog    = 100_000
 	recallYieldBacklog = 1_000
@@ -672,14 +672,15 @@ const (
 //     every core. HNSW insertion is safe concurrently, and a bulk load or
 //     restore catches up that much sooner.
 //   - Serving, with a backlog above its limit: rest 0 on one core. The
-//     other cores stay with the requests: at 4,000 remembers/s sustained,
-//     an indexer on both cores once the backlog passed maxYieldBacklog took
-//     p99 from ~50 to ~300 ms, and still could not keep up (an insert costs
-//     several times a durable remember's CPU).
+//     other cores stay with the requests: an indexer on every core under
+//     sustained writes multiplies their tail latency and still cannot keep
+//     up, since an insert costs several times a durable remember's CPU.
 //   - Serving, below the limit: rest 2 (a third of a core) while recalls
 //     search the space, 9 (a tenth) while only writes come in, since the
-//     backlog then costs memory only (at 5,000 remembers/s a third of a
-//     core for the indexer doubled the p99).
+//     backlog then costs memory only, and every core the indexer takes
+//     from the writes lengthens their tail.
+//
+// The figures behind these choices: docs/benchmarks.md, "Indexer pacing".
 func (e *Engine) indexerPace(sp *space) (rest, width int) {
 	if e.inFlight.Load() == 0 && time.Since(time.Unix(0, e.lastForeground.Load())) > idleGrace {
 		return 0, runtime.GOMAXPROCS(0)

@@ -330,8 +330,9 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 	}
 	// Nor is such a vector stored: a memory without a vector entry in a
 	// space with a deterministic embedder gets it recomputed from its
-	// content when read or loaded (see vectorFor). That keeps ~3 KB per
-	// memory out of the WAL, the memtable and every compaction.
+	// content when read or loaded (see vectorFor). That keeps a vector of
+	// 4 bytes a dimension per memory out of the WAL, the memtable and
+	// every compaction.
 	// The delete drops a vector an earlier version of the memory (maybe
 	// earlier in this very batch) stored.
 	var vec []byte
@@ -692,8 +693,8 @@ func (t *txn) apply(c *Change) error {
 		derived := m.Embedding == nil
 		vec := m.Embedding
 		// The normalised vector lives in a scratch buffer until the
-		// committed transaction copies it into a slab (as for a remember):
-		// a fresh slice per replayed memory was 3 KB of garbage at 768.
+		// committed transaction copies it into a slab (as for a remember),
+		// so a replay makes no garbage of a vector per memory.
 		scratch := getScratchVec(sp.info.Dimension)
 		norm := *scratch
 		if derived {

@@ -91,8 +91,9 @@ type contention struct {
 var warnHostOnce sync.Once
 
 // warnHost prints a note when the kernel's DAMON monitor runs: under load its
-// sampling passes hold a core for tens of milliseconds (docs/benchmarks.md,
-// "28 November"; runbooks/serving.md, "Stalls the host's kernel causes").
+// sampling passes hold a core long enough to set the tail themselves
+// (docs/benchmarks.md, "Host effects"; runbooks/serving.md, "Stalls the
+// host's kernel causes").
 func warnHost() {
 	states, _ := filepath.Glob("/sys/kernel/mm/damon/admin/kdamonds/*/state")
 	for _, p := range states {

@@ -15,16 +15,16 @@ import (
 // TestSameBuildRunsPassCompare runs the smoke scenario twice at the same
 // time, each generator against its own server process of one build, and
 // requires `loadtest compare` to pass them in both directions. Run one
-// after the other on a shared CI machine, two smoke runs' medians have
-// been 20x apart, because other test binaries load the cores in bursts;
-// run together, both sample the same bursts: 32 of 32 such pairs passed
-// while race-detector tests loaded both cores.
+// after the other on a shared CI machine, two smoke runs sample different
+// bursts of the load other test binaries put on the cores, which no useful
+// tolerance absorbs; run together, both sample the same bursts
+// (docs/benchmarks.md, "Regression gate").
 func TestSameBuildRunsPassCompare(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	// A host whose kernel takes a core for tens of milliseconds at a time
-	// (docs/benchmarks.md, "28 November") stalls whichever of the two runs
+	// A host whose kernel takes a core for a long stretch at a time
+	// (docs/benchmarks.md, "Host effects") stalls whichever of the two runs
 	// is on that core, so the pair no longer samples the same bursts. When
 	// the compare fails and a generator's own audit says the host's
 	// contention limited its run, the pair is run once more; a failure

@@ -348,9 +348,9 @@ func testRules(t *testing.T, alerts ...string) string {
 			found++
 			expr := strings.ReplaceAll(r.Expr, "[5m]", "[10s]")
 			if a == "HighRecallLatency" {
-				// 10x the threshold (the promtool tests check the real one): on
-				// a loaded 2-core CI machine the baseline recall p95 of the race
-				// build has crossed 10 ms, and the alert never resolved.
+				// 10x the threshold (the promtool tests check the real one), so
+				// that the race build's baseline recall latency on a loaded
+				// machine cannot keep the alert from resolving.
 				if !strings.HasSuffix(expr, "> 0.01") {
 					t.Fatalf("HighRecallLatency no longer ends with \"> 0.01\": %s", expr)
 				}

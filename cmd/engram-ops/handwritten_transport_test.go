@@ -23,8 +23,8 @@ import (
 // goroutine over a kept-alive connection from a pool: net/http's Transport
 // hands every request to a write goroutine and every response from a read
 // goroutine, and at thousands of requests a second those hand-offs and
-// their selects cost the generator about as much CPU as the server spends
-// answering. Anything else (https) goes to the fallback transport.
+// their selects are a large share of the generator's CPU. Anything else
+// (https) goes to the fallback transport.
 type directTransport struct {
 	fallback http.RoundTripper
 	dialer   net.Dialer

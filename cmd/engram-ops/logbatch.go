@@ -7,13 +7,13 @@ import (
 )
 
 // lineBatcher collects the access log's lines and hands them to w in one
-// write per batch instead of one per request: at 5,000 requests/s, a write
-// system call per line was about half of the access log's cost (6.8% of the
-// server's CPU in all). A line waits at most interval, and a batch at most
-// maxLogBatch bytes. Lines written through Immediate flush the batch ahead
-// of themselves, so the output keeps its order and startup lines, warnings
-// and errors are never held back. What kill -9 can cost is the access
-// lines of the last interval; no data.
+// write per batch instead of one per request: a write system call per line
+// would be most of the access log's cost at high request rates
+// (docs/benchmarks.md, "Access log"). A line waits at most interval, and a
+// batch at most maxLogBatch bytes. Lines written through Immediate flush
+// the batch ahead of themselves, so the output keeps its order and startup
+// lines, warnings and errors are never held back. What kill -9 can cost is
+// the access lines of the last interval; no data.
 type lineBatcher struct {
 	mu       sync.Mutex
 	w        io.Writer

@@ -332,11 +332,11 @@ func TestConcurrentAddSearchDelete(t *testing.T) {
 }
 
 // TestConcurrentInsertsLeaveEveryNodeReachable: small indexes built by four
-// inserters at once must let a search reach every node. An insert used to
-// overwrite its own neighbour list on a layer after a concurrent insert,
-// which had reached it through a layer above, had already linked it there;
-// the other node could be left with no link in: 79 of 400 such indexes had
-// a node no search could return.
+// inserters at once must let a search reach every node. The hazard: an
+// insert that overwrote its own neighbour list on a layer, after a
+// concurrent insert that had reached it through a layer above had already
+// linked it there, could leave the other node with no link in, so that no
+// search returns it.
 func TestConcurrentInsertsLeaveEveryNodeReachable(t *testing.T) {
 	for seed := uint64(1); seed <= uint64(scaled(400)); seed++ {
 		data := clusteredData(seed, 42, 64, 4, 1)

@@ -96,9 +96,9 @@ func Exact(q []float32, ids []uint32, vec func(uint32) []float32, k int) []Hit {
 			worst.fix0()
 		}
 	}
-	// Vectors are scored four at a time (see dotBatch): measured over 50k×768
-	// vectors with the AVX2 kernels this is as fast as one at a time in
-	// memory order and twice as fast shuffled.
+	// Vectors are scored four at a time (see dotBatch), which keeps several
+	// memory streams in flight when ids come in no particular order
+	// (docs/benchmarks.md, "Vector kernels").
 	var pendingIDs [4]uint32
 	var pendingVecs [4][]float32
 	pending := 0
@@ -203,9 +203,10 @@ func sortBestFirst(s []scored) {
 // components (the index guarantees it). Graph search mostly waits for
 // scattered vectors to arrive from DRAM; scoring four per pass keeps four
 // memory streams in flight and loads each query element once for four
-// products. In a 100k×768 search this beats single and pairwise scoring.
-// In cache the AVX2 dot4 takes half Dot's time per vector (Dot waits on
-// its sums' latency); the generic dot4 is slower per vector than Dot.
+// products, which a graph search needs more than single or pairwise
+// scoring. In cache the AVX2 dot4 is cheaper per vector than Dot, which
+// waits on its sums' latency; the generic dot4 is dearer per vector than
+// Dot (docs/benchmarks.md, "Vector kernels").
 func dotBatch(q []float32, vecs [][]float32, out []float32) {
 	out = out[:len(vecs)]
 	i := 0

@@ -263,8 +263,8 @@ type attacker struct {
 // (cancellable, but ~1 ms coarse when the process idles) to within
 // coarseLead of the due time, then sleep precisely. The pacer wakes at
 // most once per maxBatchDelay (a quarter of late_after_ms at most): at
-// high rates one wake-up dispatches several arrivals, which roughly halves
-// the context switches per request, at the price of that much dispatch
+// high rates one wake-up dispatches several arrivals, which saves context
+// switches per request, at the price of that much dispatch
 // delay; once per backlogBatch while arrivals queue for workers.
 // initialWorkers are started before the first arrival.
 const (

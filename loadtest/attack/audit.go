@@ -59,8 +59,9 @@ const (
 	// least starvedRatio as long as they ran, and for at least
 	// starvedFloor of the run. A runnable thread on a host with a free
 	// core runs at once; the ratio does not grow with the request rate
-	// as the total wait does. Measured on a 2-core host: about 0.3 at
-	// load average 2, 0.7 at 4, 7 with a saturated server beside it.
+	// as the total wait does. The threshold sits between a host that is
+	// merely busy and one where a saturated process beside the generator
+	// takes its CPU (docs/benchmarks.md, "Load generator ceiling").
 	starvedRatio = 0.5
 	starvedFloor = 0.01
 )
