@@ -13,15 +13,26 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/engram-ops/engram-ops/ops/client"
 )
 
 // echoServer answers POST /echo with the body it got, GET /big with a
-// chunked body, /close with Connection: close and /slow after a while; it
-// counts the connections it accepted.
+// chunked body, /close with Connection: close and /slow after a while;
+// paths under /hang/ are never answered (until the test ends or the client
+// goes). It counts the connections it accepted.
 func echoServer(t *testing.T, idle time.Duration) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var conns atomic.Int64
+	release := make(chan struct{})
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/hang/") {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
 		switch r.URL.Path {
 		case "/echo":
 			b, _ := io.ReadAll(r.Body)
@@ -52,6 +63,7 @@ func echoServer(t *testing.T, idle time.Duration) (*httptest.Server, *atomic.Int
 	}
 	ts.Start()
 	t.Cleanup(ts.Close)
+	t.Cleanup(func() { close(release) }) // before Close, which waits for handlers
 	return ts, &conns
 }
 
@@ -103,6 +115,13 @@ func TestHTTPClientKeepsConnectionsAlive(t *testing.T) {
 	getNothing(t, hc, ts.URL)
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections for sequential requests, want 1", n)
+	}
+	// A HEAD's answer has no body to wait for.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ = http.NewRequestWithContext(ctx, http.MethodHead, ts.URL+"/big", nil)
+	if _, got := doBody(t, hc, req); got != "" {
+		t.Fatalf("HEAD answered with a body %q", got)
 	}
 }
 
@@ -182,6 +201,59 @@ func TestHTTPClientCancel(t *testing.T) {
 	getNothing(t, hc, ts.URL)
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// Cancelling a request's context abandons it at once, well before its
+// deadline, and its connection is not reused.
+func TestHTTPClientCancelAbandonsRequest(t *testing.T) {
+	ts, conns := echoServer(t, time.Minute)
+	hc := HTTPClient(4)
+	getNothing(t, hc, ts.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/hang/", nil)
+	start := time.Now()
+	_, err := hc.Do(req)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want the context's cancellation", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cancelled request returned after %v", d)
+	}
+	getNothing(t, hc, ts.URL)
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// An interrupted attack ends within its grace period even when the server
+// never answers, and the requests it cut off are not counted as errors.
+func TestInterruptedAttackAbandonsHungRequests(t *testing.T) {
+	ts, _ := echoServer(t, time.Minute)
+	cl, err := client.New(ts.URL+"/hang", client.WithHTTPClient(HTTPClient(4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := aliveScenario(100, 30*time.Second, 4)
+	sc.Generator.RequestTimeoutMS = 30_000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	r, err := attackOnly(ctx, sc, cl, Config{Client: cl, Grace: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("interrupted attack with a 200ms grace returned after %v", d)
+	}
+	if !r.Interrupted {
+		t.Error("not marked interrupted")
+	}
+	if r.Completed != 0 || r.Errors != 0 {
+		t.Errorf("completed %d, errors %d: cut-off requests counted", r.Completed, r.Errors)
 	}
 }
 
