@@ -12,9 +12,8 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/engram-ops/engram-ops/ops/server"
 	"github.com/spf13/cobra"
-
-	"github.com/engram-ops/engram-ops/ops"
 )
 
 // Exit codes.
@@ -38,7 +37,7 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	build          ops.BuildInfo
+	build          server.BuildInfo
 	global         globalFlags
 
 	// onServing is called with the bound address once serve is serving
@@ -57,8 +56,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) strin
 
 // buildInfo reads the version from -ldflags -X (main.version,
 // main.revision), else from the binary's embedded build information.
-func buildInfo() ops.BuildInfo {
-	info := ops.BuildInfo{Version: version, Revision: revision, GoVersion: runtime.Version()}
+func buildInfo() server.BuildInfo {
+	info := server.BuildInfo{Version: version, Revision: revision, GoVersion: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if info.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			info.Version = bi.Main.Version

@@ -19,9 +19,10 @@ import (
 	"github.com/engram-ops/engram-ops/backup"
 	"github.com/engram-ops/engram-ops/backup/target"
 	"github.com/engram-ops/engram-ops/core"
-	"github.com/engram-ops/engram-ops/ops"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/client"
+	"github.com/engram-ops/engram-ops/ops/config"
+	"github.com/engram-ops/engram-ops/ops/server"
 )
 
 // backupFlags are the flags every backup and restore command shares.
@@ -30,20 +31,20 @@ type backupFlags struct {
 	encryptRecipient     []string
 	encryptRecipientFile string
 	identityFile         string
-	minFree              *ops.ByteSize // --min-free-space, on commands that open an engine; nil: the default
+	minFree              *config.ByteSize // --min-free-space, on commands that open an engine; nil: the default
 }
 
 // addReserve adds --min-free-space to a command that opens an engine on
 // disk (restore, a snapshot of a data directory, a verify's scratch copy).
 func (f *backupFlags) addReserve(cmd *cobra.Command) {
-	v := ops.DefaultConfig().MinFreeSpace
+	v := config.Default().MinFreeSpace
 	f.minFree = &v
 	cmd.Flags().Var(byteSizeFlag{f.minFree}, "min-free-space",
 		"free space kept on the filesystem where the engine is opened, as serve's min_free_space: below it the command stops before writing, e.g. 64MiB; 0 = no check")
 }
 
-// byteSizeFlag is an ops.ByteSize as a flag ("256MiB", "1GB", bytes).
-type byteSizeFlag struct{ p *ops.ByteSize }
+// byteSizeFlag is an config.ByteSize as a flag ("256MiB", "1GB", bytes).
+type byteSizeFlag struct{ p *config.ByteSize }
 
 func (b byteSizeFlag) Set(s string) error { return b.p.UnmarshalText([]byte(s)) }
 func (b byteSizeFlag) String() string {
@@ -103,7 +104,7 @@ func (a *app) archive(ctx context.Context, f *backupFlags, progress func(backup.
 	if err != nil {
 		return nil, err
 	}
-	cfg := ops.DefaultConfig()
+	cfg := config.Default()
 	if f.minFree != nil {
 		cfg.MinFreeSpace = *f.minFree
 	}
@@ -216,14 +217,11 @@ func (b *backupCmd) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m := res.Manifest
-	out := ops.BackupSnapshotResponse{ID: m.ID, Sequence: m.Sequence, Target: ar.Target(), Files: len(m.Files),
-		UploadedFiles: res.UploadedFiles, UploadedBytes: res.UploadedBytes, PlainBytes: m.PlainBytes(),
-		Memories: m.Memories(), Seconds: res.Took.Seconds()}
+	out := snapshotResponse(res, ar.Target())
 	return a.printSnapshot(out)
 }
 
-func (a *app) printSnapshot(out ops.BackupSnapshotResponse) error {
+func (a *app) printSnapshot(out api.BackupSnapshotResponse) error {
 	if a.global.output == "json" {
 		return a.printJSON(out)
 	}
@@ -235,7 +233,7 @@ func (a *app) printSnapshot(out ops.BackupSnapshotResponse) error {
 }
 
 func (b *backupCmd) createRemote(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(b.server, "/")+ops.PathAdminBackup, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(b.server, "/")+api.PathAdminBackup, nil)
 	if err != nil {
 		return usagef("--server %q: %v", b.server, err)
 	}
@@ -254,7 +252,7 @@ func (b *backupCmd) createRemote(ctx context.Context) error {
 		}
 		return fmt.Errorf("server answered %s", resp.Status)
 	}
-	var out ops.BackupSnapshotResponse
+	var out api.BackupSnapshotResponse
 	if err := json.Unmarshal(body, &out); err != nil {
 		return fmt.Errorf("decode server answer: %w", err)
 	}
@@ -573,7 +571,7 @@ func (b *backupCmd) prune(ctx context.Context) error {
 // and, per space, a recall over HTTP for one stored memory's content, which
 // must return that memory.
 func serverDrill(ctx context.Context, eng *core.Engine, m *backup.Manifest) error {
-	srv, err := ops.New(ops.DefaultConfig(), eng, nil, prometheus.NewRegistry())
+	srv, err := server.New(config.Default(), eng, nil, prometheus.NewRegistry())
 	if err != nil {
 		return fmt.Errorf("start an in-process server: %w", err)
 	}

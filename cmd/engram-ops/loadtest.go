@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/engram-ops/engram-ops/loadtest"
-	"github.com/engram-ops/engram-ops/ops"
 	"github.com/engram-ops/engram-ops/ops/client"
+	"github.com/engram-ops/engram-ops/ops/config"
 )
 
 // loadtestCmd is the `engram-ops loadtest` group: its flags and what it
@@ -225,12 +225,12 @@ func (l *loadtestCmd) embedded() (string, func() error, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	cfg := ops.DefaultConfig()
+	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = dir
 	cfg.Log.Access = false
 	ctx, cancel := context.WithCancel(context.Background())
-	running, err := ops.Start(ctx, cfg, nil, ops.StartOptions{Info: l.app.build, Getenv: l.app.getenv})
+	running, err := start(ctx, cfg, nil, startOptions{info: l.app.build, getenv: l.app.getenv})
 	if err != nil {
 		cancel()
 		os.RemoveAll(dir)
@@ -238,10 +238,10 @@ func (l *loadtestCmd) embedded() (string, func() error, error) {
 	}
 	stop := func() error {
 		cancel()
-		werr := running.Wait()
+		werr := running.wait()
 		return errors.Join(werr, os.RemoveAll(dir))
 	}
-	return running.URL(), stop, nil
+	return running.url(), stop, nil
 }
 
 func (l *loadtestCmd) run(cmd *cobra.Command, name string) error {

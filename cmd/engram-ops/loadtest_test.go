@@ -19,24 +19,24 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/loadtest"
-	"github.com/engram-ops/engram-ops/ops"
+	"github.com/engram-ops/engram-ops/ops/config"
 )
 
 // startServer runs a separate server in-process on 127.0.0.1:0.
 func startServer(t testing.TB) string {
 	t.Helper()
-	cfg := ops.DefaultConfig()
+	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Log.Access = false
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := ops.Start(ctx, cfg, slog.New(slog.DiscardHandler), ops.StartOptions{})
+	r, err := start(ctx, cfg, slog.New(slog.DiscardHandler), startOptions{})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = r.Wait() })
-	return r.URL()
+	t.Cleanup(func() { cancel(); _ = r.wait() })
+	return r.url()
 }
 
 // quick shortens a scenario run for tests.

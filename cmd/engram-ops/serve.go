@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/engram-ops/engram-ops/core"
-	"github.com/engram-ops/engram-ops/ops"
+	"github.com/engram-ops/engram-ops/ops/config"
 )
 
 // serveCmd is `engram-ops serve`: its flags and what it needs.
@@ -93,8 +93,8 @@ signal exits immediately.`,
 }
 
 // loadConfig applies defaults, file, environment and flags, and validates.
-func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (ops.Config, string, error) {
-	cfg, file, loadErr := ops.LoadConfig(s.configFile, s.app.getenv)
+func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (config.Config, string, error) {
+	cfg, file, loadErr := config.Load(s.configFile, s.app.getenv)
 	errs := []error{loadErr}
 	set := func(flag, key, value string) {
 		if flags.Changed(flag) {
@@ -125,7 +125,7 @@ func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (ops.Config, string, error) 
 			continue
 		}
 		if err := cfg.Set(strings.TrimSpace(k), v); err != nil {
-			errs = append(errs, fmt.Errorf("--set %s: %w (keys: %s)", k, err, strings.Join(ops.Keys(), ", ")))
+			errs = append(errs, fmt.Errorf("--set %s: %w (keys: %s)", k, err, strings.Join(config.Keys(), ", ")))
 		}
 	}
 	// Report every problem at once: loading, flags and validation.
@@ -138,7 +138,7 @@ func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (ops.Config, string, error) 
 
 func indentProblems(err error) string {
 	var b strings.Builder
-	for i, p := range ops.Problems(err) {
+	for i, p := range config.Problems(err) {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
@@ -172,7 +172,7 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 		logger.Warn("DURABILITY IS RELAXED: writes are acknowledged before they reach disk and are synced once a second; " +
 			"a crash or power loss can lose up to ~1s of acknowledged writes. Set durability = \"sync\" for production.")
 	}
-	running, err := ops.Start(ctx, cfg, logger, ops.StartOptions{Info: s.app.build, Getenv: s.app.getenv, OpenBackupTarget: s.app.openTarget, AccessLogger: accessLogger})
+	running, err := start(ctx, cfg, logger, startOptions{info: s.app.build, getenv: s.app.getenv, accessLogger: accessLogger})
 	if err != nil {
 		return err
 	}
@@ -184,8 +184,8 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 		file = "(none: defaults, environment and flags)"
 	}
 	logger.Info("engram-ops serving",
-		"url", running.URL(),
-		"addr", running.Addr().String(),
+		"url", running.url(),
+		"addr", running.addr().String(),
 		"data_dir", dataDir,
 		"durability", cfg.Durability,
 		"min_free_space", cfg.MinFreeSpace.String(),
@@ -197,9 +197,9 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 			"free_bytes", free, "min_free_bytes", int64(cfg.MinFreeSpace))
 	}
 	if s.app.onServing != nil {
-		s.app.onServing(running.Addr())
+		s.app.onServing(running.addr())
 	}
-	err = running.Wait()
+	err = running.wait()
 	if err != nil {
 		logger.Error("engram-ops stopped with an error", "err", err)
 		return err
@@ -212,7 +212,7 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 // its own writer: JSON unless format is text, or auto with a terminal on
 // term (stderr, which every writer ends in). --quiet raises the level to
 // warn.
-func newLoggers(c ops.LogConfig, term io.Writer, quiet bool) (func(w io.Writer) *slog.Logger, error) {
+func newLoggers(c config.LogConfig, term io.Writer, quiet bool) (func(w io.Writer) *slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		return nil, usagef("log.level %q: must be debug, info, warn or error", c.Level)

@@ -3,9 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/engram-ops/engram-ops/ops/config"
 	"github.com/spf13/cobra"
-
-	"github.com/engram-ops/engram-ops/ops"
 )
 
 // validateCmd is the `engram-ops validate` group.
@@ -47,17 +46,17 @@ type configReport struct {
 }
 
 func (v *validateCmd) config(path string) error {
-	cfg := ops.DefaultConfig()
+	cfg := config.Default()
 	var problems []error
 	if err := cfg.LoadFile(path); err != nil {
-		var cp *ops.ConfigProblem
-		ps := ops.Problems(err)
+		var cp *config.Problem
+		ps := config.Problems(err)
 		if len(ps) == 1 && !asProblem(ps[0], &cp) {
 			return err // unreadable file: the operation failed (exit 1)
 		}
 		problems = append(problems, ps...)
 	}
-	problems = append(problems, ops.Problems(cfg.Validate())...)
+	problems = append(problems, config.Problems(cfg.Validate())...)
 	rep := configReport{File: path, OK: len(problems) == 0, Problems: []string{}}
 	for _, p := range problems {
 		rep.Problems = append(rep.Problems, p.Error())
@@ -82,8 +81,8 @@ func (v *validateCmd) config(path string) error {
 	return nil
 }
 
-func asProblem(err error, target **ops.ConfigProblem) bool {
-	p, ok := err.(*ops.ConfigProblem)
+func asProblem(err error, target **config.Problem) bool {
+	p, ok := err.(*config.Problem)
 	if ok {
 		*target = p
 	}

@@ -1,6 +1,6 @@
 // Package api holds the JSON wire types of engram-ops' REST API: every
 // request and response body, the error envelope, route paths and header
-// names. The server (package ops) and the client (package ops/client) both
+// names. The server (package ops/server) and the client (package ops/client) both
 // use these types, so the shapes cannot drift apart.
 //
 // Shapes follow Engram's server (see engram-rest-reference.md §2.2) where
@@ -47,6 +47,9 @@ const (
 	PathSystemHealth = "/api/v1/system/health"
 	PathMetrics      = "/metrics"
 	PathMetricsProm  = "/metrics/prometheus" // Engram's alias
+	// PathAdminBackup: POST takes a snapshot of the running server to its
+	// shipping target, GET reports shipping status.
+	PathAdminBackup = "/api/v1/admin/backup"
 )
 
 // ErrorEnvelope is the body of every error response.
@@ -532,4 +535,18 @@ func ParseFloats(s string) ([]float32, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// BackupSnapshotResponse is the body of POST /api/v1/admin/backup (and the
+// JSON output of `engram-ops backup create`).
+type BackupSnapshotResponse struct {
+	ID            string  `json:"id"`
+	Sequence      uint64  `json:"sequence"`
+	Target        string  `json:"target"`
+	Files         int     `json:"files"`
+	UploadedFiles int     `json:"uploaded_files"`
+	UploadedBytes int64   `json:"uploaded_bytes"`
+	PlainBytes    int64   `json:"plain_bytes"`
+	Memories      int64   `json:"memories"`
+	Seconds       float64 `json:"seconds"`
 }

@@ -14,22 +14,23 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
-	"github.com/engram-ops/engram-ops/ops"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/client"
+	"github.com/engram-ops/engram-ops/ops/config"
+	"github.com/engram-ops/engram-ops/ops/server"
 )
 
 // newServer serves a real engine through httptest and counts connections.
 func newServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
-	cfg := ops.DefaultConfig()
+	cfg := config.Default()
 	cfg.Log.Access = false
 	cfg.Spaces.DefaultDimension = 8
 	eng, err := core.Open(t.TempDir(), cfg.EngineOptions(nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ops.New(cfg, eng, nil, nil)
+	srv, err := server.New(cfg, eng, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

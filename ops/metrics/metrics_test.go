@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/engram-ops/engram-ops/ops"
+	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/client"
+	"github.com/engram-ops/engram-ops/ops/config"
+	"github.com/engram-ops/engram-ops/ops/server"
 )
 
 // TestScrapeContract starts a live in-process server, runs a small
@@ -20,22 +23,25 @@ import (
 // metric name of design brief §5 (except the backup ones, which belong to
 // the backup component) is present with its type.
 func TestScrapeContract(t *testing.T) {
-	cfg := ops.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
+	cfg := config.Default()
 	cfg.Log.Access = false
-	ctx, cancel := context.WithCancel(context.Background())
-	run, err := ops.Start(ctx, cfg, nil, ops.StartOptions{Info: ops.BuildInfo{Version: "v-test", Revision: "abc", GoVersion: "go-test"}})
+	ctx := context.Background()
+	eng, err := core.Open(t.TempDir(), cfg.EngineOptions(nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		cancel()
-		if err := run.Wait(); err != nil {
+		if err := eng.Close(); err != nil {
 			t.Error(err)
 		}
 	}()
-	c, err := client.New(run.URL())
+	srv, err := server.New(cfg, eng, nil, nil, server.WithBuildInfo(server.BuildInfo{Version: "v-test", Revision: "abc", GoVersion: "go-test"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	c, err := client.New(ts.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ops
+package server
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/ops/config"
 )
 
 // manySpacesRun is what one data directory of many small spaces costs.
@@ -31,7 +32,7 @@ func heapInuse() int64 {
 // round-robin over spaces spaces through the HTTP handler (768-dimension
 // spaces of the built-in embedder, as by default), scrapes /metrics, then
 // closes and reopens the engine.
-func runManySpaces(tb testing.TB, cfg Config, spaces, memories int) manySpacesRun {
+func runManySpaces(tb testing.TB, cfg config.Config, spaces, memories int) manySpacesRun {
 	tb.Helper()
 	cfg.Spaces.DefaultDimension = 768
 	cfg.Durability = "relaxed"

@@ -1,4 +1,4 @@
-package ops
+package server
 
 // Test-only fault injection.
 //
@@ -23,19 +23,12 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/ops/config"
 )
 
 // PathAdminFaults is the test-only fault injection endpoint: GET shows the
 // active fault, POST sets it, DELETE clears it.
 const PathAdminFaults = "/api/v1/admin/faults"
-
-// TestingConfig holds switches that exist for tests only. Never enable them
-// in production.
-type TestingConfig struct {
-	// FaultInjection enables POST /api/v1/admin/faults (added latency and
-	// injected errors for chosen operations).
-	FaultInjection bool `toml:"fault_injection" comment:"TEST ONLY: enable POST /api/v1/admin/faults (injected latency and errors); never in production"`
-}
 
 // FaultSpec is the body of POST /api/v1/admin/faults and the answer of
 // every method of that endpoint.
@@ -67,7 +60,7 @@ type faults struct {
 }
 
 // withFaults wraps eng with the fault injector when the switch is on.
-func withFaults(cfg TestingConfig, eng Engine, log *slog.Logger) (Engine, *faults) {
+func withFaults(cfg config.TestingConfig, eng Engine, log *slog.Logger) (Engine, *faults) {
 	f := &faults{enabled: cfg.FaultInjection}
 	if !f.enabled {
 		return eng, f

@@ -1,8 +1,9 @@
-// Package ops is engram-ops' server: the Engram-compatible REST API over
-// the core engine (HTTP handlers, request decoding, error→status mapping,
-// space selection, health and readiness, access logging), its
-// configuration (Config: TOML, ENGRAM_* environment, validation) and the
-// composition helper Start that opens an engine and serves it.
+// Package server is engram-ops' HTTP server: the Engram-compatible REST
+// API over an Engine (routes, handlers, request decoding, error→status
+// mapping, space selection, health probes, access logging, test-only fault
+// injection). It serves what it is given — an Engine, a config.Config, a
+// Prometheus registry and optionally a BackupAdmin — and opens nothing
+// itself: cmd/engram-ops opens the engine and builds the backup shipper.
 //
 // Division of labour: the engine validates memory fields (confidence,
 // dimension, finiteness, content size, ids, space names, recall knobs) and
@@ -14,10 +15,11 @@
 // {"error":{"code","message","details"}}, and nothing else is written for a
 // failed request. Messages repeat at most maxEcho bytes of any one input.
 //
-// Wire types live in ops/api (shared with ops/client); Prometheus
-// instrumentation in ops/metrics. This package must not import cobra (only
-// cmd/engram-ops does) and never uses the global Prometheus registry.
-package ops
+// Wire types live in ops/api (shared with ops/client), Prometheus
+// instrumentation in ops/metrics, the judgement of system health in
+// ops/health. This package never imports cobra, a backup store or the
+// global Prometheus registry.
+package server
 
 import (
 	"bytes"
@@ -37,9 +39,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/engram-ops/engram-ops/backup"
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/config"
+	"github.com/engram-ops/engram-ops/ops/health"
 	"github.com/engram-ops/engram-ops/ops/metrics"
 )
 
@@ -74,7 +77,7 @@ type BuildInfo struct {
 
 // Server serves the REST API for one engine.
 type Server struct {
-	cfg     Config
+	cfg     config.Config
 	eng     Engine
 	log     *slog.Logger
 	access  *slog.Logger // the access log's lines (WithAccessLogger)
@@ -94,7 +97,8 @@ type Server struct {
 	bg        bgState
 	faults    *faults // test-only fault injection (faults.go)
 
-	backup *backup.Shipper // nil unless serve --backup-to (backup.go)
+	backup     BackupAdmin // nil unless serve --backup-to (backup.go)
+	thresholds health.Thresholds
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -109,6 +113,10 @@ type Option func(*Server)
 // WithBuildInfo sets the version reported by /health and engram_build_info.
 func WithBuildInfo(info BuildInfo) Option { return func(s *Server) { s.info = info } }
 
+// WithHealthThresholds sets the thresholds system health judges with
+// (default health.DefaultThresholds).
+func WithHealthThresholds(th health.Thresholds) Option { return func(s *Server) { s.thresholds = th } }
+
 // WithAccessLogger sends the access log's lines to l instead of the
 // server's logger (nil keeps the server's logger).
 func WithAccessLogger(l *slog.Logger) Option {
@@ -122,9 +130,9 @@ func WithAccessLogger(l *slog.Logger) Option {
 // New builds a server for eng. Metrics are registered on reg (never the
 // global registry); reg may be nil in tests, in which case a private
 // registry is used. cfg should have passed Validate.
-func New(cfg Config, eng Engine, logger *slog.Logger, reg *prometheus.Registry, opts ...Option) (*Server, error) {
+func New(cfg config.Config, eng Engine, logger *slog.Logger, reg *prometheus.Registry, opts ...Option) (*Server, error) {
 	if eng == nil {
-		return nil, errors.New("ops: an engine is required")
+		return nil, errors.New("server: an engine is required")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -132,7 +140,8 @@ func New(cfg Config, eng Engine, logger *slog.Logger, reg *prometheus.Registry, 
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, eng: eng, log: logger, access: logger, started: time.Now(), patterns: map[string]bool{}}
+	s := &Server{cfg: cfg, eng: eng, log: logger, access: logger, started: time.Now(), patterns: map[string]bool{},
+		thresholds: health.DefaultThresholds()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -425,7 +434,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.srv != nil {
 		s.mu.Unlock()
-		return errors.New("ops: Run called twice")
+		return errors.New("server: Run called twice")
 	}
 	srv := &http.Server{
 		Handler:           s.handler,

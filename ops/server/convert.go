@@ -1,4 +1,4 @@
-package ops
+package server
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/health"
 )
 
 // Conversions between the wire types (ops/api) and the engine's types.
@@ -130,15 +131,6 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func tierCounts(c [3]int64) api.TierCounts {
-	return api.TierCounts{
-		Hot:   c[core.TierHot],
-		Warm:  c[core.TierWarm],
-		Cold:  c[core.TierCold],
-		Total: c[core.TierHot] + c[core.TierWarm] + c[core.TierCold],
-	}
-}
-
 func spaceOut(st core.SpaceStats) api.Space {
 	return api.Space{
 		ID:           st.Name,
@@ -146,7 +138,7 @@ func spaceOut(st core.SpaceStats) api.Space {
 		Embedder:     st.Embedder,
 		Fingerprint:  st.Fingerprint,
 		CreatedAt:    st.CreatedAt,
-		Memories:     tierCounts(st.Memories),
+		Memories:     health.TierCounts(st.Memories),
 		Associations: st.Associations,
 		IndexPending: st.IndexPending,
 	}

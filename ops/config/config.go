@@ -1,4 +1,10 @@
-package ops
+// Package config is engram-ops' configuration: the Config types with their
+// TOML keys, the defaults `engram-ops serve` runs with, loading (TOML file,
+// then ENGRAM_* environment, then --set / flags; unknown keys are errors),
+// and validation that reports every problem at once with its key, value,
+// allowed range and source. EngineOptions and EmbedderFactory translate it
+// for the engine.
+package config
 
 import (
 	"bytes"
@@ -23,8 +29,8 @@ import (
 	"github.com/engram-ops/engram-ops/ops/embedder"
 )
 
-// DefaultConfigFile is read when no --config is given and it exists.
-const DefaultConfigFile = "engram.toml"
+// DefaultFile is read when no --config is given and it exists.
+const DefaultFile = "engram.toml"
 
 // EnvPrefix prefixes every environment override: the TOML path upper-cased
 // and joined with "_" (limits.max_body_bytes → ENGRAM_LIMITS_MAX_BODY_BYTES).
@@ -156,9 +162,9 @@ type ServerConfig struct {
 	MemoryLimit ByteSize `toml:"memory_limit" comment:"soft limit on the Go heap, e.g. \"8GiB\": collections run more often near it (GOMEMLIMIT wins when set); 0 = none"`
 }
 
-// DefaultConfig returns the configuration `engram-ops serve` runs with when
+// Default returns the configuration `engram-ops serve` runs with when
 // nothing is configured.
-func DefaultConfig() Config {
+func Default() Config {
 	return Config{
 		Listen:       "127.0.0.1:7432",
 		DataDir:      "./engram-data",
@@ -199,17 +205,17 @@ func DefaultConfig() Config {
 	}
 }
 
-// ConfigProblem is one problem found in a configuration: the key, the bad
+// Problem is one problem found in a configuration: the key, the bad
 // value and what is allowed. Validate and the loaders return them joined
 // with errors.Join.
-type ConfigProblem struct {
+type Problem struct {
 	Key     string // TOML path, e.g. limits.max_body_bytes
 	Value   any    // the offending value (nil when not applicable)
 	Allowed string // the allowed range or set
 	Source  string // where the value came from, e.g. a file:line or an env var
 }
 
-func (p *ConfigProblem) Error() string {
+func (p *Problem) Error() string {
 	var b strings.Builder
 	if p.Source != "" {
 		b.WriteString(p.Source)
@@ -253,11 +259,11 @@ func Problems(err error) []error {
 }
 
 // Validate returns every problem of c at once (errors.Join of
-// *ConfigProblem), or nil.
+// *Problem), or nil.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key string, value any, allowed string, args ...any) {
-		errs = append(errs, &ConfigProblem{Key: key, Value: value, Allowed: fmt.Sprintf(allowed, args...)})
+		errs = append(errs, &Problem{Key: key, Value: value, Allowed: fmt.Sprintf(allowed, args...)})
 	}
 	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", c.Listen, "must be host:port, e.g. 127.0.0.1:7432 or :7432 (%v)", err)
@@ -429,7 +435,7 @@ func (c *Config) Validate() error {
 // given prefixes.
 func problemFor(errs []error, prefixes ...string) bool {
 	for _, e := range errs {
-		if p, ok := e.(*ConfigProblem); ok {
+		if p, ok := e.(*Problem); ok {
 			for _, pre := range prefixes {
 				if strings.HasPrefix(p.Key, pre) {
 					return true
@@ -547,7 +553,7 @@ func (c *Config) Decode(r io.Reader, name string) error {
 		for i := range sm.Errors {
 			e := &sm.Errors[i]
 			row, col := e.Position()
-			errs = append(errs, &ConfigProblem{
+			errs = append(errs, &Problem{
 				Key:     strings.Join(e.Key(), "."),
 				Allowed: "unknown key (see `engram-ops serve --help` or the documented example config for valid keys)",
 				Source:  fmt.Sprintf("%s:%d:%d", name, row, col),
@@ -562,22 +568,22 @@ func (c *Config) Decode(r io.Reader, name string) error {
 		if key == "" {
 			key = "(syntax)"
 		}
-		return &ConfigProblem{Key: key, Allowed: de.Error(), Source: fmt.Sprintf("%s:%d:%d", name, row, col)}
+		return &Problem{Key: key, Allowed: de.Error(), Source: fmt.Sprintf("%s:%d:%d", name, row, col)}
 	}
-	return &ConfigProblem{Key: "(file)", Allowed: err.Error(), Source: name}
+	return &Problem{Key: "(file)", Allowed: err.Error(), Source: name}
 }
 
-// LoadConfig builds the configuration from defaults, then the TOML file
+// Load builds the configuration from defaults, then the TOML file
 // (path, or ./engram.toml when path is "" and that file exists), then the
 // ENGRAM_* environment read through getenv. It returns the file it read
 // ("" if none) and every problem found while loading; the caller applies
 // flags and then calls Validate.
-func LoadConfig(path string, getenv func(string) string) (Config, string, error) {
-	c := DefaultConfig()
+func Load(path string, getenv func(string) string) (Config, string, error) {
+	c := Default()
 	var errs []error
 	if path == "" {
-		if _, err := os.Stat(DefaultConfigFile); err == nil {
-			path = DefaultConfigFile
+		if _, err := os.Stat(DefaultFile); err == nil {
+			path = DefaultFile
 		}
 	}
 	if path != "" {
@@ -624,7 +630,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 			return
 		}
 		if err := setScalar(v, raw); err != nil {
-			errs = append(errs, &ConfigProblem{Key: strings.Join(path, "."), Value: raw, Allowed: err.Error(), Source: name})
+			errs = append(errs, &Problem{Key: strings.Join(path, "."), Value: raw, Allowed: err.Error(), Source: name})
 		}
 	})
 	return errors.Join(errs...)
@@ -638,7 +644,7 @@ func (c *Config) Set(key, raw string) error {
 		if strings.Join(path, ".") == key {
 			found = true
 			if e := setScalar(v, raw); e != nil {
-				err = &ConfigProblem{Key: key, Value: raw, Allowed: e.Error()}
+				err = &Problem{Key: key, Value: raw, Allowed: e.Error()}
 			}
 		}
 	})
@@ -711,6 +717,14 @@ func setScalar(v reflect.Value, raw string) error {
 		return fmt.Errorf("cannot be set from text (kind %s)", v.Kind())
 	}
 	return nil
+}
+
+// TestingConfig holds switches that exist for tests only. Never enable them
+// in production.
+type TestingConfig struct {
+	// FaultInjection enables POST /api/v1/admin/faults (added latency and
+	// injected errors for chosen operations).
+	FaultInjection bool `toml:"fault_injection" comment:"TEST ONLY: enable POST /api/v1/admin/faults (injected latency and errors); never in production"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").

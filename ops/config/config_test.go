@@ -1,13 +1,10 @@
-package ops
+package config
 
 import (
 	"bytes"
 	"errors"
-	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +13,7 @@ import (
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
@@ -28,7 +25,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.Listen = "nonsense"
 	c.Durability = "yolo"
 	c.Log.Level = "loud"
@@ -49,9 +46,9 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"embedder.default", "limits.max_body_bytes", "limits.max_results", "limits.max_spaces", "metrics.max_space_labels", "index.m", "tiers.cold_below", "server.shutdown_timeout"}
 	got := map[string]string{}
 	for _, p := range problems {
-		var cp *ConfigProblem
+		var cp *Problem
 		if !errors.As(p, &cp) {
-			t.Fatalf("problem %v is not a *ConfigProblem", p)
+			t.Fatalf("problem %v is not a *Problem", p)
 		}
 		got[cp.Key] = cp.Error()
 	}
@@ -74,7 +71,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 }
 
 func TestOpenAIValidatedOnlyWhenUsed(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.Embedder.OpenAI.BaseURL = "not a url"
 	if err := c.Validate(); err != nil {
 		t.Errorf("openai settings must not matter while embedder.default = hash: %v", err)
@@ -102,7 +99,7 @@ max_bodybytes = 5
 hot_capacity = "128MiB"
 sweep_interval = "30s"
 `), 0o644)
-	c := DefaultConfig()
+	c := Default()
 	err := c.LoadFile(path)
 	ps := Problems(err)
 	if len(ps) != 2 {
@@ -126,7 +123,7 @@ sweep_interval = "30s"
 [server]
 shutdown_timeout = "5s"
 `), 0o644)
-	c = DefaultConfig()
+	c = Default()
 	if err := c.LoadFile(path); err != nil {
 		t.Fatal(err)
 	}
@@ -137,13 +134,13 @@ shutdown_timeout = "5s"
 	}
 
 	os.WriteFile(path, []byte("listen = 5\n"), 0o644)
-	c = DefaultConfig()
+	c = Default()
 	err = c.LoadFile(path)
 	if err == nil || !strings.Contains(err.Error(), "listen") || !strings.Contains(err.Error(), ":1:") {
 		t.Errorf("type error should name the key and position: %v", err)
 	}
 	os.WriteFile(path, []byte("[tiers]\nsweep_interval = \"soon\"\n"), 0o644)
-	c = DefaultConfig()
+	c = Default()
 	if err := c.LoadFile(path); err == nil || !strings.Contains(err.Error(), "tiers.sweep_interval") {
 		t.Errorf("bad duration: %v", err)
 	}
@@ -162,7 +159,7 @@ func TestEnvOverrides(t *testing.T) {
 		"ENGRAM_EMBEDDER_OPENAI_MODEL": "m",
 		"ENGRAM_SERVER_READ_TIMEOUT":   "3s",
 	}
-	c := DefaultConfig()
+	c := Default()
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +169,7 @@ func TestEnvOverrides(t *testing.T) {
 		t.Errorf("env not applied: %+v", c)
 	}
 	bad := map[string]string{"ENGRAM_LIMITS_MAX_RESULTS": "many", "ENGRAM_SPACES_AUTO_CREATE": "perhaps"}
-	d := DefaultConfig()
+	d := Default()
 	err := d.ApplyEnv(func(k string) string { return bad[k] })
 	ps := Problems(err)
 	if len(ps) != 2 {
@@ -206,7 +203,7 @@ func TestLoadConfigOrder(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c.toml")
 	os.WriteFile(path, []byte("listen = \"127.0.0.1:1111\"\ndata_dir = \"/from/file\"\n"), 0o644)
-	c, file, err := LoadConfig(path, func(k string) string {
+	c, file, err := Load(path, func(k string) string {
 		if k == "ENGRAM_DATA_DIR" {
 			return "/from/env"
 		}
@@ -227,7 +224,7 @@ func TestLoadConfigOrder(t *testing.T) {
 }
 
 func TestEngineOptions(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.Spaces.AutoCreate = false
 	c.Tiers.SweepInterval = Duration{}
 	o := c.EngineOptions(nil, nil)
@@ -255,12 +252,12 @@ func TestByteSize(t *testing.T) {
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	var b bytes.Buffer
 	if err := c.Encode(&b); err != nil {
 		t.Fatal(err)
 	}
-	d := DefaultConfig()
+	d := Default()
 	d.Listen = "changed:1"
 	if err := d.Decode(&b, "encoded"); err != nil {
 		t.Fatalf("decode encoded defaults: %v\n%s", err, b.String())
@@ -271,13 +268,13 @@ func TestEncodeRoundTrip(t *testing.T) {
 }
 
 func TestValidateAsksTheEmbedder(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.Spaces.DefaultDimension = 4
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "spaces.default_dimension = 4") || !strings.Contains(err.Error(), "hash") {
 		t.Errorf("hashing embedder range not checked: %v", err)
 	}
-	c = DefaultConfig()
+	c = Default()
 	c.Embedder.Default = "openai"
 	c.Spaces.DefaultDimension = c.Embedder.OpenAI.Dimension
 	if err := c.Validate(); err != nil {
@@ -289,53 +286,13 @@ func TestValidateAsksTheEmbedder(t *testing.T) {
 	}
 }
 
-func TestGCSettings(t *testing.T) {
-	prev := debug.SetGCPercent(100)
-	prevLimit := debug.SetMemoryLimit(-1)
-	defer func() { debug.SetGCPercent(prev); debug.SetMemoryLimit(prevLimit) }()
-	c := DefaultConfig()
-	if c.Server.GCPercent != 100 {
-		t.Errorf("default gc_percent %d, want Go's 100", c.Server.GCPercent)
-	}
-	c.Server.GCPercent, c.Server.MemoryLimit = 300, 1<<30
-	noEnv := func(string) string { return "" }
-	applyGCSettings(c.Server, noEnv, slog.New(slog.DiscardHandler))
-	if got := debug.SetGCPercent(100); got != 300 {
-		t.Errorf("gc percent %d, want the configured 300", got)
-	}
-	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
-		t.Errorf("memory limit %d, want 1 GiB", got)
-	}
-	// GOGC and GOMEMLIMIT in the environment (already applied by the
-	// runtime) win.
-	debug.SetMemoryLimit(math.MaxInt64)
-	env := map[string]string{"GOGC": "150", "GOMEMLIMIT": "2GiB"}
-	applyGCSettings(c.Server, func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("gc percent %d changed although GOGC is set", got)
-	}
-	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
-		t.Errorf("memory limit %d changed although GOMEMLIMIT is set", got)
-	}
-	for _, bad := range []func(*Config){
-		func(c *Config) { c.Server.GCPercent = 10 },
-		func(c *Config) { c.Server.MemoryLimit = 1 << 20 },
-	} {
-		c := DefaultConfig()
-		bad(&c)
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "server.") {
-			t.Errorf("want a server.* problem, got %v", err)
-		}
-	}
-}
-
 // FuzzConfigDecode: any config file either fails to load or validate with
 // an error, or loads into a configuration that encodes and decodes back to
 // itself (what `serve` prints as its effective configuration is what it
 // runs with). Never a panic.
 func FuzzConfigDecode(f *testing.F) {
 	var defaults bytes.Buffer
-	def := DefaultConfig()
+	def := Default()
 	if err := def.Encode(&defaults); err != nil {
 		f.Fatal(err)
 	}
@@ -346,7 +303,7 @@ func FuzzConfigDecode(f *testing.F) {
 	f.Add("[index]\nef_search = 4097\n")
 	f.Add("durability = \"relaxed\"\n[changelog]\nretention = \"0s\"\n")
 	f.Fuzz(func(t *testing.T, file string) {
-		c := DefaultConfig()
+		c := Default()
 		if err := c.Decode(strings.NewReader(file), "fuzz.toml"); err != nil {
 			return
 		}
@@ -357,7 +314,7 @@ func FuzzConfigDecode(f *testing.F) {
 		if err := c.Encode(&b); err != nil {
 			t.Fatalf("encode a valid config: %v", err)
 		}
-		d := DefaultConfig()
+		d := Default()
 		d.Listen = "elsewhere:1"
 		if err := d.Decode(&b, "encoded"); err != nil {
 			t.Fatalf("decode the encoded config: %v\n%s", err, b.String())
@@ -372,7 +329,7 @@ func FuzzConfigDecode(f *testing.F) {
 // come from the environment like every key and reach the engine.
 func TestSpaceLimitsConfigured(t *testing.T) {
 	env := map[string]string{"ENGRAM_LIMITS_MAX_SPACES": "3", "ENGRAM_METRICS_MAX_SPACE_LABELS": "7"}
-	c := DefaultConfig()
+	c := Default()
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +339,7 @@ func TestSpaceLimitsConfigured(t *testing.T) {
 	if c.Metrics.MaxSpaceLabels != 7 || c.EngineOptions(nil, nil).Limits.MaxSpaces != 3 {
 		t.Fatalf("max_space_labels %d, engine max spaces %d; want 7 and 3", c.Metrics.MaxSpaceLabels, c.EngineOptions(nil, nil).Limits.MaxSpaces)
 	}
-	if d := DefaultConfig(); d.Limits.MaxSpaces != 10_000 || d.Metrics.MaxSpaceLabels != 50 {
+	if d := Default(); d.Limits.MaxSpaces != 10_000 || d.Metrics.MaxSpaceLabels != 50 {
 		t.Fatalf("defaults: max_spaces %d, max_space_labels %d", d.Limits.MaxSpaces, d.Metrics.MaxSpaceLabels)
 	}
 }

@@ -1,4 +1,4 @@
-package ops
+package server
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/config"
 )
 
 // TestErrorsEchoBoundedInput: an error message repeats at most maxEcho
@@ -101,7 +102,7 @@ func TestInvalidCharacterIsNamedWhole(t *testing.T) {
 // connection is closed is named as such, without socket addresses.
 func TestBodyReadFailureSaysWhatHappened(t *testing.T) {
 	cfg := testConfig()
-	cfg.Server.ReadTimeout = Duration{Duration: 500 * time.Millisecond}
+	cfg.Server.ReadTimeout = config.Duration{Duration: 500 * time.Millisecond}
 	addr := runTestServer(t, newTestServer(t, cfg, newFake()))
 	const head = "POST /api/v1/memories/remember HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"content\""
 	for _, tc := range []struct {

@@ -1,4 +1,4 @@
-package ops
+package server
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/health"
 	"github.com/engram-ops/engram-ops/ops/metrics"
 )
 
@@ -392,7 +393,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) error {
 	out := api.ListResponse{
 		Memories:   make([]api.ListedMemory, len(res.Memories)),
 		Count:      res.Total,
-		TierCounts: tierCounts(res.TierCounts),
+		TierCounts: health.TierCounts(res.TierCounts),
 	}
 	for i := range res.Memories {
 		out.Memories[i] = listedOut(&res.Memories[i])

@@ -1,4 +1,4 @@
-package ops
+package server
 
 import (
 	"bytes"
@@ -15,22 +15,23 @@ import (
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/config"
 )
 
 // testConfig is the default configuration with small limits for tests.
-func testConfig() Config {
-	c := DefaultConfig()
+func testConfig() config.Config {
+	c := config.Default()
 	c.Listen = "127.0.0.1:0"
 	c.Log.Access = false
 	c.Limits.MaxBodyBytes = 64 << 10
 	c.Limits.MaxContentBytes = 4096
 	c.Spaces.DefaultDimension = 16
-	c.Tiers.SweepInterval = Duration{}
+	c.Tiers.SweepInterval = config.Duration{}
 	return c
 }
 
 // openEngine opens a real engine in a temporary directory.
-func openEngine(t testing.TB, cfg Config) *core.Engine {
+func openEngine(t testing.TB, cfg config.Config) *core.Engine {
 	t.Helper()
 	eng, err := core.Open(t.TempDir(), cfg.EngineOptions(nil, nil))
 	if err != nil {
@@ -41,7 +42,7 @@ func openEngine(t testing.TB, cfg Config) *core.Engine {
 }
 
 // newTestServer builds a Server over eng.
-func newTestServer(t testing.TB, cfg Config, eng Engine) *Server {
+func newTestServer(t testing.TB, cfg config.Config, eng Engine) *Server {
 	t.Helper()
 	s, err := New(cfg, eng, slog.New(slog.DiscardHandler), nil)
 	if err != nil {

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/engram-ops/engram-ops/backup"
+	"github.com/engram-ops/engram-ops/backup/target"
+	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/config"
+	"github.com/engram-ops/engram-ops/ops/metrics"
+	"github.com/engram-ops/engram-ops/ops/server"
+)
+
+// startOptions are the optional parts of start.
+type startOptions struct {
+	// info identifies the binary (version in /health and engram_build_info).
+	info server.BuildInfo
+	// getenv reads the environment (the OpenAI API key's variable, GOGC,
+	// GOMEMLIMIT, S3 settings); nil means os.Getenv.
+	getenv func(string) string
+	// accessLogger receives the access log's lines (log.access); nil means
+	// the logger start is given. serve hands it one that writes in batches.
+	accessLogger *slog.Logger
+}
+
+// running is a started server: an open engine served on a bound address.
+type running struct {
+	srv *server.Server
+	// debugAddr is the bound address of server.debug_listen, or nil.
+	debugAddr net.Addr
+
+	done chan struct{}
+	err  error
+}
+
+// start is the composition of `serve`: it validates cfg, sets the garbage
+// collector's pacing, opens the engine in cfg.DataDir, builds the backup
+// shipper of cfg.Backup, binds cfg.Listen and the debug listener, and
+// serves until ctx is cancelled. Then it stops accepting connections,
+// drains in-flight requests (server.shutdown_timeout), lets the shipper
+// ship what is left and closes the engine (which flushes and syncs). Wait
+// returns after all of that.
+//
+// start returns once the address is bound, so addr is valid immediately;
+// tests use listen = "127.0.0.1:0" and a temporary data_dir.
+func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts startOptions) (r *running, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.getenv == nil {
+		opts.getenv = os.Getenv
+	}
+	applyGCSettings(cfg.Server, opts.getenv, logger)
+	engOpts := cfg.EngineOptions(logger.With("component", "engine"), cfg.EmbedderFactory(opts.getenv))
+	eng, err := core.Open(cfg.DataDir, engOpts)
+	if err != nil {
+		return nil, fmt.Errorf("open data directory %s: %w", cfg.DataDir, err)
+	}
+	// Until serving starts, a failure closes what was opened.
+	ctx, stop := context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			stop()
+			err = errors.Join(err, eng.Close())
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	srvOpts := []server.Option{server.WithBuildInfo(opts.info), server.WithAccessLogger(opts.accessLogger)}
+	var shipper *backup.Shipper
+	if cfg.Backup.To != "" {
+		if shipper, err = newShipper(ctx, cfg, eng, engOpts, reg, logger, opts.getenv); err != nil {
+			return nil, err
+		}
+		srvOpts = append(srvOpts, server.WithBackup(shipperAdmin{shipper}))
+	}
+	srv, err := server.New(cfg, eng, logger, reg, srvOpts...)
+	if err != nil {
+		return nil, err
+	}
+	r = &running{srv: srv, done: make(chan struct{})}
+	if cfg.Server.DebugListen != "" {
+		if r.debugAddr, err = startDebug(ctx, cfg.Server.DebugListen, logger); err != nil {
+			return nil, err
+		}
+	}
+	if err = srv.Listen(); err != nil {
+		return nil, err
+	}
+	shipped := make(chan struct{})
+	if shipper != nil {
+		// The shipper stops with ctx, shipping what is left, before the
+		// engine closes.
+		go func() {
+			defer close(shipped)
+			if err := shipper.Run(ctx); err != nil {
+				logger.Error("backup shipping stopped", "err", err)
+			}
+		}()
+	} else {
+		close(shipped)
+	}
+	go func() {
+		defer close(r.done)
+		defer stop()
+		runErr := srv.Run(ctx)
+		<-shipped
+		closeErr := eng.Close()
+		if closeErr != nil {
+			closeErr = fmt.Errorf("close engine: %w", closeErr)
+		}
+		r.err = errors.Join(runErr, closeErr)
+	}()
+	return r, nil
+}
+
+// addr is the bound address.
+func (r *running) addr() net.Addr { return r.srv.Addr() }
+
+// url is the base URL of the REST API ("http://127.0.0.1:7432").
+func (r *running) url() string { return "http://" + r.addr().String() }
+
+// wait blocks until the server stopped (its context was cancelled or
+// serving failed) and the engine is closed, and reports what went wrong.
+func (r *running) wait() error {
+	<-r.done
+	return r.err
+}
+
+// newShipper builds the backup shipper of cfg.Backup, registering the
+// engram_backup_* metrics on reg. The target is opened by backup/target
+// (S3 settings from getenv). Unusable encryption or an unopenable target
+// is a refusal to start.
+func newShipper(ctx context.Context, cfg config.Config, eng *core.Engine, engOpts core.Options, reg prometheus.Registerer, logger *slog.Logger,
+	getenv func(string) string) (*backup.Shipper, error) {
+	store, err := target.Open(ctx, cfg.Backup.To, target.Options{}, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("backup.to: %w", err)
+	}
+	var recipients []string
+	if cfg.Backup.EncryptRecipient != "" {
+		recipients = []string{cfg.Backup.EncryptRecipient}
+	}
+	codec, err := backup.NewCodec(recipients, nil)
+	if err != nil {
+		return nil, fmt.Errorf("backup.encrypt_recipient: %w", err)
+	}
+	obs, err := metrics.NewBackup(reg, store.String())
+	if err != nil {
+		return nil, fmt.Errorf("register backup metrics: %w", err)
+	}
+	a, err := backup.New(store, backup.Options{Codec: codec, EngineOptions: engOpts, Observer: obs,
+		Logger: logger.With("component", "backup")})
+	if err != nil {
+		return nil, err
+	}
+	return a.NewShipper(eng, backup.ShipperOptions{Interval: cfg.Backup.Interval.Duration,
+		SnapshotInterval: cfg.Backup.SnapshotInterval.Duration}), nil
+}
+
+// shipperAdmin is the server's view of the backup shipper (its admin
+// backup endpoint).
+type shipperAdmin struct{ sh *backup.Shipper }
+
+func (a shipperAdmin) Snapshot(ctx context.Context) (api.BackupSnapshotResponse, error) {
+	res, err := a.sh.Snapshot(ctx)
+	if err != nil {
+		return api.BackupSnapshotResponse{}, err
+	}
+	return snapshotResponse(res, a.sh.Status().Target), nil
+}
+
+func (a shipperAdmin) Status() any { return a.sh.Status() }
+
+// snapshotResponse reports a snapshot stored on target.
+func snapshotResponse(res *backup.SnapshotResult, target string) api.BackupSnapshotResponse {
+	m := res.Manifest
+	return api.BackupSnapshotResponse{ID: m.ID, Sequence: m.Sequence, Target: target, Files: len(m.Files),
+		UploadedFiles: res.UploadedFiles, UploadedBytes: res.UploadedBytes, PlainBytes: m.PlainBytes(),
+		Memories: m.Memories(), Seconds: res.Took.Seconds()}
+}
+
+// applyGCSettings sets the garbage collector's pacing from server.gc_percent
+// and server.memory_limit, unless GOGC or GOMEMLIMIT (which the runtime
+// has already applied) say otherwise.
+func applyGCSettings(c config.ServerConfig, getenv func(string) string, logger *slog.Logger) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if v := getenv("GOGC"); v != "" {
+		logger.Info("garbage collector pacing from the environment", "GOGC", v)
+	} else {
+		debug.SetGCPercent(c.GCPercent)
+	}
+	if v := getenv("GOMEMLIMIT"); v != "" {
+		logger.Info("garbage collector memory limit from the environment", "GOMEMLIMIT", v)
+	} else if c.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(c.MemoryLimit))
+	}
+}

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/health"
+)
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	h := api.Health{Status: health.Healthy, Service: api.ServiceName, Version: s.info.Version, Timestamp: time.Now().UTC()}
+	status := http.StatusOK
+	if err := s.eng.Ready(); err != nil {
+		_, body := errorResponse(err)
+		h.Status, h.Error, status = health.Unhealthy, &body, http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	s.writeJSON(w, status, h)
+	return nil
+}
+
+func (s *Server) handleAlive(w http.ResponseWriter, r *http.Request) error {
+	s.writeJSON(w, http.StatusOK, api.Probe{Status: "alive"})
+	return nil
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
+	if err := s.eng.Ready(); err != nil {
+		_, body := errorResponse(err)
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		s.writeJSON(w, http.StatusServiceUnavailable, api.Probe{Status: "not_ready", Error: &body})
+		return nil
+	}
+	s.writeJSON(w, http.StatusOK, api.Probe{Status: "ready"})
+	return nil
+}
+
+// backgroundErrorer is implemented by engines that count failed background
+// tasks (index saves, tier sweeps, reinforcement flushes).
+type backgroundErrorer interface{ BackgroundErrors() uint64 }
+
+// bgState remembers when the background error count last grew.
+type bgState struct {
+	mu       sync.Mutex
+	last     uint64
+	lastGrew time.Time
+}
+
+func (s *Server) handleSystemHealth(w http.ResponseWriter, r *http.Request) error {
+	p := newParams(r)
+	if err := p.check(); err != nil {
+		return err
+	}
+	only := p.str("space")
+	if only != "" {
+		if _, err := s.eng.Space(only); err != nil {
+			return err
+		}
+	}
+	in := health.Input{Now: time.Now(), Started: s.started, Version: s.info.Version, Space: only}
+	t0 := time.Now()
+	readyErr := s.eng.Ready()
+	in.ReadyLatency = time.Since(t0)
+	if readyErr != nil {
+		_, body := errorResponse(readyErr)
+		in.ReadyErr = &body
+		in.LastSequence = s.eng.LastSequence()
+	} else {
+		t0 = time.Now()
+		in.Metrics = s.eng.Metrics()
+		in.MetricsLatency = time.Since(t0)
+	}
+	in.Requests, in.ServerErrors = s.errWindow.lastMinute(in.Now)
+	in.Memory = health.ReadMemory()
+	if be, ok := s.eng.(backgroundErrorer); ok {
+		n := be.BackgroundErrors()
+		st := &s.bg
+		st.mu.Lock()
+		if n > st.last {
+			st.last, st.lastGrew = n, in.Now
+		}
+		in.Background = &health.Background{Errors: n, LastGrew: st.lastGrew}
+		st.mu.Unlock()
+	}
+	out := health.Evaluate(in, s.thresholds)
+	status := http.StatusOK
+	if out.Status == health.Unhealthy {
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	s.writeJSON(w, status, out)
+	return nil
+}
