@@ -123,7 +123,7 @@ func (a *Archive) progress(e Event) {
 // background sweeping, and large pages for digesting.
 func (a *Archive) engineOptions() core.Options {
 	o := a.opts.EngineOptions
-	o.Tiers.SweepInterval = -1
+	o.Tiers.SweepInterval = 0
 	if o.Limits.MaxResults < digestPage {
 		o.Limits.MaxResults = digestPage
 	}

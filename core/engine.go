@@ -149,69 +149,82 @@ func Open(dir string, opts Options) (*Engine, error) {
 	return e, nil
 }
 
+// DefaultOptions are the engine's defaults, the one source of them:
+// ops/config derives the server's configuration defaults from these.
+//
+// One convention for "off": a setting that switches a background job or a
+// guard off (Tiers.SweepInterval, ChangeLog.Retention, MinFreeBytes,
+// Limits.MaxSpaces) is off at 0 (negative values count as 0). Every other
+// field is required, and 0 there means its default here, so the zero
+// Options are usable: required fields defaulted, those switches off.
+func DefaultOptions() Options {
+	return Options{
+		Durability:       DurabilitySync,
+		DefaultDimension: 768,
+		DefaultEmbedder:  "hash",
+		Limits: Limits{
+			MaxContentBytes: 100_000,
+			MaxDimension:    4096,
+			MaxResults:      1000,
+			MaxBatch:        10_000,
+			MaxTags:         64,
+			MaxMetadata:     64,
+			MaxIDBytes:      128,
+			MaxSpaces:       10_000,
+		},
+		Index: IndexOptions{ExactThreshold: 2_000, M: 16, EfConstruction: 128, EfSearch: 96, SaveInterval: time.Minute},
+		Tiers: TierOptions{
+			HotCapacityBytes:  64 << 20,
+			ColdBelow:         0.05,
+			SweepInterval:     time.Minute,
+			InitialStability:  72 * time.Hour,
+			WarmCapacityBytes: 8 << 30,
+			ColdCapacityBytes: 64 << 30,
+		},
+		CacheBytes:         64 << 20,
+		TouchFlushInterval: time.Second,
+		ChangeLog:          ChangeLogOptions{Retention: 7 * 24 * time.Hour, CheckInterval: 10 * time.Minute},
+		MinFreeBytes:       256 << 20,
+	}
+}
+
+// withDefaults fills the required fields o leaves at 0 from
+// DefaultOptions; the switches (see DefaultOptions) stay as given.
 func withDefaults(o Options) Options {
-	if o.Durability == "" {
-		o.Durability = DurabilitySync
-	}
-	if o.DefaultDimension == 0 {
-		o.DefaultDimension = 768
-	}
-	if o.DefaultEmbedder == "" {
-		o.DefaultEmbedder = "hash"
-	}
-	l := &o.Limits
-	setDefault(&l.MaxContentBytes, 100_000)
-	setDefault(&l.MaxDimension, 4096)
-	setDefault(&l.MaxResults, 1000)
-	setDefault(&l.MaxBatch, 10_000)
-	setDefault(&l.MaxTags, 64)
-	setDefault(&l.MaxMetadata, 64)
-	setDefault(&l.MaxIDBytes, 128)
-	setDefault(&l.MaxSpaces, 10_000)
-	x := &o.Index
-	setDefault(&x.ExactThreshold, 2_000)
-	setDefault(&x.M, 16)
-	setDefault(&x.EfConstruction, 128)
-	setDefault(&x.EfSearch, 96)
-	if x.SaveInterval == 0 {
-		x.SaveInterval = time.Minute
-	}
-	t := &o.Tiers
-	if t.HotCapacityBytes == 0 {
-		t.HotCapacityBytes = 64 << 20
-	}
-	if t.ColdBelow == 0 {
-		t.ColdBelow = 0.05
-	}
-	if t.SweepInterval == 0 {
-		t.SweepInterval = time.Minute
-	}
-	if t.InitialStability == 0 {
-		t.InitialStability = 72 * time.Hour
-	}
-	if t.WarmCapacityBytes == 0 {
-		t.WarmCapacityBytes = 8 << 30
-	}
-	if t.ColdCapacityBytes == 0 {
-		t.ColdCapacityBytes = 64 << 30
-	}
-	if o.CacheBytes == 0 {
-		o.CacheBytes = 64 << 20
+	d := DefaultOptions()
+	orDefault(&o.Durability, d.Durability)
+	orDefault(&o.DefaultDimension, d.DefaultDimension)
+	orDefault(&o.DefaultEmbedder, d.DefaultEmbedder)
+	l, dl := &o.Limits, d.Limits
+	orDefault(&l.MaxContentBytes, dl.MaxContentBytes)
+	orDefault(&l.MaxDimension, dl.MaxDimension)
+	orDefault(&l.MaxResults, dl.MaxResults)
+	orDefault(&l.MaxBatch, dl.MaxBatch)
+	orDefault(&l.MaxTags, dl.MaxTags)
+	orDefault(&l.MaxMetadata, dl.MaxMetadata)
+	orDefault(&l.MaxIDBytes, dl.MaxIDBytes)
+	x, dx := &o.Index, d.Index
+	orDefault(&x.ExactThreshold, dx.ExactThreshold)
+	orDefault(&x.M, dx.M)
+	orDefault(&x.EfConstruction, dx.EfConstruction)
+	orDefault(&x.EfSearch, dx.EfSearch)
+	orDefault(&x.SaveInterval, dx.SaveInterval)
+	t, dt := &o.Tiers, d.Tiers
+	orDefault(&t.HotCapacityBytes, dt.HotCapacityBytes)
+	orDefault(&t.ColdBelow, dt.ColdBelow)
+	orDefault(&t.InitialStability, dt.InitialStability)
+	orDefault(&t.WarmCapacityBytes, dt.WarmCapacityBytes)
+	orDefault(&t.ColdCapacityBytes, dt.ColdCapacityBytes)
+	orDefault(&o.CacheBytes, d.CacheBytes)
+	orDefault(&o.TouchFlushInterval, d.TouchFlushInterval)
+	if o.ChangeLog.CheckInterval <= 0 {
+		o.ChangeLog.CheckInterval = d.ChangeLog.CheckInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if o.TouchFlushInterval == 0 {
-		o.TouchFlushInterval = time.Second
-	}
-	if o.ChangeLog.Retention == 0 {
-		o.ChangeLog.Retention = 7 * 24 * time.Hour
-	}
-	if o.ChangeLog.CheckInterval <= 0 {
-		o.ChangeLog.CheckInterval = 10 * time.Minute
 	}
 	if o.Embedders == nil {
 		o.Embedders = BuiltinEmbedders
@@ -222,8 +235,9 @@ func withDefaults(o Options) Options {
 	return o
 }
 
-func setDefault(p *int, v int) {
-	if *p == 0 {
+func orDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
 		*p = v
 	}
 }

@@ -19,56 +19,59 @@ const (
 	DurabilityRelaxed Durability = "relaxed"
 )
 
-// Limits bound what one request may ask of the engine.
+// Limits bound what one request may ask of the engine. Defaults are in
+// DefaultOptions; 0 means the default, except for MaxSpaces.
 type Limits struct {
-	MaxContentBytes int // default 100_000 (Engram's limit)
-	MaxDimension    int // default 4096
-	MaxResults      int // default 1000
-	MaxBatch        int // memories+associations per batch; default 10_000
-	MaxTags         int // default 64
-	MaxMetadata     int // metadata entries; default 64
-	MaxIDBytes      int // default 128
+	MaxContentBytes int
+	MaxDimension    int
+	MaxResults      int
+	MaxBatch        int // memories+associations per batch
+	MaxTags         int
+	MaxMetadata     int // metadata entries
+	MaxIDBytes      int
 	// MaxSpaces caps how many spaces may exist: creating one more fails
 	// with SPACE_LIMIT_REACHED (existing spaces keep working, and replaying
-	// a change log or restore recreates every space it holds). Default
-	// 10_000; negative: no cap.
+	// a change log or restore recreates every space it holds). 0: no cap.
 	MaxSpaces int
 }
 
-// IndexOptions tune the ANN index.
+// IndexOptions tune the ANN index (defaults in DefaultOptions).
 type IndexOptions struct {
-	ExactThreshold int           // spaces with fewer live vectors are searched exactly; default 2_000
-	M              int           // HNSW neighbours per node; default 16
-	EfConstruction int           // default 128
-	EfSearch       int           // default 96
-	SaveInterval   time.Duration // how often a changed index graph is persisted; default 1m
+	ExactThreshold int // spaces with fewer live vectors are searched exactly
+	M              int // HNSW neighbours per node
+	EfConstruction int
+	EfSearch       int
+	SaveInterval   time.Duration // how often a changed index graph is persisted
 }
 
-// TierOptions tune decay and tier migration.
+// TierOptions tune decay and tier migration (defaults in DefaultOptions).
 type TierOptions struct {
-	HotCapacityBytes  int64         // bytes of encoded records kept in memory (the hot tier); default 64 MiB
-	ColdBelow         float64       // retrievability under which a memory goes cold; default 0.05
-	SweepInterval     time.Duration // default 1m; negative disables the background sweeper
-	InitialStability  time.Duration // S for a new memory at confidence 0.5; default 72h
-	WarmCapacityBytes int64         // reported capacity of the warm tier; default 8 GiB
-	ColdCapacityBytes int64         // reported capacity of the cold tier; default 64 GiB
+	HotCapacityBytes  int64         // bytes of encoded records kept in memory (the hot tier)
+	ColdBelow         float64       // retrievability under which a memory goes cold
+	SweepInterval     time.Duration // how often the background sweeper runs; 0: no sweeper
+	InitialStability  time.Duration // S for a new memory at confidence 0.5
+	WarmCapacityBytes int64         // reported capacity of the warm tier
+	ColdCapacityBytes int64         // reported capacity of the cold tier
 }
 
-// Options configure an Engine. The zero value is usable: sync durability,
-// 768-dimension spaces with the built-in hashing embedder, auto-created spaces.
+// Options configure an Engine. DefaultOptions are the defaults; the zero
+// value is usable too (sync durability, 768-dimension spaces with the
+// built-in hashing embedder, auto-created spaces), with the switches that
+// are off at 0 off: no tier sweeper, no change-log retention, no disk
+// guard, no cap on spaces.
 type Options struct {
 	Durability         Durability
-	DefaultDimension   int             // default 768
-	DefaultEmbedder    string          // default "hash"
+	DefaultDimension   int
+	DefaultEmbedder    string
 	NoAutoCreateSpaces bool            // when true, writes to an unknown space fail with SPACE_NOT_FOUND
 	Embedders          EmbedderFactory // nil: only the built-in "hash" embedder
 	Limits             Limits
 	Index              IndexOptions
 	Tiers              TierOptions
-	CacheBytes         int64 // Pebble block cache; default 64 MiB
+	CacheBytes         int64 // Pebble block cache
 	Logger             *slog.Logger
 	Now                func() time.Time // clock, for tests
-	TouchFlushInterval time.Duration    // how often recall reinforcement is persisted; default 1s
+	TouchFlushInterval time.Duration    // how often recall reinforcement is persisted
 	// FS holds the Pebble store (the "db" directory); nil is the operating
 	// system's. Crash tests pass a crashable in-memory FS and reopen a clone
 	// that keeps only what was synced, which a kill -9 cannot show (the
@@ -90,6 +93,6 @@ type Options struct {
 // after the sequence a consumer holds (see Engine.HoldChangeLog), so
 // backup shipping never loses what it has not shipped yet.
 type ChangeLogOptions struct {
-	Retention     time.Duration // default 168h (7 days); negative keeps everything
-	CheckInterval time.Duration // how often retention runs; default 10m
+	Retention     time.Duration // 0: keep everything
+	CheckInterval time.Duration // how often retention runs
 }

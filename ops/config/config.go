@@ -163,17 +163,21 @@ type ServerConfig struct {
 }
 
 // Default returns the configuration `engram-ops serve` runs with when
-// nothing is configured.
+// nothing is configured. What the engine uses comes from
+// core.DefaultOptions, and "off" is spelled the same way: 0 ("0s") turns
+// off sweep_interval, changelog.retention, min_free_space,
+// backup.snapshot_interval and memory_limit.
 func Default() Config {
+	d := core.DefaultOptions()
 	return Config{
 		Listen:       "127.0.0.1:7432",
 		DataDir:      "./engram-data",
-		Durability:   "sync",
-		MinFreeSpace: 256 << 20,
+		Durability:   string(d.Durability),
+		MinFreeSpace: ByteSize(d.MinFreeBytes),
 		Log:          LogConfig{Level: "info", Format: "auto", Access: true, FlushInterval: Duration{100 * time.Millisecond}},
-		Spaces:       SpacesConfig{AutoCreate: true, DefaultDimension: 768},
+		Spaces:       SpacesConfig{AutoCreate: !d.NoAutoCreateSpaces, DefaultDimension: d.DefaultDimension},
 		Embedder: EmbedderConfig{
-			Default: "hash",
+			Default: d.DefaultEmbedder,
 			OpenAI: OpenAIConfig{
 				BaseURL:   "https://api.openai.com/v1",
 				Model:     "text-embedding-3-small",
@@ -184,15 +188,17 @@ func Default() Config {
 		},
 		Limits: LimitsConfig{
 			MaxBodyBytes:    8 << 20,
-			MaxContentBytes: 100_000,
-			MaxResults:      1000,
-			MaxBatch:        10_000,
-			MaxDimension:    4096,
-			MaxSpaces:       10_000,
+			MaxContentBytes: d.Limits.MaxContentBytes,
+			MaxResults:      d.Limits.MaxResults,
+			MaxBatch:        d.Limits.MaxBatch,
+			MaxDimension:    d.Limits.MaxDimension,
+			MaxSpaces:       d.Limits.MaxSpaces,
 		},
-		Index:     IndexConfig{ExactThreshold: 2000, M: 16, EfConstruction: 128, EfSearch: 96},
-		Tiers:     TiersConfig{HotCapacity: 64 << 20, ColdBelow: 0.05, SweepInterval: Duration{time.Minute}},
-		ChangeLog: ChangeLogConfig{Retention: Duration{7 * 24 * time.Hour}},
+		Index: IndexConfig{ExactThreshold: d.Index.ExactThreshold, M: d.Index.M,
+			EfConstruction: d.Index.EfConstruction, EfSearch: d.Index.EfSearch},
+		Tiers: TiersConfig{HotCapacity: ByteSize(d.Tiers.HotCapacityBytes), ColdBelow: d.Tiers.ColdBelow,
+			SweepInterval: Duration{d.Tiers.SweepInterval}},
+		ChangeLog: ChangeLogConfig{Retention: Duration{d.ChangeLog.Retention}},
 		Server: ServerConfig{
 			ReadTimeout:     Duration{30 * time.Second},
 			WriteTimeout:    Duration{60 * time.Second},
@@ -463,45 +469,32 @@ func validHostname(h string) bool {
 	return true
 }
 
-// EngineOptions turns the configuration into core.Options. embedders may be
-// nil (only the built-in hashing embedder).
+// EngineOptions turns the configuration into core.Options: the engine's
+// defaults with every configured value over them (both spell "off" as 0).
+// embedders may be nil (only the built-in hashing embedder).
 func (c *Config) EngineOptions(logger *slog.Logger, embedders core.EmbedderFactory) core.Options {
-	sweep := c.Tiers.SweepInterval.Duration
-	if sweep == 0 {
-		sweep = -1 // core: negative disables the sweeper
-	}
-	retention := c.ChangeLog.Retention.Duration
-	if retention == 0 {
-		retention = -1 // core: negative keeps everything
-	}
-	return core.Options{
-		Durability:         core.Durability(c.Durability),
-		DefaultDimension:   c.Spaces.DefaultDimension,
-		DefaultEmbedder:    c.Embedder.Default,
-		NoAutoCreateSpaces: !c.Spaces.AutoCreate,
-		Embedders:          embedders,
-		Limits: core.Limits{
-			MaxContentBytes: c.Limits.MaxContentBytes,
-			MaxDimension:    c.Limits.MaxDimension,
-			MaxResults:      c.Limits.MaxResults,
-			MaxBatch:        c.Limits.MaxBatch,
-			MaxSpaces:       c.Limits.MaxSpaces,
-		},
-		Index: core.IndexOptions{
-			ExactThreshold: c.Index.ExactThreshold,
-			M:              c.Index.M,
-			EfConstruction: c.Index.EfConstruction,
-			EfSearch:       c.Index.EfSearch,
-		},
-		Tiers: core.TierOptions{
-			HotCapacityBytes: int64(c.Tiers.HotCapacity),
-			ColdBelow:        c.Tiers.ColdBelow,
-			SweepInterval:    sweep,
-		},
-		ChangeLog:    core.ChangeLogOptions{Retention: retention},
-		Logger:       logger,
-		MinFreeBytes: int64(c.MinFreeSpace),
-	}
+	o := core.DefaultOptions()
+	o.Durability = core.Durability(c.Durability)
+	o.DefaultDimension = c.Spaces.DefaultDimension
+	o.DefaultEmbedder = c.Embedder.Default
+	o.NoAutoCreateSpaces = !c.Spaces.AutoCreate
+	o.Embedders = embedders
+	o.Limits.MaxContentBytes = c.Limits.MaxContentBytes
+	o.Limits.MaxDimension = c.Limits.MaxDimension
+	o.Limits.MaxResults = c.Limits.MaxResults
+	o.Limits.MaxBatch = c.Limits.MaxBatch
+	o.Limits.MaxSpaces = c.Limits.MaxSpaces
+	o.Index.ExactThreshold = c.Index.ExactThreshold
+	o.Index.M = c.Index.M
+	o.Index.EfConstruction = c.Index.EfConstruction
+	o.Index.EfSearch = c.Index.EfSearch
+	o.Tiers.HotCapacityBytes = int64(c.Tiers.HotCapacity)
+	o.Tiers.ColdBelow = c.Tiers.ColdBelow
+	o.Tiers.SweepInterval = c.Tiers.SweepInterval.Duration
+	o.ChangeLog.Retention = c.ChangeLog.Retention.Duration
+	o.Logger = logger
+	o.MinFreeBytes = int64(c.MinFreeSpace)
+	return o
 }
 
 // EmbedderFactory builds the embedders spaces can use: the built-in "hash"

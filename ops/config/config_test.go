@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -228,7 +229,7 @@ func TestEngineOptions(t *testing.T) {
 	c.Spaces.AutoCreate = false
 	c.Tiers.SweepInterval = Duration{}
 	o := c.EngineOptions(nil, nil)
-	if !o.NoAutoCreateSpaces || o.Tiers.SweepInterval >= 0 || o.Durability != core.DurabilitySync ||
+	if !o.NoAutoCreateSpaces || o.Tiers.SweepInterval != 0 || o.Durability != core.DurabilitySync ||
 		o.Limits.MaxResults != 1000 || o.Tiers.HotCapacityBytes != 64<<20 || o.DefaultDimension != 768 {
 		t.Errorf("options %+v", o)
 	}
@@ -341,5 +342,23 @@ func TestSpaceLimitsConfigured(t *testing.T) {
 	}
 	if d := Default(); d.Limits.MaxSpaces != 10_000 || d.Metrics.MaxSpaceLabels != 50 {
 		t.Fatalf("defaults: max_spaces %d, max_space_labels %d", d.Limits.MaxSpaces, d.Metrics.MaxSpaceLabels)
+	}
+}
+
+// The engine's defaults are the one source: the default configuration
+// hands the engine exactly core.DefaultOptions.
+func TestDefaultsComeFromTheEngine(t *testing.T) {
+	c := Default()
+	if got, want := c.EngineOptions(nil, nil), core.DefaultOptions(); !reflect.DeepEqual(got, want) {
+		t.Errorf("default config gives the engine\n%+v\nwant core.DefaultOptions\n%+v", got, want)
+	}
+	// Off is 0 on both sides.
+	c.Tiers.SweepInterval, c.ChangeLog.Retention, c.MinFreeSpace = Duration{}, Duration{}, 0
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o := c.EngineOptions(nil, nil)
+	if o.Tiers.SweepInterval != 0 || o.ChangeLog.Retention != 0 || o.MinFreeBytes != 0 {
+		t.Errorf("off settings reach the engine as %v, %v, %d; want 0", o.Tiers.SweepInterval, o.ChangeLog.Retention, o.MinFreeBytes)
 	}
 }
