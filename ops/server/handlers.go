@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -26,7 +27,7 @@ const (
 // writeSpace picks the space of a write: X-Memory-Space header › body
 // memory_space_id › body space › ?space= › "default". Names are checked
 // with the engine's own rule (core.ValidateSpaceName).
-func (s *Server) writeSpace(r *http.Request, body api.SpaceFields) (string, error) {
+func (s *Server) writeSpace(r *http.Request, body bodySpacer) (string, error) {
 	space, err := singleHeader(r, api.HeaderSpace)
 	if err != nil {
 		return "", err
@@ -101,20 +102,87 @@ func (s *Server) observe(op, space string, start time.Time, err error) {
 	s.metrics.ObserveOperation(op, s.spaceLabel(space), time.Since(start), err)
 }
 
-func (s *Server) handleRemember(w http.ResponseWriter, r *http.Request) error {
-	var req api.RememberRequest
-	if err := decodeJSON(w, r, s.cfg.Limits.MaxBodyBytes, &req); err != nil {
-		return err
+// bodySpacer is a request body that may name its space.
+type bodySpacer interface{ BodySpace() string }
+
+// afterWriter is an answer that hands memory back once it is written.
+type afterWriter interface{ afterWrite() }
+
+// engineOp is the one skeleton of the handlers that call the engine:
+// parse the request and pick its space, call the engine timed and
+// observed (engram_memory_operation_* under op), write the answer with
+// status. Every error, of parsing or of the engine, becomes the envelope.
+func engineOp[Req, Resp any](s *Server, op string, status int,
+	parse func(w http.ResponseWriter, r *http.Request) (Req, string, error),
+	call func(ctx context.Context, space string, req Req) (Resp, error),
+) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		req, space, err := parse(w, r)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		resp, err := call(r.Context(), space, req)
+		s.observe(op, space, start, err)
+		if err != nil {
+			return err
+		}
+		s.writeJSON(w, status, resp)
+		if a, ok := any(resp).(afterWriter); ok {
+			a.afterWrite()
+		}
+		return nil
 	}
-	space, err := s.writeSpace(r, req.SpaceFields)
-	if err != nil {
-		return err
+}
+
+// body parses a JSON request body of type T and picks the space of a
+// write.
+func body[T any, PT interface {
+	*T
+	bodySpacer
+}](s *Server) func(http.ResponseWriter, *http.Request) (PT, string, error) {
+	return func(w http.ResponseWriter, r *http.Request) (PT, string, error) {
+		req := PT(new(T))
+		if err := decodeJSON(w, r, s.cfg.Limits.MaxBodyBytes, req); err != nil {
+			return nil, "", err
+		}
+		space, err := s.writeSpace(r, req)
+		return req, space, err
 	}
-	start := time.Now()
-	res, err := s.eng.Remember(r.Context(), space, rememberInput(&req))
-	s.observe(opRemember, space, start, err)
+}
+
+// query parses a request's query with parse, then picks the space of a
+// read.
+func query[Req any](s *Server, parse func(r *http.Request) (Req, error)) func(http.ResponseWriter, *http.Request) (Req, string, error) {
+	return func(_ http.ResponseWriter, r *http.Request) (Req, string, error) {
+		req, err := parse(r)
+		if err != nil {
+			return req, "", err
+		}
+		space, err := s.readSpace(r)
+		return req, space, err
+	}
+}
+
+func (s *Server) engineRoutes() {
+	remember := engineOp(s, opRemember, http.StatusCreated, body[api.RememberRequest](s), s.remember)
+	s.handle("POST "+api.PathRemember, remember)
+	s.handle("POST "+api.PathMemories, remember)
+	s.handle("POST "+api.PathEpisodes, engineOp(s, opRemember, http.StatusCreated, body[api.EpisodeRequest](s), s.episode))
+	s.handle("POST "+api.PathBatch, engineOp(s, opBatch, http.StatusCreated, body[api.BatchRequest](s), s.batch))
+	s.handle("GET "+api.PathRecall, engineOp(s, opRecall, http.StatusOK, query(s, recallParams), s.recall))
+	s.handle("POST "+api.PathRecall, engineOp(s, opRecall, http.StatusOK, body[api.RecallRequest](s), s.recall))
+	s.handle("GET "+api.PathSearch, engineOp(s, opRecall, http.StatusOK, query(s, s.searchParams), s.search))
+	s.handle("GET "+api.PathMemory, engineOp(s, opGet, http.StatusOK, query(s, getParams), s.get))
+	s.handle("DELETE "+api.PathMemory, engineOp(s, opForget, http.StatusOK, query(s, forgetParams), s.forget))
+	s.handle("GET "+api.PathMemories, engineOp(s, opList, http.StatusOK, query(s, listParams), s.list))
+	s.handle("POST "+api.PathAssociations, engineOp(s, opAssociate, http.StatusCreated, body[api.AssociationRequest](s), s.associate))
+}
+
+func (s *Server) remember(ctx context.Context, space string, req *api.RememberRequest) (api.RememberResponse, error) {
+	res, err := s.eng.Remember(ctx, space, rememberInput(req))
 	if err != nil {
-		return err
+		return api.RememberResponse{}, err
 	}
 	reasoning := req.ConfidenceReasoning
 	if reasoning == "" {
@@ -123,34 +191,22 @@ func (s *Server) handleRemember(w http.ResponseWriter, r *http.Request) error {
 			reasoning = "Confidence supplied by the client"
 		}
 	}
-	s.writeJSON(w, http.StatusCreated, rememberResponse(res, space, reasoning, "Memory"))
-	return nil
+	return rememberResponse(res, space, reasoning, "Memory"), nil
 }
 
-func (s *Server) handleEpisode(w http.ResponseWriter, r *http.Request) error {
-	var req api.EpisodeRequest
-	if err := decodeJSON(w, r, s.cfg.Limits.MaxBodyBytes, &req); err != nil {
-		return err
-	}
-	space, err := s.writeSpace(r, req.SpaceFields)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	res, err := s.eng.Remember(r.Context(), space, episodeInput(&req))
-	s.observe(opRemember, space, start, err)
+func (s *Server) episode(ctx context.Context, space string, req *api.EpisodeRequest) (api.RememberResponse, error) {
+	res, err := s.eng.Remember(ctx, space, episodeInput(req))
 	if err != nil {
 		if core.CodeOf(err) == "INVALID_CONFIDENCE" {
-			return prefixEngineError(err, "importance (the episode's confidence): ")
+			return api.RememberResponse{}, prefixEngineError(err, "importance (the episode's confidence): ")
 		}
-		return err
+		return api.RememberResponse{}, err
 	}
 	reasoning := "Default importance of an episode"
 	if req.Importance != nil {
 		reasoning = "Episode importance supplied by the client"
 	}
-	s.writeJSON(w, http.StatusCreated, rememberResponse(res, space, reasoning, "Episode"))
-	return nil
+	return rememberResponse(res, space, reasoning, "Episode"), nil
 }
 
 // prefixEngineError returns a copy of an engine error with a message prefix.
@@ -163,15 +219,7 @@ func prefixEngineError(err error, prefix string) error {
 	return err
 }
 
-func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) error {
-	var req api.BatchRequest
-	if err := decodeJSON(w, r, s.cfg.Limits.MaxBodyBytes, &req); err != nil {
-		return err
-	}
-	space, err := s.writeSpace(r, req.SpaceFields)
-	if err != nil {
-		return err
-	}
+func (s *Server) batch(ctx context.Context, space string, req *api.BatchRequest) (api.BatchResponse, error) {
 	in := core.BatchInput{Memories: make([]core.RememberInput, len(req.Memories))}
 	for i := range req.Memories {
 		in.Memories[i] = batchMemoryInput(&req.Memories[i])
@@ -185,18 +233,15 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) error {
 	if req.Cursor != nil {
 		in.Cursor = &core.Cursor{Source: req.Cursor.Source, Value: req.Cursor.Value}
 	}
-	start := time.Now()
-	res, err := s.eng.Batch(r.Context(), space, in)
-	s.observe(opBatch, space, start, err)
+	res, err := s.eng.Batch(ctx, space, in)
 	if err != nil {
-		return err
+		return api.BatchResponse{}, err
 	}
 	ids := res.IDs
 	if ids == nil {
 		ids = []string{}
 	}
-	s.writeJSON(w, http.StatusCreated, api.BatchResponse{MemoryIDs: ids, Associations: res.Associations, Sequence: res.Seq, Space: space})
-	return nil
+	return api.BatchResponse{MemoryIDs: ids, Associations: res.Associations, Sequence: res.Seq, Space: space}, nil
 }
 
 func (s *Server) handleCursor(w http.ResponseWriter, r *http.Request) error {
@@ -221,10 +266,10 @@ func (s *Server) handleCursor(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) handleRecallGet(w http.ResponseWriter, r *http.Request) error {
+func recallParams(r *http.Request) (*api.RecallRequest, error) {
 	p := newParams(r, "query", "embedding", "max_results", "threshold", "required_tags", "from_time", "to_time",
 		"mode", "trace_activation", "deep", "include_metadata")
-	req := api.RecallRequest{
+	req := &api.RecallRequest{
 		Query:           p.v.Get("query"),
 		Embedding:       p.floats("embedding"),
 		MaxResults:      p.int("max_results", 0),
@@ -237,74 +282,64 @@ func (s *Server) handleRecallGet(w http.ResponseWriter, r *http.Request) error {
 		Deep:            p.bool("deep"),
 		IncludeMetadata: p.bool("include_metadata"),
 	}
-	if err := p.check(); err != nil {
-		return err
-	}
-	space, err := s.readSpace(r)
-	if err != nil {
-		return err
-	}
-	return s.recall(w, r, &req, space)
+	return req, p.check()
 }
 
-func (s *Server) handleRecallPost(w http.ResponseWriter, r *http.Request) error {
-	var req api.RecallRequest
-	if err := decodeJSON(w, r, s.cfg.Limits.MaxBodyBytes, &req); err != nil {
-		return err
-	}
-	space, err := s.writeSpace(r, req.SpaceFields)
-	if err != nil {
-		return err
-	}
-	return s.recall(w, r, &req, space)
+// recallAnswer is a written recall's response; once written, its memory
+// and the cue's go back for reuse (the engine keeps nothing of the cue).
+type recallAnswer struct {
+	*api.RecallResponse
+	res *core.RecallResult
+	cue api.Vector
 }
 
-func (s *Server) recall(w http.ResponseWriter, r *http.Request, req *api.RecallRequest, space string) error {
+func (a recallAnswer) afterWrite() {
+	recycleRecallResponse(a.RecallResponse)
+	a.res.Release()
+	a.cue.Recycle()
+}
+
+func (s *Server) recall(ctx context.Context, space string, req *api.RecallRequest) (recallAnswer, error) {
 	q := recallQuery(req)
-	start := time.Now()
-	res, err := s.eng.Recall(r.Context(), space, q)
-	s.observe(opRecall, space, start, err)
+	res, err := s.eng.Recall(ctx, space, q)
 	if err != nil {
-		return err
+		return recallAnswer{}, err
 	}
 	s.metrics.ObserveRecall(s.spaceLabel(space), res.Confidence, res.Activated)
 	resp := recallResponse(req, q, &res, space)
-	s.writeJSON(w, http.StatusOK, resp)
-	// The response is written, and the engine keeps nothing of the cue.
-	recycleRecallResponse(&resp)
-	res.Release()
-	req.Embedding.Recycle()
-	return nil
+	return recallAnswer{RecallResponse: &resp, res: &res, cue: req.Embedding}, nil
 }
 
-func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
+type searchRequest struct {
+	query     string
+	limit     int
+	threshold float64
+}
+
+func (s *Server) searchParams(r *http.Request) (searchRequest, error) {
 	p := newParams(r, "query", "limit", "threshold")
-	query := p.v.Get("query")
-	limit := p.int("limit", 10)
-	threshold := p.float("threshold")
+	req := searchRequest{query: p.v.Get("query"), limit: p.int("limit", 10), threshold: p.float("threshold")}
 	if err := p.check(); err != nil {
-		return err
+		return req, err
 	}
-	if limit > s.cfg.Limits.MaxResults {
-		return httpErrorf(http.StatusBadRequest, "INVALID_PARAMETER",
-			"query parameter limit=%d is above the maximum %d (limits.max_results)", limit, s.cfg.Limits.MaxResults).
+	if req.limit > s.cfg.Limits.MaxResults {
+		return req, httpErrorf(http.StatusBadRequest, "INVALID_PARAMETER",
+			"query parameter limit=%d is above the maximum %d (limits.max_results)", req.limit, s.cfg.Limits.MaxResults).
 			with("parameter", "limit", "limit", s.cfg.Limits.MaxResults)
 	}
-	if strings.TrimSpace(query) == "" {
-		return httpErrorf(http.StatusBadRequest, "MISSING_PARAMETER", "query parameter query is required (the text to search for)").
+	if strings.TrimSpace(req.query) == "" {
+		return req, httpErrorf(http.StatusBadRequest, "MISSING_PARAMETER", "query parameter query is required (the text to search for)").
 			with("parameter", "query")
 	}
-	space, err := s.readSpace(r)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	res, err := s.eng.Recall(r.Context(), space, core.RecallQuery{
-		Text: query, MaxResults: limit, Threshold: threshold, Mode: core.ModeSimilarity,
+	return req, nil
+}
+
+func (s *Server) search(ctx context.Context, space string, req searchRequest) (api.SearchResponse, error) {
+	res, err := s.eng.Recall(ctx, space, core.RecallQuery{
+		Text: req.query, MaxResults: req.limit, Threshold: req.threshold, Mode: core.ModeSimilarity,
 	})
-	s.observe(opRecall, space, start, err)
 	if err != nil {
-		return err
+		return api.SearchResponse{}, err
 	}
 	hits := make([]api.SearchHit, len(res.Vivid))
 	for i := range res.Vivid {
@@ -314,81 +349,67 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 			MemoryType: string(m.Type), Timestamp: m.ObservedAt, Tags: nonNil(m.Tags),
 		}
 	}
-	s.writeJSON(w, http.StatusOK, api.SearchResponse{Memories: hits, Total: len(hits)})
-	return nil
+	return api.SearchResponse{Memories: hits, Total: len(hits)}, nil
 }
 
-func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
+type getRequest struct {
+	id            string
+	withEmbedding bool
+}
+
+func getParams(r *http.Request) (getRequest, error) {
 	p := newParams(r, "include_embedding")
-	withEmb := p.bool("include_embedding")
-	if err := p.check(); err != nil {
-		return err
-	}
-	space, err := s.readSpace(r)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	m, err := s.eng.Get(r.Context(), space, r.PathValue("id"), withEmb)
-	s.observe(opGet, space, start, err)
-	if err != nil {
-		return err
-	}
-	s.writeJSON(w, http.StatusOK, memoryOut(&m, time.Now()))
-	return nil
+	req := getRequest{id: r.PathValue("id"), withEmbedding: p.bool("include_embedding")}
+	return req, p.check()
 }
 
-func (s *Server) handleForget(w http.ResponseWriter, r *http.Request) error {
-	if err := newParams(r).check(); err != nil {
-		return err
-	}
-	space, err := s.readSpace(r)
+func (s *Server) get(ctx context.Context, space string, req getRequest) (api.Memory, error) {
+	m, err := s.eng.Get(ctx, space, req.id, req.withEmbedding)
 	if err != nil {
-		return err
+		return api.Memory{}, err
 	}
-	id := r.PathValue("id")
-	start := time.Now()
-	seq, err := s.eng.Forget(r.Context(), space, id)
-	s.observe(opForget, space, start, err)
-	if err != nil {
-		return err
-	}
-	s.writeJSON(w, http.StatusOK, api.ForgetResponse{Status: "forgotten", MemoryID: id, Space: space, Sequence: seq})
-	return nil
+	return memoryOut(&m, time.Now()), nil
 }
 
-// handleList pages through a space. tier defaults to all: Engram defaults
+func forgetParams(r *http.Request) (string, error) {
+	return r.PathValue("id"), newParams(r).check()
+}
+
+func (s *Server) forget(ctx context.Context, space string, id string) (api.ForgetResponse, error) {
+	seq, err := s.eng.Forget(ctx, space, id)
+	if err != nil {
+		return api.ForgetResponse{}, err
+	}
+	return api.ForgetResponse{Status: "forgotten", MemoryID: id, Space: space, Sequence: seq}, nil
+}
+
+// listParams reads a page request. tier defaults to all: Engram defaults
 // to hot because it can only list its in-memory map, but here hot is just
 // the cache of recently used memories, so a hot-only default would hide
 // most of the data.
-func (s *Server) handleList(w http.ResponseWriter, r *http.Request) error {
+func listParams(r *http.Request) (core.ListOptions, error) {
 	p := newParams(r, "tier", "offset", "limit", "include_embeddings")
 	tier := strings.ToLower(p.str("tier"))
-	offset := p.int("offset", 0)
-	limit := p.int("limit", 100)
-	withEmb := p.bool("include_embeddings")
+	o := core.ListOptions{Offset: p.int("offset", 0), Limit: p.int("limit", 100), IncludeEmbeddings: p.bool("include_embeddings")}
 	if err := p.check(); err != nil {
-		return err
+		return o, err
 	}
-	o := core.ListOptions{Offset: offset, Limit: limit, IncludeEmbeddings: withEmb}
 	if tier == "" || tier == "all" {
 		o.AllTiers = true
 	} else {
 		t, err := core.ParseTier(tier)
 		if err != nil {
-			return prefixEngineError(err, "query parameter tier: ")
+			return o, prefixEngineError(err, "query parameter tier: ")
 		}
 		o.Tier = t
 	}
-	space, err := s.readSpace(r)
+	return o, nil
+}
+
+func (s *Server) list(ctx context.Context, space string, o core.ListOptions) (api.ListResponse, error) {
+	res, err := s.eng.List(ctx, space, o)
 	if err != nil {
-		return err
-	}
-	start := time.Now()
-	res, err := s.eng.List(r.Context(), space, o)
-	s.observe(opList, space, start, err)
-	if err != nil {
-		return err
+		return api.ListResponse{}, err
 	}
 	out := api.ListResponse{
 		Memories:   make([]api.ListedMemory, len(res.Memories)),
@@ -398,7 +419,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) error {
 	for i := range res.Memories {
 		out.Memories[i] = listedOut(&res.Memories[i])
 	}
-	effLimit := limit // the engine's rule: 0 means 100, and max_results caps it
+	effLimit := o.Limit // the engine's rule: 0 means 100, and max_results caps it
 	if effLimit <= 0 {
 		effLimit = 100
 	}
@@ -410,39 +431,26 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) error {
 		effLimit = s.cfg.Limits.MaxResults
 	}
 	out.Pagination = api.Pagination{
-		Offset:   offset,
+		Offset:   o.Offset,
 		Limit:    effLimit,
 		Returned: len(out.Memories),
-		HasMore:  offset+len(out.Memories) < res.Total,
+		HasMore:  o.Offset+len(out.Memories) < res.Total,
 	}
-	s.writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }
 
-func (s *Server) handleAssociate(w http.ResponseWriter, r *http.Request) error {
-	var req api.AssociationRequest
-	if err := decodeJSON(w, r, s.cfg.Limits.MaxBodyBytes, &req); err != nil {
-		return err
-	}
-	space, err := s.writeSpace(r, req.SpaceFields)
+func (s *Server) associate(ctx context.Context, space string, req *api.AssociationRequest) (api.AssociationResponse, error) {
+	seq, err := s.eng.Associate(ctx, space, core.Association{From: req.From, To: req.To, Weight: req.Weight, Kind: req.Kind})
 	if err != nil {
-		return err
-	}
-	a := core.Association{From: req.From, To: req.To, Weight: req.Weight, Kind: req.Kind}
-	start := time.Now()
-	seq, err := s.eng.Associate(r.Context(), space, a)
-	s.observe(opAssociate, space, start, err)
-	if err != nil {
-		return err
+		return api.AssociationResponse{}, err
 	}
 	kind := req.Kind
 	if kind == "" {
 		kind = "related"
 	}
-	s.writeJSON(w, http.StatusCreated, api.AssociationResponse{
+	return api.AssociationResponse{
 		Status: "associated", From: req.From, To: req.To, Weight: req.Weight, Kind: kind, Space: space, Sequence: seq,
-	})
-	return nil
+	}, nil
 }
 
 func (s *Server) handleSpaces(w http.ResponseWriter, r *http.Request) error {

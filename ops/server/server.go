@@ -183,18 +183,8 @@ func (s *Server) handle(pattern string, h func(w http.ResponseWriter, r *http.Re
 }
 
 func (s *Server) routes() {
-	s.handle("POST "+api.PathRemember, s.handleRemember)
-	s.handle("POST "+api.PathMemories, s.handleRemember)
-	s.handle("GET "+api.PathMemories, s.handleList)
-	s.handle("POST "+api.PathBatch, s.handleBatch)
+	s.engineRoutes()
 	s.handle("GET "+api.PathBatchCursor, s.handleCursor)
-	s.handle("POST "+api.PathEpisodes, s.handleEpisode)
-	s.handle("GET "+api.PathRecall, s.handleRecallGet)
-	s.handle("POST "+api.PathRecall, s.handleRecallPost)
-	s.handle("GET "+api.PathSearch, s.handleSearch)
-	s.handle("GET "+api.PathMemory, s.handleGet)
-	s.handle("DELETE "+api.PathMemory, s.handleForget)
-	s.handle("POST "+api.PathAssociations, s.handleAssociate)
 	s.handle("GET "+api.PathSpaces, s.handleSpaces)
 	s.handle("POST "+api.PathSpaces, s.handleCreateSpace)
 	s.handle("GET "+api.PathSpace, s.handleSpace)
