@@ -208,6 +208,7 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		newRestoreCmd(a).command(),
 		newLoadtestCmd(a).command(),
 		newRunbookCmd(a).command(),
+		newTuiCmd(a).command(),
 	)
 	wrapErrors(root)
 	return root
