@@ -460,10 +460,14 @@ func pct(v float64) string {
 // dur formats seconds compactly: 850µs, 12.3ms, 1.20s, 5m0s, 26h0m.
 func dur(sec float64) string {
 	switch {
+	case sec == 0:
+		return "0s"
 	case sec < 0.001:
 		return strconv.FormatFloat(sec*1e6, 'f', 0, 64) + "µs"
 	case sec < 1:
 		return strconv.FormatFloat(sec*1e3, 'f', 1, 64) + "ms"
+	case sec < 60 && sec == math.Trunc(sec):
+		return strconv.FormatFloat(sec, 'f', 0, 64) + "s"
 	case sec < 60:
 		return strconv.FormatFloat(sec, 'f', 2, 64) + "s"
 	}

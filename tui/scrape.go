@@ -104,7 +104,7 @@ func (s *Scraper) Observe(now time.Time, h *api.SystemHealth, herr error, body [
 			snap.Health.Error = "metrics: " + describe(merr)
 		}
 		for _, f := range []string{"operations", "spaces", "tiers", "cache_hit_ratio", "index_backlog", "disk", "backup"} {
-			snap.Unknown[f] = "no metrics: " + snap.Health.Error
+			snap.Unknown[f] = "no metrics from this poll (health.error says why)"
 		}
 		snap.Health.LastSuccess = s.lastSuccess
 		snap.Alerts = s.downAlert(now, "the board cannot scrape /metrics: "+snap.Health.Error)

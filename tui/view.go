@@ -146,7 +146,7 @@ func (m *Model) header() []string {
 	if m.paused {
 		poll = st.Warn.Render("PAUSED") + " (p resumes)"
 	} else if m.next > m.cfg.Refresh {
-		poll = st.Warn.Render("backing off: next try in " + m.next.String())
+		poll = st.Warn.Render("retry in " + m.next.String())
 	}
 	when := ""
 	if s != nil {
@@ -160,7 +160,15 @@ func (m *Model) header() []string {
 		if s.Health.LastSuccess != nil {
 			last = s.Health.LastSuccess.Local().Format("15:04:05") + " (" + dur(math.Floor(s.Time.Sub(*s.Health.LastSuccess).Seconds())) + " ago)"
 		}
-		out = append(out, st.Bad.Render("error: ")+s.Health.Error, st.Dim.Render("last success: "+last+"; the board keeps retrying"))
+		msg := lipgloss.NewStyle().Width(m.width).Render("error: " + s.Health.Error)
+		errLines := strings.Split(msg, "\n")
+		if len(errLines) > 3 {
+			errLines = errLines[:3]
+		}
+		for _, l := range errLines {
+			out = append(out, st.Bad.Render(strings.TrimRight(l, " ")))
+		}
+		out = append(out, st.Dim.Render("last success: "+last+"; the board keeps retrying"))
 	} else if s != nil && len(s.Health.Checks) > 0 {
 		out = append(out, st.Warn.Render("checks: ")+strings.Join(s.Health.Checks, "; "))
 	}
@@ -359,7 +367,8 @@ func (m *Model) spacesPanel(rows int) []string {
 	if len(s.Spaces) == 0 {
 		return append(out, "  "+unknownMark+" "+orReason(s.Unknown["spaces"], "no spaces yet"))
 	}
-	out = append(out, m.st.Dim.Render(fmt.Sprintf("  %-24s %10s %9s %9s %9s %8s %8s %8s", "space", "memories", "hot", "warm", "cold", "assoc", "pending", "ops/s")))
+	nw := max(min(m.width-61, 32), 8)
+	out = append(out, m.st.Dim.Render(fmt.Sprintf("  %-*s %9s %7s %7s %7s %6s %7s %7s", nw, "space", "memories", "hot", "warm", "cold", "assoc", "pending", "ops/s")))
 	show := rows - 2
 	off := min(m.spaceOff, max(len(all)-show, 0))
 	for i := off; i < len(all) && i < off+show; i++ {
@@ -368,7 +377,7 @@ func (m *Model) spacesPanel(rows int) []string {
 		if sp.PerSecond != nil {
 			rate = num(*sp.PerSecond)
 		}
-		out = append(out, fmt.Sprintf("  %-24s %10s %9s %9s %9s %8s %8s %8s", trunc(sp.Name, 24), num(sp.Memories),
+		out = append(out, fmt.Sprintf("  %-*s %9s %7s %7s %7s %6s %7s %7s", nw, trunc(sp.Name, nw), num(sp.Memories),
 			num(sp.Tiers["hot"]), num(sp.Tiers["warm"]), num(sp.Tiers["cold"]), num(sp.Associations), num(sp.IndexPending), rate))
 	}
 	if last := off + show; last < len(all) && show > 0 {
