@@ -651,7 +651,7 @@ func (s *Scraper) fill(snap *Snapshot, prev, cur *scrape) {
 	}
 	sort.Slice(snap.Backup, func(i, j int) bool { return snap.Backup[i].Target < snap.Backup[j].Target })
 	if len(snap.Backup) == 0 {
-		snap.Unknown["backup"] = "the server ships no backups (serve --backup-target)"
+		snap.Unknown["backup"] = "the server ships no backups (serve --backup-to)"
 	}
 
 	// Migration.
