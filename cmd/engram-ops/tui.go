@@ -140,7 +140,9 @@ func (t *tuiCmd) run(ctx context.Context) error {
 	if f, ok := in.(*os.File); !ok || !isTerminal(f) {
 		in = nil // bubbletea opens the controlling terminal
 	}
-	popts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(a.stdout)}
+	// The renderer wakes FPS times a second even when nothing changed; 10
+	// keeps keys responsive and the idle board cheap.
+	popts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithFPS(10), tea.WithContext(ctx), tea.WithOutput(a.stdout)}
 	if in != nil {
 		popts = append(popts, tea.WithInput(in))
 	}
