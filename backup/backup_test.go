@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 )
 
 // testClock is a controllable engine clock so PITR boundaries are exact.
@@ -36,13 +37,10 @@ func testEngineOptions(clock func() time.Time) core.Options {
 
 func openEngine(t testing.TB, dir string, clock func() time.Time) *core.Engine {
 	t.Helper()
-	o := testEngineOptions(clock)
-	o.Durability = core.DurabilitySync
-	eng, err := core.Open(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eng
+	return testsupport.OpenEngine(t, dir, func(o *core.Options) {
+		*o = testEngineOptions(clock)
+		o.Durability = core.DurabilitySync
+	})
 }
 
 func newArchive(t testing.TB, c *Codec) (*Archive, *memStore) {

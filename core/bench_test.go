@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/internal/cputime"
 )
 
 // BenchmarkRememberParallel: durable (sync) remembers of text from many
@@ -175,14 +176,14 @@ func BenchmarkGCEngine100k(b *testing.B) {
 			runtime.GC()
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			start := processCPU()
+			start := cputime.Process().Total()
 			b.ResetTimer()
 			for b.Loop() {
 				runtime.GC()
 			}
 			b.StopTimer()
 			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64((processCPU()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64((cputime.Process().Total()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 			b.ReportMetric(float64(after.HeapObjects), "heap-objects")
 			b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "heap-MiB")
 		})

@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 )
 
 var ctx = context.Background()
@@ -31,17 +32,15 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// open opens an engine with small test vectors and no background tier
+// sweep, changed by mod; it is closed when the test ends at the latest.
 func open(t testing.TB, dir string, mod ...func(*core.Options)) *core.Engine {
 	t.Helper()
-	opts := core.Options{DefaultDimension: 64, Tiers: core.TierOptions{SweepInterval: -1}}
-	for _, m := range mod {
-		m(&opts)
+	base := func(o *core.Options) {
+		o.DefaultDimension = 64
+		o.Tiers.SweepInterval = -1
 	}
-	e, err := core.Open(dir, opts)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	return e
+	return testsupport.OpenEngine(t, dir, append([]func(*core.Options){base}, mod...)...)
 }
 
 func remember(t testing.TB, e *core.Engine, space, content string, mod ...func(*core.RememberInput)) core.RememberResult {

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/engram-ops/engram-ops/loadtest"
+	"github.com/engram-ops/engram-ops/internal/cputime"
 	"github.com/engram-ops/engram-ops/ops/api"
 )
 
@@ -106,9 +106,10 @@ func warnHost() {
 func startContention(serverPID int) contention {
 	warnHostOnce.Do(warnHost)
 	c := contention{serverPID: serverPID, start: time.Now()}
-	c.serverRun, c.serverWait = loadtest.ThreadTimes(serverPID)
-	c.clientRun, c.clientWait = loadtest.ThreadTimes(0)
-	c.steal, c.idle, c.total = cpuTicks()
+	c.serverRun, c.serverWait = cputime.Threads(serverPID)
+	c.clientRun, c.clientWait = cputime.Threads(0)
+	m := cputime.Machine()
+	c.steal, c.idle, c.total = m.Steal, m.Idle, m.Total
 	return c
 }
 
@@ -118,21 +119,21 @@ func startContention(serverPID int) contention {
 // the CPU time the server used over the phase (0 if unknown).
 func (c contention) report(b *testing.B, name, prefix string) (serverCPU time.Duration) {
 	secs := time.Since(c.start).Seconds()
-	serverRun, serverWait := loadtest.ThreadTimes(c.serverPID)
-	clientRun, clientWait := loadtest.ThreadTimes(0)
+	serverRun, serverWait := cputime.Threads(c.serverPID)
+	clientRun, clientWait := cputime.Threads(0)
 	if c.serverRun < 0 || serverRun < 0 || c.clientRun < 0 || clientRun < 0 {
 		return 0
 	}
-	steal, idle, total := cpuTicks()
+	m := cputime.Machine()
+	steal, idle, total := m.Steal, m.Idle, m.Total
 	stealPct, others := 0.0, 0.0
 	if total > c.total {
-		const ticksPerSecond = 100 // USER_HZ on Linux
 		ticks := float64(total - c.total)
 		stealPct = 100 * float64(steal-c.steal) / ticks
 		// Idle time is measured precisely on tickless kernels, but the busy
 		// ticks are sampled and miss work done with interrupts off, so the
 		// machine's busy time is its capacity less idle and steal.
-		busy := float64(runtime.NumCPU())*secs - float64(idle-c.idle+steal-c.steal)/ticksPerSecond
+		busy := float64(runtime.NumCPU())*secs - float64(idle-c.idle+steal-c.steal)/cputime.TicksPerSecond
 		others = max(0, busy-(serverRun-c.serverRun)-(clientRun-c.clientRun)) / secs
 	}
 	b.ReportMetric(1000*(serverWait-c.serverWait)/secs, prefix+"server-cpu-wait-ms/s")
@@ -141,33 +142,6 @@ func (c contention) report(b *testing.B, name, prefix string) (serverCPU time.Du
 		name, (serverRun-c.serverRun)/secs, (clientRun-c.clientRun)/secs, others,
 		1000*(serverWait-c.serverWait)/secs, 1000*(clientWait-c.clientWait)/secs, stealPct)
 	return time.Duration((serverRun - c.serverRun) * float64(time.Second))
-}
-
-// cpuTicks returns the machine's steal, idle (idle and waiting for I/O) and
-// total CPU ticks (/proc/stat's first line), zeros when unknown.
-func cpuTicks() (steal, idle, total uint64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0, 0
-	}
-	// user nice system idle iowait irq softirq steal; guest time is
-	// already counted in user.
-	for i, s := range f[1:9] {
-		n, _ := strconv.ParseUint(s, 10, 64)
-		total += n
-		switch i {
-		case 3, 4:
-			idle += n
-		case 7:
-			steal = n
-		}
-	}
-	return steal, idle, total
 }
 
 var benchClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
@@ -277,7 +251,7 @@ func doJSON(method, url string, body []byte, header map[string]string, want int,
 
 func ceiling(b *testing.B, s *server, n, c int) {
 	elapsed, l, errs := closedLoop(n, c, func(int) error {
-		return doJSON("GET", s.base+"/health/alive", nil, nil, 200, nil)
+		return doJSON("GET", s.URL+"/health/alive", nil, nil, 200, nil)
 	})
 	report(b, "ceiling /health/alive", n, elapsed, l, errs)
 }
@@ -313,9 +287,9 @@ func BenchmarkHTTPRemember(b *testing.B) {
 				bodies[i], _ = json.Marshal(map[string]any{"content": sentence(r), "confidence": 0.8})
 			}
 			b.ResetTimer()
-			cont := startContention(s.cmd.Process.Pid)
+			cont := startContention(s.Cmd.Process.Pid)
 			elapsed, l, errs := closedLoop(n, c, func(i int) error {
-				return doJSON("POST", s.base+"/api/v1/memories/remember", bodies[i], nil, 201, nil)
+				return doJSON("POST", s.URL+"/api/v1/memories/remember", bodies[i], nil, 201, nil)
 			})
 			name := fmt.Sprintf("remember (sync, %d clients)", c)
 			report(b, name, n, elapsed, l, errs)
@@ -366,7 +340,7 @@ func waitIndexed(b *testing.B, s *server, space string) time.Duration {
 		var sp struct {
 			IndexPending int `json:"index_pending"`
 		}
-		if err := doJSON("GET", s.base+"/api/v1/spaces/"+space, nil, nil, 200, &sp); err != nil {
+		if err := doJSON("GET", s.URL+"/api/v1/spaces/"+space, nil, nil, 200, &sp); err != nil {
 			b.Fatal(err)
 		}
 		if sp.IndexPending == 0 {
@@ -395,7 +369,7 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 	// e.g. a profiling endpoint: --set server.debug_listen=127.0.0.1:6060
 	s := startServer(b, dir, strings.Fields(os.Getenv("ENGRAM_BENCH_SERVER_ARGS"))...)
 	space := "bench"
-	if err := doJSON("POST", s.base+"/api/v1/spaces", []byte(`{"id":"bench","dimension":768}`), nil, 201, nil); err != nil {
+	if err := doJSON("POST", s.URL+"/api/v1/spaces", []byte(`{"id":"bench","dimension":768}`), nil, 201, nil); err != nil {
 		b.Fatal(err)
 	}
 	vecs := clustered(n, dim, 200, 7)
@@ -415,7 +389,7 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := doJSON("POST", s.base+"/api/v1/memories/batch", body, hdr, 201, nil); err != nil {
+			if err := doJSON("POST", s.URL+"/api/v1/memories/batch", body, hdr, 201, nil); err != nil {
 				loadErr.Store(err)
 			}
 		}()
@@ -439,7 +413,7 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 	var hitsTotal int
 	for i := 0; i < sample; i++ {
 		var rr recallResp
-		if err := doJSON("POST", s.base+"/api/v1/memories/recall", bodies[i], hdr, 200, &rr); err != nil {
+		if err := doJSON("POST", s.URL+"/api/v1/memories/recall", bodies[i], hdr, 200, &rr); err != nil {
 			b.Fatal(err)
 		}
 		type sc struct {
@@ -482,9 +456,9 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 		}
 		defer f.Close()
 	}
-	cont := startContention(s.cmd.Process.Pid)
+	cont := startContention(s.Cmd.Process.Pid)
 	elapsed, l, errs := openLoop(queries, 1000, func(i int) error {
-		return doJSON("POST", s.base+"/api/v1/memories/recall", bodies[i], hdr, 200, nil)
+		return doJSON("POST", s.URL+"/api/v1/memories/recall", bodies[i], hdr, 200, nil)
 	})
 	report(b, "recall 100k@768 at 1000/s", queries, elapsed, l, errs)
 	cont.report(b, "recall 100k@768 at 1000/s", "")
@@ -495,9 +469,9 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 	for i := range qs {
 		bodies[i], _ = json.Marshal(map[string]any{"embedding": api.EncodeVectorBase64(qs[i]), "max_results": 10, "threshold": -1, "mode": "similarity"})
 	}
-	cont = startContention(s.cmd.Process.Pid)
+	cont = startContention(s.Cmd.Process.Pid)
 	elapsed, l, errs = openLoop(queries, 1000, func(i int) error {
-		return doJSON("POST", s.base+"/api/v1/memories/recall", bodies[i], hdr, 200, nil)
+		return doJSON("POST", s.URL+"/api/v1/memories/recall", bodies[i], hdr, 200, nil)
 	})
 	reportAs(b, "recall 100k@768 at 1000/s, base64 cues", "b64-", queries, elapsed, l, errs)
 	perRecall := cont.report(b, "recall 100k@768 at 1000/s, base64 cues", "b64-") / queries
@@ -507,7 +481,7 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 	// answers as many bytes: the p99 the machine allows a server this busy.
 	if perRecall > 0 {
 		var answer json.RawMessage
-		if err := doJSON("POST", s.base+"/api/v1/memories/recall", bodies[0], hdr, 200, &answer); err != nil {
+		if err := doJSON("POST", s.URL+"/api/v1/memories/recall", bodies[0], hdr, 200, &answer); err != nil {
 			b.Fatal(err)
 		}
 		ref := startReferenceServer(b, perRecall, len(answer))
@@ -522,13 +496,13 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 	}
 
 	// Restart: graceful stop, then time until ready and a recall answers.
-	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := s.Cmd.Process.Signal(os.Interrupt); err != nil {
 		b.Fatal(err)
 	}
-	_ = s.wait()
+	_ = s.Wait()
 	t0 := time.Now()
 	s2 := startServer(b, dir)
-	if err := doJSON("POST", s2.base+"/api/v1/memories/recall", bodies[0], hdr, 200, nil); err != nil {
+	if err := doJSON("POST", s2.URL+"/api/v1/memories/recall", bodies[0], hdr, 200, nil); err != nil {
 		b.Fatal(err)
 	}
 	restart := time.Since(t0)

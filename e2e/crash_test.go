@@ -1,5 +1,9 @@
 // Package e2e holds tests that drive the real engram-ops binary as an
-// operator would: build it, start it, kill it, start it again.
+// operator would: build it, start it, kill it, start it again. They cover
+// what needs a separate process: SIGKILL durability, a full disk, the data
+// directory's lock between processes, and HTTP benchmarks over loopback.
+// cmd/engram-ops's own tests run the CLI in-process instead: every
+// command's flags, output and exit codes, and serve's behaviour over HTTP.
 package e2e
 
 import (
@@ -8,140 +12,44 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 )
 
+// binPath is the binary under test (testsupport.Binary).
 var binPath string
 
 func TestMain(m *testing.M) {
 	if spec, ok := os.LookupEnv(referenceServerEnv); ok {
 		os.Exit(referenceServerMain(spec))
 	}
-	dir, err := os.MkdirTemp("", "engram-e2e-bin")
+	p, err := testsupport.Binary()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binPath = filepath.Join(dir, "engram-ops")
-	// ENGRAM_E2E_BIN runs the tests and benchmarks against a prebuilt
-	// binary instead, so two builds can be compared side by side.
-	if p := os.Getenv("ENGRAM_E2E_BIN"); p != "" {
-		binPath = p
-	} else {
-		build := exec.Command("go", "build", "-o", binPath, "github.com/engram-ops/engram-ops/cmd/engram-ops")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building engram-ops:", err)
-			os.Exit(1)
-		}
-	}
+	binPath = p
 	code := m.Run()
-	os.RemoveAll(dir)
+	testsupport.Cleanup()
 	os.Exit(code)
 }
 
-// server is a running engram-ops serve process.
-type server struct {
-	cmd  *exec.Cmd
-	base string
-	logs *bytes.Buffer
-
-	exited  chan struct{} // closed once the process has exited
-	waitErr error         // cmd.Wait's result, set before exited is closed
-}
-
-// wait waits for the process to exit and returns how it exited.
-func (s *server) wait() error {
-	<-s.exited
-	return s.waitErr
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+type server = testsupport.Server
 
 func startServer(t testing.TB, dataDir string, extra ...string) *server {
 	t.Helper()
-	s, err := tryStartServer(t, dataDir, extra...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testsupport.StartServe(t, dataDir, extra...)
 }
 
-// tryStartServer is startServer returning an error, with the server's
-// output, when it does not become ready.
 func tryStartServer(t testing.TB, dataDir string, extra ...string) (*server, error) {
 	t.Helper()
-	addr := freePort(t)
-	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--log-format", "json"}, extra...)
-	cmd := exec.Command(binPath, args...)
-	logs := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	// ENGRAM_BENCH_SERVER_LOG names a file that also receives the server's
-	// output (with GODEBUG=gctrace=1, its collections), for diagnosing a
-	// benchmark's stalls.
-	if p := os.Getenv("ENGRAM_BENCH_SERVER_LOG"); p != "" {
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		cmd.Stdout, cmd.Stderr = io.MultiWriter(logs, f), io.MultiWriter(logs, f)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, base: "http://" + addr, logs: logs, exited: make(chan struct{})}
-	go func() { s.waitErr = cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			_ = s.cmd.Process.Kill()
-			_ = s.wait()
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.base + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s, nil
-			}
-		}
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("server exited before it was ready (%v); logs:\n%s", s.waitErr, logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil, fmt.Errorf("server did not become ready; logs:\n%s", logs.String())
-}
-
-func (s *server) kill9(t testing.TB) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = s.wait()
+	return testsupport.TryStartServe(t, dataDir, testsupport.ServeOptions{}, extra...)
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -201,7 +109,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 			for i := 0; ctx.Err() == nil; i++ {
 				id := fmt.Sprintf("w%02d-%06d", w, i)
 				content := fmt.Sprintf("writer %d wrote item %d about topic %d", w, i, i%17)
-				code, err := remember(ctx, s.base, id, content)
+				code, err := remember(ctx, s.URL, id, content)
 				if err != nil || code != http.StatusCreated {
 					continue // in flight at the kill, or refused: not acknowledged
 				}
@@ -212,7 +120,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 					mu.Lock()
 					forgetSent[id] = true // may take effect even if the answer is lost in the kill
 					mu.Unlock()
-					if code, err := forget(ctx, s.base, id); err == nil && code == http.StatusOK {
+					if code, err := forget(ctx, s.URL, id); err == nil && code == http.StatusOK {
 						mu.Lock()
 						forgotten[id] = true
 						mu.Unlock()
@@ -233,18 +141,18 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 			break
 		}
 	}
-	s.kill9(t)
+	s.Kill9(t)
 	cancel()
 	wg.Wait()
 	if len(remembered) < 100 {
-		t.Fatalf("only %d acknowledged writes before the kill; logs:\n%s", len(remembered), s.logs.String())
+		t.Fatalf("only %d acknowledged writes before the kill; logs:\n%s", len(remembered), s.Logs.String())
 	}
 	t.Logf("%d remembers and %d forgets acknowledged before SIGKILL", len(remembered), len(forgotten))
 
 	s2 := startServer(t, dir)
 	var missing, resurrected []string
 	for id, content := range remembered {
-		code, body, err := get(s2.base, id)
+		code, body, err := get(s2.URL, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +174,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 			len(missing), head(missing), len(resurrected), head(resurrected))
 	}
 	// The restarted server keeps accepting writes after recovery.
-	if code, err := remember(context.Background(), s2.base, "after-restart", "written after recovery"); err != nil || code != http.StatusCreated {
+	if code, err := remember(context.Background(), s2.URL, "after-restart", "written after recovery"); err != nil || code != http.StatusCreated {
 		t.Fatalf("write after restart: %d %v", code, err)
 	}
 }

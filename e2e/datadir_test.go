@@ -14,12 +14,12 @@ func TestSecondServerOnDataDirRefused(t *testing.T) {
 	first := startServer(t, dir)
 	second, err := tryStartServer(t, dir)
 	if err == nil {
-		t.Fatalf("a second server started on %s at %s", dir, second.base)
+		t.Fatalf("a second server started on %s at %s", dir, second.URL)
 	}
 	if want := "holds the lock on " + filepath.Join(dir, "db", "LOCK"); !strings.Contains(err.Error(), want) {
 		t.Fatalf("second server: %v\nwant the message to say it %s", err, want)
 	}
-	resp, err := http.Get(first.base + "/health/ready")
+	resp, err := http.Get(first.URL + "/health/ready")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 )
 
 // TestDiskReserveRefusesWrites fills the real filesystem of a data
@@ -63,9 +64,9 @@ func TestDiskReserveRefusesWrites(t *testing.T) {
 			mems = append(mems, map[string]any{"id": fmt.Sprintf("fill-%03d-%02d", batch, i), "content": payload()})
 		}
 		body, _ := json.Marshal(map[string]any{"memories": mems})
-		resp, err := httpClient.Post(s.base+"/api/v1/memories/batch", "application/json", bytes.NewReader(body))
+		resp, err := httpClient.Post(s.URL+"/api/v1/memories/batch", "application/json", bytes.NewReader(body))
 		if err != nil {
-			t.Fatalf("batch %d: %v (the server died?)\n%s", batch, err, tail(s.logs.String()))
+			t.Fatalf("batch %d: %v (the server died?)\n%s", batch, err, tail(s.Logs.String()))
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -94,10 +95,10 @@ func TestDiskReserveRefusesWrites(t *testing.T) {
 	t.Logf("%d memories acknowledged before the first refusal", len(acked))
 
 	// Still serving: probes, reads, metrics.
-	if code, _, err := get(s.base, acked[len(acked)-1]); err != nil || code != 200 {
+	if code, _, err := get(s.URL, acked[len(acked)-1]); err != nil || code != 200 {
 		t.Fatalf("reading an acknowledged memory after the refusal: %d %v", code, err)
 	}
-	resp, err := httpClient.Get(s.base + "/metrics")
+	resp, err := httpClient.Get(s.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,16 +110,16 @@ func TestDiskReserveRefusesWrites(t *testing.T) {
 	}
 
 	// A clean shutdown, even with the disk at its reserve.
-	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := s.Cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.wait(); err != nil {
-		t.Fatalf("shutdown at the reserve: %v\n%s", err, tail(s.logs.String()))
+	if err := s.Wait(); err != nil {
+		t.Fatalf("shutdown at the reserve: %v\n%s", err, tail(s.Logs.String()))
 	}
 
 	// Under the reserve, serve refuses to start, changing nothing.
 	now, _, _ := core.FilesystemSpace(dir)
-	cmd := exec.Command(binPath, "serve", "--listen", freePort(t), "--data-dir", dir,
+	cmd := exec.Command(binPath, "serve", "--listen", testsupport.FreeAddr(t), "--data-dir", dir,
 		"--set", "min_free_space="+strconv.FormatInt(now+1<<30, 10))
 	out, err := runWithTimeout(cmd, 30*time.Second)
 	if err == nil || !strings.Contains(string(out), "INSUFFICIENT_STORAGE") && !strings.Contains(string(out), "min_free_space") {
@@ -129,11 +130,11 @@ func TestDiskReserveRefusesWrites(t *testing.T) {
 	// are accepted again.
 	s2 := startServer(t, dir, "--set", "min_free_space=0")
 	for _, id := range acked {
-		if code, m, err := get(s2.base, id); err != nil || code != 200 || len(fmt.Sprint(m["content"])) != 88_000 {
+		if code, m, err := get(s2.URL, id); err != nil || code != 200 || len(fmt.Sprint(m["content"])) != 88_000 {
 			t.Fatalf("acknowledged %s after restart: %d %v", id, code, err)
 		}
 	}
-	if code, err := remember(t.Context(), s2.base, "after-restart", "the disk has room again"); err != nil || code != 201 {
+	if code, err := remember(t.Context(), s2.URL, "after-restart", "the disk has room again"); err != nil || code != 201 {
 		t.Fatalf("a write after restart: %d %v", code, err)
 	}
 }

@@ -58,7 +58,7 @@ func sameBuildPair(t *testing.T) (failures []string, contended bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command(binPath, "loadtest", "run", "smoke", "--target", s.base, "--out", p, "--quiet")
+			cmd := exec.Command(binPath, "loadtest", "run", "smoke", "--target", s.URL, "--out", p, "--quiet")
 			cmd.Stdout, cmd.Stderr = &outs[i], &outs[i]
 			errs[i] = cmd.Run()
 		}()

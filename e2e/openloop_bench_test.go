@@ -18,7 +18,7 @@ import (
 // the access log, as a high-throughput deployment would.
 func BenchmarkHTTPRememberOpenLoop(b *testing.B) {
 	s := startServer(b, b.TempDir(), "--no-access-log")
-	out, err := exec.Command(binPath, "loadtest", "calibrate", "--target", s.base, "--rounds", "1", "--phase", "3s",
+	out, err := exec.Command(binPath, "loadtest", "calibrate", "--target", s.URL, "--rounds", "1", "--phase", "3s",
 		"--check-duration", "3s", "--output", "json", "--quiet").Output()
 	if err != nil {
 		b.Fatalf("calibrate: %v\n%s", err, out)
@@ -34,7 +34,7 @@ func BenchmarkHTTPRememberOpenLoop(b *testing.B) {
 	for _, rate := range []int{2500, 5000} {
 		result := filepath.Join(b.TempDir(), "r.json")
 		cmd := exec.Command(binPath, "loadtest", "run", filepath.Join("testdata", "remember_open_loop.toml"),
-			"--rate", strconv.Itoa(rate), "--target", s.base, "--out", result, "--quiet")
+			"--rate", strconv.Itoa(rate), "--target", s.URL, "--out", result, "--quiet")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
 				b.Fatalf("loadtest run: %v\n%s", err, out)

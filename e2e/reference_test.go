@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/engram-ops/engram-ops/internal/cputime"
 )
 
 // The reference for a latency tail: a process that answers each request
@@ -61,16 +61,9 @@ func referenceServerMain(spec string) int {
 func burnCPU(d time.Duration) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	threadCPU := func() time.Duration {
-		var ts unix.Timespec
-		if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
-			return 0
-		}
-		return time.Duration(ts.Nano())
-	}
-	end := threadCPU() + d
+	end := cputime.Thread() + d
 	x := uint64(1)
-	for threadCPU() < end {
+	for cputime.Thread() < end {
 		for i := 0; i < 2000; i++ {
 			x = x*6364136223846793005 + 1442695040888963407
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/engram-ops/engram-ops/internal/cputime"
 	"github.com/engram-ops/engram-ops/loadtest"
 	"github.com/engram-ops/engram-ops/ops/client"
 )
@@ -59,13 +60,13 @@ func BenchmarkGeneratorCeiling(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			run0, _ := loadtest.ThreadTimes(0)
+			run0, _ := cputime.Threads(0)
 			start := time.Now()
 			r, err := loadtest.GeneratorCeiling(context.Background(), cl, workers, 100_000, phase)
 			if err != nil {
 				b.Fatal(err)
 			}
-			run1, _ := loadtest.ThreadTimes(0)
+			run1, _ := cputime.Threads(0)
 			hc.CloseIdleConnections()
 			rates[tr.name] = append(rates[tr.name], r)
 			perReq := -1.0

@@ -1,3 +1,7 @@
+// The CLI end to end, in-process: every command's flags, output and exit
+// codes, and serve's behaviour over HTTP through the real composition root.
+// What needs a separate process (SIGKILL, a full disk, the lock between
+// processes, loopback benchmarks) is in e2e/, through internal/testsupport.
 package main
 
 import (

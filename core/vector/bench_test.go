@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/engram-ops/engram-ops/internal/cputime"
 )
 
 // The 100k benchmarks share one index per data shape, built once per test
@@ -62,7 +64,7 @@ func buildBenchSet(b *testing.B, name string, data [][]float32) *benchSet {
 		index:   New(benchDim, Config{}),
 	}
 	const writers = 2
-	start, cpuStart := time.Now(), cpuTime()
+	start, cpuStart := time.Now(), cputime.Process().Total()
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
@@ -74,7 +76,7 @@ func buildBenchSet(b *testing.B, name string, data [][]float32) *benchSet {
 		})
 	}
 	wg.Wait()
-	wall, cpu := time.Since(start), cpuTime()-cpuStart
+	wall, cpu := time.Since(start), cputime.Process().Total()-cpuStart
 	b.Logf("built %s %d×%d with %d writers in %v (%.0f inserts/s wall, %.0f µs CPU per insert)",
 		name, benchN, benchDim, writers, wall.Round(time.Millisecond), benchN/wall.Seconds(), float64(cpu.Microseconds())/benchN)
 
@@ -105,9 +107,9 @@ func searchBench(b *testing.B, s *benchSet, ef int) {
 	b.ResetTimer()
 	for b.Loop() {
 		q := i % benchQueries
-		start, startCPU := time.Now(), threadCPU()
+		start, startCPU := time.Now(), cputime.Thread()
 		hits := s.index.Search(s.queries[q], benchK, ef, nil)
-		cpu = append(cpu, threadCPU()-startCPU)
+		cpu = append(cpu, cputime.Thread()-startCPU)
 		wall = append(wall, time.Since(start))
 		recall += recallAt(s.truth[q], hits)
 		i++
@@ -165,13 +167,13 @@ func exactBench(b *testing.B, s *benchSet) {
 	ids := sequentialIDs(benchN)
 	vec := func(id uint32) []float32 { return s.base[id] }
 	i := 0
-	start := cpuTime()
+	start := cputime.Process().Total()
 	b.ResetTimer()
 	for b.Loop() {
 		Exact(s.queries[i%benchQueries], ids, vec, benchK)
 		i++
 	}
-	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((cputime.Process().Total()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // BenchmarkInsert: single-goroutine inserts into the 100k clustered index.
@@ -183,7 +185,7 @@ func BenchmarkInsert(b *testing.B) {
 
 func insertBench(b *testing.B, s *benchSet) {
 	var added []uint32
-	start := cpuTime()
+	start := cputime.Process().Total()
 	b.ResetTimer()
 	for b.Loop() {
 		j := s.nextExtra % len(s.extra)
@@ -196,7 +198,7 @@ func insertBench(b *testing.B, s *benchSet) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
-	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((cputime.Process().Total()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 	for _, id := range added {
 		s.index.Delete(id)
 	}
@@ -248,13 +250,13 @@ func BenchmarkDotBatch768(b *testing.B) {
 func BenchmarkGCWithIndex100k(b *testing.B) {
 	s := clusteredBench(b)
 	runtime.GC()
-	start := cpuTime()
+	start := cputime.Process().Total()
 	b.ResetTimer()
 	for b.Loop() {
 		runtime.GC()
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((cputime.Process().Total()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapObjects), "heap-objects")

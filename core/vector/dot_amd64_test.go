@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/engram-ops/engram-ops/internal/cputime"
 )
 
 type kernel struct {
@@ -301,9 +303,9 @@ func BenchmarkDotBatch(b *testing.B) {
 // On the shared build machine CPU time is steadier than wall time.
 func reportCPU(b *testing.B, perOp int) func() {
 	runtime.LockOSThread()
-	start := threadCPU()
+	start := cputime.Thread()
 	return func() {
-		cpu := float64((threadCPU() - start).Nanoseconds())
+		cpu := float64((cputime.Thread() - start).Nanoseconds())
 		runtime.UnlockOSThread()
 		b.ReportMetric(cpu/float64(b.N), "cpu-ns/op")
 		b.ReportMetric(cpu/float64(perOp*b.N), "cpu-ns/vector")
