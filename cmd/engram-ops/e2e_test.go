@@ -24,7 +24,7 @@ import (
 // inProcess is `engram-ops serve` running in this test process through the
 // real composition root (app.run), on 127.0.0.1:0.
 type inProcess struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	cancel context.CancelFunc
 	exit   chan int
@@ -34,13 +34,13 @@ type inProcess struct {
 
 // startServe runs `serve --listen 127.0.0.1:0 --data-dir dir` in-process and
 // waits until it serves.
-func startServe(t *testing.T, dir string, extra ...string) *inProcess {
+func startServe(t testing.TB, dir string, extra ...string) *inProcess {
 	t.Helper()
 	return startServeEnv(t, dir, nil, extra...)
 }
 
 // startServeEnv is startServe with an environment.
-func startServeEnv(t *testing.T, dir string, env map[string]string, extra ...string) *inProcess {
+func startServeEnv(t testing.TB, dir string, env map[string]string, extra ...string) *inProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuffer{}

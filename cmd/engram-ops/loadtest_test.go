@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,24 +18,13 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/loadtest"
-	"github.com/engram-ops/engram-ops/ops/config"
 )
 
-// startServer runs a separate server in-process on 127.0.0.1:0.
+// startServer runs a server in-process (startServe) with a fresh data
+// directory and no access log, and returns its URL.
 func startServer(t testing.TB) string {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.Log.Access = false
-	ctx, cancel := context.WithCancel(context.Background())
-	r, err := start(ctx, cfg, slog.New(slog.DiscardHandler), startOptions{})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = r.wait() })
-	return r.url()
+	return startServe(t, t.TempDir(), "--no-access-log").base
 }
 
 // quick shortens a scenario run for tests.
