@@ -48,11 +48,11 @@ func TestTUIUnderLoadInTmux(t *testing.T) {
 	var sent atomic.Int64
 	go func() {
 		for i := 0; ctx.Err() == nil; i++ {
-			if code, err := remember(ctx, s.base, "", fmt.Sprintf("tui load %d", i)); err == nil && code < 300 {
+			if code, err := remember(ctx, s.URL, "", fmt.Sprintf("tui load %d", i)); err == nil && code < 300 {
 				sent.Add(1)
 			}
 			req := strings.NewReader(`{"query":"tui load"}`)
-			if resp, err := httpClient.Post(s.base+"/api/v1/memories/recall", "application/json", req); err == nil {
+			if resp, err := httpClient.Post(s.URL+"/api/v1/memories/recall", "application/json", req); err == nil {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
@@ -70,7 +70,7 @@ func TestTUIUnderLoadInTmux(t *testing.T) {
 		}
 		return string(out)
 	}
-	board := fmt.Sprintf("env NO_COLOR=1 TERM=xterm-256color %s tui --target %s --refresh %s", binPath, s.base, refresh)
+	board := fmt.Sprintf("env NO_COLOR=1 TERM=xterm-256color %s tui --target %s --refresh %s", binPath, s.URL, refresh)
 	tm("new-session", "-d", "-s", "board", "-x", "110", "-y", "40", board)
 	t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
 
@@ -80,10 +80,10 @@ func TestTUIUnderLoadInTmux(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			lo := memoriesOf(t, s.base, "default")
+			lo := memoriesOf(t, s.URL, "default")
 			time.Sleep(refresh + 500*time.Millisecond) // the board scrapes at least once in between
 			pane := tm("capture-pane", "-p", "-t", "board")
-			hi := memoriesOf(t, s.base, "default")
+			hi := memoriesOf(t, s.URL, "default")
 			m, r := memRe.FindStringSubmatch(pane), rateRe.FindStringSubmatch(pane)
 			if m != nil && r != nil && strings.Contains(pane, "over the last") {
 				mem, _ := strconv.ParseFloat(m[1], 64)
