@@ -1,0 +1,589 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/migrate"
+	"github.com/engram-ops/engram-ops/migrate/neo4j"
+	"github.com/engram-ops/engram-ops/ops/client"
+	"github.com/engram-ops/engram-ops/runbooks"
+)
+
+// migrateCmd is the `engram-ops migrate` group: flags and what a run
+// needs. The pipeline is package migrate; this file opens the target (an
+// engine on a stopped data directory, or a client of a server), draws
+// progress and maps outcomes to exit codes.
+type migrateCmd struct {
+	app *app
+
+	mappingPath   string
+	target        string
+	token         string
+	dataDir       string
+	space         string
+	sourceName    string
+	dryRun        bool
+	restart       bool
+	yes           bool
+	maxRejects    int
+	rejectFile    string
+	metricsListen string
+	printDefault  bool
+	batchSize     int
+	batchBytes    int
+	retryFor      time.Duration
+	sample        int64
+}
+
+func newMigrateCmd(a *app) *migrateCmd { return &migrateCmd{app: a} }
+
+// sourceKind builds a source from a subcommand's arguments.
+type sourceKind struct {
+	use, short, example string
+	args                cobra.PositionalArgs
+	open                func(args []string) (migrate.Source, string, error) // source, default source name
+}
+
+func (m *migrateCmd) kinds() []sourceKind {
+	return []sourceKind{{
+		use:   "neo4j-export FILE",
+		short: "Migrate an APOC apoc.export.json.all JSON-lines file",
+		args:  cobra.ExactArgs(1),
+		open: func(args []string) (migrate.Source, string, error) {
+			st, err := os.Stat(args[0])
+			if err != nil {
+				return nil, "", usagef("the export %s: %v", args[0], err)
+			}
+			if st.IsDir() {
+				return nil, "", usagef("the export %s is a directory; give the JSON-lines file", args[0])
+			}
+			return &neo4j.Export{Path: args[0]}, "neo4j-export:" + filepath.Base(args[0]), nil
+		},
+	}}
+}
+
+func (m *migrateCmd) command() *cobra.Command {
+	long := `Bring records of another database into Engram: rows, keys, nodes and relationships
+become memories and associations, through a declarative mapping file (TOML, strict) or the
+default mapping (every field into content and metadata, the object as a tag, references and
+relationships as associations; --print-default-mapping writes it out).
+
+Batches go either to a running server (--target URL, POST /api/v1/memories/batch) or
+straight into a stopped server's data directory (--data-dir; a directory a running server
+holds is refused with DATA_DIR_IN_USE). Every batch stores the source position atomically
+with its memories, so a migration killed at any moment resumes where it stopped when the
+same command runs again: resume is the default, and --restart --yes starts over. Memory ids
+derive from the object and the source key, so a replayed batch overwrites itself.
+
+Every run ends with a reconciliation (counts and content checksums per object against what
+is in Engram) and exits 3 when it does not match; "migrate verify" runs it on its own.
+Records that cannot be mapped or are refused go to the reject file (--reject-file, JSON
+lines: position, record, reason); --max-rejects N stops the run past N.
+
+Exit status: 0 ok; 1 the migration failed or stopped; 2 a bad flag or mapping file; 3 the
+reconciliation did not match.`
+	if rb, err := runbooks.Get("migrate-neo4j"); err == nil {
+		long += "\n\n" + rb.Body
+	}
+	group := &cobra.Command{
+		Use:   "migrate",
+		Short: "Migrate from Neo4j (APOC exports): resumable, reconciled",
+		Long:  long,
+		Example: `  # See what would be written
+  engram-ops migrate neo4j-export graph.jsonl --data-dir /var/lib/engram --dry-run
+
+  # Migrate into a running server; kill it and run it again to resume
+  engram-ops migrate neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432
+
+  # Check the result again later
+  engram-ops migrate verify neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Reconcile a source with what is in Engram (exit 3 unless it matches)",
+		Example: `  engram-ops migrate verify neo4j-export graph.jsonl --data-dir /var/lib/engram
+  engram-ops migrate verify neo4j-export graph.jsonl --target http://127.0.0.1:7432 --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	plan := &cobra.Command{
+		Use:   "plan",
+		Short: "Print a source's size and an estimated duration from a measured sample",
+		Example: `  engram-ops migrate plan neo4j-export graph.jsonl
+  engram-ops migrate plan neo4j-export graph.jsonl --sample 20000 --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	for _, k := range m.kinds() {
+		k := k
+		run := &cobra.Command{
+			Use: k.use, Short: k.short, Args: k.args,
+			Example: `  engram-ops migrate neo4j-export graph.jsonl --data-dir /var/lib/engram --dry-run
+  engram-ops migrate neo4j-export graph.jsonl --print-default-mapping > graph.toml
+  engram-ops migrate neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432 --reject-file rejects.jsonl`,
+			RunE: func(cmd *cobra.Command, args []string) error { return m.run(cmd.Context(), k, args) },
+		}
+		m.addCommon(run)
+		f := run.Flags()
+		f.BoolVar(&m.dryRun, "dry-run", false, "read the source and map it; write nothing; print counts and three example memories per object")
+		f.BoolVar(&m.restart, "restart", false, "ignore the stored cursor and start from the beginning (needs --yes)")
+		f.BoolVar(&m.yes, "yes", false, "confirm --restart")
+		f.IntVar(&m.maxRejects, "max-rejects", 100, "stop once more records than this were rejected (-1: no limit)")
+		f.StringVar(&m.rejectFile, "reject-file", "", "append rejected records here as JSON lines (default: <source name>.rejects.jsonl in the current directory)")
+		f.StringVar(&m.metricsListen, "metrics-listen", "", "serve engram_migrate_* Prometheus metrics on this address (e.g. 127.0.0.1:9187)")
+		f.BoolVar(&m.printDefault, "print-default-mapping", false, "write the default mapping for this source as a mapping file and exit")
+		f.IntVar(&m.batchSize, "batch-size", 500, "memories and associations per batch")
+		f.IntVar(&m.batchBytes, "batch-bytes", 4<<20, "estimated bytes per batch")
+		f.DurationVar(&m.retryFor, "retry-for", 10*time.Minute, "how long one batch is retried while the server answers 429/503")
+		group.AddCommand(run)
+
+		v := &cobra.Command{
+			Use: k.use, Short: "Reconcile " + strings.TrimPrefix(k.short, "Migrate ") + " with Engram", Args: k.args,
+			Example: "  engram-ops migrate verify " + k.use + " --data-dir /var/lib/engram",
+			RunE:    func(cmd *cobra.Command, args []string) error { return m.verify(cmd.Context(), k, args) },
+		}
+		m.addCommon(v)
+		verify.AddCommand(v)
+
+		p := &cobra.Command{
+			Use: k.use, Short: "Size and estimated duration of migrating " + strings.TrimPrefix(k.short, "Migrate "), Args: k.args,
+			Example: "  engram-ops migrate plan " + k.use,
+			RunE:    func(cmd *cobra.Command, args []string) error { return m.plan(cmd.Context(), k, args) },
+		}
+		p.Flags().StringVar(&m.mappingPath, "mapping", "", "mapping file (TOML); default: the default mapping")
+		p.Flags().StringVar(&m.space, "space", "neo4j", "target space of objects the mapping gives none")
+		p.Flags().Int64Var(&m.sample, "sample", 5000, "records to map and write into a temporary data directory to measure the rate")
+		plan.AddCommand(p)
+	}
+	group.AddCommand(verify, plan)
+	return group
+}
+
+func (m *migrateCmd) addCommon(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&m.mappingPath, "mapping", "", "mapping file (TOML); default: the default mapping")
+	f.StringVar(&m.target, "target", "", "URL of a running server, e.g. http://127.0.0.1:7432")
+	f.StringVar(&m.token, "token", "", "API key sent as Authorization: Bearer (default $ENGRAM_API_KEY)")
+	f.StringVar(&m.dataDir, "data-dir", "", "data directory of a stopped server (opened and locked here)")
+	f.StringVar(&m.space, "space", "neo4j", "target space of objects the mapping gives none")
+	f.StringVar(&m.sourceName, "source-name", "", "the name the resume cursor is stored under (default: the source type and file name)")
+}
+
+// mapping loads and compiles the mapping for src.
+func (m *migrateCmd) mapping(ctx context.Context, src migrate.Source) (*migrate.Mapping, []migrate.Object, error) {
+	objs, err := src.Objects(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the source: %w", err)
+	}
+	var f *migrate.MappingFile
+	if m.mappingPath != "" {
+		data, err := os.ReadFile(m.mappingPath)
+		if err != nil {
+			return nil, nil, usagef("read the mapping: %v", err)
+		}
+		if f, err = migrate.ParseMappingFile(data, m.mappingPath); err != nil {
+			return nil, nil, usagef("the mapping file has problems:\n%v", err)
+		}
+	}
+	mp, err := migrate.Compile(f, objs, m.space)
+	if err != nil {
+		return nil, nil, usagef("the mapping does not fit the source:\n%v", err)
+	}
+	return mp, objs, nil
+}
+
+// sink opens the target; close releases it.
+func (m *migrateCmd) sink(ctx context.Context, onRetry func(error, time.Duration)) (migrate.Sink, func(), error) {
+	switch {
+	case m.target != "" && m.dataDir != "":
+		return nil, nil, usagef("give --target URL or --data-dir DIR, not both")
+	case m.target != "":
+		token := m.token
+		if token == "" {
+			token = m.app.getenv("ENGRAM_API_KEY")
+		}
+		opts := []client.Option{client.WithUserAgent("engram-ops-migrate")}
+		if token != "" {
+			opts = append(opts, client.WithToken(token))
+		}
+		c, err := client.New(m.target, opts...)
+		if err != nil {
+			return nil, nil, usagef("--target: %v", err)
+		}
+		if err := c.Ready(ctx); err != nil && client.StatusOf(err) == 0 {
+			return nil, nil, fmt.Errorf("the server at %s is unreachable: %w (Try: check --target and that engram-ops serve runs)", m.target, err)
+		}
+		return &migrate.ClientSink{C: c, RetryFor: m.retryFor, OnRetry: onRetry}, func() {}, nil
+	case m.dataDir != "":
+		st, err := os.Stat(m.dataDir)
+		if err != nil || !st.IsDir() {
+			return nil, nil, usagef("--data-dir %s is not a directory", m.dataDir)
+		}
+		e, err := core.Open(m.dataDir, core.Options{Tiers: core.TierOptions{SweepInterval: -1}})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open the data directory %s (stop the server that uses it, or migrate with --target): %w", m.dataDir, err)
+		}
+		return &migrate.EngineSink{E: e}, func() { e.Close() }, nil
+	}
+	return nil, nil, usagef("give --target URL (a running server) or --data-dir DIR (a stopped server's data directory)")
+}
+
+func (m *migrateCmd) run(ctx context.Context, k sourceKind, args []string) error {
+	a := m.app
+	src, defName, err := k.open(args)
+	if err != nil {
+		return err
+	}
+	if m.sourceName == "" {
+		m.sourceName = defName
+	}
+	if m.printDefault {
+		objs, err := src.Objects(ctx)
+		if err != nil {
+			return fmt.Errorf("read the source: %w", err)
+		}
+		b, err := migrate.MarshalMappingFile(migrate.DefaultMappingFile(objs, m.space))
+		if err != nil {
+			return err
+		}
+		_, err = a.stdout.Write(b)
+		return err
+	}
+	if m.restart && !m.yes && !m.dryRun {
+		return usagef("--restart writes every record again from the start: add --yes to confirm (or --dry-run to see what it would do)")
+	}
+	mp, _, err := m.mapping(ctx, src)
+	if err != nil {
+		return err
+	}
+	prog := m.progress()
+	var sink migrate.Sink
+	if m.target != "" || m.dataDir != "" || !m.dryRun {
+		s, closeSink, err := m.sink(ctx, prog.retry)
+		if err != nil {
+			return err
+		}
+		defer closeSink()
+		sink = s
+	}
+	o := migrate.Options{Source: src, SourceName: m.sourceName, Mapping: mp, Sink: sink, DryRun: m.dryRun, Restart: m.restart,
+		BatchSize: m.batchSize, BatchBytes: m.batchBytes, MaxRejects: m.maxRejects, OnEvent: prog.event}
+	if !m.dryRun {
+		path := m.rejectFile
+		if path == "" {
+			path = safeFileName(m.sourceName) + ".rejects.jsonl"
+		}
+		rf := &lazyFile{path: path}
+		defer rf.Close()
+		o.Rejects = rf
+	}
+	if m.metricsListen != "" {
+		reg := prometheus.NewRegistry()
+		o.Metrics = migrate.NewMetrics(reg)
+		l, err := net.Listen("tcp", m.metricsListen)
+		if err != nil {
+			return usagef("--metrics-listen %s: %v", m.metricsListen, err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(l)
+		defer srv.Close()
+	}
+	sum, runErr := migrate.Run(ctx, o)
+	prog.stop()
+	if sum != nil {
+		if err := m.printSummary(sum, o.Rejects); err != nil {
+			return err
+		}
+	}
+	if runErr != nil {
+		if errors.Is(runErr, migrate.ErrMappingChanged) {
+			return usagef("%v", runErr)
+		}
+		return fmt.Errorf("migration stopped: %w", runErr)
+	}
+	if m.dryRun {
+		return nil
+	}
+	rep, err := migrate.Verify(ctx, src, mp, sink, m.sourceName)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	return m.printReconciliation(rep)
+}
+
+func (m *migrateCmd) verify(ctx context.Context, k sourceKind, args []string) error {
+	src, defName, err := k.open(args)
+	if err != nil {
+		return err
+	}
+	if m.sourceName == "" {
+		m.sourceName = defName
+	}
+	mp, _, err := m.mapping(ctx, src)
+	if err != nil {
+		return err
+	}
+	sink, closeSink, err := m.sink(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer closeSink()
+	rep, err := migrate.Verify(ctx, src, mp, sink, m.sourceName)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	return m.printReconciliation(rep)
+}
+
+func (m *migrateCmd) plan(ctx context.Context, k sourceKind, args []string) error {
+	a := m.app
+	src, _, err := k.open(args)
+	if err != nil {
+		return err
+	}
+	mp, _, err := m.mapping(ctx, src)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "engram-migrate-plan-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	e, err := core.Open(dir, core.Options{Tiers: core.TierOptions{SweepInterval: -1}})
+	if err != nil {
+		return fmt.Errorf("open a scratch data directory: %w", err)
+	}
+	defer e.Close()
+	rep, err := migrate.Plan(ctx, src, mp, &migrate.EngineSink{E: e}, m.sample)
+	if err != nil {
+		return err
+	}
+	if a.global.output == "json" {
+		return a.printJSON(rep)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OBJECT\tKIND\tRECORDS\tFIELDS")
+	for _, o := range rep.Objects {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", o.Name, o.Kind, o.Count, len(o.Fields))
+	}
+	tw.Flush()
+	fmt.Fprintf(a.stdout, "source: %d records, %d bytes\n", rep.Records, rep.Bytes)
+	fmt.Fprintf(a.stdout, "sample: %d records mapped and written into a scratch data directory in %.2fs (%.0f records/s)\n", rep.SampleRecords, rep.SampleSeconds, rep.RecordsPerSecond)
+	fmt.Fprintf(a.stdout, "estimate: %s into a data directory (a server target adds its HTTP cost)\n", (time.Duration(rep.EstimatedSeconds * float64(time.Second))).Round(time.Second))
+	return nil
+}
+
+func (m *migrateCmd) printSummary(sum *migrate.Summary, rejects io.Writer) error {
+	a := m.app
+	if a.global.output == "json" {
+		return a.printJSON(sum)
+	}
+	if a.global.quiet {
+		return nil
+	}
+	verb := "migrated"
+	if sum.DryRun {
+		verb = "would migrate (dry run, nothing written)"
+	}
+	from := "from the start"
+	if sum.Resumed {
+		from = "resuming after " + sum.StartCursor
+	} else if sum.StoredCursor != "" {
+		from = "from the start (--restart; the stored cursor was " + sum.StoredCursor + ")"
+	}
+	fmt.Fprintf(a.stdout, "%s %s, %s\n", verb, sum.Source, from)
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OBJECT\tKIND\tRECORDS\tMEMORIES\tASSOCIATIONS\tSKIPPED\tREJECTED")
+	for _, o := range sum.Objects {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", o.Name, o.Kind, o.Records, o.Memories, o.Associations, o.Skipped, o.Rejects)
+	}
+	tw.Flush()
+	fmt.Fprintf(a.stdout, "%d records, %d memories, %d associations, %d rejected, %d batches in %.2fs\n",
+		sum.Records, sum.Memories, sum.Associations, sum.Rejects, sum.Batches, sum.Seconds)
+	if lf, ok := rejects.(*lazyFile); ok && lf.f != nil {
+		fmt.Fprintf(a.stdout, "rejected records: %s\n", lf.path)
+	}
+	if sum.DryRun {
+		for _, o := range sum.Objects {
+			for i, ex := range o.Examples {
+				fmt.Fprintf(a.stdout, "\n%s example %d: id %s, tags %v\n  %s\n", o.Name, i+1, ex.ID, ex.Tags, strings.ReplaceAll(ex.Content, "\n", "\n  "))
+			}
+		}
+	}
+	return nil
+}
+
+func (m *migrateCmd) printReconciliation(rep *migrate.Reconciliation) error {
+	a := m.app
+	if a.global.output == "json" {
+		if err := a.printJSON(rep); err != nil {
+			return err
+		}
+	} else if !a.global.quiet {
+		fmt.Fprintln(a.stdout, "reconciliation:")
+		tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "OBJECT\tKIND\tEXPECTED\tFOUND\tMISSING\tDIFFERENT\tREJECTED\tCHECKSUM\tOK")
+		for _, o := range rep.Objects {
+			found, sum := "(space)", "-"
+			if o.Found != nil {
+				found = fmt.Sprint(*o.Found)
+				sum = o.ExpectedChecksum
+				if o.FoundChecksum != o.ExpectedChecksum {
+					sum += "≠" + o.FoundChecksum
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%v\n", o.Name, o.Kind, o.Expected, found, o.Missing, o.Mismatched, o.Rejected, sum, o.OK)
+		}
+		tw.Flush()
+		tw = tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SPACE\tMEMORIES\tEXTRA\tASSOCIATIONS\tOK")
+		for _, s := range rep.Spaces {
+			fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d/%d\t%v\n", s.Name, s.FoundMemories, s.ExpectedMemories, s.Extra, s.FoundAssociations, s.ExpectedAssociations, s.OK)
+		}
+		tw.Flush()
+	}
+	if !rep.OK {
+		var bad []string
+		for _, o := range rep.Objects {
+			if !o.OK {
+				bad = append(bad, fmt.Sprintf("%s (%d missing, %d different, e.g. %s)", o.Name, o.Missing, o.Mismatched, strings.Join(o.Examples, ", ")))
+			}
+		}
+		for _, s := range rep.Spaces {
+			if !s.OK {
+				bad = append(bad, fmt.Sprintf("space %s (memories %d of %d expected, %d extra; associations %d of %d)", s.Name, s.FoundMemories, s.ExpectedMemories, s.Extra, s.FoundAssociations, s.ExpectedAssociations))
+			}
+		}
+		sort.Strings(bad)
+		return &checkFailed{msg: "reconciliation failed: " + strings.Join(bad, "; ") + "\nTry: run the migration again (it resumes), and read the reject file"}
+	}
+	return nil
+}
+
+// migrateProgress renders events: bars per object on a terminal, a log
+// line per ~2 seconds otherwise.
+type migrateProgress struct {
+	app   *app
+	p     *mpb.Progress
+	bars  map[string]*mpb.Bar
+	last  time.Time
+	start time.Time
+}
+
+func (m *migrateCmd) progress() *migrateProgress {
+	pr := &migrateProgress{app: m.app, bars: map[string]*mpb.Bar{}, start: time.Now()}
+	if m.app.global.output != "json" && !m.app.global.quiet && isTerminal(m.app.stderr) {
+		pr.p = mpb.New(mpb.WithOutput(m.app.stderr), mpb.WithWidth(40))
+	}
+	return pr
+}
+
+func (p *migrateProgress) event(e migrate.Event) {
+	if p.app.global.quiet || p.app.global.output == "json" {
+		return
+	}
+	if p.p != nil {
+		for _, o := range e.Objects {
+			b := p.bars[o.Name]
+			if b == nil {
+				b = p.p.AddBar(max(o.Count, 1),
+					mpb.PrependDecorators(decor.Name(o.Name, decor.WCSyncSpaceR), decor.CountersNoUnit("%d/%d", decor.WCSyncSpace)),
+					mpb.AppendDecorators(decor.AverageSpeed(0, "%.0f rec/s", decor.WCSyncSpace), decor.AverageETA(decor.ET_STYLE_GO, decor.WCSyncSpace)))
+				p.bars[o.Name] = b
+			}
+			b.SetCurrent(e.Counts[o.Name])
+		}
+		if e.Type == migrate.EventDone {
+			for _, b := range p.bars {
+				b.Abort(false)
+			}
+		}
+		return
+	}
+	if e.Type == migrate.EventReject {
+		fmt.Fprintf(p.app.stderr, "rejected %s: %s\n", e.Position, e.Message)
+		return
+	}
+	if e.Type != migrate.EventBatch || time.Since(p.last) < 2*time.Second {
+		return
+	}
+	p.last = time.Now()
+	var total int64
+	var parts []string
+	for _, o := range e.Objects {
+		total += e.Counts[o.Name]
+		parts = append(parts, fmt.Sprintf("%s %d/%d", o.Name, e.Counts[o.Name], o.Count))
+	}
+	rate := float64(total) / time.Since(p.start).Seconds()
+	fmt.Fprintf(p.app.stderr, "progress: %s; %.0f records/s; %d rejected; at %s\n", strings.Join(parts, ", "), rate, e.Rejects, e.Position)
+}
+
+func (p *migrateProgress) retry(err error, wait time.Duration) {
+	if !p.app.global.quiet {
+		fmt.Fprintf(p.app.stderr, "server busy (%v); retrying in %s\n", err, wait.Round(time.Millisecond))
+	}
+}
+
+func (p *migrateProgress) stop() {
+	if p.p != nil {
+		p.p.Wait()
+	}
+}
+
+// lazyFile creates its file on the first write, appending.
+type lazyFile struct {
+	path string
+	f    *os.File
+}
+
+func (l *lazyFile) Write(b []byte) (int, error) {
+	if l.f == nil {
+		f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return 0, err
+		}
+		l.f = f
+	}
+	return l.f.Write(b)
+}
+
+func (l *lazyFile) Close() error {
+	if l.f == nil {
+		return nil
+	}
+	if err := l.f.Sync(); err != nil {
+		l.f.Close()
+		return err
+	}
+	return l.f.Close()
+}
+
+func safeFileName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == ':' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+}
