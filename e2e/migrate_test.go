@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
+)
+
+// migrateRecords polls the migration's metrics until it has committed at
+// least n records (or the process ended).
+func migrateRecords(addr string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var total float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "engram_migrate_records_total{") {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v)
+			total += v
+		}
+	}
+	return total
+}
+
+// killMidway runs the migration binary, SIGKILLs it once it has committed
+// some batches, and returns how many records it had committed.
+func killMidway(t *testing.T, args ...string) float64 {
+	t.Helper()
+	metrics := freePort(t)
+	cmd := exec.Command(binPath, append(args, "--metrics-listen", metrics, "--batch-size", "100")...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if n := migrateRecords(metrics); n >= 1000 {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-done
+			return n
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the migration ended before it could be killed (%v):\n%s", err, out.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the migration did not commit 1000 records in 60s:\n%s", out.String())
+		}
+	}
+}
+
+func runBin(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String()
+}
+
+func writeExport(t *testing.T, n int) (string, neo4jtest.Counts) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "graph.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := neo4jtest.Write(f, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return path, c
+}
+
+// A migration SIGKILLed midway and run again ends with exactly the
+// source's records, reconciled (exit 0): into a data directory, and into a
+// running server.
+func TestMigrateKilledMidwayResumes(t *testing.T) {
+	export, counts := writeExport(t, 10_000)
+	check := func(t *testing.T, target []string, space func() (int64, int64)) {
+		base := append([]string{"migrate", "neo4j-export", export}, target...)
+		killed := killMidway(t, base...)
+		mem, assoc := space()
+		if killed >= float64(counts.Nodes+counts.Relationships) || mem == 0 {
+			t.Fatalf("killed after %v records with %d memories stored: not midway", killed, mem)
+		}
+		code, out := runBin(t, append(base, "--output", "json")...)
+		if code != 0 {
+			t.Fatalf("resumed run exited %d:\n%s", code, out)
+		}
+		var sum struct {
+			Resumed bool  `json:"resumed"`
+			Records int64 `json:"records"`
+		}
+		if err := json.NewDecoder(strings.NewReader(out)).Decode(&sum); err != nil || !sum.Resumed || sum.Records == 0 || sum.Records >= int64(counts.Nodes+counts.Relationships) {
+			t.Fatalf("resumed run %+v %v:\n%s", sum, err, out)
+		}
+		if mem, assoc = space(); mem != int64(counts.Nodes) || assoc != int64(counts.Relationships) {
+			t.Fatalf("%d memories and %d associations, want exactly %d and %d", mem, assoc, counts.Nodes, counts.Relationships)
+		}
+		if code, out := runBin(t, append([]string{"migrate", "verify", "neo4j-export", export}, target...)...); code != 0 {
+			t.Fatalf("verify exited %d:\n%s", code, out)
+		}
+	}
+	t.Run("data-dir", func(t *testing.T) {
+		dir := t.TempDir()
+		check(t, []string{"--data-dir", dir}, func() (int64, int64) {
+			e, err := core.Open(dir, core.Options{Tiers: core.TierOptions{SweepInterval: -1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			st, err := e.Space("neo4j")
+			if err != nil {
+				return 0, 0
+			}
+			return st.Total(), st.Associations
+		})
+	})
+	t.Run("server", func(t *testing.T) {
+		s := startServer(t, t.TempDir())
+		defer s.kill9(t)
+		check(t, []string{"--target", s.base}, func() (int64, int64) {
+			resp, err := http.Get(s.base + "/api/v1/spaces/neo4j")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var sp struct {
+				Memories     map[string]int64 `json:"memories"`
+				Associations int64            `json:"associations"`
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode == 404 {
+				return 0, 0
+			}
+			if err := json.Unmarshal(b, &sp); err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+			var n int64
+			for k, v := range sp.Memories {
+				if k != "total" {
+					n += v
+				}
+			}
+			return n, sp.Associations
+		})
+	})
+}
