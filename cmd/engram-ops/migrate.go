@@ -24,6 +24,7 @@ import (
 	"github.com/engram-ops/engram-ops/migrate"
 	"github.com/engram-ops/engram-ops/migrate/neo4j"
 	"github.com/engram-ops/engram-ops/ops/client"
+	"github.com/engram-ops/engram-ops/ops/config"
 	"github.com/engram-ops/engram-ops/runbooks"
 )
 
@@ -239,13 +240,23 @@ func (m *migrateCmd) sink(ctx context.Context, onRetry func(error, time.Duration
 		if err != nil || !st.IsDir() {
 			return nil, nil, usagef("--data-dir %s is not a directory", m.dataDir)
 		}
-		e, err := core.Open(m.dataDir, core.Options{Tiers: core.TierOptions{SweepInterval: -1}})
+		e, err := core.Open(m.dataDir, m.engineOptions())
 		if err != nil {
 			return nil, nil, fmt.Errorf("open the data directory %s (stop the server that uses it, or migrate with --target): %w", m.dataDir, err)
 		}
 		return &migrate.EngineSink{E: e}, func() { e.Close() }, nil
 	}
 	return nil, nil, usagef("give --target URL (a running server) or --data-dir DIR (a stopped server's data directory)")
+}
+
+// engineOptions are a server's defaults (the disk reserve, the cap on
+// spaces, the embedders), without the background tier sweep: a migration
+// into a data directory is held to what the server would hold it to.
+func (m *migrateCmd) engineOptions() core.Options {
+	cfg := config.Default()
+	o := cfg.EngineOptions(nil, cfg.EmbedderFactory(m.app.getenv))
+	o.Tiers.SweepInterval = 0
+	return o
 }
 
 func (m *migrateCmd) run(ctx context.Context, k sourceKind, args []string) error {
@@ -370,7 +381,7 @@ func (m *migrateCmd) plan(ctx context.Context, k sourceKind, args []string) erro
 		return err
 	}
 	defer os.RemoveAll(dir)
-	e, err := core.Open(dir, core.Options{Tiers: core.TierOptions{SweepInterval: -1}})
+	e, err := core.Open(dir, m.engineOptions())
 	if err != nil {
 		return fmt.Errorf("open a scratch data directory: %w", err)
 	}
