@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
 )
 
@@ -45,7 +46,7 @@ func migrateRecords(addr string) float64 {
 // some batches, and returns how many records it had committed.
 func killMidway(t *testing.T, args ...string) float64 {
 	t.Helper()
-	metrics := freePort(t)
+	metrics := testsupport.FreeAddr(t)
 	cmd := exec.Command(binPath, append(args, "--metrics-listen", metrics, "--batch-size", "100")...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -153,9 +154,9 @@ func TestMigrateKilledMidwayResumes(t *testing.T) {
 	})
 	t.Run("server", func(t *testing.T) {
 		s := startServer(t, t.TempDir())
-		defer s.kill9(t)
-		check(t, []string{"--target", s.base}, func() (int64, int64) {
-			resp, err := http.Get(s.base + "/api/v1/spaces/neo4j")
+		defer s.Kill9(t)
+		check(t, []string{"--target", s.URL}, func() (int64, int64) {
+			resp, err := http.Get(s.URL + "/api/v1/spaces/neo4j")
 			if err != nil {
 				t.Fatal(err)
 			}
