@@ -115,7 +115,7 @@ func TestMigrateKilledMidwayResumes(t *testing.T) {
 	check := func(t *testing.T, target []string, space func() (int64, int64)) {
 		base := append([]string{"migrate", "neo4j-export", export}, target...)
 		killed := killMidway(t, base...)
-		mem, assoc := space()
+		mem, _ := space()
 		if killed >= float64(counts.Nodes+counts.Relationships) || mem == 0 {
 			t.Fatalf("killed after %v records with %d memories stored: not midway", killed, mem)
 		}
@@ -130,7 +130,7 @@ func TestMigrateKilledMidwayResumes(t *testing.T) {
 		if err := json.NewDecoder(strings.NewReader(out)).Decode(&sum); err != nil || !sum.Resumed || sum.Records == 0 || sum.Records >= int64(counts.Nodes+counts.Relationships) {
 			t.Fatalf("resumed run %+v %v:\n%s", sum, err, out)
 		}
-		if mem, assoc = space(); mem != int64(counts.Nodes) || assoc != int64(counts.Relationships) {
+		if mem, assoc := space(); mem != int64(counts.Nodes) || assoc != int64(counts.Relationships) {
 			t.Fatalf("%d memories and %d associations, want exactly %d and %d", mem, assoc, counts.Nodes, counts.Relationships)
 		}
 		if code, out := runBin(t, append([]string{"migrate", "verify", "neo4j-export", export}, target...)...); code != 0 {

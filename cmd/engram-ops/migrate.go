@@ -58,7 +58,7 @@ func newMigrateCmd(a *app) *migrateCmd { return &migrateCmd{app: a} }
 
 // sourceKind builds a source from a subcommand's arguments.
 type sourceKind struct {
-	use, short, example string
+	use, short string
 	args                cobra.PositionalArgs
 	open                func(args []string) (migrate.Source, string, error) // source, default source name
 }
