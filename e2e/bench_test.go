@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/internal/cputime"
-	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/client"
 )
 
 // The benchmarks drive the real binary over loopback, as a client would.
@@ -467,7 +467,7 @@ func BenchmarkHTTPRecall100k(b *testing.B) {
 	// The same cues as base64 strings (api.Vector's compact form), which
 	// the server decodes in a fifth of the time of 768 decimal numbers.
 	for i := range qs {
-		bodies[i], _ = json.Marshal(map[string]any{"embedding": api.EncodeVectorBase64(qs[i]), "max_results": 10, "threshold": -1, "mode": "similarity"})
+		bodies[i], _ = json.Marshal(map[string]any{"embedding": client.EncodeVectorBase64(qs[i]), "max_results": 10, "threshold": -1, "mode": "similarity"})
 	}
 	cont = startContention(s.Cmd.Process.Pid)
 	elapsed, l, errs = openLoop(queries, 1000, func(i int) error {

@@ -12,8 +12,6 @@
 package api
 
 import (
-	"encoding/json"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -104,14 +102,14 @@ func (s SpaceFields) BodySpace() string {
 type RememberRequest struct {
 	ID                  string            `json:"id,omitempty"`
 	Content             string            `json:"content"`
-	Embedding           Vector            `json:"embedding,omitempty"`
+	Embedding           []float32         `json:"embedding,omitempty"`
 	Confidence          *float64          `json:"confidence,omitempty"`
 	ConfidenceReasoning string            `json:"confidence_reasoning,omitempty"`
 	Tags                []string          `json:"tags,omitempty"`
 	MemoryType          string            `json:"memory_type,omitempty"`
 	Timestamp           *time.Time        `json:"timestamp,omitempty"`
 	Metadata            map[string]string `json:"metadata,omitempty"`
-	AutoLink            bool              `json:"auto_link,omitempty"`
+	AutoLink            bool              `json:"auto_link,omitzero"`
 	LinkThreshold       *float64          `json:"link_threshold,omitempty"`
 	SpaceFields
 }
@@ -126,12 +124,12 @@ type EpisodeRequest struct {
 	Who              []string          `json:"who,omitempty"`
 	Why              string            `json:"why,omitempty"`
 	How              string            `json:"how,omitempty"`
-	Embedding        Vector            `json:"embedding,omitempty"`
+	Embedding        []float32         `json:"embedding,omitempty"`
 	EmotionalValence *float64          `json:"emotional_valence,omitempty"`
 	Importance       *float64          `json:"importance,omitempty"`
 	Tags             []string          `json:"tags,omitempty"`
 	Metadata         map[string]string `json:"metadata,omitempty"`
-	AutoLink         bool              `json:"auto_link,omitempty"`
+	AutoLink         bool              `json:"auto_link,omitzero"`
 	LinkThreshold    *float64          `json:"link_threshold,omitempty"`
 	SpaceFields
 }
@@ -215,7 +213,7 @@ type BatchRequest struct {
 type BatchMemory struct {
 	ID                  string            `json:"id,omitempty"`
 	Content             string            `json:"content"`
-	Embedding           Vector            `json:"embedding,omitempty"`
+	Embedding           []float32         `json:"embedding,omitempty"`
 	Confidence          *float64          `json:"confidence,omitempty"`
 	ConfidenceReasoning string            `json:"confidence_reasoning,omitempty"`
 	Tags                []string          `json:"tags,omitempty"`
@@ -247,16 +245,16 @@ type CursorResponse = Cursor
 // metadata map (the response's metadata block is always present).
 type RecallRequest struct {
 	Query           string     `json:"query,omitempty"`
-	Embedding       Vector     `json:"embedding,omitempty"`
-	MaxResults      int        `json:"max_results,omitempty"`
-	Threshold       float64    `json:"threshold,omitempty"`
+	Embedding       []float32  `json:"embedding,omitempty"`
+	MaxResults      int        `json:"max_results,omitzero"`
+	Threshold       float64    `json:"threshold,omitzero"`
 	RequiredTags    []string   `json:"required_tags,omitempty"`
 	FromTime        *time.Time `json:"from_time,omitempty"`
 	ToTime          *time.Time `json:"to_time,omitempty"`
 	Mode            string     `json:"mode,omitempty"` // similarity | spreading | hybrid
-	TraceActivation bool       `json:"trace_activation,omitempty"`
-	Deep            bool       `json:"deep,omitempty"`
-	IncludeMetadata bool       `json:"include_metadata,omitempty"`
+	TraceActivation bool       `json:"trace_activation,omitzero"`
+	Deep            bool       `json:"deep,omitzero"`
+	IncludeMetadata bool       `json:"include_metadata,omitzero"`
 	SpaceFields
 }
 
@@ -366,7 +364,7 @@ type Memory struct {
 	Tier           string            `json:"tier"`
 	Sequence       uint64            `json:"sequence"`
 	Space          string            `json:"space"`
-	Embedding      Vector            `json:"embedding,omitempty"`
+	Embedding      []float32         `json:"embedding,omitempty"`
 }
 
 // ListResponse is Engram's list body.
@@ -389,7 +387,7 @@ type ListedMemory struct {
 	MemoryType string    `json:"memory_type"`
 	Tags       []string  `json:"tags"`
 	Tier       string    `json:"tier"`
-	Embedding  Vector    `json:"embedding,omitempty"`
+	Embedding  []float32 `json:"embedding,omitempty"`
 }
 
 // Pagination describes a list page.
@@ -427,7 +425,7 @@ type ForgetResponse struct {
 // CreateSpaceRequest is the body of POST /api/v1/spaces.
 type CreateSpaceRequest struct {
 	ID        string `json:"id"`
-	Dimension int    `json:"dimension,omitempty"`
+	Dimension int    `json:"dimension,omitzero"`
 	Embedder  string `json:"embedder,omitempty"`
 }
 
@@ -512,29 +510,6 @@ type BackupState struct {
 	LagSequences    *uint64    `json:"lag_sequences"`
 	LagSeconds      *float64   `json:"lag_seconds"`
 	LastSuccess     *time.Time `json:"last_success"`
-}
-
-// FormatFloats renders v as a JSON array, the form the GET recall endpoint
-// takes its embedding parameter in.
-func FormatFloats(v []float32) string {
-	b := make([]byte, 0, len(v)*10+2)
-	b = append(b, '[')
-	for i, f := range v {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendFloat(b, float64(f), 'g', -1, 32)
-	}
-	return string(append(b, ']'))
-}
-
-// ParseFloats parses a JSON array of numbers (the GET recall embedding).
-func ParseFloats(s string) ([]float32, error) {
-	var v Vector
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
-		return nil, err
-	}
-	return v, nil
 }
 
 // BackupSnapshotResponse is the body of POST /api/v1/admin/backup (and the

@@ -2,28 +2,8 @@ package api
 
 import (
 	"encoding/json"
-	"math"
 	"testing"
 )
-
-func TestFloatsRoundTrip(t *testing.T) {
-	v := []float32{0, 1, -0.5, 1e-7, 3.4028235e38, float32(math.Pi)}
-	got, err := ParseFloats(FormatFloats(v))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range v {
-		if got[i] != v[i] {
-			t.Errorf("[%d] %v != %v", i, got[i], v[i])
-		}
-	}
-	if _, err := ParseFloats("[1e999]"); err == nil {
-		t.Errorf("out-of-range accepted")
-	}
-	if FormatFloats(nil) != "[]" {
-		t.Errorf("empty: %s", FormatFloats(nil))
-	}
-}
 
 func TestCategory(t *testing.T) {
 	for v, want := range map[float64]string{1: "High", 0.71: "High", 0.7: "Medium", 0.41: "Medium", 0.4: "Low", 0: "Low"} {

@@ -8,17 +8,20 @@
 // message and details.
 //
 // The request and response types are ops/api's, shared with the server so
-// the shapes cannot drift. This package imports only ops/api and the
-// standard library — never core, ops, Prometheus or cobra.
+// the shapes cannot drift. This package imports only ops/api, the JSON
+// library the server uses (go-json-experiment/json) and the standard
+// library — never core, ops, Prometheus or cobra.
 package client
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,6 +29,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/engram-ops/engram-ops/ops/api"
 )
@@ -159,6 +165,53 @@ func Retryable(err error) bool {
 	return false
 }
 
+// encodeOptions write request bodies as the server writes its responses
+// (and as encoding/json would): HTML- and JS-safe strings, invalid UTF-8
+// as U+FFFD, nil slices and maps as null, map keys sorted.
+var encodeOptions = json.JoinOptions(
+	jsontext.EscapeForHTML(true),
+	jsontext.EscapeForJS(true),
+	jsontext.AllowInvalidUTF8(true),
+	json.FormatNilSliceAsNull(true),
+	json.FormatNilMapAsNull(true),
+	json.Deterministic(true),
+)
+
+// encodeJSON appends v's JSON and a newline to buf.
+func encodeJSON(buf *bytes.Buffer, v any) error {
+	if err := json.MarshalWrite(buf, v, encodeOptions); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	return nil
+}
+
+// EncodeVectorBase64 is the compact form of an embedding the server also
+// accepts in place of an array of numbers: the standard base64 of its
+// components as little-endian IEEE 754 float32s (OpenAI's
+// encoding_format=base64).
+func EncodeVectorBase64(v []float32) string {
+	raw := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
+	}
+	return base64.StdEncoding.EncodeToString(raw)
+}
+
+// FormatFloats renders v as a JSON array, the form the GET recall endpoint
+// takes its embedding parameter in.
+func FormatFloats(v []float32) string {
+	b := make([]byte, 0, len(v)*10+2)
+	b = append(b, '[')
+	for i, f := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendFloat(b, float64(f), 'g', -1, 32)
+	}
+	return string(append(b, ']'))
+}
+
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // do sends one request. in (if not nil) is encoded as JSON; a 2xx response
@@ -174,7 +227,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 				bufPool.Put(buf)
 			}
 		}()
-		if err := json.NewEncoder(buf).Encode(in); err != nil {
+		if err := encodeJSON(buf, in); err != nil {
 			return 0, fmt.Errorf("encode %s %s request: %w", method, path, err)
 		}
 		body = bytes.NewReader(buf.Bytes())
@@ -220,7 +273,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		*w = b
 		return resp.StatusCode, err
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := json.UnmarshalRead(resp.Body, out); err != nil {
 		return resp.StatusCode, fmt.Errorf("decode %s %s response: %w", method, path, err)
 	}
 	return resp.StatusCode, nil
@@ -330,7 +383,7 @@ func (c *Client) RecallGet(ctx context.Context, req api.RecallRequest) (*api.Rec
 		q.Set("query", req.Query)
 	}
 	if req.Embedding != nil {
-		q.Set("embedding", api.FormatFloats(req.Embedding))
+		q.Set("embedding", FormatFloats(req.Embedding))
 	}
 	if req.MaxResults != 0 {
 		q.Set("max_results", strconv.Itoa(req.MaxResults))

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -113,14 +112,13 @@ func bareErrorResponse(status int, reason string) []byte {
 		}
 		body = api.ErrorBody{Code: "BAD_REQUEST", Message: "malformed request: " + reason}
 	}
-	js, err := json.Marshal(api.ErrorEnvelope{Error: body})
-	if err != nil { // a fixed shape of strings and an int
+	var js bytes.Buffer
+	if err := encodeJSON(&js, api.ErrorEnvelope{Error: body}); err != nil { // a fixed shape of strings and an int
 		panic(err)
 	}
-	js = append(js, '\n')
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"+
-		"Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", status, http.StatusText(status), len(js))
-	b.Write(js)
+		"Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", status, http.StatusText(status), js.Len())
+	b.Write(js.Bytes())
 	return b.Bytes()
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -18,10 +17,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-
-	"github.com/engram-ops/engram-ops/ops/api"
 )
 
 // decodeJSON reads r's body into dst: the Content-Type must be JSON, the
@@ -59,12 +56,6 @@ func checkJSONContentType(ct string) error {
 	return nil
 }
 
-// decodeOptions: unknown fields are refused. encoding/json/v2 semantics
-// also refuse duplicate names and invalid UTF-8 (v1 kept the last
-// duplicate and replaced bad bytes), and match names case-sensitively, as
-// the field names are documented.
-var decodeOptions = jsonv2.RejectUnknownMembers(true)
-
 // bodyBufs holds request-body buffers: a recall body with a 768-number cue
 // is ~9 KB, and growing a fresh buffer for each was the largest allocation
 // of a recall.
@@ -98,7 +89,7 @@ func decodeBodyOf(r *http.Request, body io.Reader, dst any) error {
 	if buf.Len() == 0 {
 		return httpErrorf(http.StatusBadRequest, "EMPTY_BODY", "request body is empty; send a JSON object")
 	}
-	if err := jsonv2.Unmarshal(buf.Bytes(), dst, decodeOptions); err != nil {
+	if err := json.Unmarshal(buf.Bytes(), dst, decodeOptions); err != nil {
 		return jsonError(err, dst)
 	}
 	return nil
@@ -173,12 +164,12 @@ func jsonError(err error, dst any) error {
 		}
 		return httpErrorf(http.StatusBadRequest, "INVALID_JSON", msg, args...).with("offset", se.ByteOffset)
 	}
-	var sem *jsonv2.SemanticError
+	var sem *json.SemanticError
 	if !errors.As(err, &sem) {
 		return httpErrorf(http.StatusBadRequest, "INVALID_JSON", "invalid request body: %s", echo(err.Error()))
 	}
 	field := fieldPath(sem.JSONPointer)
-	if errors.Is(sem.Err, jsonv2.ErrUnknownName) {
+	if errors.Is(sem.Err, json.ErrUnknownName) {
 		name := sem.JSONPointer.LastToken()
 		msg := "unknown field " + strconv.Quote(echo(name))
 		if parent := fieldPath(sem.JSONPointer.Parent()); parent != "" {
@@ -189,17 +180,11 @@ func jsonError(err error, dst any) error {
 		}
 		return httpErrorf(http.StatusBadRequest, "UNKNOWN_FIELD", "%s", msg).with("field", echo(name))
 	}
-	// api.Vector reports its element errors as encoding/json type errors.
-	var te *json.UnmarshalTypeError
-	if errors.As(sem.Err, &te) {
-		if strings.HasPrefix(te.Value, "number ") && isNumberKind(te.Type) {
-			return httpErrorf(http.StatusBadRequest, "INVALID_NUMBER",
-				"field %q: %s is out of range for %s (numbers must be finite and fit the type)", field, echo(te.Value), te.Type).
-				with("field", field, "offset", sem.ByteOffset)
-		}
+	// An embedding string that is not base64 of finite float32s.
+	if sem.GoType == vectorType && sem.JSONKind == '"' && sem.Err != nil {
 		return httpErrorf(http.StatusBadRequest, "INVALID_FIELD_TYPE",
-			"field %q must be %s, got %s", field, typeName(te.Type), echo(te.Value)).
-			with("field", field, "offset", sem.ByteOffset, "expected", typeName(te.Type))
+			"field %q must be an array of numbers or a base64 string of little-endian float32s; the string is %s", field, echo(sem.Err.Error())).
+			with("field", field, "offset", sem.ByteOffset, "expected", "an array")
 	}
 	if sem.GoType == reflect.TypeFor[time.Time]() {
 		if pe := (*time.ParseError)(nil); errors.As(sem.Err, &pe) {
@@ -423,7 +408,7 @@ func (p *params) floats(name string) []float32 {
 	if s == "" {
 		return nil
 	}
-	v, err := api.ParseFloats(s)
+	v, err := parseFloats(s)
 	if err != nil {
 		p.fail(name, s, "must be a JSON array of finite numbers, e.g. [0.1,0.2]")
 		return nil

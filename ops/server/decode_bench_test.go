@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/client"
 )
 
 // BenchmarkDecodeRecallVector768: decoding a recall request carrying a
@@ -29,7 +30,7 @@ func BenchmarkDecodeRecallVector768(b *testing.B) {
 		}
 	})
 	// The same cue as a base64 string (what api.Vector also accepts).
-	b64, _ := json.Marshal(map[string]any{"embedding": api.EncodeVectorBase64(v), "max_results": 10, "mode": "similarity"})
+	b64, _ := json.Marshal(map[string]any{"embedding": client.EncodeVectorBase64(v), "max_results": 10, "mode": "similarity"})
 	b.Run("api.Vector/base64", func(b *testing.B) {
 		b.SetBytes(int64(len(b64)))
 		b.ReportAllocs()

@@ -290,13 +290,13 @@ func recallParams(r *http.Request) (*api.RecallRequest, error) {
 type recallAnswer struct {
 	*api.RecallResponse
 	res *core.RecallResult
-	cue api.Vector
+	cue []float32
 }
 
 func (a recallAnswer) afterWrite() {
 	recycleRecallResponse(a.RecallResponse)
 	a.res.Release()
-	a.cue.Recycle()
+	recycleVector(a.cue)
 }
 
 func (s *Server) recall(ctx context.Context, space string, req *api.RecallRequest) (recallAnswer, error) {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/client"
 )
 
 // BenchmarkRecallHandler768: the whole recall request in process (decode,
@@ -60,7 +60,7 @@ func BenchmarkRecallHandler768(b *testing.B) {
 	}
 	b64 := make([]string, len(cues))
 	for i := range b64 {
-		body, _ := json.Marshal(map[string]any{"embedding": api.EncodeVectorBase64(unit()), "max_results": 10, "threshold": -1, "mode": "similarity"})
+		body, _ := json.Marshal(map[string]any{"embedding": client.EncodeVectorBase64(unit()), "max_results": 10, "threshold": -1, "mode": "similarity"})
 		b64[i] = string(body)
 	}
 	run := func(b *testing.B, bodies []string) {

@@ -24,7 +24,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -309,7 +308,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 		s.log.Error("encode response", "err", err)
 		buf.Reset()
 		status = http.StatusInternalServerError
-		_ = json.NewEncoder(buf).Encode(api.ErrorEnvelope{Error: api.ErrorBody{Code: "INTERNAL", Message: "could not encode the response"}})
+		_ = encodeJSON(buf, api.ErrorEnvelope{Error: api.ErrorBody{Code: "INTERNAL", Message: "could not encode the response"}})
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -317,25 +316,6 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
-}
-
-// appendsJSON is a response type that writes its own JSON, byte for byte
-// what encoding/json would (api.RecallResponse).
-type appendsJSON interface {
-	AppendJSON(b []byte) ([]byte, bool)
-}
-
-// encodeJSON writes v to buf as encoding/json's Encoder does, through
-// AppendJSON when v has it (no reflection); a value that cannot take that
-// path goes to encoding/json, which reports its error.
-func encodeJSON(buf *bytes.Buffer, v any) error {
-	if a, ok := v.(appendsJSON); ok {
-		if b, ok := a.AppendJSON(buf.AvailableBuffer()); ok {
-			buf.Write(b)
-			return nil
-		}
-	}
-	return json.NewEncoder(buf).Encode(v)
 }
 
 // requestInfo is per-request state the access log reads after the handler.

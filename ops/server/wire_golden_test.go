@@ -128,4 +128,9 @@ func TestWireGolden(t *testing.T) {
 			t.Errorf("%s: bytes differ\ngot  %s\nwant %s", name, buf.Bytes(), want)
 		}
 	}
+	// A value with no JSON form is an error (writeJSON answers 500).
+	var buf bytes.Buffer
+	if err := encodeJSON(&buf, api.RecallResponse{Metadata: api.RecallMetadata{TookMS: math.NaN()}}); err == nil {
+		t.Errorf("a NaN was encoded: %s", buf.Bytes())
+	}
 }

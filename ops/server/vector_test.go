@@ -1,10 +1,10 @@
-package api
+package server
 
 import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
+	stdjson "encoding/json"
 	"errors"
 	"math"
 	"math/rand"
@@ -12,9 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/client"
 )
 
-// The wire bytes and decoded values match encoding/json's for []float32.
+// The vector codec's wire bytes and decoded values are encoding/json's
+// for []float32.
 func TestVectorMatchesEncodingJSON(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	cases := [][]float32{nil, {}, {0}, {1, -1, 0.5}, {1e-7, -3e-9, 1e21, 2.5e30, 1e-45, math.MaxFloat32, float32(math.Copysign(0, -1))}}
@@ -26,23 +33,22 @@ func TestVectorMatchesEncodingJSON(t *testing.T) {
 		cases = append(cases, v)
 	}
 	for _, v := range cases {
-		want, err := json.Marshal(v)
+		want, err := stdjson.Marshal(v)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := json.Marshal(Vector(v))
+		got, err := json.Marshal(v, encodeOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("marshal %v:\n got %s\nwant %s", v, got, want)
 		}
-		var std []float32
-		var ours Vector
-		if err := json.Unmarshal(want, &std); err != nil {
+		var std, ours []float32
+		if err := stdjson.Unmarshal(want, &std); err != nil {
 			t.Fatal(err)
 		}
-		if err := json.Unmarshal(want, &ours); err != nil {
+		if err := json.Unmarshal(want, &ours, decodeOptions); err != nil {
 			t.Fatalf("unmarshal %s: %v", want, err)
 		}
 		if (std == nil) != (ours == nil) || len(std) != len(ours) {
@@ -56,73 +62,96 @@ func TestVectorMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestVectorRefusesWhatIsNotAFloat32: a request whose embedding is not
+// finite float32s is a 400 naming the field and what was wrong.
 func TestVectorRefusesWhatIsNotAFloat32(t *testing.T) {
-	type body struct {
-		Embedding Vector `json:"embedding"`
-	}
 	for in, want := range map[string]string{
-		`{"embedding":[1,"2"]}`:        "string",
-		`{"embedding":[1,null]}`:       "null",
-		`{"embedding":[[1]]}`:          "array",
-		`{"embedding":[true]}`:         "bool",
-		`{"embedding":[1e39]}`:         "number 1e39",
-		`{"embedding":[-1e999]}`:       "number -1e999",
-		`{"embedding":"1,2"}`:          "string (not standard base64 of little-endian float32s: illegal base64 data at input byte 1)",
-		`{"embedding":"AAAA AAAA"}`:    "string (not standard base64 of little-endian float32s: illegal base64 data at input byte 4)",
-		`{"embedding":"AACAPw"}`:       "string (not standard base64 of little-endian float32s: illegal base64 data at input byte 4)",
-		`{"embedding":"AACAPwAA"}`:     "string (base64 of 6 bytes, not a whole number of 4-byte float32s)",
-		`{"embedding":"AACAPwAAwH8="}`: "string (component 1 is not finite)",
-		`{"embedding":{"a":1}}`:        "object",
-		`{"embedding":[ 1 , 2 ,{}]}`:   "object",
+		`{"content":"x","embedding":[1,"2"]}`:        "INVALID_FIELD_TYPE: field \"embedding\" must be a number, got a string",
+		`{"content":"x","embedding":[1,null]}`:       "INVALID_FIELD_TYPE: field \"embedding\" must be a number, got null",
+		`{"content":"x","embedding":[[1]]}`:          "INVALID_FIELD_TYPE: field \"embedding\" must be a number, got an array",
+		`{"content":"x","embedding":[true]}`:         "INVALID_FIELD_TYPE: field \"embedding\" must be a number, got a boolean",
+		`{"content":"x","embedding":[1e39]}`:         "INVALID_NUMBER: field \"embedding\": 1e39 does not fit float32",
+		`{"content":"x","embedding":[-1e999]}`:       "INVALID_NUMBER: field \"embedding\": -1e999 does not fit float32",
+		`{"content":"x","embedding":"1,2"}`:          "INVALID_FIELD_TYPE: field \"embedding\" must be an array of numbers or a base64 string of little-endian float32s; the string is not standard base64 of little-endian float32s: illegal base64 data at input byte 1",
+		`{"content":"x","embedding":"AAAA AAAA"}`:    "illegal base64 data at input byte 4",
+		`{"content":"x","embedding":"AACAPw"}`:       "illegal base64 data at input byte 4",
+		`{"content":"x","embedding":"AACAPwAA"}`:     "base64 of 6 bytes, not a whole number of 4-byte float32s",
+		`{"content":"x","embedding":"AACAPwAAwH8="}`: "component 1 is not finite",
+		`{"content":"x","embedding":{"a":1}}`:        "INVALID_FIELD_TYPE: field \"embedding\" must be an array, got an object",
+		`{"content":"x","embedding":[ 1 , 2 ,{}]}`:   "INVALID_FIELD_TYPE: field \"embedding\" must be a number, got an object",
+		`{"memories":[{},{"embedding":[1e39]}]}`:     "INVALID_NUMBER: field \"memories[1].embedding\": 1e39 does not fit float32",
 	} {
-		var b body
-		err := json.Unmarshal([]byte(in), &b)
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) || te.Value != want || te.Field != "embedding" {
-			t.Errorf("%s: %v (%#v), want a type error about %q in field embedding", in, err, te, want)
+		var err error
+		if strings.HasPrefix(in, `{"memories"`) {
+			var b api.BatchRequest
+			err = decodeBody(strings.NewReader(in), &b)
+		} else {
+			var b api.RememberRequest
+			err = decodeBody(strings.NewReader(in), &b)
+		}
+		var he *httpError
+		if !errors.As(err, &he) || he.status != 400 || !strings.Contains(he.code+": "+he.message, want) {
+			t.Errorf("%s: %v, want a 400 containing %q", in, err, want)
 		}
 	}
-	var b body
-	if err := json.Unmarshal([]byte(" {\"embedding\" : [ 1 ,\n2\t, -3.5e-2 ] } "), &b); err != nil || len(b.Embedding) != 3 || b.Embedding[2] != -0.035 {
+	var b api.RememberRequest
+	if err := decodeBody(strings.NewReader(" {\"embedding\" : [ 1 ,\n2\t, -3.5e-2 ] } "), &b); err != nil || len(b.Embedding) != 3 || b.Embedding[2] != -0.035 {
 		t.Errorf("whitespace: %v %v", err, b.Embedding)
 	}
 }
 
 func TestVectorBase64(t *testing.T) {
 	type body struct {
-		Embedding Vector `json:"embedding"`
+		Embedding []float32 `json:"embedding"`
 	}
 	want := []float32{1, -0.5, 3.25e-7, float32(math.SmallestNonzeroFloat32), -math.MaxFloat32}
-	enc := EncodeVectorBase64(want)
+	enc := client.EncodeVectorBase64(want)
 	for _, in := range []string{`{"embedding":"` + enc + `"}`, `{"embedding":"` + strings.ReplaceAll(enc, "/", `\/`) + `"}`} {
 		var b body
-		if err := json.Unmarshal([]byte(in), &b); err != nil {
+		if err := decodeBody(strings.NewReader(in), &b); err != nil {
 			t.Fatalf("%s: %v", in, err)
 		}
-		if !slices.Equal([]float32(b.Embedding), want) {
+		if !slices.Equal(b.Embedding, want) {
 			t.Fatalf("%s: %v, want %v", in, b.Embedding, want)
 		}
 	}
 	// 1.0 as little-endian float32 is 00 00 80 3f.
 	var b body
-	if err := json.Unmarshal([]byte(`{"embedding":"AACAPw=="}`), &b); err != nil || len(b.Embedding) != 1 || b.Embedding[0] != 1 {
+	if err := decodeBody(strings.NewReader(`{"embedding":"AACAPw=="}`), &b); err != nil || len(b.Embedding) != 1 || b.Embedding[0] != 1 {
 		t.Fatalf("AACAPw==: %v %v", b.Embedding, err)
 	}
 	// Written back as an array.
-	out, _ := json.Marshal(b)
-	if string(out) != `{"embedding":[1]}` {
-		t.Fatalf("marshalled %s", out)
+	var out bytes.Buffer
+	if err := encodeJSON(&out, b); err != nil || out.String() != `{"embedding":[1]}`+"\n" {
+		t.Fatalf("marshalled %s (%v)", out.Bytes(), err)
 	}
 }
 
 func TestVectorRefusesNonFiniteOnMarshal(t *testing.T) {
 	for _, f := range []float32{float32(math.NaN()), float32(math.Inf(1))} {
-		if _, err := json.Marshal(Vector{1, f}); err == nil {
-			t.Errorf("%v marshalled", f)
+		var out bytes.Buffer
+		if err := encodeJSON(&out, api.ListedMemory{Embedding: []float32{1, f}}); err == nil {
+			t.Errorf("%v marshalled: %s", f, out.Bytes())
 		}
 	}
 }
 
+// TestParseFloats: the GET recall embedding parameter, as the client
+// writes it.
+func TestParseFloats(t *testing.T) {
+	v := []float32{0, 1, -0.5, 1e-7, 3.4028235e38, float32(math.Pi)}
+	got, err := parseFloats(client.FormatFloats(v))
+	if err != nil || !slices.Equal(got, v) {
+		t.Fatalf("%v, %v; want %v", got, err, v)
+	}
+	if _, err := parseFloats("[1e999]"); err == nil {
+		t.Errorf("out-of-range accepted")
+	}
+}
+
+// FuzzVectorUnmarshal: the vector codec decodes what encoding/json decodes
+// into a []float32 (refusing only null elements, on purpose), and a string
+// as the base64 of finite little-endian float32s.
 func FuzzVectorUnmarshal(f *testing.F) {
 	for _, s := range []string{`[1,2,3]`, `[]`, `null`, `[1e39]`, `[-0.0, 1e-45]`, `[1,"x"]`, `[ 1 , 2 ]`} {
 		f.Add([]byte(s))
@@ -131,10 +160,10 @@ func FuzzVectorUnmarshal(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var ours Vector
-		err := json.Unmarshal(data, &ours)
+		var ours []float32
+		err := json.Unmarshal(data, &ours, decodeOptions)
 		var str string
-		if json.Unmarshal(data, &str) == nil {
+		if stdjson.Unmarshal(data, &str) == nil && json.Unmarshal(data, &str) == nil {
 			// The string form: base64 of little-endian finite float32s.
 			raw, berr := base64.StdEncoding.DecodeString(str)
 			ok := berr == nil && len(raw)%4 == 0
@@ -145,26 +174,26 @@ func FuzzVectorUnmarshal(f *testing.F) {
 				want = append(want, f)
 			}
 			if ok != (err == nil) {
-				t.Fatalf("%q: reference ok %v, Vector error %v", data, ok, err)
+				t.Fatalf("%q: reference ok %v, codec error %v", data, ok, err)
 			}
-			if ok && !slices.EqualFunc(want, []float32(ours), func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }) {
+			if ok && !slices.EqualFunc(want, ours, func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }) {
 				t.Fatalf("%q: %v, want %v", data, ours, want)
 			}
 			return
 		}
 		var std []float32
-		stdErr := json.Unmarshal(data, &std)
+		stdErr := stdjson.Unmarshal(data, &std)
 		if stdErr != nil {
-			if err == nil && !bytes.Contains(data, []byte("null")) {
-				t.Fatalf("%q: encoding/json refused (%v), Vector accepted %v", data, stdErr, ours)
+			if err == nil && !bytes.Contains(data, []byte("null")) && utf8.Valid(data) {
+				t.Fatalf("%q: encoding/json refused (%v), codec accepted %v", data, stdErr, ours)
 			}
 			return
 		}
 		if err != nil {
-			if bytes.Contains(data, []byte("null")) {
-				return // null elements are refused on purpose
+			if bytes.Contains(data, []byte("null")) || !utf8.Valid(data) {
+				return // null elements and invalid UTF-8 are refused on purpose
 			}
-			t.Fatalf("%q: encoding/json accepted %v, Vector refused: %v", data, std, err)
+			t.Fatalf("%q: encoding/json accepted %v, codec refused: %v", data, std, err)
 		}
 		if len(std) != len(ours) {
 			t.Fatalf("%q: %v vs %v", data, ours, std)
@@ -230,21 +259,21 @@ func FuzzParseFloat32(f *testing.F) {
 // contents, for both wire forms, and never hands the same memory to two
 // live vectors.
 func TestRecycledVectorsDecodeCleanly(t *testing.T) {
-	want := Vector{0.5, -1.25, 3, 0, 1e-7, -2}
-	arr, _ := json.Marshal([]float32(want))
-	b64, _ := json.Marshal(EncodeVectorBase64(want))
+	want := []float32{0.5, -1.25, 3, 0, 1e-7, -2}
+	arr, _ := stdjson.Marshal(want)
+	b64, _ := stdjson.Marshal(client.EncodeVectorBase64(want))
 	for _, wire := range [][]byte{arr, b64} {
 		for _, prior := range []int{len(want), len(want) + 3, 1, 2*len(want) + 40} {
-			old := make(Vector, prior)
+			old := make([]float32, prior)
 			for i := range old {
 				old[i] = 99
 			}
-			old.Recycle()
-			var a, b Vector
-			if err := json.Unmarshal(wire, &a); err != nil {
+			recycleVector(old)
+			var a, b []float32
+			if err := json.Unmarshal(wire, &a, decodeOptions); err != nil {
 				t.Fatal(err)
 			}
-			if err := json.Unmarshal(wire, &b); err != nil {
+			if err := json.Unmarshal(wire, &b, decodeOptions); err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(a, want) || !slices.Equal(b, want) || len(a) != cap(a) {
@@ -253,9 +282,9 @@ func TestRecycledVectorsDecodeCleanly(t *testing.T) {
 			if &a[0] == &b[0] {
 				t.Fatal("two live vectors share memory")
 			}
-			a.Recycle()
-			b.Recycle()
+			recycleVector(a)
+			recycleVector(b)
 		}
 	}
-	Vector(nil).Recycle() // a recall by text has no vector
+	recycleVector(nil) // a recall by text has no vector
 }
