@@ -5,7 +5,11 @@
 //
 // Shapes follow Engram's server (see engram-rest-reference.md §2.2) where
 // Engram has the endpoint; fields Engram does not have are additions, never
-// renames. IDs are always JSON strings.
+// renames. IDs are always JSON strings. Embeddings are []float32, written
+// as arrays of numbers; the server also reads them as a base64 string of
+// little-endian float32s (its codec lives in ops/server, not here).
+// Numbers and booleans that are left out when zero are tagged omitzero,
+// which encoding/json and go-json-experiment/json read the same way.
 //
 // This package imports only the standard library. It must not import core,
 // net/http handlers, Prometheus or cobra: it is pure data.

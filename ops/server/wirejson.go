@@ -23,8 +23,8 @@ import (
 // embeddings API offers with encoding_format=base64: the standard base64
 // of the components as little-endian IEEE 754 float32s), null elements are
 // refused instead of read as zero, and arrays of numbers are parsed with a
-// fast path for the digits embeddings are written with; on encode they are
-// written as an array in one append.
+// fast path for the digits embeddings are written with. On encode the
+// library writes them (as an array, as encoding/json does).
 
 // encodeOptions write what encoding/json writes: HTML- and JS-safe
 // strings, invalid UTF-8 as U+FFFD, nil slices and maps as null, map keys
@@ -37,7 +37,6 @@ var encodeOptions = json.JoinOptions(
 	json.FormatNilSliceAsNull(true),
 	json.FormatNilMapAsNull(true),
 	json.Deterministic(true),
-	json.WithMarshalers(json.MarshalToFunc(marshalVector)),
 )
 
 // decodeOptions: unknown fields are refused. encoding/json/v2 semantics
@@ -204,46 +203,6 @@ func parseFloats(s string) ([]float32, error) {
 		return nil, err
 	}
 	return v, nil
-}
-
-// marshalVector writes v as a JSON array of float32s, the bytes
-// encoding/json writes for a []float32. NaN and ±Inf have no JSON form.
-func marshalVector(enc *jsontext.Encoder, v []float32) error {
-	if v == nil {
-		return enc.WriteToken(jsontext.Null)
-	}
-	b := make([]byte, 0, 2+len(v)*12)
-	b = append(b, '[')
-	for i, f := range v {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		x := float64(f)
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return &json.SemanticError{GoType: float32Type, Err: fmt.Errorf("unsupported value: %v", x)}
-		}
-		b = appendFloat32(b, f)
-	}
-	return enc.WriteValue(append(b, ']'))
-}
-
-// appendFloat32 formats f like encoding/json: the shortest representation,
-// in exponent form only for very small or large magnitudes, with a
-// two-digit exponent written without its leading zero (1e-07 → 1e-7).
-func appendFloat32(b []byte, f float32) []byte {
-	x := float64(f)
-	format := byte('f')
-	if a := math.Abs(x); a != 0 && (float32(a) < 1e-6 || float32(a) >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, x, format, -1, 32)
-	if format == 'e' {
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }
 
 // parseFloat32 is strconv.ParseFloat(s, 32), bit for bit, with a fast path
