@@ -59,8 +59,8 @@ func newMigrateCmd(a *app) *migrateCmd { return &migrateCmd{app: a} }
 // sourceKind builds a source from a subcommand's arguments.
 type sourceKind struct {
 	use, short string
-	args                cobra.PositionalArgs
-	open                func(args []string) (migrate.Source, string, error) // source, default source name
+	args       cobra.PositionalArgs
+	open       func(args []string) (migrate.Source, string, error) // source, default source name
 }
 
 func (m *migrateCmd) kinds() []sourceKind {
