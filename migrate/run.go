@@ -245,6 +245,8 @@ func (r *runner) obj(name string) *ObjectSummary {
 }
 
 func (r *runner) loop(ctx context.Context, it RecordIterator) error {
+	p := startPrefetch(it, r.o.Mapping)
+	defer p.stop()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -252,7 +254,7 @@ func (r *runner) loop(ctx context.Context, it RecordIterator) error {
 		if r.o.Limit > 0 && r.sum.Records >= r.o.Limit {
 			return nil
 		}
-		rec, err := it.Next()
+		x, err := p.next()
 		if err == io.EOF {
 			return nil
 		}
@@ -268,17 +270,109 @@ func (r *runner) loop(ctx context.Context, it RecordIterator) error {
 		if err != nil {
 			return err
 		}
-		if err := r.take(ctx, &rec); err != nil {
+		if err := r.take(ctx, &x.rec, x.m, x.mapErr); err != nil {
 			return err
 		}
 	}
 }
 
-func (r *runner) take(ctx context.Context, rec *Record) error {
+// mappedRecord is a source record with what the mapping made of it.
+type mappedRecord struct {
+	rec    Record
+	m      Mapped
+	mapErr error
+	err    error // the iterator's error instead of a record
+}
+
+// prefetcher reads and maps records on its own goroutine, a few chunks
+// ahead of the writer, so decoding and mapping overlap the sink's writes.
+// Records arrive in source order; an iterator error other than a
+// *BadRecordError ends the stream.
+type prefetcher struct {
+	ch   chan []mappedRecord
+	quit chan struct{}
+	done chan struct{}
+	cur  []mappedRecord
+	i    int
+	end  error
+}
+
+const (
+	prefetchChunk  = 256
+	prefetchChunks = 4
+)
+
+func startPrefetch(it RecordIterator, m *Mapping) *prefetcher {
+	p := &prefetcher{ch: make(chan []mappedRecord, prefetchChunks), quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		defer close(p.ch)
+		for {
+			chunk := make([]mappedRecord, 0, prefetchChunk)
+			last := false
+			for len(chunk) < prefetchChunk && !last {
+				rec, err := it.Next()
+				var bad *BadRecordError
+				switch {
+				case err == nil:
+					x := mappedRecord{rec: rec}
+					x.m, x.mapErr = m.Apply(&x.rec)
+					chunk = append(chunk, x)
+				case errors.As(err, &bad):
+					chunk = append(chunk, mappedRecord{err: err})
+				default:
+					chunk = append(chunk, mappedRecord{err: err})
+					last = true
+				}
+			}
+			select {
+			case p.ch <- chunk:
+			case <-p.quit:
+				return
+			}
+			if last {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// next returns the next record, or the iterator's error.
+func (p *prefetcher) next() (*mappedRecord, error) {
+	if p.i == len(p.cur) {
+		if p.end != nil {
+			return nil, p.end
+		}
+		chunk, ok := <-p.ch
+		if !ok {
+			return nil, io.EOF
+		}
+		p.cur, p.i = chunk, 0
+	}
+	x := &p.cur[p.i]
+	p.i++
+	if x.err != nil {
+		var bad *BadRecordError
+		if !errors.As(x.err, &bad) {
+			p.end = x.err
+		}
+		return nil, x.err
+	}
+	return x, nil
+}
+
+// stop ends the reading goroutine and waits for it, so the iterator can
+// be closed.
+func (p *prefetcher) stop() {
+	close(p.quit)
+	<-p.done
+}
+
+func (r *runner) take(ctx context.Context, rec *Record, m Mapped, err error) error {
 	r.sum.Records++
 	os := r.obj(rec.Object)
 	os.Records++
-	m, err := r.o.Mapping.Apply(rec)
 	if err != nil {
 		r.cursor = rec.Cursor
 		return r.reject(rec.Object, rec.Position, rec.Cursor, rec.Key, rec.Fields, err.Error())

@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/engram-ops/engram-ops/migrate"
 )
@@ -221,6 +222,12 @@ type flexID struct {
 func (f *flexID) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		f.set = true
+		// The decoder has validated b: without escapes and with valid
+		// UTF-8 the string is the bytes between the quotes.
+		if n := len(b); n >= 2 && bytes.IndexByte(b[1:n-1], '\\') < 0 && utf8.Valid(b[1:n-1]) {
+			f.s = string(b[1 : n-1])
+			return nil
+		}
 		return json.Unmarshal(b, &f.s)
 	}
 	if string(b) == "null" {
@@ -272,7 +279,82 @@ func (rd *Reader) cursor() string {
 	return strconv.FormatInt(rd.line, 10) + ":" + strconv.FormatInt(rd.off, 10)
 }
 
+// fastLine is exportLine with the properties decoded in the same pass.
+type fastLine struct {
+	Type       string    `json:"type"`
+	ID         flexID    `json:"id"`
+	Labels     []string  `json:"labels"`
+	Label      string    `json:"label"`
+	Properties any       `json:"properties"`
+	Start      *endpoint `json:"start"`
+	End        *endpoint `json:"end"`
+}
+
+// parse decodes a line in one pass; any line that pass does not accept as
+// a whole is parsed again by parseSlow, so errors (and their messages) are
+// those of parseSlow.
 func (rd *Reader) parse(b []byte) (migrate.Record, error) {
+	if rec, ok := rd.parseFast(b); ok {
+		return rec, nil
+	}
+	return rd.parseSlow(b)
+}
+
+func (rd *Reader) parseFast(b []byte) (migrate.Record, bool) {
+	var l fastLine
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if dec.Decode(&l) != nil || !onlySpace(b[dec.InputOffset():]) {
+		return migrate.Record{}, false
+	}
+	if !l.ID.set || l.ID.s == "" {
+		return migrate.Record{}, false
+	}
+	var props map[string]any
+	switch p := l.Properties.(type) {
+	case nil:
+		props = map[string]any{}
+	case map[string]any:
+		for k, v := range p {
+			p[k] = convert(v)
+		}
+		props = p
+	default:
+		return migrate.Record{}, false
+	}
+	rec := migrate.Record{Key: l.ID.s, Fields: props, Cursor: rd.cursor(), Position: rd.position()}
+	switch l.Type {
+	case "node":
+		rec.Object = Unlabelled
+		if len(l.Labels) > 0 {
+			rec.Object = l.Labels[0]
+			rec.Tags = l.Labels
+		}
+	case "relationship":
+		if l.Label == "" || l.Start == nil || !l.Start.ID.set || l.End == nil || !l.End.ID.set {
+			return migrate.Record{}, false
+		}
+		rec.Object = l.Label
+		rec.Refs = []migrate.Reference{{Kind: l.Label,
+			FromObject: firstLabel(l.Start.Labels), FromKey: l.Start.ID.s,
+			ToObject: firstLabel(l.End.Labels), ToKey: l.End.ID.s}}
+	default:
+		return migrate.Record{}, false
+	}
+	return rec, true
+}
+
+// onlySpace reports whether b is JSON whitespace only.
+func onlySpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+func (rd *Reader) parseSlow(b []byte) (migrate.Record, error) {
 	var l exportLine
 	if err := json.Unmarshal(b, &l); err != nil {
 		return migrate.Record{}, fmt.Errorf("not an APOC export line: %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"testing"
 
 	"github.com/engram-ops/engram-ops/migrate"
@@ -55,6 +56,28 @@ func FuzzReader(f *testing.F) {
 					t.Fatalf("resuming at %s: record %d is %s, want %s", c, j, rest[j], keys[i+1+j])
 				}
 			}
+		}
+	})
+}
+
+// FuzzParse: the one-pass line decoder gives exactly what the two-pass one
+// gives, records and errors alike.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"type":"node","id":"0","labels":["User","Admin"],"properties":{"a":[1,2.5,null,{"b":"c"}],"n":12345678901234567}}`))
+	f.Add([]byte(`{"type":"relationship","id":7,"label":"KNOWS","properties":null,"start":{"id":"0","labels":["User"]},"end":{"id":"1","labels":[]}}`))
+	f.Add([]byte(`{"type":"node","id":"a\u00e9\xff","properties":[1]}`))
+	f.Add([]byte(`{"type":"node","id":"1","properties":{"x":1e999}} {}`))
+	f.Add([]byte(`{"type":"node","id":"1","id":null,"properties":{},"properties":"x"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		rd := NewReader(bytes.NewReader(nil), 3, 100)
+		got, gotErr := rd.parse(line)
+		want, wantErr := rd.parseSlow(line)
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Fatalf("error %v, want %v", gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("record %#v, want %#v", got, want)
 		}
 	})
 }
