@@ -154,6 +154,22 @@ type Reader struct {
 	line int64
 	off  int64
 	buf  []byte
+	// dec decodes lines from feed, one at a time; it is dropped after a
+	// line it did not accept, since it may hold the rest of that line.
+	dec  *json.Decoder
+	feed lineFeed
+}
+
+// lineFeed hands the decoder the current line and then io.EOF.
+type lineFeed struct{ b []byte }
+
+func (f *lineFeed) Read(p []byte) (int, error) {
+	if len(f.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, f.b)
+	f.b = f.b[n:]
+	return n, nil
 }
 
 // NewReader returns a record iterator over r; r is closed by Close when it
@@ -302,9 +318,13 @@ func (rd *Reader) parse(b []byte) (migrate.Record, error) {
 
 func (rd *Reader) parseFast(b []byte) (migrate.Record, bool) {
 	var l fastLine
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if dec.Decode(&l) != nil || !onlySpace(b[dec.InputOffset():]) {
+	if rd.dec == nil {
+		rd.dec = json.NewDecoder(&rd.feed)
+		rd.dec.UseNumber()
+	}
+	rd.feed.b = b
+	if rd.dec.Decode(&l) != nil || !onlySpace(rd.feed.b) || !onlySpaceReader(rd.dec.Buffered()) {
+		rd.dec = nil
 		return migrate.Record{}, false
 	}
 	if !l.ID.set || l.ID.s == "" {
@@ -352,6 +372,11 @@ func onlySpace(b []byte) bool {
 		}
 	}
 	return true
+}
+
+func onlySpaceReader(r io.Reader) bool {
+	b, _ := io.ReadAll(r)
+	return onlySpace(b)
 }
 
 func (rd *Reader) parseSlow(b []byte) (migrate.Record, error) {

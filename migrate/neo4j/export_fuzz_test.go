@@ -69,15 +69,20 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"type":"node","id":"1","properties":{"x":1e999}} {}`))
 	f.Add([]byte(`{"type":"node","id":"1","id":null,"properties":{},"properties":"x"}`))
 	f.Add([]byte(`null`))
-	f.Fuzz(func(t *testing.T, line []byte) {
+	f.Add([]byte("{\"type\":\"node\",\"id\":\"1\"} x\n{\"type\":\"node\",\"id\":\"2\"}\n{\"type\":\"node\",\"id\":3}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// One reader for all lines: its decoder is reused from line to
+		// line.
 		rd := NewReader(bytes.NewReader(nil), 3, 100)
-		got, gotErr := rd.parse(line)
-		want, wantErr := rd.parseSlow(line)
-		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
-			t.Fatalf("error %v, want %v", gotErr, wantErr)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("record %#v, want %#v", got, want)
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			got, gotErr := rd.parse(line)
+			want, wantErr := rd.parseSlow(line)
+			if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Fatalf("line %q: error %v, want %v", line, gotErr, wantErr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("line %q: record %#v, want %#v", line, got, want)
+			}
 		}
 	})
 }
