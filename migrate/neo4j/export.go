@@ -62,6 +62,7 @@ func (e *Export) Objects(ctx context.Context) ([]migrate.Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	it.(*Reader).keysOnly = true
 	defer it.Close()
 	type acc struct {
 		obj    migrate.Object
@@ -158,6 +159,8 @@ type Reader struct {
 	// line it did not accept, since it may hold the rest of that line.
 	dec  *json.Decoder
 	feed lineFeed
+	// keysOnly leaves the values of Fields nil (Objects).
+	keysOnly bool
 }
 
 // lineFeed hands the decoder the current line and then io.EOF.
@@ -295,16 +298,32 @@ func (rd *Reader) cursor() string {
 	return strconv.FormatInt(rd.line, 10) + ":" + strconv.FormatInt(rd.off, 10)
 }
 
+// lineHead is an export line without its properties.
+type lineHead struct {
+	Type   string    `json:"type"`
+	ID     flexID    `json:"id"`
+	Labels []string  `json:"labels"`
+	Label  string    `json:"label"`
+	Start  *endpoint `json:"start"`
+	End    *endpoint `json:"end"`
+}
+
 // fastLine is exportLine with the properties decoded in the same pass.
 type fastLine struct {
-	Type       string    `json:"type"`
-	ID         flexID    `json:"id"`
-	Labels     []string  `json:"labels"`
-	Label      string    `json:"label"`
-	Properties any       `json:"properties"`
-	Start      *endpoint `json:"start"`
-	End        *endpoint `json:"end"`
+	lineHead
+	Properties any `json:"properties"`
 }
+
+// keysLine is an export line whose property values are checked but not
+// kept (Objects needs the names only).
+type keysLine struct {
+	lineHead
+	Properties map[string]skipValue `json:"properties"`
+}
+
+type skipValue struct{}
+
+func (*skipValue) UnmarshalJSON([]byte) error { return nil }
 
 // parse decodes a line in one pass; any line that pass does not accept as
 // a whole is parsed again by parseSlow, so errors (and their messages) are
@@ -317,29 +336,37 @@ func (rd *Reader) parse(b []byte) (migrate.Record, error) {
 }
 
 func (rd *Reader) parseFast(b []byte) (migrate.Record, bool) {
-	var l fastLine
-	if rd.dec == nil {
-		rd.dec = json.NewDecoder(&rd.feed)
-		rd.dec.UseNumber()
-	}
-	rd.feed.b = b
-	if rd.dec.Decode(&l) != nil || !onlySpace(rd.feed.b) || !onlySpaceReader(rd.dec.Buffered()) {
-		rd.dec = nil
-		return migrate.Record{}, false
-	}
-	if !l.ID.set || l.ID.s == "" {
-		return migrate.Record{}, false
-	}
+	var head *lineHead
 	var props map[string]any
-	switch p := l.Properties.(type) {
-	case nil:
-		props = map[string]any{}
-	case map[string]any:
-		for k, v := range p {
-			p[k] = convert(v)
+	if rd.keysOnly {
+		var l keysLine
+		if !rd.decode(b, &l) {
+			return migrate.Record{}, false
 		}
-		props = p
-	default:
+		head, props = &l.lineHead, make(map[string]any, len(l.Properties))
+		for k := range l.Properties {
+			props[k] = nil
+		}
+	} else {
+		var l fastLine
+		if !rd.decode(b, &l) {
+			return migrate.Record{}, false
+		}
+		head = &l.lineHead
+		switch p := l.Properties.(type) {
+		case nil:
+			props = map[string]any{}
+		case map[string]any:
+			for k, v := range p {
+				p[k] = convert(v)
+			}
+			props = p
+		default:
+			return migrate.Record{}, false
+		}
+	}
+	l := head
+	if !l.ID.set || l.ID.s == "" {
 		return migrate.Record{}, false
 	}
 	rec := migrate.Record{Key: l.ID.s, Fields: props, Cursor: rd.cursor(), Position: rd.position()}
@@ -362,6 +389,20 @@ func (rd *Reader) parseFast(b []byte) (migrate.Record, bool) {
 		return migrate.Record{}, false
 	}
 	return rec, true
+}
+
+// decode decodes line b, all of it, into v.
+func (rd *Reader) decode(b []byte, v any) bool {
+	if rd.dec == nil {
+		rd.dec = json.NewDecoder(&rd.feed)
+		rd.dec.UseNumber()
+	}
+	rd.feed.b = b
+	if rd.dec.Decode(v) != nil || !onlySpace(rd.feed.b) || !onlySpaceReader(rd.dec.Buffered()) {
+		rd.dec = nil
+		return false
+	}
+	return true
 }
 
 // onlySpace reports whether b is JSON whitespace only.

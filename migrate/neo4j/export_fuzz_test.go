@@ -74,6 +74,8 @@ func FuzzParse(f *testing.F) {
 		// One reader for all lines: its decoder is reused from line to
 		// line.
 		rd := NewReader(bytes.NewReader(nil), 3, 100)
+		keys := NewReader(bytes.NewReader(nil), 3, 100)
+		keys.keysOnly = true
 		for _, line := range bytes.Split(data, []byte("\n")) {
 			got, gotErr := rd.parse(line)
 			want, wantErr := rd.parseSlow(line)
@@ -82,6 +84,19 @@ func FuzzParse(f *testing.F) {
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("line %q: record %#v, want %#v", line, got, want)
+			}
+			// Names only: the same record with nil values.
+			k, kErr := keys.parse(line)
+			if fmt.Sprint(kErr) != fmt.Sprint(wantErr) {
+				t.Fatalf("line %q: keys-only error %v, want %v", line, kErr, wantErr)
+			}
+			if kErr == nil {
+				for f := range want.Fields {
+					want.Fields[f] = nil
+				}
+			}
+			if !reflect.DeepEqual(k, want) {
+				t.Fatalf("line %q: keys-only record %#v, want %#v", line, k, want)
 			}
 		}
 	})
