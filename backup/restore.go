@@ -60,6 +60,15 @@ type restorePlan struct {
 	segments []SegmentInfo
 	newest   uint64
 	warnings []string // newer snapshots passed over, and why
+	// read is the segment the manifest's cross-check already downloaded
+	// and decoded (nil if none), which the replay then need not read again.
+	read *readSegment
+}
+
+// readSegment is a segment downloaded and decoded by ReadSegment.
+type readSegment struct {
+	key     string
+	changes []core.Change
 }
 
 func (o RestoreOptions) describeTarget() string {
@@ -160,9 +169,14 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 			return nil, errors.New(msg + ". Try: a later --to-time / --to-sequence")
 		}
 	}
-	segs, err := a.Segments(ctx)
-	if err != nil {
-		return nil, err
+	segs, err := lc.segs, error(nil)
+	if !lc.listed {
+		if segs, err = a.Segments(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if lc.readFor == p.manifest {
+		p.read = &lc.read
 	}
 	if o.SnapshotOnly {
 		p.newest = p.manifest.Sequence
@@ -207,6 +221,10 @@ type lastChangeCheck struct {
 	a      *Archive
 	segs   []SegmentInfo
 	listed bool
+	// read is the segment the last successful check read, readFor the
+	// manifest it confirmed.
+	read    readSegment
+	readFor *Manifest
 }
 
 func (l *lastChangeCheck) check(ctx context.Context, m *Manifest) error {
@@ -237,6 +255,7 @@ func (l *lastChangeCheck) check(ctx context.Context, m *Manifest) error {
 			return fmt.Errorf("%w: snapshot %s: the manifest says change %d was committed at %s, but %s holds it committed at %s",
 				ErrCorrupt, m.ID, m.Sequence, m.LastChange.UTC().Format(time.RFC3339Nano), s.Key, c.Time.UTC().Format(time.RFC3339Nano))
 		}
+		l.read, l.readFor = readSegment{s.Key, changes}, m
 		return nil
 	}
 	return nil
@@ -505,9 +524,14 @@ func (a *Archive) walkSegments(ctx context.Context, p *restorePlan, o RestoreOpt
 	apply func(context.Context, []core.Change) error) error {
 	applied := p.manifest.Sequence
 	for i, s := range p.segments {
-		_, changes, err := a.ReadSegment(ctx, s)
-		if err != nil {
-			return err
+		var changes []core.Change
+		if p.read != nil && p.read.key == s.Key {
+			changes = p.read.changes
+		} else {
+			var err error
+			if _, changes, err = a.ReadSegment(ctx, s); err != nil {
+				return err
+			}
 		}
 		var batch []core.Change
 		stop := false
