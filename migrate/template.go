@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// A template is text with {field} placeholders:
+// A template is text in which each {name} is replaced by a record value:
 //
 //	{name}        the field's value (absent or null: empty)
 //	{address.city} a key of a map-valued field
@@ -97,8 +97,7 @@ func (t *template) fields() []string {
 	return out
 }
 
-// only reports whether the template names nothing but the given
-// placeholders.
+// only reports whether every {name} in the template is one of names.
 func (t *template) only(names ...string) bool {
 	for _, p := range t.parts {
 		if p.field != "" && !contains(names, p.field) {
