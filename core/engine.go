@@ -367,12 +367,26 @@ func LockDataDir(dir string) (release func() error, err error) {
 	dbDir := filepath.Join(dir, "db")
 	l, err := pebble.LockDirectory(dbDir, vfs.Default)
 	if err != nil {
-		if errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock held by current process") {
-			return nil, openError(dbDir, err)
+		if lockHeld(err) {
+			return nil, dataDirInUse(dbDir, err)
 		}
 		return nil, internalf(err, "lock the storage engine in %s", dbDir)
 	}
 	return l.Close, nil
+}
+
+// lockHeld reports whether err is the storage engine's lock being held.
+// The lock is an fcntl lock: another process holding it makes the kernel
+// answer EAGAIN; Pebble refuses a second open in the same process itself,
+// with this message and no error value to test.
+func lockHeld(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock held by current process")
+}
+
+// dataDirInUse is DATA_DIR_IN_USE for the storage engine in db.
+func dataDirInUse(db string, err error) *Error {
+	return &Error{Kind: KindUnavailable, Code: "DATA_DIR_IN_USE", Err: err, Message: fmt.Sprintf(
+		"another process, most likely an engram-ops server running on this data directory, holds the lock on %s", filepath.Join(db, "LOCK"))}
 }
 
 // openError says why the storage engine in db would not open: its files are
@@ -389,12 +403,8 @@ func openError(db string, err error) *Error {
 		return &Error{Kind: KindInternal, Code: "STORAGE_CORRUPT", Message: fmt.Sprintf(
 			"the storage engine's files in %s are damaged (%v), so acknowledged data may be missing from them; the server did not start on them. %s",
 			db, cause, RestoreAdvice)}
-	// The lock is an fcntl lock: another process holding it makes the
-	// kernel answer EAGAIN; Pebble refuses a second open in the same
-	// process itself, with this message and no error value to test.
-	case errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock held by current process"):
-		return &Error{Kind: KindUnavailable, Code: "DATA_DIR_IN_USE", Err: err, Message: fmt.Sprintf(
-			"another process, most likely an engram-ops server running on this data directory, holds the lock on %s", filepath.Join(db, "LOCK"))}
+	case lockHeld(err):
+		return dataDirInUse(db, err)
 	}
 	return internalf(err, "open the storage engine in %s", db)
 }
