@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,26 +90,11 @@ func runBin(t *testing.T, args ...string) (int, string) {
 	return 0, out.String()
 }
 
-func writeExport(t *testing.T, n int) (string, neo4jtest.Counts) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "graph.jsonl")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := neo4jtest.Write(f, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	return path, c
-}
-
 // A migration SIGKILLed midway and run again ends with exactly the
 // source's records, reconciled (exit 0): into a data directory, and into a
 // running server.
 func TestMigrateKilledMidwayResumes(t *testing.T) {
-	export, counts := writeExport(t, 10_000)
+	export, counts := neo4jtest.WriteFile(t, 10_000)
 	check := func(t *testing.T, target []string, space func() (int64, int64)) {
 		base := append([]string{"migrate", "neo4j-export", export}, target...)
 		killed := killMidway(t, base...)

@@ -11,25 +11,11 @@ import (
 	"github.com/engram-ops/engram-ops/ops/api"
 )
 
-func writeTestExport(t *testing.T, n int) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "graph.jsonl")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := neo4jtest.Write(f, n); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	return path
-}
-
 // Into an in-process server: the run reconciles (exit 0), and recall
 // through the REST API reaches a post's topic (its ABOUT neighbour) by
 // spreading activation.
 func TestMigrateIntoServerAndRecall(t *testing.T) {
-	export := writeTestExport(t, 400)
+	export := exportPath(t, 400)
 	p := startServe(t, t.TempDir())
 	code, out, errOut := runCLI(t, nil, "migrate", "neo4j-export", export, "--target", p.base)
 	if code != 0 || !strings.Contains(out, "reconciliation:") {
@@ -53,7 +39,7 @@ func TestMigrateIntoServerAndRecall(t *testing.T) {
 // it; no target is a usage error; a malformed line is rejected with its
 // line number into the reject file.
 func TestMigrateBadInput(t *testing.T) {
-	export := writeTestExport(t, 40)
+	export := exportPath(t, 40)
 	mapping := filepath.Join(t.TempDir(), "m.toml")
 	os.WriteFile(mapping, []byte("[objects.User]\ncontent = \"{nmae}\"\n"), 0o644)
 	code, _, errOut := runCLI(t, nil, "migrate", "neo4j-export", export, "--mapping", mapping, "--data-dir", t.TempDir())
@@ -76,4 +62,10 @@ func TestMigrateBadInput(t *testing.T) {
 	if !strings.Contains(string(got), `"position":"line 4"`) {
 		t.Fatalf("reject file %s", got)
 	}
+}
+
+// exportPath is the path of a test export of n nodes.
+func exportPath(t *testing.T, n int) string {
+	path, _ := neo4jtest.WriteFile(t, n)
+	return path
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/engram-ops/engram-ops/migrate"
 	"github.com/engram-ops/engram-ops/migrate/neo4j"
+	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
 )
 
 // BenchmarkNeo4jExportMigrate migrates a generated export into a data
@@ -16,7 +17,7 @@ import (
 // plain JSON decode of each line: the reference the migration rate is
 // compared with (records/s of each, and their ratio).
 func BenchmarkNeo4jExportMigrate(b *testing.B) {
-	path, counts := writeExport(b, 40_000)
+	path, counts := neo4jtest.WriteFile(b, 40_000)
 	records := float64(counts.Nodes + counts.Relationships)
 	src := &neo4j.Export{Path: path}
 	var readRate float64

@@ -19,23 +19,6 @@ import (
 	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
 )
 
-func writeExport(t testing.TB, n int) (string, neo4jtest.Counts) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "export.jsonl")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := neo4jtest.Write(f, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path, c
-}
-
 func openEngine(t testing.TB, dir string) *core.Engine {
 	t.Helper()
 	e, err := core.Open(dir, core.Options{Durability: core.DurabilityRelaxed, Tiers: core.TierOptions{SweepInterval: -1}})
@@ -71,7 +54,7 @@ func compile(t testing.TB, src migrate.Source, mappingTOML string) *migrate.Mapp
 // reaches the user who wrote it.
 func TestExportIntoDataDir(t *testing.T) {
 	ctx := context.Background()
-	path, counts := writeExport(t, 10_000)
+	path, counts := neo4jtest.WriteFile(t, 10_000)
 	src := &neo4j.Export{Path: path}
 	m := compile(t, src, "")
 	e := openEngine(t, t.TempDir())
@@ -148,7 +131,7 @@ func contains(list []string, s string) bool {
 // the source's records.
 func TestExportResume(t *testing.T) {
 	ctx := context.Background()
-	path, counts := writeExport(t, 2_000)
+	path, counts := neo4jtest.WriteFile(t, 2_000)
 	src := &neo4j.Export{Path: path}
 	m := compile(t, src, "")
 	e := openEngine(t, t.TempDir())
@@ -225,7 +208,7 @@ func TestExportMalformedLine(t *testing.T) {
 // A mapping naming a property no node of the label has is refused at load
 // time, naming the object, the key and the fields there are.
 func TestMappingMissingField(t *testing.T) {
-	path, _ := writeExport(t, 40)
+	path, _ := neo4jtest.WriteFile(t, 40)
 	src := &neo4j.Export{Path: path}
 	objs, err := src.Objects(context.Background())
 	if err != nil {
@@ -254,7 +237,7 @@ func TestMappingMissingField(t *testing.T) {
 // confidence, a weight from a relationship property.
 func TestExportWorkedMapping(t *testing.T) {
 	ctx := context.Background()
-	path, _ := writeExport(t, 40)
+	path, _ := neo4jtest.WriteFile(t, 40)
 	src := &neo4j.Export{Path: path}
 	m := compile(t, src, `
 space = "graph"

@@ -8,6 +8,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"testing"
 )
 
 // Counts describes a generated export.
@@ -62,4 +65,23 @@ func Write(w io.Writer, n int) (Counts, error) {
 	}
 	c.Relationships = rel
 	return c, bw.Flush()
+}
+
+// WriteFile writes Write's export of n nodes to graph.jsonl in a temporary
+// directory of tb and returns its path and counts.
+func WriteFile(tb testing.TB, n int) (string, Counts) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "graph.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := Write(f, n)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return path, c
 }
