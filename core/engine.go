@@ -80,6 +80,8 @@ type Engine struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	bgErrs atomic.Uint64
+	// backlog counts writes held or refused by Index.MaxPending.
+	backlog backlogStats
 	// walSyncs times the fsyncs that make writes durable.
 	walSyncs syncHistogram
 	// The disk guard (diskspace.go): the last measured free bytes of the
@@ -154,9 +156,9 @@ func Open(dir string, opts Options) (*Engine, error) {
 //
 // One convention for "off": a setting that switches a background job or a
 // guard off (Tiers.SweepInterval, ChangeLog.Retention, MinFreeBytes,
-// Limits.MaxSpaces) is off at 0 (negative values count as 0). Every other
-// field is required, and 0 there means its default here, so the zero
-// Options are usable: required fields defaulted, those switches off.
+// Limits.MaxSpaces, Index.MaxPending) is off at 0 (negative values count as
+// 0). Every other field is required, and 0 there means its default here, so
+// the zero Options are usable: required fields defaulted, those switches off.
 func DefaultOptions() Options {
 	return Options{
 		Durability:       DurabilitySync,
@@ -172,7 +174,8 @@ func DefaultOptions() Options {
 			MaxIDBytes:      128,
 			MaxSpaces:       10_000,
 		},
-		Index: IndexOptions{ExactThreshold: 2_000, M: 16, EfConstruction: 128, EfSearch: 96, SaveInterval: time.Minute},
+		Index: IndexOptions{ExactThreshold: 2_000, M: 16, EfConstruction: 128, EfSearch: 96, SaveInterval: time.Minute,
+			MaxPending: 5_000, PendingWait: 2 * time.Second},
 		Tiers: TierOptions{
 			HotCapacityBytes:  64 << 20,
 			ColdBelow:         0.05,
@@ -209,6 +212,7 @@ func withDefaults(o Options) Options {
 	orDefault(&x.EfConstruction, dx.EfConstruction)
 	orDefault(&x.EfSearch, dx.EfSearch)
 	orDefault(&x.SaveInterval, dx.SaveInterval)
+	orDefault(&x.PendingWait, dx.PendingWait)
 	t, dt := &o.Tiers, d.Tiers
 	orDefault(&t.HotCapacityBytes, dt.HotCapacityBytes)
 	orDefault(&t.ColdBelow, dt.ColdBelow)

@@ -32,6 +32,7 @@ func (e *Engine) Metrics() Metrics {
 	m.ChangelogSequence = e.durable.Load()
 	m.WALSync = e.walSyncs.snapshot()
 	m.Corruption = e.corruption.stats()
+	m.Backlog = e.backlogStats()
 	m.Disk = DiskStats{MinFreeBytes: max(e.opts.MinFreeBytes, 0), WritesRefused: e.diskLow()}
 	if free, total, err := FilesystemSpace(e.dir); err == nil {
 		m.Disk.Measured, m.Disk.FreeBytes, m.Disk.TotalBytes = true, free, total

@@ -42,6 +42,13 @@ type IndexOptions struct {
 	EfConstruction int
 	EfSearch       int
 	SaveInterval   time.Duration // how often a changed index graph is persisted
+	// MaxPending bounds a space's index backlog (acknowledged vectors not
+	// yet in the ANN index, which every recall scans exactly): a write
+	// that would take it past the bound waits for the indexer, up to
+	// PendingWait, and is refused with INDEX_BACKLOG after that, or at once
+	// when the backlog is already twice the bound. A switch: 0 is off.
+	MaxPending  int
+	PendingWait time.Duration // how long a write waits for room in the backlog
 }
 
 // TierOptions tune decay and tier migration (defaults in DefaultOptions).

@@ -61,10 +61,15 @@ type space struct {
 	// liveness and de-duplication afterwards.
 	queue   []queued
 	deletes []uint32 // indexer work: slots to tombstone
-	cold    map[uint32]coldVector
-	counts  [numTiers]int64 // stored warm/cold counts
-	bytes   [numTiers]int64
-	assocs  int64
+	// reserved counts the vectors of writes admitted under
+	// Index.MaxPending and not yet committed; room is closed when the
+	// backlog falls under the bound (nil while no write waits).
+	reserved int
+	room     chan struct{}
+	cold     map[uint32]coldVector
+	counts   [numTiers]int64 // stored warm/cold counts
+	bytes    [numTiers]int64
+	assocs   int64
 
 	idxMu sync.Mutex // serialises index writers (Add/Delete/WriteGraph)
 	index *vector.Index
@@ -671,6 +676,10 @@ const (
 //   - Idle (nothing in flight and nothing finished for idleGrace): rest 0 on
 //     every core. HNSW insertion is safe concurrently, and a bulk load or
 //     restore catches up that much sooner.
+//   - Serving, with writes waiting for room under Index.MaxPending (or the
+//     backlog past half of it): rest 0, on every core unless recalls search
+//     the space. The writes are held only for the indexer, so indexing is
+//     then their throughput.
 //   - Serving, with a backlog above its limit: rest 0 on one core. The
 //     other cores stay with the requests: an indexer on every core under
 //     sustained writes multiplies their tail latency and still cannot keep
@@ -686,10 +695,20 @@ func (e *Engine) indexerPace(sp *space) (rest, width int) {
 		return 0, runtime.GOMAXPROCS(0)
 	}
 	sp.mu.RLock()
-	backlog := len(sp.pending)
+	backlog, held := len(sp.pending), sp.room != nil
 	sp.mu.RUnlock()
+	if bound := e.opts.Index.MaxPending; bound > 0 && backlog >= bound/2 {
+		held = true // about to hold writes: keep ahead of them
+	}
+	searched := time.Since(time.Unix(0, sp.lastRecall.Load())) < recallWindow
+	if held {
+		if searched {
+			return 0, 1
+		}
+		return 0, runtime.GOMAXPROCS(0)
+	}
 	limit, rest := maxYieldBacklog, 9
-	if time.Since(time.Unix(0, sp.lastRecall.Load())) < recallWindow {
+	if searched {
 		limit, rest = recallYieldBacklog, 2
 	}
 	if backlog > limit {
@@ -721,6 +740,7 @@ func (e *Engine) indexStep(sp *space, width int) bool {
 		sp.queue = sp.queue[1:]
 	}
 	if len(sp.queue) == 0 {
+		sp.signalRoom(e.opts.Index.MaxPending) // forgets may have made room
 		sp.mu.Unlock()
 		return false
 	}
@@ -760,6 +780,7 @@ func (e *Engine) indexStep(sp *space, width int) bool {
 			forgotten = append(forgotten, q.slot)
 		}
 	}
+	sp.signalRoom(e.opts.Index.MaxPending)
 	sp.mu.Unlock()
 	for _, s := range forgotten { // forgotten while being inserted
 		sp.index.Delete(s)

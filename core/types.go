@@ -342,6 +342,8 @@ type Metrics struct {
 	Disk DiskStats
 	// Corruption is the on-disk corruption found since Open.
 	Corruption CorruptionStats
+	// Backlog is Index.MaxPending's effect on writes since Open.
+	Backlog BacklogStats
 }
 
 // CorruptionStats counts reads and compactions that met a storage file

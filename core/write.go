@@ -235,6 +235,11 @@ func (e *Engine) Remember(ctx context.Context, spaceName string, in RememberInpu
 		return RememberResult{}, err
 	}
 	defer p.release()
+	admitted, err := e.admit(ctx, sp, 1)
+	if err != nil {
+		return RememberResult{}, err
+	}
+	defer admitted()
 	if err := e.embedAll(ctx, sp, []*prepared{p}); err != nil {
 		return RememberResult{}, err
 	}
@@ -559,6 +564,11 @@ func (e *Engine) Batch(ctx context.Context, spaceName string, b BatchInput) (Bat
 			p.release()
 		}
 	}()
+	admitted, err := e.admit(ctx, sp, len(ps))
+	if err != nil {
+		return BatchResult{}, err
+	}
+	defer admitted()
 	if err := e.embedAll(ctx, sp, ps); err != nil {
 		return BatchResult{}, err
 	}

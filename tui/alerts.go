@@ -249,6 +249,16 @@ var evaluators = map[string]func(in evalInput) []finding{
 		}
 		return out
 	},
+	"IndexBacklogRefusingWrites": func(in evalInput) []finding {
+		if in.prev == nil {
+			return nil
+		}
+		r := increase(in.prev, in.cur, "engram_index_backlog_refused_writes_total", nil) / in.dt
+		if r > in.rule.Threshold {
+			return []finding{{summary: fmt.Sprintf("%.1f/s writes refused: the index backlog is at index.max_pending", r)}}
+		}
+		return nil
+	},
 	"SlowWALSync": func(in evalInput) []finding {
 		if in.prev == nil {
 			return nil

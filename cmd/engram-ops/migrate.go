@@ -251,11 +251,15 @@ func (m *migrateCmd) sink(ctx context.Context, onRetry func(error, time.Duration
 
 // engineOptions are a server's defaults (the disk reserve, the cap on
 // spaces, the embedders), without the background tier sweep: a migration
-// into a data directory is held to what the server would hold it to.
+// into a data directory is held to what the server would hold it to. The
+// bound on the index backlog is off: nothing recalls during the load, and
+// what is not indexed when it ends is indexed when the server opens the
+// directory, on every core while it is idle.
 func (m *migrateCmd) engineOptions() core.Options {
 	cfg := config.Default()
 	o := cfg.EngineOptions(nil, cfg.EmbedderFactory(m.app.getenv))
 	o.Tiers.SweepInterval = 0
+	o.Index.MaxPending = 0
 	return o
 }
 

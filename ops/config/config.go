@@ -136,6 +136,10 @@ type IndexConfig struct {
 	M              int `toml:"m" comment:"HNSW neighbours per node"`
 	EfConstruction int `toml:"ef_construction"`
 	EfSearch       int `toml:"ef_search"`
+	// MaxPending bounds each space's backlog of not-yet-indexed memories,
+	// which every recall scans exactly.
+	MaxPending  int      `toml:"max_pending" comment:"most memories a space may have waiting for the ANN index (every recall scans them exactly); a write past it waits for the indexer, then is refused with 503 INDEX_BACKLOG; 0 turns the bound off"`
+	PendingWait Duration `toml:"pending_wait" comment:"how long a write waits for room under max_pending before it is refused"`
 }
 
 // TiersConfig tunes decay and tiering.
@@ -195,7 +199,8 @@ func Default() Config {
 			MaxSpaces:       d.Limits.MaxSpaces,
 		},
 		Index: IndexConfig{ExactThreshold: d.Index.ExactThreshold, M: d.Index.M,
-			EfConstruction: d.Index.EfConstruction, EfSearch: d.Index.EfSearch},
+			EfConstruction: d.Index.EfConstruction, EfSearch: d.Index.EfSearch,
+			MaxPending: d.Index.MaxPending, PendingWait: Duration{d.Index.PendingWait}},
 		Tiers: TiersConfig{HotCapacity: ByteSize(d.Tiers.HotCapacityBytes), ColdBelow: d.Tiers.ColdBelow,
 			SweepInterval: Duration{d.Tiers.SweepInterval}},
 		ChangeLog: ChangeLogConfig{Retention: Duration{d.ChangeLog.Retention}},
@@ -390,6 +395,12 @@ func (c *Config) Validate() error {
 	if x.EfSearch < 1 || x.EfSearch > 4096 {
 		bad("index.ef_search", x.EfSearch, "must be in 1..4096")
 	}
+	if x.MaxPending < 0 || x.MaxPending > 10_000_000 {
+		bad("index.max_pending", x.MaxPending, "must be in 0..10000000 (0: no bound)")
+	}
+	if x.PendingWait.Duration < time.Millisecond || x.PendingWait.Duration > 10*time.Minute {
+		bad("index.pending_wait", x.PendingWait, "must be in 1ms..10m")
+	}
 	t := c.Tiers
 	if t.HotCapacity < 1<<20 || t.HotCapacity > 1<<40 {
 		bad("tiers.hot_capacity", t.HotCapacity, "must be in 1MiB..1TiB (bytes, or a string such as \"256MiB\")")
@@ -488,6 +499,8 @@ func (c *Config) EngineOptions(logger *slog.Logger, embedders core.EmbedderFacto
 	o.Index.M = c.Index.M
 	o.Index.EfConstruction = c.Index.EfConstruction
 	o.Index.EfSearch = c.Index.EfSearch
+	o.Index.MaxPending = c.Index.MaxPending
+	o.Index.PendingWait = c.Index.PendingWait.Duration
 	o.Tiers.HotCapacityBytes = int64(c.Tiers.HotCapacity)
 	o.Tiers.ColdBelow = c.Tiers.ColdBelow
 	o.Tiers.SweepInterval = c.Tiers.SweepInterval.Duration

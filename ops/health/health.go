@@ -14,6 +14,7 @@ import (
 	"math"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
@@ -197,11 +198,16 @@ func storageCheck(in Input, th Thresholds) api.HealthCheck {
 func spaces(in Input, th Thresholds) ([]api.SpaceHealth, api.HealthCheck) {
 	out := []api.SpaceHealth{}
 	var pending int
+	limit := in.Metrics.Backlog.Limit
+	var atBound []string
 	for _, st := range in.Metrics.Spaces {
 		if in.Space != "" && st.Name != in.Space {
 			continue
 		}
 		pending += st.IndexPending
+		if limit > 0 && st.IndexPending >= limit {
+			atBound = append(atBound, st.Name)
+		}
 		out = append(out, api.SpaceHealth{
 			Space:        st.Name,
 			Memories:     st.Total(),
@@ -213,8 +219,15 @@ func spaces(in Input, th Thresholds) ([]api.SpaceHealth, api.HealthCheck) {
 		})
 	}
 	c := api.HealthCheck{Name: "index", Status: Healthy, Message: "the ANN index keeps up with writes",
-		Figures: map[string]float64{"index_pending": float64(pending), "degraded_above": float64(th.IndexPending)}}
-	if pending > th.IndexPending {
+		Figures: map[string]float64{"index_pending": float64(pending), "degraded_above": float64(th.IndexPending),
+			"pending_limit": float64(limit), "writes_waited": float64(in.Metrics.Backlog.Waits),
+			"writes_refused": float64(in.Metrics.Backlog.Refused)}}
+	switch {
+	case len(atBound) > 0:
+		c.Status = Degraded
+		c.Message = fmt.Sprintf("the index backlog of %s is at its bound (index.max_pending %d): writes wait for the indexer and are refused with INDEX_BACKLOG after index.pending_wait",
+			strings.Join(atBound, ", "), limit)
+	case pending > th.IndexPending:
 		c.Status, c.Message = Degraded, "the ANN index is far behind writes; recall scans unindexed vectors exactly"
 	}
 	return out, c

@@ -104,3 +104,22 @@ func TestEvaluateOneSpace(t *testing.T) {
 		t.Fatalf("space b: %+v", h)
 	}
 }
+
+// A space whose index backlog is at index.max_pending degrades the index
+// check and is named: its writes are being held for the indexer.
+func TestEvaluateIndexBacklogAtBound(t *testing.T) {
+	in := baseInput()
+	in.Metrics.Backlog = core.BacklogStats{Limit: 4, Waits: 9, Refused: 2}
+	h := Evaluate(in, DefaultThresholds())
+	c := check(t, h, "index")
+	if c.Status != Degraded || !strings.Contains(c.Message, "index backlog of b is at its bound (index.max_pending 4)") {
+		t.Errorf("index check %+v, want degraded naming space b", c)
+	}
+	if c.Figures["pending_limit"] != 4 || c.Figures["writes_waited"] != 9 || c.Figures["writes_refused"] != 2 {
+		t.Errorf("index figures %v", c.Figures)
+	}
+	in.Metrics.Backlog.Limit = 5
+	if c := check(t, Evaluate(in, DefaultThresholds()), "index"); c.Status != Healthy {
+		t.Errorf("under the bound: %+v, want healthy", c)
+	}
+}

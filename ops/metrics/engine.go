@@ -19,23 +19,27 @@ type EngineCollector struct {
 	src    Source
 	spaces *spaceLabels // nil: every space by name
 
-	memories      *prometheus.Desc
-	associations  *prometheus.Desc
-	tierBytes     *prometheus.Desc
-	tierCapacity  *prometheus.Desc
-	migrations    *prometheus.Desc
-	cacheRequests *prometheus.Desc
-	diskBytes     *prometheus.Desc
-	compactions   *prometheus.Desc
-	changelogSeq  *prometheus.Desc
-	indexPending  *prometheus.Desc
-	diskFree      *prometheus.Desc
-	diskMinFree   *prometheus.Desc
-	writesRefused *prometheus.Desc
-	corruption    *prometheus.Desc
-	diskTotal     *prometheus.Desc
-	walSync       *prometheus.Desc
-	walWrites     *prometheus.Desc
+	memories       *prometheus.Desc
+	associations   *prometheus.Desc
+	tierBytes      *prometheus.Desc
+	tierCapacity   *prometheus.Desc
+	migrations     *prometheus.Desc
+	cacheRequests  *prometheus.Desc
+	diskBytes      *prometheus.Desc
+	compactions    *prometheus.Desc
+	changelogSeq   *prometheus.Desc
+	indexPending   *prometheus.Desc
+	pendingLimit   *prometheus.Desc
+	backlogWaits   *prometheus.Desc
+	backlogWaited  *prometheus.Desc
+	backlogRefused *prometheus.Desc
+	diskFree       *prometheus.Desc
+	diskMinFree    *prometheus.Desc
+	writesRefused  *prometheus.Desc
+	corruption     *prometheus.Desc
+	diskTotal      *prometheus.Desc
+	walSync        *prometheus.Desc
+	walWrites      *prometheus.Desc
 }
 
 // NewEngineCollector returns a collector reading src at every scrape.
@@ -62,6 +66,14 @@ func NewEngineCollector(src Source) *EngineCollector {
 			"Last durable change-log sequence.", nil, nil),
 		indexPending: prometheus.NewDesc("engram_index_pending_memories",
 			"Acknowledged writes not yet in the ANN index (searched exactly until indexed), by space.", []string{"space"}, nil),
+		pendingLimit: prometheus.NewDesc("engram_index_pending_limit",
+			"The bound on each space's index backlog (index.max_pending): writes past it wait for the indexer; 0 when off.", nil, nil),
+		backlogWaits: prometheus.NewDesc("engram_index_backpressure_waits_total",
+			"Writes that waited for the indexer because their space's index backlog was at index.max_pending.", nil, nil),
+		backlogWaited: prometheus.NewDesc("engram_index_backpressure_wait_seconds_total",
+			"Time writes spent waiting for the indexer under index.max_pending, summed.", nil, nil),
+		backlogRefused: prometheus.NewDesc("engram_index_backlog_refused_writes_total",
+			"Writes refused with 503 INDEX_BACKLOG: the backlog stayed at index.max_pending for index.pending_wait, or was twice the bound.", nil, nil),
 		diskFree: prometheus.NewDesc("engram_storage_disk_free_bytes",
 			"Bytes available to the server on the filesystem holding the data directory.", nil, nil),
 		diskTotal: prometheus.NewDesc("engram_storage_disk_total_bytes",
@@ -83,6 +95,7 @@ func NewEngineCollector(src Source) *EngineCollector {
 func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.memories, c.associations, c.tierBytes, c.tierCapacity,
 		c.migrations, c.cacheRequests, c.diskBytes, c.compactions, c.changelogSeq, c.indexPending,
+		c.pendingLimit, c.backlogWaits, c.backlogWaited, c.backlogRefused,
 		c.diskFree, c.diskTotal, c.diskMinFree, c.writesRefused, c.corruption, c.walSync, c.walWrites} {
 		ch <- d
 	}
@@ -143,6 +156,10 @@ func (c *EngineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.diskBytes, prometheus.GaugeValue, float64(m.DiskBytes))
 	ch <- prometheus.MustNewConstMetric(c.compactions, prometheus.CounterValue, float64(m.Compactions))
 	ch <- prometheus.MustNewConstMetric(c.changelogSeq, prometheus.GaugeValue, float64(m.ChangelogSequence))
+	ch <- prometheus.MustNewConstMetric(c.pendingLimit, prometheus.GaugeValue, float64(m.Backlog.Limit))
+	ch <- prometheus.MustNewConstMetric(c.backlogWaits, prometheus.CounterValue, float64(m.Backlog.Waits))
+	ch <- prometheus.MustNewConstMetric(c.backlogWaited, prometheus.CounterValue, m.Backlog.WaitSeconds)
+	ch <- prometheus.MustNewConstMetric(c.backlogRefused, prometheus.CounterValue, float64(m.Backlog.Refused))
 	buckets := make(map[float64]uint64, len(core.WALSyncBuckets))
 	for i, le := range core.WALSyncBuckets {
 		if i < len(m.WALSync.Cumulative) { // empty once the engine is closed

@@ -115,9 +115,10 @@ func errorBody(err error) (int, api.ErrorBody) {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorResponse(err)
 	// A 507 is a state of the disk, which the engine logs once when it
-	// begins and once when it ends: one line per refused write would fill
-	// the log disk too.
-	if status >= 500 && status != http.StatusInsufficientStorage {
+	// begins and once when it ends, and INDEX_BACKLOG a state of the
+	// indexer, counted in engram_index_backlog_refused_writes_total: one
+	// line per refused write would fill the log disk too.
+	if status >= 500 && status != http.StatusInsufficientStorage && body.Code != "INDEX_BACKLOG" {
 		level := slog.LevelError
 		if status == http.StatusServiceUnavailable {
 			level = slog.LevelWarn

@@ -1,0 +1,381 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/engram-ops/engram-ops/internal/cputime"
+	"github.com/engram-ops/engram-ops/loadtest"
+)
+
+// mixedScenario is mixed_balanced with its operation weights replaced (the
+// per-operation runs use one weight each, the same data and rate).
+func mixedScenario(b *testing.B, store, recall, search float64) string {
+	src := fmt.Sprintf(`name = "mixed_parts"
+description = "mixed_balanced's data with weights %g/%g/%g"
+[duration]
+total_seconds = 20
+[warmup]
+seconds = 3
+[arrival]
+pattern = "constant"
+rate = 500.0
+[operations]
+store_weight = %g
+recall_weight = %g
+embedding_search_weight = %g
+[data]
+num_nodes = 4000
+embedding_dim = 768
+memory_spaces = 1
+[data.embedding_distribution]
+type = "clustered"
+num_clusters = 10
+std_dev = 0.1
+[ground_truth]
+k = 10
+cue_pool = 128
+`, store, recall, search, store, recall, search)
+	p := filepath.Join(b.TempDir(), "scenario.toml")
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// serverGauges polls a server's /metrics for the index backlog (summed over
+// spaces) and the writes refused for it, keeping the largest backlog seen.
+type serverGauges struct {
+	url              string
+	stop, done       chan struct{}
+	maxPending       atomic.Int64
+	lastPending      atomic.Int64
+	refused, waiting atomic.Int64
+}
+
+func watchServer(url string) *serverGauges {
+	g := &serverGauges{url: url, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(g.done)
+		for {
+			g.poll()
+			select {
+			case <-g.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return g
+}
+
+func (g *serverGauges) poll() {
+	resp, err := httpClient.Get(g.url + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	var pending int64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, "engram_index_pending_memories{"):
+			pending += int64(v)
+		case name == "engram_index_backlog_refused_writes_total":
+			g.refused.Store(int64(v))
+		case name == "engram_index_backpressure_waits_total":
+			g.waiting.Store(int64(v))
+		}
+	}
+	g.lastPending.Store(pending)
+	if pending > g.maxPending.Load() {
+		g.maxPending.Store(pending)
+	}
+}
+
+func (g *serverGauges) close() { close(g.stop); <-g.done; g.poll() }
+
+// loadRun is one `engram-ops loadtest run` in its own process with the
+// server's CPU over its measured phase.
+type loadRun struct {
+	res       *loadtest.Result
+	serverCPU float64 // seconds, measured phase only
+	measured  float64 // seconds of the measured phase the server CPU covers
+	genCPU    float64 // the generator's CPU seconds over warm-up and measured phase
+}
+
+// runLoad runs scenario at rate against s. The server's CPU is read when
+// the generator reports its first measured-phase progress and when it
+// exits, and scaled to the whole measured phase.
+func runLoad(b *testing.B, s *server, scenario string, rate int, dur time.Duration) loadRun {
+	b.Helper()
+	out := filepath.Join(b.TempDir(), "r.json")
+	cmd := exec.Command(binPath, "loadtest", "run", scenario, "--rate", strconv.Itoa(rate),
+		"--duration", dur.String(), "--target", s.URL, "--out", out, "--progress-interval", "200ms")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		cpu0     = -1.0
+		elapsed0 float64
+		tail     []string
+	)
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		mu.Lock()
+		if tail = append(tail, line); len(tail) > 20 {
+			tail = tail[1:]
+		}
+		if f := strings.Fields(strings.TrimPrefix(line, "loadtest: ")); cpu0 < 0 && len(f) > 1 && f[0] == "measure" {
+			cpu0, _ = cputime.Threads(s.PID())
+			el, _, _ := strings.Cut(f[1], "s/")
+			elapsed0, _ = strconv.ParseFloat(el, 64)
+		}
+		mu.Unlock()
+	}
+	cpu1, _ := cputime.Threads(s.PID())
+	if err := cmd.Wait(); err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+			b.Fatalf("loadtest run: %v\n%s", err, strings.Join(tail, "\n"))
+		}
+	}
+	r, err := loadtest.ReadResult(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lr := loadRun{res: r, genCPU: r.Audit.CPUUserSec + r.Audit.CPUSystemSec}
+	if cpu0 >= 0 && cpu1 >= cpu0 {
+		lr.serverCPU, lr.measured = cpu1-cpu0, r.DurationSeconds-elapsed0
+	}
+	return lr
+}
+
+// BenchmarkMixedSustained is the sustained mixed load a user would offer:
+// mixed_balanced (40% text remembers, 50% text recalls, 10% vector
+// searches; 768 dimensions) from the load tester in its own process, at
+// increasing rates, each on a fresh server with the default bound on the
+// index backlog. It reports, for each rate, the achieved rate, p99 and the
+// largest backlog, and the highest rate holding p99 < 50 ms with the
+// backlog bounded and nothing refused. Next to it, in the same run: the
+// trivial /health/alive handler's ceiling, and the ceiling the sum of the
+// parts allows: each operation alone at a moderate rate, with the server's
+// CPU per operation (a remember's includes the index insertion it defers,
+// measured until the backlog drains) and the generator's, so that
+// cores / Σ weight × CPU is the most the machine could complete.
+// ENGRAM_BENCH_MIXED_RATES overrides the rates (comma-separated).
+func BenchmarkMixedSustained(b *testing.B) {
+	dur := 20 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("ENGRAM_BENCH_MIXED_DURATION")); err == nil {
+		dur = d
+	}
+	// The ceiling of a trivial handler on this machine state.
+	{
+		s := startServer(b, b.TempDir(), "--no-access-log")
+		out, err := exec.Command(binPath, "loadtest", "calibrate", "--target", s.URL, "--rounds", "1", "--phase", "3s",
+			"--check-duration", "3s", "--output", "json", "--quiet").Output()
+		if err != nil {
+			b.Fatalf("calibrate: %v\n%s", err, out)
+		}
+		var cal struct {
+			TightLoopRate float64 `json:"tight_loop_rate"`
+			GeneratorRate float64 `json:"generator_rate"`
+		}
+		if err := json.Unmarshal(out, &cal); err != nil {
+			b.Fatalf("calibrate output: %v\n%s", err, out)
+		}
+		fmt.Fprintf(os.Stderr, "ceiling /health/alive: tight net/http loop %.0f req/s, load generator %.0f req/s\n", cal.TightLoopRate, cal.GeneratorRate)
+		s.Stop()
+	}
+	// The parts: each operation alone.
+	weights := map[string]float64{"store": 0.4, "recall": 0.5, "embedding_search": 0.1}
+	perOp := map[string]float64{}
+	for _, op := range []string{"store", "recall", "embedding_search"} {
+		w := func(name string) float64 {
+			if name == op {
+				return 1
+			}
+			return 0
+		}
+		s := startServer(b, b.TempDir(), "--no-access-log")
+		const partRate = 400
+		lr := runLoad(b, s, mixedScenario(b, w("store"), w("recall"), w("embedding_search")), partRate, dur)
+		o := lr.res.Op(op)
+		if o == nil || lr.measured <= 0 {
+			b.Fatalf("%s alone: no figures", op)
+		}
+		done := float64(o.OK)
+		serverCPU := lr.serverCPU / lr.measured * lr.res.DurationSeconds
+		deferred := 0.0
+		if op == "store" { // the index insertions it left behind
+			before, _ := cputime.Threads(s.PID())
+			for _, sp := range lr.res.Setup.Spaces {
+				waitIndexed(b, s, sp)
+			}
+			after, _ := cputime.Threads(s.PID())
+			deferred = after - before
+			serverCPU += deferred
+		}
+		// The generator's CPU covers warm-up too: scale by the operations
+		// it sent then, at the same rate.
+		gen := lr.genCPU * lr.res.DurationSeconds / (lr.res.DurationSeconds + lr.res.WarmupSeconds)
+		perOp[op] = (serverCPU + gen) / done
+		fmt.Fprintf(os.Stderr, "%-17s alone at %d/s: server %.0f µs CPU per op (%.0f µs of it deferred index insertion), generator %.0f µs; p99 %.2f ms, errors %d\n",
+			op, partRate, 1e6*serverCPU/done, 1e6*deferred/done, 1e6*gen/done, o.Corrected.P99MS, o.Errors)
+		s.Stop()
+	}
+	mixCPU := 0.0
+	for op, w := range weights {
+		mixCPU += w * perOp[op]
+	}
+	bound := float64(runtime.NumCPU()) / mixCPU
+	fmt.Fprintf(os.Stderr, "sum of the parts: %.0f µs of CPU per mixed_balanced operation, server and generator: at most %.0f ops/s on %d cores\n",
+		1e6*mixCPU, bound, runtime.NumCPU())
+	b.ReportMetric(bound, "bound-ops/s")
+
+	rates := []int{1000, 1500, 2000, 2500, 3000}
+	if env := os.Getenv("ENGRAM_BENCH_MIXED_RATES"); env != "" {
+		rates = rates[:0]
+		for _, f := range strings.Split(env, ",") {
+			r, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				b.Fatalf("ENGRAM_BENCH_MIXED_RATES: %v", err)
+			}
+			rates = append(rates, r)
+		}
+	}
+	best := 0.0
+	for _, rate := range rates {
+		s := startServer(b, b.TempDir(), "--no-access-log")
+		g := watchServer(s.URL)
+		lr := runLoad(b, s, filepath.Join("..", "loadtest", "scenarios", "mixed_balanced.toml"), rate, dur)
+		g.close()
+		r := lr.res
+		p99 := 0.0
+		for _, o := range r.Operations {
+			p99 = max(p99, o.Corrected.P99MS)
+		}
+		ok := p99 < 50 && r.Errors == 0 && g.refused.Load() == 0 && r.AchievedRate >= 0.95*float64(rate)
+		verdict := "holds"
+		if !ok {
+			verdict = "does not hold"
+		} else {
+			best = max(best, r.AchievedRate)
+		}
+		fmt.Fprintf(os.Stderr, "mixed_balanced at %d/s: achieved %.0f/s, worst corrected p99 %.2f ms (store %.2f, recall %.2f, search %.2f), errors %d, dropped %d; backlog max %d, at the end %d, writes held %d, refused %d; server %.2f cores, generator %.2f; %s (%.2f of the sum-of-parts bound)\n",
+			rate, r.AchievedRate, p99, opP99(r, "store"), opP99(r, "recall"), opP99(r, "embedding_search"), r.Errors, r.Audit.DroppedSends,
+			g.maxPending.Load(), g.lastPending.Load(), g.waiting.Load(), g.refused.Load(),
+			lr.serverCPU/max(lr.measured, 1e-9), r.Audit.CPUCores, verdict, r.AchievedRate/bound)
+		s.Stop()
+	}
+	b.ReportMetric(best, "sustained-ops/s")
+	fmt.Fprintf(os.Stderr, "highest rate holding p99 < 50 ms with the backlog bounded: %.0f ops/s = %.2f of the sum-of-parts bound (%.0f)\n", best, best/bound, bound)
+}
+
+func opP99(r *loadtest.Result, name string) float64 {
+	if o := r.Op(name); o != nil {
+		return o.Corrected.P99MS
+	}
+	return 0
+}
+
+// BenchmarkWriteBurstThenRecall: recall latency during and after a write
+// burst at the most the server accepts. A space of 20,000 text memories
+// (768 dimensions, indexed) is recalled by text cue at a fixed 200/s while
+// 20 clients remember as fast as the server lets them for 10 s, then for
+// 10 s after the burst. Reports recall p99 in both phases, the writes
+// accepted per second, and the largest index backlog, which the default
+// bound (index.max_pending) keeps recall's exact scan within.
+func BenchmarkWriteBurstThenRecall(b *testing.B) {
+	s := startServer(b, b.TempDir(), strings.Fields(os.Getenv("ENGRAM_BENCH_SERVER_ARGS"))...)
+	const space, preload = "burst", 20000
+	r := rand.New(rand.NewSource(7))
+	contents := make([]string, preload)
+	for i := range contents {
+		contents[i] = sentence(r)
+	}
+	for i := 0; i < preload; i += 500 {
+		var ms []map[string]any
+		for _, c := range contents[i:min(i+500, preload)] {
+			ms = append(ms, map[string]any{"content": c})
+		}
+		body, _ := json.Marshal(map[string]any{"memories": ms})
+		if err := doJSON("POST", s.URL+"/api/v1/memories/batch", body, map[string]string{"X-Memory-Space": space}, 200, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "preloaded %d memories, indexed in %v\n", preload, waitIndexed(b, s, space).Round(time.Millisecond))
+	recall := func(i int) error {
+		words := strings.Fields(contents[(i*7919)%preload])
+		body, _ := json.Marshal(map[string]any{"cue": strings.Join(words[:8], " "), "max_results": 10})
+		return doJSON("POST", s.URL+"/api/v1/memories/recall", body, map[string]string{"X-Memory-Space": space}, 200, nil)
+	}
+	const recallRate, phase = 200.0, 10 * time.Second
+	n := int(recallRate * phase.Seconds())
+	g := watchServer(s.URL)
+	var stop atomic.Bool
+	var accepted, refused atomic.Int64
+	var wg sync.WaitGroup
+	burstStart := time.Now()
+	for c := 0; c < 20; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			rr := rand.New(rand.NewSource(int64(c)))
+			for !stop.Load() {
+				body, _ := json.Marshal(map[string]any{"content": sentence(rr)})
+				if err := doJSON("POST", s.URL+"/api/v1/memories/remember", body, map[string]string{"X-Memory-Space": space}, 201, nil); err != nil {
+					refused.Add(1)
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				accepted.Add(1)
+			}
+		}(c)
+	}
+	cont := startContention(s.PID())
+	_, during, errsDuring := openLoop(n, recallRate, recall)
+	cont.report(b, "recall during the burst", "during-")
+	stop.Store(true)
+	wg.Wait()
+	burst := time.Since(burstStart)
+	duringMax := g.maxPending.Load()
+	reportAs(b, "recall at 200/s during the burst", "during-", n, phase, during, errsDuring)
+	fmt.Fprintf(os.Stderr, "burst: %d remembers accepted in %v (%.0f/s), %d refused; largest index backlog %d; writes held %d, refused by the bound %d\n",
+		accepted.Load(), burst.Round(time.Millisecond), float64(accepted.Load())/burst.Seconds(), refused.Load(), duringMax, g.waiting.Load(), g.refused.Load())
+	b.ReportMetric(float64(accepted.Load())/burst.Seconds(), "burst-writes/s")
+	g.maxPending.Store(0)
+	cont = startContention(s.PID())
+	_, after, errsAfter := openLoop(n, recallRate, recall)
+	cont.report(b, "recall after the burst", "after-")
+	g.close()
+	reportAs(b, "recall at 200/s after the burst", "after-", n, phase, after, errsAfter)
+	fmt.Fprintf(os.Stderr, "after the burst: largest index backlog %d, at the end %d\n", g.maxPending.Load(), g.lastPending.Load())
+}
