@@ -327,14 +327,14 @@ func BenchmarkWriteBurstThenRecall(b *testing.B) {
 			ms = append(ms, map[string]any{"content": c})
 		}
 		body, _ := json.Marshal(map[string]any{"memories": ms})
-		if err := doJSON("POST", s.URL+"/api/v1/memories/batch", body, map[string]string{"X-Memory-Space": space}, 200, nil); err != nil {
+		if err := doJSON("POST", s.URL+"/api/v1/memories/batch", body, map[string]string{"X-Memory-Space": space}, 201, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "preloaded %d memories, indexed in %v\n", preload, waitIndexed(b, s, space).Round(time.Millisecond))
 	recall := func(i int) error {
 		words := strings.Fields(contents[(i*7919)%preload])
-		body, _ := json.Marshal(map[string]any{"cue": strings.Join(words[:8], " "), "max_results": 10})
+		body, _ := json.Marshal(map[string]any{"query": strings.Join(words[:8], " "), "max_results": 10})
 		return doJSON("POST", s.URL+"/api/v1/memories/recall", body, map[string]string{"X-Memory-Space": space}, 200, nil)
 	}
 	const recallRate, phase = 200.0, 10 * time.Second

@@ -15,9 +15,10 @@ import (
 // intended send time) against the real binary, after the rate of the
 // trivial /health/alive handler measured by `loadtest calibrate` against
 // the same server in the same run (the ceiling). The server runs without
-// the access log, as a high-throughput deployment would.
+// the access log, as a high-throughput deployment would, and without the
+// bound on the index backlog (see BenchmarkHTTPRemember).
 func BenchmarkHTTPRememberOpenLoop(b *testing.B) {
-	s := startServer(b, b.TempDir(), "--no-access-log")
+	s := startServer(b, b.TempDir(), "--no-access-log", "--set", "index.max_pending=0")
 	out, err := exec.Command(binPath, "loadtest", "calibrate", "--target", s.URL, "--rounds", "1", "--phase", "3s",
 		"--check-duration", "3s", "--output", "json", "--quiet").Output()
 	if err != nil {

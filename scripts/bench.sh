@@ -43,6 +43,35 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = engine ]; then
 	go test -run '^$' -bench 'Dot|Search' -benchtime 1x -timeout 30m ./core/vector/
 fi
 
+# --- hnswlib: the index beside its reference --------------------------------
+# BenchmarkVersusHNSWLib: this index and Debian's python3-hnswlib on the same
+# 100,000 × 768 clustered vectors with the same parameters, in one run: CPU
+# per insert (two writers building, one writer into the built index), CPU
+# per search at ef 96 and recall@10 (docs/benchmarks.md, "Index beside
+# hnswlib"). Installs python3-hnswlib and python3-numpy when missing.
+if [ -z "${SECTION:-}" ] || [ "$SECTION" = hnswlib ]; then
+	if ! /usr/bin/python3 -c 'import hnswlib, numpy' 2>/dev/null; then
+		apt-get install -y -qq --no-install-recommends python3-hnswlib python3-numpy >/dev/null ||
+			{ apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends python3-hnswlib python3-numpy >/dev/null; }
+	fi
+	echo "== index beside hnswlib"
+	go test -run '^$' -bench VersusHNSWLib -benchtime 1x -timeout 30m ./core/vector/
+fi
+
+# --- mixed: sustained mixed load ----------------------------------------------
+# BenchmarkMixedSustained: mixed_balanced from the load tester in its own
+# process at increasing rates (ENGRAM_BENCH_MIXED_RATES, default
+# 1000,1500,2000,2500,3000), each on a fresh server, with the highest rate
+# that holds p99 < 50 ms with the index backlog bounded, next to the trivial
+# handler's ceiling and the sum-of-the-parts bound measured in the same run.
+# BenchmarkWriteBurstThenRecall: recall p99 during and after a 10 s burst of
+# remembers at the most the server accepts (docs/benchmarks.md, "Sustained
+# mixed load").
+if [ -z "${SECTION:-}" ] || [ "$SECTION" = mixed ]; then
+	echo "== sustained mixed load"
+	go test -run '^$' -bench 'MixedSustained|WriteBurstThenRecall' -benchtime 1x -timeout 60m ./e2e/
+fi
+
 # --- backup: the ## Backup and restore section of docs/benchmarks.md -------
 # Go benchmarks in backup/ (restore + replay of 100,000 memories, incremental
 # snapshot after changing 5%, snapshot upload vs plain minio-go) and the RPO

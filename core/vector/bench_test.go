@@ -28,6 +28,7 @@ type benchSet struct {
 	index                *Index
 	truth                [][]Hit // exact top-k per query
 	nextExtra            int     // BenchmarkInsert's position in extra
+	buildCPU             time.Duration
 }
 
 var (
@@ -77,6 +78,7 @@ func buildBenchSet(b *testing.B, name string, data [][]float32) *benchSet {
 	}
 	wg.Wait()
 	wall, cpu := time.Since(start), cputime.Process().Total()-cpuStart
+	s.buildCPU = cpu
 	b.Logf("built %s %d×%d with %d writers in %v (%.0f inserts/s wall, %.0f µs CPU per insert)",
 		name, benchN, benchDim, writers, wall.Round(time.Millisecond), benchN/wall.Seconds(), float64(cpu.Microseconds())/benchN)
 
