@@ -17,6 +17,7 @@ import (
 	"github.com/engram-ops/engram-ops/ops/client"
 	"github.com/engram-ops/engram-ops/ops/config"
 	"github.com/engram-ops/engram-ops/ops/server"
+	"github.com/engram-ops/engram-ops/runbooks"
 )
 
 // apikeyCmd is the `engram-ops apikey` group: API keys of a stopped data
@@ -48,10 +49,7 @@ type keyManager interface {
 }
 
 func (k *apikeyCmd) command() *cobra.Command {
-	group := &cobra.Command{
-		Use:   "apikey",
-		Short: "Create, list, revoke and rotate API keys",
-		Long: `API keys authenticate requests when the server runs with auth.mode = "api_key".
+	long := `API keys authenticate requests when the server runs with auth.mode = "api_key".
 A key has a name, permissions (read; write, which includes read; admin, which includes
 both and covers every space), optionally a list of spaces it is limited to, an expiry
 and a rate. The token (engk_...) is printed once at creation; only its SHA-256 is
@@ -59,7 +57,16 @@ stored, in the engine's data directory, so backups carry the keys.
 
 Keys live in a data directory: manage them with --data-dir DIR while the server is
 stopped, or through a running server with --target URL and an admin key (--token or
-$ENGRAM_API_KEY). See runbooks/security.md.`,
+$ENGRAM_API_KEY).`
+	if rb, err := runbooks.Get("security"); err == nil {
+		if sec, ok := rb.Section("Keys"); ok {
+			long += "\n\n" + sec
+		}
+	}
+	group := &cobra.Command{
+		Use:   "apikey",
+		Short: "Create, list, revoke and rotate API keys",
+		Long:  long,
 		Example: `  engram-ops apikey create --data-dir ./engram-data --name admin --permissions admin
   engram-ops apikey create --target http://127.0.0.1:7432 --name tenant-a --permissions read,write --spaces tenant-a --expires 90d --rate 100/s
   engram-ops apikey list --data-dir ./engram-data --output json

@@ -486,3 +486,14 @@ func BenchmarkAuth(b *testing.B) {
 		run(b, k.s.Handler(), k.read)
 	})
 }
+
+// auth.metrics = "key" keeps /metrics behind a key.
+func TestMetricsKeyed(t *testing.T) {
+	k := newKeyedServer(t, func(c *config.Config) { c.Auth.Metrics = "key" })
+	if w := do(t, k.s.Handler(), request{method: "GET", path: api.PathMetrics}); w.Code != 401 {
+		t.Errorf("no key: %d", w.Code)
+	}
+	if w := do(t, k.s.Handler(), request{method: "GET", path: api.PathMetrics, headers: bearer(k.read)}); w.Code != 200 {
+		t.Errorf("read key: %d", w.Code)
+	}
+}
