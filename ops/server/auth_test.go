@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,11 +10,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/engram-ops/engram-ops/core/apikey"
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/config"
 )
@@ -344,21 +343,10 @@ type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk on fire") }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 // The audit log names the key (never the secret), route, space and ids;
 // a failing sink is counted and reported.
 func TestAuditLog(t *testing.T) {
-	var buf lockedBuffer
+	var buf testsupport.SyncBuffer
 	k := newKeyedServer(t, nil, WithAudit(&buf, false))
 	h := k.s.Handler()
 	w := do(t, h, request{method: "POST", path: api.PathRemember, body: `{"id":"m-audit","content":"x"}`,
@@ -369,9 +357,9 @@ func TestAuditLog(t *testing.T) {
 	do(t, h, request{method: "GET", path: api.PathMemories, headers: bearer(k.read)})                    // a read: not audited
 	do(t, h, request{method: "DELETE", path: "/api/v1/memories/m-audit", headers: bearer(k.wrongSpace)}) // refused
 	do(t, h, request{method: "GET", path: api.PathAdminAPIKeys, headers: bearer(k.admin)})               // admin
-	lines := strings.Split(strings.TrimSpace(buf.b.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 3 {
-		t.Fatalf("%d audit lines, want 3:\n%s", len(lines), buf.b.String())
+		t.Fatalf("%d audit lines, want 3:\n%s", len(lines), buf.String())
 	}
 	for _, want := range []string{`"ids":["m-audit"]`, `"space":"tenant-a"`, `"route":"/api/v1/memories/remember"`, `"outcome":"ok"`, `"status":201`, `"remote":"192.0.2.1:1234"`} {
 		if !strings.Contains(lines[0], want) {
@@ -385,7 +373,7 @@ func TestAuditLog(t *testing.T) {
 		t.Errorf("admin line: %s", lines[2])
 	}
 	for _, tok := range []string{k.write, k.read, k.wrongSpace, k.admin} {
-		if strings.Contains(buf.b.String(), tok[len(apikey.Prefix)+13:]) {
+		if strings.Contains(buf.String(), tok[len(apikey.Prefix)+13:]) {
 			t.Fatal("the audit log holds a secret")
 		}
 	}
