@@ -20,6 +20,7 @@ require (
 	github.com/spf13/pflag v1.0.10
 	github.com/valyala/fasthttp v1.72.0
 	github.com/vbauerster/mpb/v8 v8.16.2
+	golang.org/x/time v0.16.0
 )
 
 require (

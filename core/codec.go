@@ -389,6 +389,14 @@ func EncodeChange(c *Change) []byte {
 	case OpSetCursor:
 		e.str(c.Cursor.Source)
 		e.str(c.Cursor.Value)
+	case OpSetSystem:
+		e.str(c.System.Key)
+		if c.System.Value == nil {
+			e.u8(0)
+		} else {
+			e.u8(1)
+			e.str(string(c.System.Value))
+		}
 	case OpTouch:
 		e.uvarint(uint64(len(c.Touches)))
 		for _, t := range c.Touches {
@@ -450,6 +458,16 @@ func DecodeChange(b []byte) (Change, error) {
 		cur.Source = d.str()
 		cur.Value = d.str()
 		c.Cursor = cur
+	case OpSetSystem:
+		r := &SystemRecord{Key: d.str()}
+		switch d.u8() {
+		case 0:
+		case 1:
+			r.Value = []byte(d.str())
+		default:
+			d.fail()
+		}
+		c.System = r
 	case OpTouch:
 		n := d.count(10)
 		c.Touches = make([]Touch, n)

@@ -18,6 +18,8 @@ func sampleChanges() []Change {
 		{Seq: 4, Time: now, Op: OpPutAssociation, Space: "default", Association: &Association{From: "a", To: "b", Weight: 0.5, Kind: "related"}},
 		{Seq: 5, Time: now, Op: OpSetCursor, Cursor: &Cursor{Source: "pg", Value: "42"}},
 		{Seq: 6, Time: now, Op: OpTouch, Space: "default", Touches: []Touch{{ID: "m1", LastAccess: now, AccessCount: 3, Stability: 2 * time.Hour}}},
+		{Seq: 7, Time: now, Op: OpSetSystem, System: &SystemRecord{Key: "apikey/k1", Value: []byte(`{"id":"k1"}`)}},
+		{Seq: 8, Time: now, Op: OpSetSystem, System: &SystemRecord{Key: "apikey/k1"}},
 	}
 }
 

@@ -15,6 +15,7 @@ import "encoding/binary"
 //	'R' space 0 to 0 from      reverse association index (empty value)
 //	'L' seq(8, big endian)     change-log entry
 //	'C' source                 importer cursor
+//	'Y' key                    system record (system.go)
 const (
 	famFormat   = 'F'
 	famSpace    = 'S'
@@ -25,6 +26,7 @@ const (
 	famReverse  = 'R'
 	famLog      = 'L'
 	famCursor   = 'C'
+	famSystem   = 'Y'
 )
 
 func spaceKey(fam byte, space string) []byte {

@@ -227,12 +227,13 @@ type Change struct {
 	// Space is the space the change applies to ("" for global changes such as cursors).
 	Space string
 	// Exactly one of the following is set, according to Op.
-	Memory      *Memory      // OpPutMemory (with embedding, unless a deterministic embedder derived it from the content)
-	ID          string       // OpDeleteMemory
-	Association *Association // OpPutAssociation
-	SpaceInfo   *SpaceInfo   // OpCreateSpace
-	Cursor      *Cursor      // OpSetCursor
-	Touches     []Touch      // OpTouch
+	Memory      *Memory       // OpPutMemory (with embedding, unless a deterministic embedder derived it from the content)
+	ID          string        // OpDeleteMemory
+	Association *Association  // OpPutAssociation
+	SpaceInfo   *SpaceInfo    // OpCreateSpace
+	Cursor      *Cursor       // OpSetCursor
+	System      *SystemRecord // OpSetSystem
+	Touches     []Touch       // OpTouch
 }
 
 // ChangeOp names the kind of mutation.
@@ -245,6 +246,7 @@ const (
 	OpCreateSpace
 	OpSetCursor
 	OpTouch
+	OpSetSystem
 )
 
 func (o ChangeOp) String() string {
@@ -261,6 +263,8 @@ func (o ChangeOp) String() string {
 		return "set_cursor"
 	case OpTouch:
 		return "touch"
+	case OpSetSystem:
+		return "set_system"
 	}
 	return "unknown"
 }

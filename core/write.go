@@ -753,6 +753,9 @@ func (t *txn) apply(c *Change) error {
 	case OpSetCursor:
 		t.setCursor(*c.Cursor)
 		return nil
+	case OpSetSystem:
+		t.setSystem(*c.System)
+		return nil
 	case OpTouch:
 		sp, err := get()
 		if err != nil {

@@ -210,6 +210,7 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		newRunbookCmd(a).command(),
 		newTuiCmd(a).command(),
 		newMigrateCmd(a).command(),
+		newApikeyCmd(a).command(),
 	)
 	wrapErrors(root)
 	return root

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,8 +28,10 @@ import (
 )
 
 // intentionallyUnused lists engram_* metrics the server exports that no
-// dashboard panel shows, with the reason. Empty today: every one is used.
-var intentionallyUnused = map[string]string{}
+// dashboard panel shows, with the reason.
+var intentionallyUnused = map[string]string{
+	"engram_audit_write_failures_total": "reported by the security check of /api/v1/system/health (runbooks/security.md, Audit)",
+}
 
 // notFromServe are metrics the dashboards and rules use that `serve` does
 // not set: backup verification runs in the `backup verify` process, so a
@@ -408,20 +411,13 @@ func waitAlert(t *testing.T, prom, alertname, want string, timeout time.Duration
 	return 0
 }
 
-// A real Prometheus scrapes a real server under load; a fault injected
-// through the test-only switch makes the real alert fire, and removing it
-// makes the alert resolve.
-func TestAlertsFireAndResolveWithRealPrometheus(t *testing.T) {
-	bin := os.Getenv("ENGRAM_TEST_PROMETHEUS")
-	if bin == "" {
-		t.Skip("ENGRAM_TEST_PROMETHEUS is not set: run scripts/test.sh (make test), which extracts prometheus from Debian's prometheus package")
-	}
-	p := startServe(t, t.TempDir(), "--set", "testing.fault_injection=true", "--no-access-log")
-	target := strings.TrimPrefix(p.base, "http://")
-
+// startPrometheus runs a real Prometheus scraping target every second
+// with rules, until the test ends, and returns its URL.
+func startPrometheus(t *testing.T, bin, target, rules string) string {
+	t.Helper()
 	dir := t.TempDir()
 	rulesFile := filepath.Join(dir, "rules.yml")
-	if err := os.WriteFile(rulesFile, []byte(testRules(t, "HighRecallLatency", "HighErrorRate")), 0o644); err != nil {
+	if err := os.WriteFile(rulesFile, []byte(rules), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := fmt.Sprintf(`global:
@@ -466,6 +462,19 @@ scrape_configs:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return prom
+}
+
+// A real Prometheus scrapes a real server under load; a fault injected
+// through the test-only switch makes the real alert fire, and removing it
+// makes the alert resolve.
+func TestAlertsFireAndResolveWithRealPrometheus(t *testing.T) {
+	bin := os.Getenv("ENGRAM_TEST_PROMETHEUS")
+	if bin == "" {
+		t.Skip("ENGRAM_TEST_PROMETHEUS is not set: run scripts/test.sh (make test), which extracts prometheus from Debian's prometheus package")
+	}
+	p := startServe(t, t.TempDir(), "--set", "testing.fault_injection=true", "--no-access-log")
+	prom := startPrometheus(t, bin, strings.TrimPrefix(p.base, "http://"), testRules(t, "HighRecallLatency", "HighErrorRate"))
 
 	// Small steady load: recalls over a fixed set of memories (a growing
 	// store would make the baseline recall slower as the test runs).
@@ -515,4 +524,67 @@ scrape_configs:
 	setFault("")
 	resolved = waitAlert(t, prom, "HighErrorRate", "", 30*time.Second)
 	t.Logf("HighErrorRate: firing %.1fs after failing every recall, resolved %.1fs after removing it", fired.Seconds(), resolved.Seconds())
+}
+
+// AuthFailuresSpike and TooManyRateLimited fire from real traffic: a
+// keyed server refusing bad keys and rate limiting a space, scraped by a
+// real Prometheus.
+func TestAuthAlertsFireWithRealPrometheus(t *testing.T) {
+	bin := os.Getenv("ENGRAM_TEST_PROMETHEUS")
+	if bin == "" {
+		t.Skip("ENGRAM_TEST_PROMETHEUS is not set: run scripts/test.sh (make test), which extracts prometheus from Debian's prometheus package")
+	}
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, nil, "apikey", "create", "--data-dir", dir, "--name", "load", "--permissions", "write")
+	if code != exitOK {
+		t.Fatalf("apikey create: %d %s", code, errOut)
+	}
+	token := strings.TrimSpace(out)
+	p := startServe(t, dir, "--set", "auth.mode=api_key", "--set", "rate_limit.space=5", "--no-access-log")
+	prom := startPrometheus(t, bin, strings.TrimPrefix(p.base, "http://"), testRules(t, "AuthFailuresSpike", "TooManyRateLimited"))
+	send := func(token string) int {
+		req, _ := http.NewRequest("GET", p.base+"/api/v1/memories?space=default", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	req, _ := http.NewRequest("POST", p.base+"/api/v1/memories/remember", strings.NewReader(`{"content":"x"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("remember: %v %v", resp, err)
+	}
+	time.Sleep(2 * time.Second)
+	for _, a := range []string{"AuthFailuresSpike", "TooManyRateLimited"} {
+		if s := alertState(t, prom, a); s != "" {
+			t.Fatalf("%s is %q before any bad traffic", a, s)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var limited, refused atomic.Int64
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if send("") == http.StatusUnauthorized { // no key: 401
+				refused.Add(1)
+			}
+			if send(token) == http.StatusTooManyRequests { // beyond 5/s in the space: 429
+				limited.Add(1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	defer func() { cancel(); wg.Wait() }()
+	for _, a := range []string{"AuthFailuresSpike", "TooManyRateLimited"} {
+		d := waitAlert(t, prom, a, "firing", 40*time.Second)
+		t.Logf("%s firing after %.1fs (%d requests refused for auth, %d rate limited so far)", a, d.Seconds(), refused.Load(), limited.Load())
+	}
 }

@@ -28,6 +28,7 @@ type serveCmd struct {
 	logFormat    string
 	noAutoCreate bool
 	noAccessLog  bool
+	noAuth       bool
 	sets         []string
 
 	backupTo         string
@@ -58,20 +59,30 @@ is fsynced, so acknowledged writes survive kill -9. "relaxed" syncs once a secon
 and can lose the last second of acknowledged writes on a crash; the server warns
 at startup when it is on.
 
+Security: without API keys (auth.mode = "none", the default) the server must listen on
+loopback, and answers only requests addressed to localhost, 127.0.0.1 or ::1. Any other
+address needs auth.mode = "api_key" and keys from "engram-ops apikey create", or
+--insecure-allow-no-auth, which warns at startup and in /api/v1/system/health.
+See runbooks/security.md.
+
 Shutdown: SIGINT or SIGTERM stops accepting connections, drains in-flight requests
 (server.shutdown_timeout) and closes the engine, which flushes to disk. A second
 signal exits immediately.`,
 		Example: `  # Defaults: ./engram-data, http://127.0.0.1:7432, built-in hashing embedder
   engram-ops serve
 
-  # Another address and data directory, text logs
-  engram-ops serve --listen 0.0.0.0:7432 --data-dir /var/lib/engram --log-format text
+  # Another data directory, text logs (still loopback only: no keys needed)
+  engram-ops serve --data-dir /var/lib/engram --log-format text
+
+  # Reachable from other hosts: API keys required (create one first, server stopped)
+  engram-ops apikey create --data-dir /var/lib/engram --name admin --permissions admin
+  engram-ops serve --listen 0.0.0.0:7432 --data-dir /var/lib/engram --set auth.mode=api_key
 
   # A config file plus one override
   engram-ops serve --config /etc/engram/engram.toml --set limits.max_body_bytes=16777216
 
   # The same through the environment
-  ENGRAM_LISTEN=:7432 ENGRAM_DURABILITY=sync engram-ops serve`,
+  ENGRAM_AUTH_MODE=api_key ENGRAM_LISTEN=:7432 ENGRAM_DURABILITY=sync engram-ops serve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return s.run(cmd.Context(), cmd.Flags()) },
 	}
@@ -88,6 +99,7 @@ signal exits immediately.`,
 	f.StringVar(&s.backupInterval, "backup-interval", "", `how often new changes are shipped (default "1s")`)
 	f.StringVar(&s.snapshotInterval, "snapshot-interval", "", `how often a snapshot is taken while shipping; 0s disables (default "1h")`)
 	f.StringVar(&s.encryptRecipient, "encrypt-recipient", "", "age public key (age1...) backups are encrypted to")
+	f.BoolVar(&s.noAuth, "insecure-allow-no-auth", false, "INSECURE: serve without API keys on a non-loopback address (auth.insecure_allow_no_auth); warns at startup and in system health")
 	f.StringArrayVar(&s.sets, "set", nil, "set any configuration key, e.g. --set index.ef_search=128 (repeatable)")
 	return cmd
 }
@@ -114,6 +126,9 @@ func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (config.Config, string, erro
 	set("encrypt-recipient", "backup.encrypt_recipient", s.encryptRecipient)
 	if flags.Changed("no-auto-create-spaces") {
 		cfg.Spaces.AutoCreate = !s.noAutoCreate
+	}
+	if flags.Changed("insecure-allow-no-auth") {
+		cfg.Auth.InsecureAllowNoAuth = s.noAuth
 	}
 	if flags.Changed("no-access-log") {
 		cfg.Log.Access = !s.noAccessLog
@@ -172,7 +187,7 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 		logger.Warn("DURABILITY IS RELAXED: writes are acknowledged before they reach disk and are synced once a second; " +
 			"a crash or power loss can lose up to ~1s of acknowledged writes. Set durability = \"sync\" for production.")
 	}
-	running, err := start(ctx, cfg, logger, startOptions{info: s.app.build, getenv: s.app.getenv, accessLogger: accessLogger})
+	running, err := start(ctx, cfg, logger, startOptions{info: s.app.build, getenv: s.app.getenv, accessLogger: accessLogger, stdout: s.app.stdout})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/engram-ops/engram-ops/backup"
 	"github.com/engram-ops/engram-ops/backup/target"
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/core/apikey"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/config"
 	"github.com/engram-ops/engram-ops/ops/metrics"
@@ -27,6 +29,9 @@ type startOptions struct {
 	// getenv reads the environment (the OpenAI API key's variable, GOGC,
 	// GOMEMLIMIT, S3 settings); nil means os.Getenv.
 	getenv func(string) string
+	// stdout receives the audit log when audit.path = "-"; nil means
+	// os.Stdout.
+	stdout io.Writer
 	// accessLogger receives the access log's lines (log.access); nil means
 	// the logger start is given. serve hands it one that writes in batches.
 	accessLogger *slog.Logger
@@ -70,14 +75,47 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 	}
 	// Until serving starts, a failure closes what was opened.
 	ctx, stop := context.WithCancel(ctx)
+	var auditFile *server.AuditFile
 	defer func() {
 		if err != nil {
 			stop()
 			err = errors.Join(err, eng.Close())
+			if auditFile != nil {
+				err = errors.Join(err, auditFile.Close())
+			}
 		}
 	}()
+	// The API keys are read before serving: keys that cannot be read are a
+	// refusal to start, never open access.
+	keys, err := apikey.Open(eng)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Auth.Mode == config.AuthAPIKey && keys.Len() == 0 {
+		logger.Warn("auth.mode = \"api_key\" but no API key exists: every API request will be refused. Create one: engram-ops apikey create --data-dir " + cfg.DataDir + " --name admin --permissions admin (with the server stopped)")
+	}
+	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.Auth.Mode == config.AuthNone && !config.IsLoopbackHost(host) {
+		logger.Warn("INSECURE: NO AUTHENTICATION on a non-loopback address (--insecure-allow-no-auth): anyone who reaches " + cfg.Listen +
+			" can read, overwrite and delete every space. Create keys (engram-ops apikey create) and set auth.mode = \"api_key\".")
+	}
 	reg := prometheus.NewRegistry()
-	srvOpts := []server.Option{server.WithBuildInfo(opts.info), server.WithAccessLogger(opts.accessLogger)}
+	srvOpts := []server.Option{server.WithBuildInfo(opts.info), server.WithAccessLogger(opts.accessLogger), server.WithAPIKeys(keys)}
+	switch cfg.Audit.Path {
+	case "":
+	case "-":
+		out := opts.stdout
+		if out == nil {
+			out = os.Stdout
+		}
+		srvOpts = append(srvOpts, server.WithAudit(out, cfg.Audit.Reads))
+	default:
+		af, err := server.NewAuditFile(cfg.Audit.Path, int64(cfg.Audit.MaxSize), cfg.Audit.Keep)
+		if err != nil {
+			return nil, err
+		}
+		auditFile = af
+		srvOpts = append(srvOpts, server.WithAudit(af, cfg.Audit.Reads))
+	}
 	var shipper *backup.Shipper
 	if cfg.Backup.To != "" {
 		if shipper, err = newShipper(ctx, cfg, eng, engOpts, reg, logger, opts.getenv); err != nil {
@@ -119,6 +157,9 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 		closeErr := eng.Close()
 		if closeErr != nil {
 			closeErr = fmt.Errorf("close engine: %w", closeErr)
+		}
+		if auditFile != nil {
+			closeErr = errors.Join(closeErr, auditFile.Close())
 		}
 		r.err = errors.Join(runErr, closeErr)
 	}()

@@ -52,6 +52,12 @@ const (
 	// PathAdminBackup: POST takes a snapshot of the running server to its
 	// shipping target, GET reports shipping status.
 	PathAdminBackup = "/api/v1/admin/backup"
+	// PathAdminAPIKeys: GET lists keys (never secrets), POST creates one
+	// (the token is in the answer only); PathAdminAPIKey DELETE revokes;
+	// PathAdminAPIKeyRotate POST rotates with an overlap.
+	PathAdminAPIKeys      = "/api/v1/admin/apikeys"
+	PathAdminAPIKey       = "/api/v1/admin/apikeys/{id}"
+	PathAdminAPIKeyRotate = "/api/v1/admin/apikeys/{id}/rotate"
 )
 
 // ErrorEnvelope is the body of every error response.
@@ -528,4 +534,46 @@ type BackupSnapshotResponse struct {
 	PlainBytes    int64   `json:"plain_bytes"`
 	Memories      int64   `json:"memories"`
 	Seconds       float64 `json:"seconds"`
+}
+
+// HeaderAPIKey carries an API key (Authorization: Bearer works too).
+const HeaderAPIKey = "X-API-Key"
+
+// APIKey describes a stored API key; the secret is never part of it.
+type APIKey struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Permissions []string   `json:"permissions"`
+	Spaces      []string   `json:"spaces"` // empty: every space
+	Rate        string     `json:"rate,omitempty"`
+	State       string     `json:"state"` // active | expired | revoked
+	Created     time.Time  `json:"created"`
+	Expires     *time.Time `json:"expires,omitempty"`
+	Revoked     *time.Time `json:"revoked,omitempty"`
+	RotatedFrom string     `json:"rotated_from,omitempty"`
+}
+
+// APIKeyCreateRequest is the body of POST /api/v1/admin/apikeys.
+type APIKeyCreateRequest struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	Spaces      []string `json:"spaces,omitempty"`
+	Expires     string   `json:"expires,omitempty"` // e.g. "90d"
+	Rate        string   `json:"rate,omitempty"`    // e.g. "100/s"
+}
+
+// APIKeyRotateRequest is the body of POST /api/v1/admin/apikeys/{id}/rotate.
+type APIKeyRotateRequest struct {
+	Overlap string `json:"overlap"` // how long the old key stays valid, e.g. "24h"
+}
+
+// APIKeyCreated answers a create or rotate: the token is shown only here.
+type APIKeyCreated struct {
+	Key   APIKey `json:"key"`
+	Token string `json:"token"`
+}
+
+// APIKeyList answers GET /api/v1/admin/apikeys.
+type APIKeyList struct {
+	Keys []APIKey `json:"keys"`
 }

@@ -62,7 +62,55 @@ type Config struct {
 	Backup    BackupConfig    `toml:"backup"`
 	ChangeLog ChangeLogConfig `toml:"changelog"`
 	Metrics   MetricsConfig   `toml:"metrics"`
+	Auth      AuthConfig      `toml:"auth"`
+	RateLimit RateLimitConfig `toml:"rate_limit"`
+	Audit     AuditConfig     `toml:"audit"`
 	Testing   TestingConfig   `toml:"testing"`
+}
+
+// Auth modes.
+const (
+	AuthNone   = "none"
+	AuthAPIKey = "api_key"
+)
+
+// AuthConfig configures authentication (runbooks/security.md).
+type AuthConfig struct {
+	// Mode is none (loopback only: requests whose Host is not a loopback
+	// name are refused) or api_key (every API route needs a key made by
+	// `engram-ops apikey create`).
+	Mode string `toml:"mode" comment:"none (allowed on a loopback listen address only) | api_key (keys from engram-ops apikey create)"`
+	// Metrics is public (anyone who reaches the port may scrape /metrics)
+	// or key (a read key is needed, as for the API).
+	Metrics string `toml:"metrics" comment:"who may scrape /metrics when mode = api_key: public | key (any valid key)"`
+	// InsecureAllowNoAuth lets mode = none listen on a non-loopback
+	// address; the server then warns at startup and in system health.
+	InsecureAllowNoAuth bool `toml:"insecure_allow_no_auth" comment:"INSECURE: allow mode = none on a non-loopback address (anyone who reaches the port can read and delete every space)"`
+}
+
+// RateLimitConfig configures per-space rate limiting (per-key rates are
+// set on each key: apikey create --rate).
+type RateLimitConfig struct {
+	// Space is the requests per second each space may receive; 0 is no
+	// limit.
+	Space float64 `toml:"space" comment:"requests per second each space may receive (token bucket); 0 = no limit"`
+	// SpaceBurst is how many requests a space may make at once above the
+	// rate; 0 means the rate rounded up.
+	SpaceBurst int `toml:"space_burst" comment:"requests a space may make at once above its rate; 0 = the rate rounded up"`
+}
+
+// AuditConfig configures the audit log: one JSON line per audited request.
+type AuditConfig struct {
+	// Path is the audit file, "-" for standard output, or empty: then only
+	// admin operations are audited, to the server log.
+	Path string `toml:"path" comment:"audit log file (JSON lines), \"-\" for standard output; empty: admin operations are audited to the server log only"`
+	// MaxSize rotates the file when it would grow past it.
+	MaxSize ByteSize `toml:"max_size" comment:"the audit file is rotated (path.1, path.2, ...) before it grows past this, e.g. \"100MiB\""`
+	// Keep is how many rotated files are kept.
+	Keep int `toml:"keep" comment:"how many rotated audit files are kept"`
+	// Reads also audits reads (recall, get, list), not only writes,
+	// forgets, admin operations and refused requests.
+	Reads bool `toml:"reads" comment:"also audit reads (recall, get, list); writes, forgets, admin operations and refused requests are always audited"`
 }
 
 // MetricsConfig bounds what /metrics exports.
@@ -213,7 +261,20 @@ func Default() Config {
 		},
 		Backup:  BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}},
 		Metrics: MetricsConfig{MaxSpaceLabels: 50},
+		Auth:    AuthConfig{Mode: AuthNone, Metrics: "public"},
+		Audit:   AuditConfig{MaxSize: 100 << 20, Keep: 5},
 	}
+}
+
+// IsLoopbackHost reports whether host (a name or address, without port)
+// is loopback: localhost, 127.0.0.0/8 or ::1.
+func IsLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") || strings.EqualFold(host, "localhost.") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Problem is one problem found in a configuration: the key, the bad
@@ -444,6 +505,34 @@ func (c *Config) Validate() error {
 	}
 	if r := c.Backup.EncryptRecipient; r != "" && !strings.HasPrefix(r, "age1") {
 		bad("backup.encrypt_recipient", r, "must be an age X25519 public key (age1...)")
+	}
+	switch c.Auth.Mode {
+	case AuthAPIKey:
+	case AuthNone:
+		if host, _, err := net.SplitHostPort(c.Listen); err == nil && !IsLoopbackHost(host) && !c.Auth.InsecureAllowNoAuth {
+			bad("auth.mode", c.Auth.Mode, "must be %q when listening on %s, which is not a loopback address: anyone who reaches it could read and delete every space. "+
+				"Create a key (engram-ops apikey create --data-dir DIR --name admin --permissions admin) and set auth.mode = \"api_key\", "+
+				"or listen on 127.0.0.1; --insecure-allow-no-auth (auth.insecure_allow_no_auth) overrides this", AuthAPIKey, c.Listen)
+		}
+	default:
+		bad("auth.mode", c.Auth.Mode, "must be one of none, api_key")
+	}
+	switch c.Auth.Metrics {
+	case "public", "key":
+	default:
+		bad("auth.metrics", c.Auth.Metrics, "must be one of public, key")
+	}
+	if r := c.RateLimit.Space; math.IsNaN(r) || r < 0 || r > 1e6 {
+		bad("rate_limit.space", r, "must be in 0..1000000 requests per second (0: no limit)")
+	}
+	if b := c.RateLimit.SpaceBurst; b < 0 || b > 1e6 {
+		bad("rate_limit.space_burst", b, "must be in 0..1000000 (0: the rate rounded up)")
+	}
+	if m := c.Audit.MaxSize; m < 1<<10 || m > 1<<40 {
+		bad("audit.max_size", m, "must be in 1KiB..1TiB")
+	}
+	if k := c.Audit.Keep; k < 0 || k > 1000 {
+		bad("audit.keep", k, "must be in 0..1000")
 	}
 	return errors.Join(errs...)
 }

@@ -362,3 +362,32 @@ func TestDefaultsComeFromTheEngine(t *testing.T) {
 		t.Errorf("off settings reach the engine as %v, %v, %d; want 0", o.Tiers.SweepInterval, o.ChangeLog.Retention, o.MinFreeBytes)
 	}
 }
+
+// No authentication is allowed on loopback only, unless asked for
+// explicitly.
+func TestNoAuthOnlyOnLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		listen, mode string
+		insecure, ok bool
+	}{
+		{"127.0.0.1:7432", AuthNone, false, true},
+		{"localhost:7432", AuthNone, false, true},
+		{"[::1]:7432", AuthNone, false, true},
+		{"0.0.0.0:7432", AuthNone, false, false},
+		{":7432", AuthNone, false, false},
+		{"10.1.2.3:7432", AuthNone, false, false},
+		{"0.0.0.0:7432", AuthNone, true, true},
+		{"0.0.0.0:7432", AuthAPIKey, false, true},
+		{"127.0.0.1:7432", "basic", false, false},
+	} {
+		c := Default()
+		c.Listen, c.Auth.Mode, c.Auth.InsecureAllowNoAuth = tc.listen, tc.mode, tc.insecure
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("listen %s mode %s insecure %v: %v", tc.listen, tc.mode, tc.insecure, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "auth.mode") {
+			t.Errorf("the problem does not name auth.mode: %v", err)
+		}
+	}
+}

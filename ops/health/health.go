@@ -160,6 +160,18 @@ func Evaluate(in Input, th Thresholds) api.SystemHealth {
 	return out
 }
 
+// AddCheck adds a check judged outside Evaluate (the server's security
+// check) to out, worsening its status when the check is worse.
+func AddCheck(out *api.SystemHealth, c api.HealthCheck) {
+	out.Checks = append(out.Checks, c)
+	switch {
+	case c.Status == Unhealthy:
+		out.Status = Unhealthy
+	case c.Status == Degraded && out.Status == Healthy:
+		out.Status = Degraded
+	}
+}
+
 func storageCheck(in Input, th Thresholds) api.HealthCheck {
 	m := in.Metrics
 	c := api.HealthCheck{Name: "storage", Status: Healthy, LatencySeconds: in.MetricsLatency.Seconds(), Figures: map[string]float64{

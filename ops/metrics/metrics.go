@@ -64,8 +64,8 @@ const Unmatched = "unmatched"
 
 // AuthFailureReasons are the reason labels of engram_auth_failures_total,
 // exported at zero from the start.
-var AuthFailureReasons = []string{"missing_credentials", "malformed_credentials", "unknown_key", "wrong_secret",
-	"expired", "revoked", "forbidden_space", "forbidden_permission"}
+var AuthFailureReasons = []string{"missing", "malformed", "unknown_key", "wrong_secret",
+	"expired", "revoked", "wrong_space", "forbidden"}
 
 // Source is what the scrape-time collector reads; *core.Engine satisfies it.
 type Source interface {
@@ -100,8 +100,9 @@ type Metrics struct {
 	recallConfidence   *prometheus.HistogramVec
 	spreadingActivated *prometheus.HistogramVec
 
-	authFailures *prometheus.CounterVec
-	rateLimited  *prometheus.CounterVec
+	authFailures  *prometheus.CounterVec
+	rateLimited   *prometheus.CounterVec
+	auditFailures prometheus.Counter
 
 	spaces *spaceLabels
 }
@@ -166,6 +167,10 @@ func New(reg *prometheus.Registry, src Source, info BuildInfo, opts ...Option) (
 			Name: "engram_rate_limited_total",
 			Help: "Requests rejected by rate limiting, by space.",
 		}, []string{"space"}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "engram_audit_write_failures_total",
+			Help: "Audit log lines that could not be written (the audit sink failed).",
+		}),
 		spaces: newSpaceLabels(DefaultMaxSpaceLabels),
 	}
 	for _, o := range opts {
@@ -196,7 +201,7 @@ func New(reg *prometheus.Registry, src Source, info BuildInfo, opts ...Option) (
 	cs := []prometheus.Collector{
 		m.httpRequests, m.httpDuration, m.httpInFlight,
 		m.opDuration, m.opErrors, m.recallConfidence, m.spreadingActivated,
-		m.authFailures, m.rateLimited, buildInfo,
+		m.authFailures, m.rateLimited, m.auditFailures, buildInfo,
 	}
 	if src != nil {
 		ec := NewEngineCollector(src)
@@ -341,6 +346,9 @@ func (m *Metrics) AuthFailure(reason string) { m.authFailures.WithLabelValues(re
 func (m *Metrics) RateLimited(space string) {
 	m.spaces.observe(space, func(label string) { m.rateLimited.WithLabelValues(label).Inc() })
 }
+
+// AuditWriteFailed counts an audit line the sink could not write.
+func (m *Metrics) AuditWriteFailed() { m.auditFailures.Inc() }
 
 // StatusWriter is a ResponseWriter that remembers the status it wrote.
 type StatusWriter interface {

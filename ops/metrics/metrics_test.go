@@ -105,6 +105,7 @@ func TestScrapeContract(t *testing.T) {
 		"engram_storage_wal_synced_writes_total":   dto.MetricType_COUNTER,
 		"engram_auth_failures_total":               dto.MetricType_COUNTER,
 		"engram_rate_limited_total":                dto.MetricType_COUNTER,
+		"engram_audit_write_failures_total":        dto.MetricType_COUNTER,
 		"go_goroutines":                            dto.MetricType_GAUGE,
 		"process_cpu_seconds_total":                dto.MetricType_COUNTER,
 	}

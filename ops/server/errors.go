@@ -20,6 +20,9 @@ type httpError struct {
 	code    string
 	message string
 	details map[string]any
+	// header is set on the response (Retry-After of a 429,
+	// WWW-Authenticate of a 401).
+	header map[string]string
 }
 
 func (e *httpError) Error() string { return e.message }
@@ -129,6 +132,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	var he *httpError
+	if errors.As(err, &he) {
+		for k, v := range he.header {
+			w.Header().Set(k, v)
+		}
 	}
 	s.writeJSON(w, status, api.ErrorEnvelope{Error: body})
 }

@@ -205,6 +205,7 @@ func TestRepeatedParameterRefused(t *testing.T) {
 	// Headers: do sets one value per name, so build these by hand.
 	for _, name := range []string{api.HeaderSpace, "Content-Type"} {
 		r := httptest.NewRequest("POST", api.PathRemember, strings.NewReader(`{"content":"x"}`))
+		r.Host = "localhost"
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Add(name, "aaa")
 		r.Header.Add(name, "bbb")

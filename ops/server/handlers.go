@@ -79,6 +79,9 @@ func (s *Server) checkSpace(r *http.Request, space string) (string, error) {
 		return "", err
 	}
 	setSpace(r, space)
+	if err := s.allowSpace(r, space); err != nil {
+		return "", err
+	}
 	return space, nil
 }
 
@@ -127,11 +130,26 @@ func engineOp[Req, Resp any](s *Server, op string, status int,
 		if err != nil {
 			return err
 		}
+		auditIDs(r, resp)
 		s.writeJSON(w, status, resp)
 		if a, ok := any(resp).(afterWriter); ok {
 			a.afterWrite()
 		}
 		return nil
+	}
+}
+
+// auditIDs records the memories a write touched for the audit log.
+func auditIDs(r *http.Request, resp any) {
+	switch v := resp.(type) {
+	case api.RememberResponse:
+		setIDs(r, v.MemoryID)
+	case api.BatchResponse:
+		setIDs(r, v.MemoryIDs...)
+	case api.ForgetResponse:
+		setIDs(r, v.MemoryID)
+	case api.AssociationResponse:
+		setIDs(r, v.From, v.To)
 	}
 }
 
@@ -458,9 +476,11 @@ func (s *Server) handleSpaces(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	stats := s.eng.Spaces()
-	out := api.SpacesResponse{Spaces: make([]api.Space, len(stats))}
-	for i, st := range stats {
-		out.Spaces[i] = spaceOut(st)
+	out := api.SpacesResponse{Spaces: make([]api.Space, 0, len(stats))}
+	for _, st := range stats {
+		if visibleSpace(r, st.Name) {
+			out.Spaces = append(out.Spaces, spaceOut(st))
+		}
 	}
 	s.writeJSON(w, http.StatusOK, out)
 	return nil
@@ -472,6 +492,11 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	name := strings.TrimSpace(req.ID)
+	if name != "" {
+		if _, err := s.checkSpace(r, name); err != nil {
+			return err
+		}
+	}
 	info, created, err := s.eng.CreateSpace(r.Context(), core.SpaceConfig{Name: name, Dimension: req.Dimension, Embedder: req.Embedder})
 	if err != nil {
 		return err
@@ -495,7 +520,10 @@ func (s *Server) handleSpace(w http.ResponseWriter, r *http.Request) error {
 	if err := newParams(r).check(); err != nil {
 		return err
 	}
-	name := r.PathValue("name")
+	name, err := s.checkSpace(r, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
 	st, err := s.eng.Space(name)
 	if err != nil {
 		return err

@@ -56,6 +56,9 @@ func (s *Server) handleSystemHealth(w http.ResponseWriter, r *http.Request) erro
 	}
 	only := p.str("space")
 	if only != "" {
+		if _, err := s.checkSpace(r, only); err != nil {
+			return err
+		}
 		if _, err := s.eng.Space(only); err != nil {
 			return err
 		}
@@ -86,6 +89,15 @@ func (s *Server) handleSystemHealth(w http.ResponseWriter, r *http.Request) erro
 		st.mu.Unlock()
 	}
 	out := health.Evaluate(in, s.thresholds)
+	// A key limited to spaces sees only its spaces.
+	visible := out.Spaces[:0]
+	for _, sp := range out.Spaces {
+		if visibleSpace(r, sp.Space) {
+			visible = append(visible, sp)
+		}
+	}
+	out.Spaces = visible
+	health.AddCheck(&out, s.securityCheck())
 	status := http.StatusOK
 	if out.Status == health.Unhealthy {
 		status = http.StatusServiceUnavailable

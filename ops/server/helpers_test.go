@@ -67,6 +67,7 @@ func do(t testing.TB, h http.Handler, rq request) *httptest.ResponseRecorder {
 		body = strings.NewReader(rq.body)
 	}
 	r := httptest.NewRequest(rq.method, rq.path, body)
+	r.Host = "localhost" // a loopback name, as a local client sends (see auth.go)
 	switch {
 	case rq.ctype == "-":
 	case rq.ctype != "":

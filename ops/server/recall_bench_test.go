@@ -68,6 +68,7 @@ func BenchmarkRecallHandler768(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			rq := httptest.NewRequest("POST", "/api/v1/memories/recall", strings.NewReader(bodies[i%len(bodies)]))
+			rq.Host = "localhost"
 			rq.Header.Set("Content-Type", "application/json")
 			rq.Header.Set("X-Memory-Space", "bench")
 			w := httptest.NewRecorder()

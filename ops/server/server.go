@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/core/apikey"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/config"
 	"github.com/engram-ops/engram-ops/ops/health"
@@ -97,6 +98,8 @@ type Server struct {
 	faults    *faults // test-only fault injection (faults.go)
 
 	backup     BackupAdmin // nil unless serve --backup-to (backup.go)
+	authState              // API keys, Host check, rate limits (auth.go)
+	audit      *auditLog   // nil: admin operations go to the server log (audit.go)
 	thresholds health.Thresholds
 
 	mu  sync.Mutex
@@ -159,6 +162,9 @@ func New(cfg config.Config, eng Engine, logger *slog.Logger, reg *prometheus.Reg
 	s.metrics = m
 	s.mux = http.NewServeMux()
 	s.routes()
+	if err := s.setupAuth(); err != nil {
+		return nil, err
+	}
 	s.handler = s.accessLog(s.metrics.InstrumentHTTP(http.HandlerFunc(s.route)))
 	return s, nil
 }
@@ -193,6 +199,7 @@ func (s *Server) routes() {
 	s.handle("GET "+api.PathSystemHealth, s.handleSystemHealth)
 	s.backupRoutes()
 	s.faultRoutes()
+	s.apiKeyRoutes()
 	metricsHandler := s.metrics.Handler()
 	for _, p := range []string{api.PathMetrics, api.PathMetricsProm} {
 		s.patterns["GET "+p] = true
@@ -216,6 +223,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	h, pattern := s.mux.Handler(r)
 	if s.patterns[pattern] {
+		if err := s.authorize(r, pattern); err != nil {
+			r.Pattern = pattern // the refusal is counted under its route
+			s.writeError(w, r, err)
+			return
+		}
 		s.mux.ServeHTTP(w, r)
 		return
 	}
@@ -318,9 +330,20 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// requestInfo is per-request state the access log reads after the handler.
+// requestInfo is per-request state the access and audit logs read after
+// the handler.
 type requestInfo struct {
 	space string
+	// key is the id of the request's API key and scope the key ("" and
+	// nil without auth).
+	key   string
+	scope *apikey.Key
+	// authFailure is the reason a key was refused.
+	authFailure string
+	// ids are the memories a write or forget touched; target the object
+	// of an admin operation (a key id).
+	ids    []string
+	target string
 }
 
 type ctxKey struct{}
@@ -337,6 +360,21 @@ func setSpace(r *http.Request, space string) {
 	}
 }
 
+// setIDs records the memories a write or forget touched, for the audit
+// log.
+func setIDs(r *http.Request, ids ...string) {
+	if ri := infoFrom(r.Context()); ri != nil {
+		ri.ids = ids
+	}
+}
+
+// setTarget records the object of an admin operation, for the audit log.
+func setTarget(r *http.Request, target string) {
+	if ri := infoFrom(r.Context()); ri != nil {
+		ri.target = target
+	}
+}
+
 // accessLog logs one line per request (never bodies) and feeds the error
 // window of system health.
 func (s *Server) accessLog(next http.Handler) http.Handler {
@@ -348,6 +386,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 		status := rec.Status()
 		s.errWindow.record(start, status >= 500)
+		s.auditRequest(r, ri, status, start)
 		if !s.cfg.Log.Access {
 			return
 		}
@@ -360,6 +399,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		}
 		if ri.space != "" {
 			attrs = append(attrs, slog.String("space", ri.space))
+		}
+		if ri.key != "" {
+			attrs = append(attrs, slog.String("key", ri.key))
 		}
 		if metrics.Route(r) == metrics.Unmatched {
 			attrs = append(attrs, slog.String("path", truncateString(r.URL.Path, 200)))
