@@ -16,7 +16,7 @@
 // `migrate verify` to see the difference, or --restart --yes to start
 // over).
 //
-// Foreign keys come from pg_constraint. A foreign key to the primary key
+// A row's source tag is its table. Foreign keys come from pg_constraint. A foreign key to the primary key
 // of another migrated table becomes a reference of the row (an association
 // to the referenced row's memory, kind = the constraint name); tables are
 // read in dependency order so the referenced rows are written first. A
@@ -143,6 +143,7 @@ type object struct {
 	first string      // the first page's query
 	next  string      // a later page's query ($1..$n: the last key)
 	refs  []*foreignKey
+	tags  []string // an entity's records' source tags: the table
 }
 
 // catalog reads the run's tables, columns, keys and foreign keys and
@@ -389,7 +390,7 @@ func (s *Source) objects(tables []*table) []*object {
 		for _, k := range keys {
 			sel = append(sel, k+"::text")
 		}
-		o := &object{Object: migrate.Object{Name: t.name, Kind: migrate.Entity, Count: -1}, t: t}
+		o := &object{Object: migrate.Object{Name: t.name, Kind: migrate.Entity, Count: -1}, t: t, tags: []string{t.name}}
 		for _, c := range t.cols {
 			sel = append(sel, c.expr)
 			o.Fields = append(o.Fields, c.name)
@@ -629,6 +630,7 @@ func (it *iterator) fetch() error {
 			rec.Fields = map[string]any{}
 			rec.Refs = []migrate.Reference{{Kind: o.fk.name, FromObject: o.t.name, FromKey: rec.Key, ToObject: o.fk.to.name, ToKey: textKey(rest)}}
 		} else {
+			rec.Tags = o.tags
 			rec.Fields = make(map[string]any, len(o.t.cols))
 			for i, c := range o.t.cols {
 				v, err := convert(rest[i], c.jsonb)
