@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
 	"github.com/engram-ops/engram-ops/migrate/postgres/pgtest"
-	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/runbooks"
 )
