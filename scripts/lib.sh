@@ -66,3 +66,43 @@ start_versitygw() {
 	wait_http "http://$ENGRAM_TEST_S3_ENDPOINT/" 10 "$pid" "$STATE/versitygw.log"
 	echo "S3: versitygw on $ENGRAM_TEST_S3_ENDPOINT (pid $pid), bucket $ENGRAM_TEST_S3_BUCKET"
 }
+
+# start_postgres: a PostgreSQL server (Debian's package, installed when
+# initdb is missing) with a fresh cluster in $STATE, on a free loopback port
+# with trust authentication; initdb and the server run as the unprivileged
+# postgres user when the script runs as root. Exports
+# ENGRAM_TEST_POSTGRES_DSN. The server's own PID (postmaster.pid) is the one
+# stopped at exit.
+start_postgres() {
+	local bin=/usr/lib/postgresql/15/bin
+	if [ ! -x "$bin/initdb" ]; then
+		echo "installing postgresql"
+		apt-get update -qq >/dev/null && apt-get install -y -qq postgresql >/dev/null
+	fi
+	local dir="$STATE/pg" port as=()
+	port=$(free_port)
+	mkdir -p "$dir"
+	if [ "$(id -u)" = 0 ]; then
+		chmod o+x "$STATE"
+		chown postgres: "$dir"
+		as=(runuser -u postgres --)
+	fi
+	"${as[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
+		{ cat "$dir/initdb.log" >&2; return 1; }
+	"${as[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+		-c fsync=off -c synchronous_commit=off -c full_page_writes=off >"$dir/postgres.log" 2>&1 &
+	local wrapper=$! deadline=$((SECONDS + 30))
+	until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do
+		if ! kill -0 "$wrapper" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+			echo "PostgreSQL did not start on 127.0.0.1:$port within 30s:" >&2
+			cat "$dir/postgres.log" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	local pid
+	read -r pid <"$dir/data/postmaster.pid"
+	PIDS+=("$pid")
+	export ENGRAM_TEST_POSTGRES_DSN="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+	echo "PostgreSQL: $("$bin/postgres" --version) on 127.0.0.1:$port (pid $pid)"
+}

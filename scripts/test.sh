@@ -58,4 +58,8 @@ s3_server() {
 }
 s3_server
 
+# PostgreSQL for migrate/postgres: Debian's package, a fresh cluster in
+# $STATE on a free loopback port (scripts/lib.sh start_postgres).
+start_postgres
+
 go test -race -timeout 15m ./...

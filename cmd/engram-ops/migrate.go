@@ -14,15 +14,18 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/migrate"
 	"github.com/engram-ops/engram-ops/migrate/neo4j"
+	"github.com/engram-ops/engram-ops/migrate/postgres"
 	"github.com/engram-ops/engram-ops/ops/client"
 	"github.com/engram-ops/engram-ops/ops/config"
 	"github.com/engram-ops/engram-ops/runbooks"
@@ -52,6 +55,10 @@ type migrateCmd struct {
 	batchBytes    int
 	retryFor      time.Duration
 	sample        int64
+
+	// migrate postgres
+	pgDSN, pgDSNEnv, pgSchema string
+	pgTables                  []string
 }
 
 func newMigrateCmd(a *app) *migrateCmd { return &migrateCmd{app: a} }
@@ -61,6 +68,9 @@ type sourceKind struct {
 	use, short string
 	args       cobra.PositionalArgs
 	open       func(args []string) (migrate.Source, string, error) // source, default source name
+	space      string                                              // default target space
+	runbook    string                                              // its runbook, in the long help
+	flags      func(*pflag.FlagSet)                                // the source's own flags
 }
 
 func (m *migrateCmd) kinds() []sourceKind {
@@ -77,6 +87,42 @@ func (m *migrateCmd) kinds() []sourceKind {
 				return nil, "", usagef("the export %s is a directory; give the JSON-lines file", args[0])
 			}
 			return &neo4j.Export{Path: args[0]}, "neo4j-export:" + filepath.Base(args[0]), nil
+		},
+		space:   "neo4j",
+		runbook: "migrate-neo4j",
+	}, {
+		use:   "postgres",
+		short: "Migrate the tables of a PostgreSQL schema",
+		args:  cobra.NoArgs,
+		open: func([]string) (migrate.Source, string, error) {
+			dsn := m.pgDSN
+			switch {
+			case dsn != "" && m.pgDSNEnv != "":
+				return nil, "", usagef("give --dsn or --dsn-env, not both")
+			case m.pgDSNEnv != "":
+				if dsn = m.app.getenv(m.pgDSNEnv); dsn == "" {
+					return nil, "", usagef("--dsn-env %s: the variable is unset or empty", m.pgDSNEnv)
+				}
+			case dsn == "":
+				return nil, "", usagef("give the database: --dsn-env NAME (a variable holding the DSN) or --dsn DSN")
+			}
+			cfg, err := pgx.ParseConfig(dsn)
+			if err != nil {
+				return nil, "", usagef("the PostgreSQL DSN is not valid: %v", err)
+			}
+			schema := m.pgSchema
+			if schema == "" {
+				schema = postgres.DefaultSchema
+			}
+			return &postgres.Source{DSN: dsn, Schema: schema, Tables: m.pgTables}, "postgres:" + cfg.Database + "." + schema, nil
+		},
+		space:   "postgres",
+		runbook: "migrate-postgresql",
+		flags: func(f *pflag.FlagSet) {
+			f.StringVar(&m.pgDSN, "dsn", "", "PostgreSQL connection string (postgres://USER@HOST:PORT/DB); prefer --dsn-env to keep a password out of argv")
+			f.StringVar(&m.pgDSNEnv, "dsn-env", "", "name of an environment variable holding the connection string")
+			f.StringVar(&m.pgSchema, "schema", postgres.DefaultSchema, "schema whose tables are migrated")
+			f.StringSliceVar(&m.pgTables, "tables", nil, "migrate only these tables of the schema (comma-separated; default: every table)")
 		},
 	}}
 }
@@ -99,14 +145,17 @@ is in Engram) and exits 3 when it does not match; "migrate verify" runs it on it
 Records that cannot be mapped or are refused go to the reject file (--reject-file, JSON
 lines: position, record, reason); --max-rejects N stops the run past N.
 
-Exit status: 0 ok; 1 the migration failed or stopped; 2 a bad flag or mapping file; 3 the
-reconciliation did not match.`
+Exit status: 0 ok; 1 the migration failed or stopped (an unreachable source or target, wrong
+credentials); 2 a bad flag or mapping file, or a source selection it cannot migrate (a missing
+table, a table without a primary key); 3 the reconciliation did not match.
+
+Runbooks: engram-ops runbook show migrate-postgresql (PostgreSQL), migrate-neo4j (below).`
 	if rb, err := runbooks.Get("migrate-neo4j"); err == nil {
 		long += "\n\n" + rb.Body
 	}
 	group := &cobra.Command{
 		Use:   "migrate",
-		Short: "Migrate from Neo4j (APOC exports): resumable, reconciled",
+		Short: "Migrate from PostgreSQL or Neo4j (APOC exports): resumable, reconciled",
 		Long:  long,
 		Example: `  # See what would be written
   engram-ops migrate neo4j-export graph.jsonl --data-dir /var/lib/engram --dry-run
@@ -115,7 +164,10 @@ reconciliation did not match.`
   engram-ops migrate neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432
 
   # Check the result again later
-  engram-ops migrate verify neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432`,
+  engram-ops migrate verify neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432
+
+  # The tables of a PostgreSQL schema (the DSN, with its password, in a variable)
+  engram-ops migrate postgres --dsn-env PG_DSN --schema public --data-dir /var/lib/engram`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -137,14 +189,24 @@ reconciliation did not match.`
 	}
 	for _, k := range m.kinds() {
 		k := k
+		args := strings.TrimPrefix(k.use, strings.Fields(k.use)[0])
+		if k.use == "postgres" {
+			args = " --dsn-env PG_DSN"
+		}
 		run := &cobra.Command{
 			Use: k.use, Short: k.short, Args: k.args,
-			Example: `  engram-ops migrate neo4j-export graph.jsonl --data-dir /var/lib/engram --dry-run
-  engram-ops migrate neo4j-export graph.jsonl --print-default-mapping > graph.toml
-  engram-ops migrate neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432 --reject-file rejects.jsonl`,
-			RunE: func(cmd *cobra.Command, args []string) error { return m.run(cmd.Context(), k, args) },
+			Example: fmt.Sprintf(`  engram-ops migrate %[1]s --data-dir /var/lib/engram --dry-run
+  engram-ops migrate %[1]s --print-default-mapping > mapping.toml
+  engram-ops migrate %[1]s --mapping mapping.toml --target http://127.0.0.1:7432 --reject-file rejects.jsonl`, strings.Fields(k.use)[0]+args),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m.defaults(cmd, k)
+				return m.run(cmd.Context(), k, args)
+			},
 		}
-		m.addCommon(run)
+		if rb, err := runbooks.Get(k.runbook); err == nil {
+			run.Long = k.short + ".\n\n" + rb.Body
+		}
+		m.addCommon(run, k)
 		f := run.Flags()
 		f.BoolVar(&m.dryRun, "dry-run", false, "read the source and map it; write nothing; print counts and three example memories per object")
 		f.BoolVar(&m.restart, "restart", false, "ignore the stored cursor and start from the beginning (needs --yes)")
@@ -160,19 +222,28 @@ reconciliation did not match.`
 
 		v := &cobra.Command{
 			Use: k.use, Short: "Reconcile " + strings.TrimPrefix(k.short, "Migrate ") + " with Engram", Args: k.args,
-			Example: "  engram-ops migrate verify " + k.use + " --data-dir /var/lib/engram",
-			RunE:    func(cmd *cobra.Command, args []string) error { return m.verify(cmd.Context(), k, args) },
+			Example: "  engram-ops migrate verify " + strings.Fields(k.use)[0] + args + " --data-dir /var/lib/engram",
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m.defaults(cmd, k)
+				return m.verify(cmd.Context(), k, args)
+			},
 		}
-		m.addCommon(v)
+		m.addCommon(v, k)
 		verify.AddCommand(v)
 
 		p := &cobra.Command{
 			Use: k.use, Short: "Size and estimated duration of migrating " + strings.TrimPrefix(k.short, "Migrate "), Args: k.args,
-			Example: "  engram-ops migrate plan " + k.use,
-			RunE:    func(cmd *cobra.Command, args []string) error { return m.plan(cmd.Context(), k, args) },
+			Example: "  engram-ops migrate plan " + strings.Fields(k.use)[0] + args,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m.defaults(cmd, k)
+				return m.plan(cmd.Context(), k, args)
+			},
 		}
 		p.Flags().StringVar(&m.mappingPath, "mapping", "", "mapping file (TOML); default: the default mapping")
-		p.Flags().StringVar(&m.space, "space", "neo4j", "target space of objects the mapping gives none")
+		p.Flags().StringVar(&m.space, "space", k.space, "target space of objects the mapping gives none")
+		if k.flags != nil {
+			k.flags(p.Flags())
+		}
 		p.Flags().Int64Var(&m.sample, "sample", 5000, "records to map and write into a temporary data directory to measure the rate")
 		plan.AddCommand(p)
 	}
@@ -180,21 +251,32 @@ reconciliation did not match.`
 	return group
 }
 
-func (m *migrateCmd) addCommon(cmd *cobra.Command) {
+func (m *migrateCmd) addCommon(cmd *cobra.Command, k sourceKind) {
 	f := cmd.Flags()
+	if k.flags != nil {
+		k.flags(f)
+	}
 	f.StringVar(&m.mappingPath, "mapping", "", "mapping file (TOML); default: the default mapping")
 	f.StringVar(&m.target, "target", "", "URL of a running server, e.g. http://127.0.0.1:7432")
 	f.StringVar(&m.token, "token", "", "API key sent as Authorization: Bearer (default $ENGRAM_API_KEY)")
 	f.StringVar(&m.dataDir, "data-dir", "", "data directory of a stopped server (opened and locked here)")
-	f.StringVar(&m.space, "space", "neo4j", "target space of objects the mapping gives none")
-	f.StringVar(&m.sourceName, "source-name", "", "the name the resume cursor is stored under (default: the source type and file name)")
+	f.StringVar(&m.space, "space", k.space, "target space of objects the mapping gives none")
+	f.StringVar(&m.sourceName, "source-name", "", "the name the resume cursor is stored under (default: the source type and its file or database and schema)")
+}
+
+// defaults sets what the kinds' flags default differently: all kinds bind
+// one field, which holds the last registered default.
+func (m *migrateCmd) defaults(cmd *cobra.Command, k sourceKind) {
+	if !cmd.Flags().Changed("space") {
+		m.space = k.space
+	}
 }
 
 // mapping loads and compiles the mapping for src.
 func (m *migrateCmd) mapping(ctx context.Context, src migrate.Source) (*migrate.Mapping, []migrate.Object, error) {
 	objs, err := src.Objects(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read the source: %w", err)
+		return nil, nil, sourceError(err)
 	}
 	var f *migrate.MappingFile
 	if m.mappingPath != "" {
@@ -211,6 +293,15 @@ func (m *migrateCmd) mapping(ctx context.Context, src migrate.Source) (*migrate.
 		return nil, nil, usagef("the mapping does not fit the source:\n%v", err)
 	}
 	return mp, objs, nil
+}
+
+// sourceError says what reading the source's objects failed on: a
+// selection the source cannot migrate is a usage error (exit 2).
+func sourceError(err error) error {
+	if errors.Is(err, postgres.ErrSelection) {
+		return usagef("read the source: %v", err)
+	}
+	return fmt.Errorf("read the source: %w", err)
 }
 
 // sink opens the target; close releases it.
@@ -275,7 +366,7 @@ func (m *migrateCmd) run(ctx context.Context, k sourceKind, args []string) error
 	if m.printDefault {
 		objs, err := src.Objects(ctx)
 		if err != nil {
-			return fmt.Errorf("read the source: %w", err)
+			return sourceError(err)
 		}
 		b, err := migrate.MarshalMappingFile(migrate.DefaultMappingFile(objs, m.space))
 		if err != nil {

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
+	"github.com/engram-ops/engram-ops/migrate/postgres/pgtest"
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/runbooks"
 )
 
 // Into an in-process server: the run reconciles (exit 0), and recall
@@ -68,4 +72,102 @@ func TestMigrateBadInput(t *testing.T) {
 func exportPath(t *testing.T, n int) string {
 	path, _ := neo4jtest.WriteFile(t, n)
 	return path
+}
+
+// PostgreSQL into an in-process server, the DSN from a variable: the run
+// reconciles (exit 0), verify on its own too, and recall reaches a post's
+// author (its foreign key) by spreading activation.
+func TestMigratePostgresIntoServerAndRecall(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	schema, _ := pgtest.Create(t, dsn, 2000)
+	p := startServe(t, t.TempDir())
+	env := map[string]string{"PG_DSN": dsn}
+	code, out, errOut := runCLI(t, env, "migrate", "postgres", "--dsn-env", "PG_DSN", "--schema", schema, "--target", p.base)
+	if code != 0 || !strings.Contains(out, "reconciliation:") || !strings.Contains(out, "posts.posts_parent_id_fkey") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, env, "migrate", "verify", "postgres", "--dsn-env", "PG_DSN", "--schema", schema, "--target", p.base); code != 0 {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
+	}
+	res, err := p.c.WithSpace("postgres").Recall(context.Background(), api.RecallRequest{Query: "post7 about gardening", MaxResults: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reached []string
+	for _, m := range res.Memories.Associated {
+		reached = append(reached, m.ID)
+	}
+	if !contains(reached, "users:7") {
+		t.Fatalf("spreading from post 7 reached %v, not its author users:7", reached)
+	}
+}
+
+// Bad PostgreSQL input: an unreachable server and an unknown user exit 1
+// naming the server; a missing table, a table without a primary key and a
+// mapping naming a missing column exit 2 naming them; nothing is written.
+func TestMigratePostgresBadInput(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	schema, _ := pgtest.Create(t, dsn, 50)
+	mapping := filepath.Join(t.TempDir(), "m.toml")
+	os.WriteFile(mapping, []byte("[objects.users]\ncontent = \"{nmae}\"\n"), 0o644)
+	dir := t.TempDir()
+	run := func(dsn string, args ...string) (int, string) {
+		code, _, errOut := runCLI(t, map[string]string{"PG_DSN": dsn}, append([]string{"migrate", "postgres", "--dsn-env", "PG_DSN", "--data-dir", dir}, args...)...)
+		return code, errOut
+	}
+	for _, tc := range []struct {
+		dsn  string
+		args []string
+		code int
+		want string
+	}{
+		{"postgres://postgres@127.0.0.1:1/postgres?connect_timeout=5", nil, exitFailed, "connect to PostgreSQL at 127.0.0.1:1"},
+		{strings.Replace(dsn, "postgres@", "nobody_here@", 1), []string{"--schema", schema}, exitFailed, `role "nobody_here" does not exist`},
+		{dsn, []string{"--schema", schema, "--tables", "users,nope"}, exitUsage, `has no table "nope"`},
+		{dsn, []string{"--schema", schema, "--mapping", mapping}, exitUsage, `objects.users.content: "nmae" is not a field of users`},
+	} {
+		if code, errOut := run(tc.dsn, tc.args...); code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.want, errOut)
+		}
+	}
+	conn := pgtest.Connect(t, dsn)
+	if _, err := conn.Exec(context.Background(), "CREATE TABLE "+schema+".audit (at timestamptz)"); err != nil {
+		t.Fatal(err)
+	}
+	if code, errOut := run(dsn, "--schema", schema); code != exitUsage || !strings.Contains(errOut, "table audit of schema") || !strings.Contains(errOut, "no primary key") {
+		t.Errorf("no primary key: exit %d\n%s", code, errOut)
+	}
+	if code, out, _ := runCLI(t, nil, "runbook", "list"); code != 0 || !strings.Contains(out, "migrate-postgresql") {
+		t.Errorf("runbook list: %s", out)
+	}
+	if code, out, _ := runCLI(t, nil, "migrate", "postgres", "--help"); code != 0 || !strings.Contains(out, "# Migrating from PostgreSQL") {
+		t.Errorf("migrate postgres --help lacks its runbook:\n%s", out)
+	}
+	e := testsupport.OpenEngine(t, dir)
+	if _, err := e.Space("postgres"); err == nil {
+		t.Error("a failed run created the space")
+	}
+}
+
+// The runbook's worked mapping file fits the generated schema it describes:
+// a dry run with it exits 0 and maps every row.
+func TestMigratePostgresRunbookMapping(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	schema, c := pgtest.Create(t, dsn, 500)
+	rb, err := runbooks.Get("migrate-postgresql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(rb.Body, "```toml\n")
+	toml, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("no toml block in the runbook")
+	}
+	mapping := filepath.Join(t.TempDir(), "app.toml")
+	os.WriteFile(mapping, []byte(toml), 0o644)
+	code, out, errOut := runCLI(t, map[string]string{"PG_DSN": dsn}, "migrate", "postgres", "--dsn-env", "PG_DSN", "--schema", schema,
+		"--mapping", mapping, "--dry-run", "--output", "json")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf(`"memories": %d`, c.Rows())) || !strings.Contains(out, `"rejects": 0`) {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
 }

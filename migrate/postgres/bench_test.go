@@ -1,0 +1,68 @@
+package postgres_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/internal/testsupport"
+	"github.com/engram-ops/engram-ops/migrate"
+	"github.com/engram-ops/engram-ops/migrate/postgres"
+	"github.com/engram-ops/engram-ops/migrate/postgres/pgtest"
+)
+
+// BenchmarkPostgresMigrate migrates a generated schema (ENGRAM_BENCH_PG_ROWS
+// rows over three tables, default 100,000) into a data directory and, in
+// the same run, reads the same tables with COPY (SELECT …) TO STDOUT: the
+// reference the migration rate is compared with (rows/s of each, and
+// their ratio).
+func BenchmarkPostgresMigrate(b *testing.B) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(b)
+	n := 100_000
+	if s := os.Getenv("ENGRAM_BENCH_PG_ROWS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	schema, c := pgtest.Create(b, dsn, n)
+	rows := float64(c.Rows())
+	src := &postgres.Source{DSN: dsn, Schema: schema}
+	var readRate float64
+	b.Run("copy", func(b *testing.B) {
+		conn := pgtest.Connect(b, dsn)
+		for i := 0; i < b.N; i++ {
+			for _, t := range []string{"users", "posts", "likes"} {
+				if _, err := conn.PgConn().CopyTo(ctx, io.Discard, "COPY (SELECT * FROM "+schema+"."+t+") TO STDOUT"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		readRate = rows * float64(b.N) / b.Elapsed().Seconds()
+		b.ReportMetric(readRate, "rows/s")
+	})
+	b.Run("migrate", func(b *testing.B) {
+		m := compile(b, src, "")
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			e := testsupport.OpenEngine(b, b.TempDir(), func(o *core.Options) { o.Durability = core.DurabilityRelaxed })
+			b.StartTimer()
+			sum, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "bench", Mapping: m, Sink: &migrate.EngineSink{E: e}, MaxRejects: 0})
+			if err != nil || sum.Memories != int64(c.Rows()) {
+				b.Fatalf("%+v %v", sum, err)
+			}
+			b.StopTimer()
+			e.Close()
+			b.StartTimer()
+		}
+		rate := rows * float64(b.N) / b.Elapsed().Seconds()
+		b.ReportMetric(rate, "rows/s")
+		if readRate > 0 {
+			b.ReportMetric(rate/readRate, "ratio-to-copy")
+		}
+	})
+}
