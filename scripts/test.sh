@@ -58,4 +58,7 @@ s3_server() {
 }
 s3_server
 
+# Redis for migrate/redis and the Redis migration tests.
+start_redis
+
 go test -race -timeout 15m ./...

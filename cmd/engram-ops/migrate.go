@@ -17,12 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/migrate"
 	"github.com/engram-ops/engram-ops/migrate/neo4j"
+	"github.com/engram-ops/engram-ops/migrate/redis"
 	"github.com/engram-ops/engram-ops/ops/client"
 	"github.com/engram-ops/engram-ops/ops/config"
 	"github.com/engram-ops/engram-ops/runbooks"
@@ -52,6 +54,17 @@ type migrateCmd struct {
 	batchBytes    int
 	retryFor      time.Duration
 	sample        int64
+	redis         redisFlags
+}
+
+// redisFlags are the flags of the redis source.
+type redisFlags struct {
+	addr        string
+	patterns    []string
+	db          int
+	user        string
+	passwordEnv string
+	count       int64
 }
 
 func newMigrateCmd(a *app) *migrateCmd { return &migrateCmd{app: a} }
@@ -61,6 +74,18 @@ type sourceKind struct {
 	use, short string
 	args       cobra.PositionalArgs
 	open       func(args []string) (migrate.Source, string, error) // source, default source name
+	// flags adds the source's own flags (nil: none); space is the default
+	// --space ("neo4j" when empty); runbook names its runbook.
+	flags   func(f *pflag.FlagSet)
+	space   string
+	runbook string
+}
+
+func (k sourceKind) defaultSpace() string {
+	if k.space == "" {
+		return "neo4j"
+	}
+	return k.space
 }
 
 func (m *migrateCmd) kinds() []sourceKind {
@@ -77,6 +102,47 @@ func (m *migrateCmd) kinds() []sourceKind {
 				return nil, "", usagef("the export %s is a directory; give the JSON-lines file", args[0])
 			}
 			return &neo4j.Export{Path: args[0]}, "neo4j-export:" + filepath.Base(args[0]), nil
+		},
+		runbook: "migrate-neo4j",
+	}, {
+		use:   "redis",
+		short: "Migrate the keys of a Redis database (SCAN per --pattern)",
+		args:  cobra.NoArgs,
+		flags: func(f *pflag.FlagSet) {
+			f.StringVar(&m.redis.addr, "addr", "", "Redis server HOST:PORT")
+			f.StringArrayVar(&m.redis.patterns, "pattern", nil, "SCAN MATCH pattern, one object each; repeat for several (default '*'); a key matching several belongs to the first")
+			f.IntVar(&m.redis.db, "db", 0, "database number")
+			f.StringVar(&m.redis.user, "user", "", "ACL user (default: the default user)")
+			f.StringVar(&m.redis.passwordEnv, "password-env", "", "name of the environment variable holding the password (never the password itself)")
+			f.Int64Var(&m.redis.count, "scan-count", redis.DefaultCount, "SCAN COUNT hint: keys per page, read with two pipelined round trips")
+		},
+		space:   "redis",
+		runbook: "migrate-redis",
+		open: func([]string) (migrate.Source, string, error) {
+			r := m.redis
+			if r.addr == "" {
+				return nil, "", usagef("give --addr HOST:PORT of the Redis server")
+			}
+			cfg := redis.Config{Addr: r.addr, DB: r.db, Username: r.user, Patterns: r.patterns, Count: r.count}
+			if r.passwordEnv != "" {
+				pw := m.app.getenv(r.passwordEnv)
+				if pw == "" {
+					return nil, "", usagef("--password-env %s: the variable is not set (or empty)", r.passwordEnv)
+				}
+				cfg.Password = pw
+			}
+			for _, p := range r.patterns {
+				if p == "" {
+					return nil, "", usagef("--pattern: an empty pattern matches no key; give a glob such as 'user:*'")
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			src, err := redis.Connect(ctx, cfg)
+			if err != nil {
+				return nil, "", err
+			}
+			return src, fmt.Sprintf("redis:%s/%d", r.addr, r.db), nil
 		},
 	}}
 }
@@ -101,12 +167,14 @@ lines: position, record, reason); --max-rejects N stops the run past N.
 
 Exit status: 0 ok; 1 the migration failed or stopped; 2 a bad flag or mapping file; 3 the
 reconciliation did not match.`
-	if rb, err := runbooks.Get("migrate-neo4j"); err == nil {
-		long += "\n\n" + rb.Body
+	for _, k := range m.kinds() {
+		if rb, err := runbooks.Get(k.runbook); err == nil {
+			long += "\n\n" + rb.Body
+		}
 	}
 	group := &cobra.Command{
 		Use:   "migrate",
-		Short: "Migrate from Neo4j (APOC exports): resumable, reconciled",
+		Short: "Migrate from Neo4j (APOC exports) and Redis: resumable, reconciled",
 		Long:  long,
 		Example: `  # See what would be written
   engram-ops migrate neo4j-export graph.jsonl --data-dir /var/lib/engram --dry-run
@@ -115,7 +183,10 @@ reconciliation did not match.`
   engram-ops migrate neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432
 
   # Check the result again later
-  engram-ops migrate verify neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432`,
+  engram-ops migrate verify neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432
+
+  # Redis: the keys of two patterns, the password in $REDIS_PASSWORD
+  engram-ops migrate redis --addr 127.0.0.1:6379 --pattern 'user:*' --pattern 'doc:*' --password-env REDIS_PASSWORD --data-dir /var/lib/engram`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -137,14 +208,22 @@ reconciliation did not match.`
 	}
 	for _, k := range m.kinds() {
 		k := k
-		run := &cobra.Command{
-			Use: k.use, Short: k.short, Args: k.args,
-			Example: `  engram-ops migrate neo4j-export graph.jsonl --data-dir /var/lib/engram --dry-run
+		example := `  engram-ops migrate neo4j-export graph.jsonl --data-dir /var/lib/engram --dry-run
   engram-ops migrate neo4j-export graph.jsonl --print-default-mapping > graph.toml
-  engram-ops migrate neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432 --reject-file rejects.jsonl`,
+  engram-ops migrate neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432 --reject-file rejects.jsonl`
+		if k.use == "redis" {
+			example = `  engram-ops migrate redis --addr 127.0.0.1:6379 --pattern 'user:*' --pattern 'doc:*' --data-dir /var/lib/engram --dry-run
+  engram-ops migrate redis --addr 127.0.0.1:6379 --pattern 'user:*' --pattern 'doc:*' --print-default-mapping > redis.toml
+  engram-ops migrate redis --addr 127.0.0.1:6379 --pattern 'user:*' --pattern 'doc:*' --mapping redis.toml --target http://127.0.0.1:7432`
+		}
+		run := &cobra.Command{
+			Use: k.use, Short: k.short, Args: k.args, Example: example,
 			RunE: func(cmd *cobra.Command, args []string) error { return m.run(cmd.Context(), k, args) },
 		}
-		m.addCommon(run)
+		if rb, err := runbooks.Get(k.runbook); err == nil {
+			run.Long = k.short + ".\n\n" + rb.Body
+		}
+		m.addCommon(run, k)
 		f := run.Flags()
 		f.BoolVar(&m.dryRun, "dry-run", false, "read the source and map it; write nothing; print counts and three example memories per object")
 		f.BoolVar(&m.restart, "restart", false, "ignore the stored cursor and start from the beginning (needs --yes)")
@@ -163,7 +242,7 @@ reconciliation did not match.`
 			Example: "  engram-ops migrate verify " + k.use + " --data-dir /var/lib/engram",
 			RunE:    func(cmd *cobra.Command, args []string) error { return m.verify(cmd.Context(), k, args) },
 		}
-		m.addCommon(v)
+		m.addCommon(v, k)
 		verify.AddCommand(v)
 
 		p := &cobra.Command{
@@ -172,21 +251,27 @@ reconciliation did not match.`
 			RunE:    func(cmd *cobra.Command, args []string) error { return m.plan(cmd.Context(), k, args) },
 		}
 		p.Flags().StringVar(&m.mappingPath, "mapping", "", "mapping file (TOML); default: the default mapping")
-		p.Flags().StringVar(&m.space, "space", "neo4j", "target space of objects the mapping gives none")
+		p.Flags().StringVar(&m.space, "space", k.defaultSpace(), "target space of objects the mapping gives none")
 		p.Flags().Int64Var(&m.sample, "sample", 5000, "records to map and write into a temporary data directory to measure the rate")
+		if k.flags != nil {
+			k.flags(p.Flags())
+		}
 		plan.AddCommand(p)
 	}
 	group.AddCommand(verify, plan)
 	return group
 }
 
-func (m *migrateCmd) addCommon(cmd *cobra.Command) {
+func (m *migrateCmd) addCommon(cmd *cobra.Command, k sourceKind) {
 	f := cmd.Flags()
+	if k.flags != nil {
+		k.flags(f)
+	}
 	f.StringVar(&m.mappingPath, "mapping", "", "mapping file (TOML); default: the default mapping")
 	f.StringVar(&m.target, "target", "", "URL of a running server, e.g. http://127.0.0.1:7432")
 	f.StringVar(&m.token, "token", "", "API key sent as Authorization: Bearer (default $ENGRAM_API_KEY)")
 	f.StringVar(&m.dataDir, "data-dir", "", "data directory of a stopped server (opened and locked here)")
-	f.StringVar(&m.space, "space", "neo4j", "target space of objects the mapping gives none")
+	f.StringVar(&m.space, "space", k.defaultSpace(), "target space of objects the mapping gives none")
 	f.StringVar(&m.sourceName, "source-name", "", "the name the resume cursor is stored under (default: the source type and file name)")
 }
 
@@ -265,6 +350,7 @@ func (m *migrateCmd) run(ctx context.Context, k sourceKind, args []string) error
 	if err != nil {
 		return err
 	}
+	defer closeSource(src)
 	if m.sourceName == "" {
 		m.sourceName = defName
 	}
@@ -347,6 +433,7 @@ func (m *migrateCmd) verify(ctx context.Context, k sourceKind, args []string) er
 	if err != nil {
 		return err
 	}
+	defer closeSource(src)
 	if m.sourceName == "" {
 		m.sourceName = defName
 	}
@@ -372,6 +459,7 @@ func (m *migrateCmd) plan(ctx context.Context, k sourceKind, args []string) erro
 	if err != nil {
 		return err
 	}
+	defer closeSource(src)
 	mp, _, err := m.mapping(ctx, src)
 	if err != nil {
 		return err
@@ -559,6 +647,13 @@ func (p *migrateProgress) retry(err error, wait time.Duration) {
 func (p *migrateProgress) stop() {
 	if p.p != nil {
 		p.p.Wait()
+	}
+}
+
+// closeSource releases a source holding connections (Redis).
+func closeSource(src migrate.Source) {
+	if c, ok := src.(io.Closer); ok {
+		c.Close()
 	}
 }
 
