@@ -218,7 +218,10 @@ reconciliation did not match.`
 		}
 		run := &cobra.Command{
 			Use: k.use, Short: k.short, Args: k.args, Example: example,
-			RunE: func(cmd *cobra.Command, args []string) error { return m.run(cmd.Context(), k, args) },
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m.kindDefaults(cmd, k)
+				return m.run(cmd.Context(), k, args)
+			},
 		}
 		if rb, err := runbooks.Get(k.runbook); err == nil {
 			run.Long = k.short + ".\n\n" + rb.Body
@@ -240,7 +243,10 @@ reconciliation did not match.`
 		v := &cobra.Command{
 			Use: k.use, Short: "Reconcile " + strings.TrimPrefix(k.short, "Migrate ") + " with Engram", Args: k.args,
 			Example: "  engram-ops migrate verify " + k.use + " --data-dir /var/lib/engram",
-			RunE:    func(cmd *cobra.Command, args []string) error { return m.verify(cmd.Context(), k, args) },
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m.kindDefaults(cmd, k)
+				return m.verify(cmd.Context(), k, args)
+			},
 		}
 		m.addCommon(v, k)
 		verify.AddCommand(v)
@@ -248,7 +254,10 @@ reconciliation did not match.`
 		p := &cobra.Command{
 			Use: k.use, Short: "Size and estimated duration of migrating " + strings.TrimPrefix(k.short, "Migrate "), Args: k.args,
 			Example: "  engram-ops migrate plan " + k.use,
-			RunE:    func(cmd *cobra.Command, args []string) error { return m.plan(cmd.Context(), k, args) },
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m.kindDefaults(cmd, k)
+				return m.plan(cmd.Context(), k, args)
+			},
 		}
 		p.Flags().StringVar(&m.mappingPath, "mapping", "", "mapping file (TOML); default: the default mapping")
 		p.Flags().StringVar(&m.space, "space", k.defaultSpace(), "target space of objects the mapping gives none")
@@ -260,6 +269,15 @@ reconciliation did not match.`
 	}
 	group.AddCommand(verify, plan)
 	return group
+}
+
+// kindDefaults sets the flags whose default differs between source kinds:
+// the subcommands share the variables, so the last one registered set
+// them.
+func (m *migrateCmd) kindDefaults(cmd *cobra.Command, k sourceKind) {
+	if !cmd.Flags().Changed("space") {
+		m.space = k.defaultSpace()
+	}
 }
 
 func (m *migrateCmd) addCommon(cmd *cobra.Command, k sourceKind) {

@@ -168,13 +168,13 @@ func connectError(cfg Config, err error) error {
 		if user == "" {
 			user = "default"
 		}
-		return fmt.Errorf("Redis at %s refused the credentials of user %q (--user, and the password in the variable --password-env names): %w", cfg.Addr, user, err)
+		return fmt.Errorf("the Redis server at %s refused the credentials of user %q (--user, and the password in the variable --password-env names): %w", cfg.Addr, user, err)
 	case strings.Contains(msg, "DB index is out of range"):
-		return fmt.Errorf("Redis at %s has no database %d (--db): %w", cfg.Addr, cfg.DB, err)
+		return fmt.Errorf("the Redis server at %s has no database %d (--db): %w", cfg.Addr, cfg.DB, err)
 	}
 	var re goredis.Error
 	if errors.As(err, &re) {
-		return fmt.Errorf("Redis at %s refused the connection: %w", cfg.Addr, err)
+		return fmt.Errorf("the Redis server at %s refused the connection: %w", cfg.Addr, err)
 	}
 	return fmt.Errorf("the Redis server at %s is unreachable: %w (Try: check --addr, and that redis-server listens there)", cfg.Addr, err)
 }
