@@ -83,6 +83,11 @@ func (m *Mapping) Apply(rec *Record) (Mapped, error) {
 		addTag(t.render(rec))
 	}
 	mem.Metadata = map[string]string{MetaObject: rec.Object, MetaKey: truncateBytes(rec.Key, maxMetadataValue)}
+	for k, v := range rec.Metadata {
+		if _, taken := mem.Metadata[k]; !taken {
+			mem.Metadata[k] = truncateBytes(v, maxMetadataValue)
+		}
+	}
 	for _, f := range r.metadata {
 		if f == fieldAll {
 			addScalarMetadata(mem.Metadata, rec.Fields)
@@ -228,7 +233,7 @@ func addScalarMetadata(md map[string]string, fields map[string]any) {
 	sort.Strings(names)
 	n := 0
 	for _, k := range names {
-		if n == maxMetadata {
+		if n == maxMetadata || len(md) >= maxMetadata+2 {
 			break
 		}
 		if _, taken := md[k]; taken {

@@ -68,6 +68,9 @@ type Record struct {
 	// Tags are source-given tags (a node's labels); the default mapping
 	// stores them.
 	Tags []string
+	// Metadata is source-given metadata (a Redis key's type and expiry):
+	// every memory of the record stores it, whatever the mapping.
+	Metadata map[string]string
 	// Refs are the record's references to other records: foreign keys of
 	// an entity, or the endpoints of a relation record.
 	Refs []Reference

@@ -105,4 +105,25 @@ start_postgres() {
 	PIDS+=("$pid")
 	export ENGRAM_TEST_POSTGRES_DSN="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 	echo "PostgreSQL: $("$bin/postgres" --version) on 127.0.0.1:$port (pid $pid)"
+# start_redis: Debian's redis-server (installed when missing) on a free
+# loopback port, without persistence, daemonized with a pidfile in $STATE;
+# stopped by PID at exit. Exports ENGRAM_TEST_REDIS_ADDR.
+start_redis() {
+	if ! command -v redis-server >/dev/null; then
+		apt-get install -y -qq --no-install-recommends redis-server >/dev/null ||
+			{ apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	fi
+	local port pid
+	port=$(free_port)
+	redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+		--pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log" --dir "$STATE"
+	for _ in $(seq 100); do
+		[ -s "$STATE/redis.pid" ] && redis-cli -p "$port" ping >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	pid=$(cat "$STATE/redis.pid" 2>/dev/null) || { echo "redis-server did not start:" >&2; cat "$STATE/redis.log" >&2; return 1; }
+	PIDS+=("$pid")
+	redis-cli -p "$port" ping >/dev/null || { echo "redis-server on $port does not answer:" >&2; cat "$STATE/redis.log" >&2; return 1; }
+	export ENGRAM_TEST_REDIS_ADDR="127.0.0.1:$port"
+	echo "Redis: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on $ENGRAM_TEST_REDIS_ADDR (pid $pid)"
 }

@@ -61,5 +61,7 @@ s3_server
 # PostgreSQL for migrate/postgres: Debian's package, a fresh cluster in
 # $STATE on a free loopback port (scripts/lib.sh start_postgres).
 start_postgres
+# Redis for migrate/redis and the Redis migration tests.
+start_redis
 
 go test -race -timeout 15m ./...

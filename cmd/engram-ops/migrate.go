@@ -26,6 +26,7 @@ import (
 	"github.com/engram-ops/engram-ops/migrate"
 	"github.com/engram-ops/engram-ops/migrate/neo4j"
 	"github.com/engram-ops/engram-ops/migrate/postgres"
+	"github.com/engram-ops/engram-ops/migrate/redis"
 	"github.com/engram-ops/engram-ops/ops/client"
 	"github.com/engram-ops/engram-ops/ops/config"
 	"github.com/engram-ops/engram-ops/runbooks"
@@ -59,6 +60,18 @@ type migrateCmd struct {
 	// migrate postgres
 	pgDSN, pgDSNEnv, pgSchema string
 	pgTables                  []string
+	// migrate redis
+	redis redisFlags
+}
+
+// redisFlags are the flags of the redis source.
+type redisFlags struct {
+	addr        string
+	patterns    []string
+	db          int
+	user        string
+	passwordEnv string
+	count       int64
 }
 
 func newMigrateCmd(a *app) *migrateCmd { return &migrateCmd{app: a} }
@@ -124,6 +137,46 @@ func (m *migrateCmd) kinds() []sourceKind {
 			f.StringVar(&m.pgSchema, "schema", postgres.DefaultSchema, "schema whose tables are migrated")
 			f.StringSliceVar(&m.pgTables, "tables", nil, "migrate only these tables of the schema (comma-separated; default: every table)")
 		},
+	}, {
+		use:   "redis",
+		short: "Migrate the keys of a Redis database (SCAN per --pattern)",
+		args:  cobra.NoArgs,
+		flags: func(f *pflag.FlagSet) {
+			f.StringVar(&m.redis.addr, "addr", "", "Redis server HOST:PORT")
+			f.StringArrayVar(&m.redis.patterns, "pattern", nil, "SCAN MATCH pattern, one object each; repeat for several (default '*'); a key matching several belongs to the first")
+			f.IntVar(&m.redis.db, "db", 0, "database number")
+			f.StringVar(&m.redis.user, "user", "", "ACL user (default: the default user)")
+			f.StringVar(&m.redis.passwordEnv, "password-env", "", "name of the environment variable holding the password (never the password itself)")
+			f.Int64Var(&m.redis.count, "scan-count", redis.DefaultCount, "SCAN COUNT hint: keys per page, read with two pipelined round trips")
+		},
+		space:   "redis",
+		runbook: "migrate-redis",
+		open: func([]string) (migrate.Source, string, error) {
+			r := m.redis
+			if r.addr == "" {
+				return nil, "", usagef("give --addr HOST:PORT of the Redis server")
+			}
+			cfg := redis.Config{Addr: r.addr, DB: r.db, Username: r.user, Patterns: r.patterns, Count: r.count}
+			if r.passwordEnv != "" {
+				pw := m.app.getenv(r.passwordEnv)
+				if pw == "" {
+					return nil, "", usagef("--password-env %s: the variable is not set (or empty)", r.passwordEnv)
+				}
+				cfg.Password = pw
+			}
+			for _, p := range r.patterns {
+				if p == "" {
+					return nil, "", usagef("--pattern: an empty pattern matches no key; give a glob such as 'user:*'")
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			src, err := redis.Connect(ctx, cfg)
+			if err != nil {
+				return nil, "", err
+			}
+			return src, fmt.Sprintf("redis:%s/%d", r.addr, r.db), nil
+		},
 	}}
 }
 
@@ -149,13 +202,14 @@ Exit status: 0 ok; 1 the migration failed or stopped (an unreachable source or t
 credentials); 2 a bad flag or mapping file, or a source selection it cannot migrate (a missing
 table, a table without a primary key); 3 the reconciliation did not match.
 
-Runbooks: engram-ops runbook show migrate-postgresql (PostgreSQL), migrate-neo4j (below).`
+Runbooks: engram-ops runbook show migrate-postgresql (PostgreSQL), migrate-redis (Redis),
+migrate-neo4j (below).`
 	if rb, err := runbooks.Get("migrate-neo4j"); err == nil {
 		long += "\n\n" + rb.Body
 	}
 	group := &cobra.Command{
 		Use:   "migrate",
-		Short: "Migrate from PostgreSQL or Neo4j (APOC exports): resumable, reconciled",
+		Short: "Migrate from PostgreSQL, Redis or Neo4j (APOC exports): resumable, reconciled",
 		Long:  long,
 		Example: `  # See what would be written
   engram-ops migrate neo4j-export graph.jsonl --data-dir /var/lib/engram --dry-run
@@ -167,7 +221,10 @@ Runbooks: engram-ops runbook show migrate-postgresql (PostgreSQL), migrate-neo4j
   engram-ops migrate verify neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432
 
   # The tables of a PostgreSQL schema (the DSN, with its password, in a variable)
-  engram-ops migrate postgres --dsn-env PG_DSN --schema public --data-dir /var/lib/engram`,
+  engram-ops migrate postgres --dsn-env PG_DSN --schema public --data-dir /var/lib/engram
+
+  # Redis: the keys of two patterns, the password in $REDIS_PASSWORD
+  engram-ops migrate redis --addr 127.0.0.1:6379 --pattern 'user:*' --pattern 'doc:*' --password-env REDIS_PASSWORD --data-dir /var/lib/engram`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -190,8 +247,11 @@ Runbooks: engram-ops runbook show migrate-postgresql (PostgreSQL), migrate-neo4j
 	for _, k := range m.kinds() {
 		k := k
 		args := strings.TrimPrefix(k.use, strings.Fields(k.use)[0])
-		if k.use == "postgres" {
+		switch k.use {
+		case "postgres":
 			args = " --dsn-env PG_DSN"
+		case "redis":
+			args = " --addr 127.0.0.1:6379 --pattern 'user:*'"
 		}
 		run := &cobra.Command{
 			Use: k.use, Short: k.short, Args: k.args,
@@ -245,6 +305,9 @@ Runbooks: engram-ops runbook show migrate-postgresql (PostgreSQL), migrate-neo4j
 			k.flags(p.Flags())
 		}
 		p.Flags().Int64Var(&m.sample, "sample", 5000, "records to map and write into a temporary data directory to measure the rate")
+		if k.flags != nil {
+			k.flags(p.Flags())
+		}
 		plan.AddCommand(p)
 	}
 	group.AddCommand(verify, plan)
@@ -360,6 +423,7 @@ func (m *migrateCmd) run(ctx context.Context, k sourceKind, args []string) error
 	if err != nil {
 		return err
 	}
+	defer closeSource(src)
 	if m.sourceName == "" {
 		m.sourceName = defName
 	}
@@ -442,6 +506,7 @@ func (m *migrateCmd) verify(ctx context.Context, k sourceKind, args []string) er
 	if err != nil {
 		return err
 	}
+	defer closeSource(src)
 	if m.sourceName == "" {
 		m.sourceName = defName
 	}
@@ -467,6 +532,7 @@ func (m *migrateCmd) plan(ctx context.Context, k sourceKind, args []string) erro
 	if err != nil {
 		return err
 	}
+	defer closeSource(src)
 	mp, _, err := m.mapping(ctx, src)
 	if err != nil {
 		return err
@@ -654,6 +720,13 @@ func (p *migrateProgress) retry(err error, wait time.Duration) {
 func (p *migrateProgress) stop() {
 	if p.p != nil {
 		p.p.Wait()
+	}
+}
+
+// closeSource releases a source holding connections (Redis).
+func closeSource(src migrate.Source) {
+	if c, ok := src.(io.Closer); ok {
+		c.Close()
 	}
 }
 

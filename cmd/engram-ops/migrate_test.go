@@ -11,6 +11,7 @@ import (
 	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
 	"github.com/engram-ops/engram-ops/migrate/postgres/pgtest"
+	"github.com/engram-ops/engram-ops/migrate/redis/redistest"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/runbooks"
 )
@@ -169,5 +170,97 @@ func TestMigratePostgresRunbookMapping(t *testing.T) {
 		"--mapping", mapping, "--dry-run", "--output", "json")
 	if code != 0 || !strings.Contains(out, fmt.Sprintf(`"memories": %d`, c.Rows())) || !strings.Contains(out, `"rejects": 0`) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// Redis into an in-process server: the run reconciles (exit 0), and recall
+// of a doc reaches its author (the reference in its JSON) by spreading
+// activation.
+func TestMigrateRedisIntoServerAndRecall(t *testing.T) {
+	c := redistest.Client(t)
+	pre := redistest.Prefix(t, c)
+	cnt := redistest.Fill(t, c, pre, 2000)
+	p := startServe(t, t.TempDir())
+	args := []string{"migrate", "redis", "--addr", redistest.Addr(t), "--target", p.base, "--reject-file", filepath.Join(t.TempDir(), "r.jsonl")}
+	for _, pat := range redistest.Patterns(pre) {
+		args = append(args, "--pattern", pat)
+	}
+	code, out, errOut := runCLI(t, nil, args...)
+	if code != 0 || !strings.Contains(out, "reconciliation:") || !strings.Contains(out, fmt.Sprintf("%d memories, %d associations, 0 rejected", cnt.Keys, cnt.Refs)) {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	const d = 7
+	res, err := p.c.WithSpace("redis").Recall(context.Background(), api.RecallRequest{Query: fmt.Sprintf("doc%d about %s", d, redistest.Topic(d)), MaxResults: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	author := fmt.Sprintf("%s:user:_:%s:user:%d", pre, pre, redistest.Author(d, cnt))
+	var reached []string
+	for _, m := range res.Memories.Associated {
+		reached = append(reached, m.ID)
+	}
+	if !contains(reached, author) {
+		t.Fatalf("spreading from doc %d reached %v, not its author %s", d, reached, author)
+	}
+}
+
+// Redis bad input: each a clear message and its exit code.
+func TestMigrateRedisBadInput(t *testing.T) {
+	c := redistest.Client(t)
+	pre := redistest.Prefix(t, c)
+	redistest.Fill(t, c, pre, 60)
+	addr := redistest.Addr(t)
+	user := "engram-test-" + pre
+	if err := c.Do(context.Background(), "ACL", "SETUSER", user, "on", ">right", "~*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Do(context.Background(), "ACL", "DELUSER", user)
+	base := []string{"migrate", "redis", "--addr", addr, "--pattern", pre + ":user:*", "--pattern", pre + ":doc:*"}
+	mapping := filepath.Join(t.TempDir(), "m.toml")
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		mapping string
+		code    int
+		want    string
+	}{
+		{"no addr", nil, []string{"migrate", "redis", "--data-dir", t.TempDir()}, "", exitUsage, "--addr HOST:PORT"},
+		{"unreachable", nil, []string{"migrate", "redis", "--addr", testsupport.FreeAddr(t), "--data-dir", t.TempDir()}, "", exitFailed, "unreachable"},
+		{"password env unset", nil, append(base, "--password-env", "NOPE_PW", "--data-dir", t.TempDir()), "", exitUsage, "--password-env NOPE_PW: the variable is not set"},
+		{"wrong password", map[string]string{"PW": "wrong"}, append(base, "--user", user, "--password-env", "PW", "--data-dir", t.TempDir()), "", exitFailed, "refused the credentials"},
+		{"missing pattern", nil, append(base, "--mapping", mapping, "--data-dir", t.TempDir()), "[objects.\"other:*\"]\nskip = true\n", exitUsage, `the source has no object "other:*"`},
+		{"missing field", nil, append(base, "--mapping", mapping, "--data-dir", t.TempDir()), fmt.Sprintf("[objects.%q]\ncontent = \"{nmae}\"\n", pre+":user:*"), exitUsage, `"nmae" is not a field of ` + pre + `:user:*`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.WriteFile(mapping, []byte(tc.mapping), 0o644)
+			code, out, errOut := runCLI(t, tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d (want %d), stderr does not say %q:\n%s\n%s", code, tc.code, tc.want, out, errOut)
+			}
+		})
+	}
+}
+
+// Dry run, the default mapping and plan work on a Redis source.
+func TestMigrateRedisDryRunPlanDefaultMapping(t *testing.T) {
+	c := redistest.Client(t)
+	pre := redistest.Prefix(t, c)
+	redistest.Fill(t, c, pre, 300)
+	base := []string{"migrate", "redis", "--addr", redistest.Addr(t), "--pattern", pre + ":user:*", "--pattern", pre + ":doc:*"}
+	code, out, errOut := runCLI(t, nil, append(base, "--dry-run")...)
+	if code != 0 || !strings.Contains(out, "would migrate") || !strings.Contains(out, pre+":doc:* example 1") || !strings.Contains(out, "180 memories, 90 associations") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, nil, append(base, "--print-default-mapping")...)
+	if code != 0 || !strings.Contains(out, pre+":doc:*->author") || !strings.Contains(out, "email: {email}") {
+		t.Fatalf("default mapping: exit %d\n%s\n%s", code, out, errOut)
+	}
+	mapping := filepath.Join(t.TempDir(), "m.toml")
+	os.WriteFile(mapping, []byte(out), 0o644)
+	planArgs := append([]string{"migrate", "plan"}, base[1:]...)
+	code, out, errOut = runCLI(t, nil, append(planArgs, "--mapping", mapping)...)
+	if code != 0 || !strings.Contains(out, "estimate:") || !strings.Contains(out, pre+":user:*") {
+		t.Fatalf("plan: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
