@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,6 +126,79 @@ func TestTLSBadCertificateRefusesToStart(t *testing.T) {
 		}
 		if _, err := os.Stat(data); !os.IsNotExist(err) {
 			t.Errorf("the data directory was created before the certificate was checked")
+		}
+	}
+}
+
+// TestSecretsNeverLeak: the embedding API key (echoed back by a hostile
+// embeddings API in its error bodies) and the TLS private key never appear
+// in the server's log, its error bodies, /api/v1/system/health or
+// /metrics, also after a failed certificate reload.
+func TestSecretsNeverLeak(t *testing.T) {
+	const apiKey = "sk-planted-9f8e7d6c5b4a"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"bad key `+r.Header.Get("Authorization")+`"}}`, http.StatusUnauthorized)
+	}))
+	defer echo.Close()
+	dir := t.TempDir()
+	ca := testsupport.NewCA(t, dir, "ca")
+	cert := ca.Issue(t, dir, "server", testsupport.CertOptions{})
+	keyPEM, err := os.ReadFile(cert.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBody := strings.Split(string(keyPEM), "\n")[1] // a line of the key's base64
+	s, err := testsupport.TryStartServe(t, t.TempDir(), testsupport.ServeOptions{CAFile: ca.File, Env: []string{
+		"ENGRAM_EMBEDDER_OPENAI_BASE_URL=" + echo.URL + "/v1", "ENGRAM_EMBEDDER_OPENAI_DIMENSION=8",
+		"ENGRAM_EMBEDDER_OPENAI_API_KEY_ENV=PLANTED_KEY", "PLANTED_KEY=" + apiKey}},
+		"--tls-cert", cert.CertFile, "--tls-key", cert.KeyFile, "--set", "tls.reload_interval=0s", "--log-level", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := client.TLSOptions{CAFile: ca.File}.Transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var seen strings.Builder
+	call := func(method, path, body string) {
+		req, _ := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Memory-Space", "semantic")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		seen.WriteString(path + " " + resp.Status + " " + string(b) + "\n")
+	}
+	call("POST", "/api/v1/spaces", `{"id":"semantic","dimension":8,"embedder":"openai"}`)
+	call("POST", "/api/v1/memories/remember", `{"content":"needs an embedding"}`)
+	call("GET", "/api/v1/memories/recall?query=needs", "")
+	if err := os.WriteFile(cert.CertFile, keyPEM, 0o600); err != nil { // the key where the certificate belongs
+		t.Fatal(err)
+	}
+	if err := s.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.Logs.String(), "TLS certificate reload failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed reload logged:\n%s", s.Logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	call("GET", "/api/v1/system/health", "")
+	call("GET", "/metrics", "")
+	if !strings.Contains(seen.String(), "EMBEDDER_FAILED") || !strings.Contains(s.Logs.String(), "401") {
+		t.Errorf("the embedder's failure did not reach the responses and the log:\n%s\n%s", seen.String(), s.Logs.String())
+	}
+	for _, out := range []struct{ name, text string }{{"responses", seen.String()}, {"log", s.Logs.String()}} {
+		for _, secret := range []string{apiKey, keyBody} {
+			if strings.Contains(out.text, secret) {
+				t.Errorf("the %s contain a planted secret %q:\n%s", out.name, secret, out.text)
+			}
 		}
 	}
 }
