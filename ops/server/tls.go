@@ -209,16 +209,18 @@ func (l tlsListener) Accept() (net.Conn, error) {
 // otherwise drop silently (it sees the connection only through wrappers).
 type tlsConn struct {
 	*tls.Conn
-	t      *TLS
-	failed atomic.Bool
+	t         *TLS
+	handshook atomic.Bool // cheaper to ask on every read than ConnectionState
+	failed    atomic.Bool
 }
 
 func (c *tlsConn) Read(p []byte) (int, error) {
-	if !c.ConnectionState().HandshakeComplete {
+	if !c.handshook.Load() {
 		if err := c.Handshake(); err != nil {
 			c.handshakeFailed(err)
 			return 0, err
 		}
+		c.handshook.Store(true)
 	}
 	return c.Conn.Read(p)
 }
