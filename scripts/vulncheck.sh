@@ -26,5 +26,7 @@ if [ ! -f "$cache/index/db.json" ]; then
 	$GO run "golang.org/x/vulndb/cmd/indexdb@$VULNDB_VERSION" -vulns "$src/data/osv" -out "$tmp/db"
 	rm -rf "$cache"
 	mv "$tmp/db" "$cache"
+	rm -rf "$tmp" # exec below skips the EXIT trap
+	trap - EXIT
 fi
 exec $GO run "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION" -db "file://$cache" ./...
