@@ -30,13 +30,16 @@ test-go:
 bench: build
 	scripts/bench.sh
 
-## lint: gofmt, go vet, go.mod tidy and staticcheck (pinned)
+## lint: gofmt, go vet, go.mod tidy, staticcheck and govulncheck (pinned)
+# govulncheck reads a database built from the golang.org/x/vulndb module
+# (scripts/vulncheck.sh): the first run builds and caches it (minutes).
 STATICCHECK_VERSION := v0.8.2
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet $(PKGS)
 	@$(GO) mod tidy -diff || { echo "go.mod is not tidy: run go mod tidy"; exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+	GO=$(GO) scripts/vulncheck.sh
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,8 @@ import (
 // with a tight net/http loop on the same cores and the same server.
 type CalibrateConfig struct {
 	BaseURL string
+	// TLS verifies an https:// server (nil: the system's roots).
+	TLS *tls.Config
 	// Phase is the length of each measurement (default 3s); Rounds
 	// alternates tight loop and generator this many times (default 2), so
 	// drifting background load hits both alike.
@@ -77,7 +80,7 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Calibration, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	cl, err := client.New(cfg.BaseURL, client.WithHTTPClient(HTTPClient(checkWorkers)))
+	cl, err := client.New(cfg.BaseURL, client.WithHTTPClient(HTTPClientTLS(checkWorkers, cfg.TLS)))
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +92,7 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Calibration, error) {
 	}
 	out := &Calibration{Concurrency: cfg.Concurrency, PhaseSeconds: cfg.Phase.Seconds(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	for round := 0; round < cfg.Rounds && ctx.Err() == nil; round++ {
-		t := tightLoop(ctx, cfg.BaseURL+api.PathHealthAlive, cfg.Concurrency, cfg.Phase)
+		t := tightLoop(ctx, cfg.BaseURL+api.PathHealthAlive, cfg.TLS, cfg.Concurrency, cfg.Phase)
 		out.TightLoopRates = append(out.TightLoopRates, t)
 		logf("round %d: tight net/http loop %.0f req/s", round+1, t)
 		// Ask for far more than the loop achieved, with the loop's
@@ -133,8 +136,10 @@ func median(xs []float64) float64 {
 
 // tightLoop is the reference: concurrency goroutines each sending GET url
 // back to back with a plain net/http client for d; requests per second.
-func tightLoop(ctx context.Context, url string, concurrency int, d time.Duration) float64 {
-	hc := &http.Client{Transport: client.DefaultTransport()}
+func tightLoop(ctx context.Context, url string, tc *tls.Config, concurrency int, d time.Duration) float64 {
+	tr := client.DefaultTransport()
+	tr.TLSClientConfig = tc
+	hc := &http.Client{Transport: tr}
 	defer hc.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,8 +24,9 @@ import (
 // connection from fasthttp's pool: net/http's Transport hands every
 // request to a write goroutine and every response from a read goroutine,
 // and at thousands of requests a second those hand-offs cost the
-// generator a large share of its CPU. Others (https) go through the
-// standard transport. Both keep a connection per worker: with fewer,
+// generator a large share of its CPU. https:// requests take the same path
+// over TLS with the configuration given to HTTPClientTLS; others go through
+// the standard transport. Both keep a connection per worker: with fewer,
 // connections are closed after each burst and dialled again in the next,
 // a churn that costs more CPU on both sides than the requests themselves.
 //
@@ -32,12 +34,17 @@ import (
 // cancelled (its connection is then closed, not reused), as with net/http.
 // Dialling a connection, or waiting for one (callers beyond maxWorkers),
 // is not interrupted: it is bounded by its timeout (10 s) or the deadline.
-func HTTPClient(maxWorkers int) *http.Client {
+func HTTPClient(maxWorkers int) *http.Client { return HTTPClientTLS(maxWorkers, nil) }
+
+// HTTPClientTLS is HTTPClient with tc for https:// servers (nil: the
+// system's roots; see client.TLSOptions).
+func HTTPClientTLS(maxWorkers int, tc *tls.Config) *http.Client {
 	maxWorkers = max(maxWorkers, 1)
 	t := client.DefaultTransport()
 	t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, maxWorkers)
 	t.MaxIdleConns = max(t.MaxIdleConns, maxWorkers)
-	return &http.Client{Transport: &fastTransport{fallback: t, maxConns: maxWorkers}}
+	t.TLSClientConfig = tc
+	return &http.Client{Transport: &fastTransport{fallback: t, maxConns: maxWorkers, tls: tc}}
 }
 
 // idleLimit is how long a pooled connection may sit unused before it is
@@ -54,17 +61,25 @@ const idleLimit = 30 * time.Second
 type fastTransport struct {
 	fallback *http.Transport
 	maxConns int
-	hosts    sync.Map // URL host → *fasthttp.HostClient, kept: a generator has few
+	tls      *tls.Config // of https:// hosts
+	hosts    sync.Map    // scheme://host → *fasthttp.HostClient, kept: a generator has few
 }
 
-// host is the connection pool for addr (host or host:port).
-func (t *fastTransport) host(addr string) *fasthttp.HostClient {
-	if hc, ok := t.hosts.Load(addr); ok {
+// host is the connection pool for addr (host or host:port) over plain
+// HTTP or TLS.
+func (t *fastTransport) host(addr string, isTLS bool) *fasthttp.HostClient {
+	key := "http://" + addr
+	if isTLS {
+		key = "https://" + addr
+	}
+	if hc, ok := t.hosts.Load(key); ok {
 		return hc.(*fasthttp.HostClient)
 	}
-	hc, _ := t.hosts.LoadOrStore(addr, &fasthttp.HostClient{
-		Addr:     fasthttp.AddMissingPort(addr, false),
-		MaxConns: t.maxConns,
+	hc, _ := t.hosts.LoadOrStore(key, &fasthttp.HostClient{
+		Addr:      fasthttp.AddMissingPort(addr, isTLS),
+		IsTLS:     isTLS,
+		TLSConfig: t.tls,
+		MaxConns:  t.maxConns,
 		// Callers beyond maxWorkers (setup next to an attack) wait for a
 		// connection instead of failing at once.
 		MaxConnWaitTimeout:  10 * time.Second,
@@ -77,7 +92,7 @@ func (t *fastTransport) host(addr string) *fasthttp.HostClient {
 var errBadHeader = errors.New("invalid header")
 
 func (t *fastTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme != "http" || r.URL.User != nil || (r.Host != "" && r.Host != r.URL.Host) {
+	if (r.URL.Scheme != "http" && r.URL.Scheme != "https") || r.URL.User != nil || (r.Host != "" && r.Host != r.URL.Host) {
 		return t.fallback.RoundTrip(r)
 	}
 	ctx := r.Context()
@@ -118,7 +133,7 @@ func (t *fastTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	resp := fasthttp.AcquireResponse()
-	if err := do(ctx, t.host(r.URL.Host), req, resp); err != nil {
+	if err := do(ctx, t.host(r.URL.Host, r.URL.Scheme == "https"), req, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
 		return nil, ctxErr(ctx, err)
 	}

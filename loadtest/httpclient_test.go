@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -264,5 +265,43 @@ func TestHTTPClientRefusesHeaderInjection(t *testing.T) {
 	req.Header.Set("X-Memory-Space", "a\r\nX-Evil: 1")
 	if _, err := hc.Do(req); err == nil || !strings.Contains(err.Error(), "invalid header") {
 		t.Fatalf("err %v, want an invalid header refusal", err)
+	}
+}
+
+// TestHTTPClientTLS: https:// requests take the fasthttp path (no
+// net/http TLS state on the response) over one kept-alive TLS connection
+// verified with the given roots; without them the server's certificate is
+// refused with an x509 error.
+func TestHTTPClientTLS(t *testing.T) {
+	var conns atomic.Int64
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	}))
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	roots := ts.Client().Transport.(*http.Transport).TLSClientConfig
+
+	hc := HTTPClientTLS(4, roots)
+	for i := range 20 {
+		body := fmt.Sprintf(`{"n":%d}`, i)
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/echo", strings.NewReader(body))
+		resp, got := doBody(t, hc, req)
+		if got != body || resp.TLS != nil {
+			t.Fatalf("request %d: body %q, net/http TLS state %v (want the fasthttp path)", i, got, resp.TLS != nil)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d TLS connections for sequential requests, want 1", n)
+	}
+	_, err := HTTPClient(4).Get(ts.URL + "/echo")
+	var uerr x509.UnknownAuthorityError
+	if !errors.As(err, &uerr) {
+		t.Errorf("without the roots: %v, want x509.UnknownAuthorityError", err)
 	}
 }

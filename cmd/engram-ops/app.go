@@ -43,6 +43,9 @@ type app struct {
 	// onServing is called with the bound address once serve is serving
 	// (in-process end-to-end tests use it to learn a :0 address).
 	onServing func(addr net.Addr)
+	// notifyReload subscribes ch to the reload signal (SIGHUP) and returns
+	// what unsubscribes it; set by main, nil in tests.
+	notifyReload func(ch chan<- os.Signal) (stop func())
 }
 
 type globalFlags struct {

@@ -151,6 +151,8 @@ type backupCmd struct {
 	cache   bool
 	noCache bool
 
+	serverTLS tlsClientFlags // of --server
+
 	keep   backup.Retention
 	dryRun bool
 	yes    bool
@@ -187,13 +189,15 @@ stored are uploaded, so every snapshot after the first is incremental. The manif
 written last: an interrupted snapshot is never listed.`,
 		Example: `  engram-ops backup create --to file:///backups/engram --data-dir ./engram-data
   engram-ops backup create --to s3://bucket/engram --data-dir /var/lib/engram --encrypt-recipient age1...
-  engram-ops backup create --server http://127.0.0.1:7432`,
+  engram-ops backup create --server http://127.0.0.1:7432
+  engram-ops backup create --server https://engram.internal:7432 --ca-file /etc/engram/ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return b.create(cmd.Context()) },
 	}
 	cmd.Flags().StringVar(&b.flags.url, "to", "", "target: s3://bucket/prefix or file:///dir (with --data-dir)")
 	cmd.Flags().StringVar(&b.dataDir, "data-dir", "", "stopped data directory to snapshot")
 	cmd.Flags().StringVar(&b.server, "server", "", "running server to snapshot through its admin endpoint")
+	b.serverTLS.add(cmd.Flags())
 	b.flags.addEncrypt(cmd)
 	b.flags.addReserve(cmd)
 	return cmd
@@ -237,7 +241,11 @@ func (b *backupCmd) createRemote(ctx context.Context) error {
 	if err != nil {
 		return usagef("--server %q: %v", b.server, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc, err := b.serverTLS.httpClient(b.app)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("ask %s for a snapshot: %w. Try: is the server running? (curl %s/health/ready)", b.server, err, strings.TrimRight(b.server, "/"))
 	}

@@ -37,6 +37,7 @@ type loadtestCmd struct {
 	maxWorkers int
 	progress   time.Duration
 	cpuProfile string
+	tls        tlsClientFlags
 
 	// compare
 	cmp loadtest.CompareOptions
@@ -121,6 +122,7 @@ writes the partial result (exit 1). [validation] limits that are not met exit 3.
 	f.Int64Var(&l.seed, "seed", 0, "random seed of data and arrivals (default: the scenario's, else 1)")
 	f.IntVar(&l.maxWorkers, "max-workers", 0, "cap on concurrent requests (default: the scenario's, else 1024)")
 	f.DurationVar(&l.progress, "progress-interval", 0, "progress line interval (default 1s on a terminal, 5s otherwise)")
+	l.tls.add(f)
 	f.StringVar(&l.cpuProfile, "cpuprofile", "", "write the generator's CPU profile (go tool pprof) to this file, for when the verdict blames the generator")
 
 	list := &cobra.Command{
@@ -206,6 +208,7 @@ Without --target the server shares this process and its cores: run one elsewhere
 	}
 	kf := calibrate.Flags()
 	kf.StringVar(&l.target, "target", "", "base URL of the server (default: an embedded server)")
+	l.tls.add(kf)
 	kf.DurationVar(&l.calPhase, "phase", 3*time.Second, "length of each measurement")
 	kf.IntVar(&l.calRounds, "rounds", 2, "alternations of tight loop and generator")
 	kf.IntVar(&l.calConcurrency, "concurrency", 0, "tight-loop goroutines and generator worker cap (default 4 x GOMAXPROCS)")
@@ -306,8 +309,12 @@ func (l *loadtestCmd) run(cmd *cobra.Command, name string) error {
 	if token != "" {
 		opts = append(opts, client.WithToken(token))
 	}
+	tc, err := l.tls.config(a)
+	if err != nil {
+		return err
+	}
 	opts = append(opts, client.WithUserAgent("engram-ops-loadtest/"+a.build.Version),
-		client.WithHTTPClient(loadtest.HTTPClient(sc.Generator.MaxWorkers)))
+		client.WithHTTPClient(loadtest.HTTPClientTLS(sc.Generator.MaxWorkers, tc)))
 	cl, err := client.New(target, opts...)
 	if err != nil {
 		return usagef("--target: %v", err)
@@ -511,7 +518,11 @@ func (l *loadtestCmd) calibrate(ctx context.Context) error {
 			fmt.Fprintf(a.stderr, "calibrate: "+format+"\n", args...)
 		}
 	}
-	c, err := loadtest.Calibrate(ctx, loadtest.CalibrateConfig{BaseURL: target, Phase: l.calPhase, Rounds: l.calRounds,
+	tc, err := l.tls.config(a)
+	if err != nil {
+		return err
+	}
+	c, err := loadtest.Calibrate(ctx, loadtest.CalibrateConfig{BaseURL: target, TLS: tc, Phase: l.calPhase, Rounds: l.calRounds,
 		Concurrency: l.calConcurrency, CheckRate: l.calCheckRate, CheckDuration: l.calCheckDur, Logf: logf,
 		CPUIncludesServer: l.target == ""})
 	if err != nil {

@@ -39,7 +39,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "engram-ops: received %s again; exiting now without draining\n", s)
 		os.Exit(1)
 	}()
-	code := Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	a := newApp(os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	// serve subscribes to SIGHUP (TLS certificate reload) only while it
+	// serves TLS; otherwise SIGHUP keeps its default effect.
+	a.notifyReload = func(ch chan<- os.Signal) func() {
+		signal.Notify(ch, syscall.SIGHUP)
+		return func() { signal.Stop(ch) }
+	}
+	code := a.run(ctx, os.Args[1:])
 	cancel()
 	os.Exit(code)
 }

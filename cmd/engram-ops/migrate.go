@@ -62,6 +62,7 @@ type migrateCmd struct {
 	pgTables                  []string
 	// migrate redis
 	redis redisFlags
+	tls   tlsClientFlags
 }
 
 // redisFlags are the flags of the redis source.
@@ -322,6 +323,7 @@ func (m *migrateCmd) addCommon(cmd *cobra.Command, k sourceKind) {
 	f.StringVar(&m.mappingPath, "mapping", "", "mapping file (TOML); default: the default mapping")
 	f.StringVar(&m.target, "target", "", "URL of a running server, e.g. http://127.0.0.1:7432")
 	f.StringVar(&m.token, "token", "", "API key sent as Authorization: Bearer (default $ENGRAM_API_KEY)")
+	m.tls.add(f)
 	f.StringVar(&m.dataDir, "data-dir", "", "data directory of a stopped server (opened and locked here)")
 	f.StringVar(&m.space, "space", k.space, "target space of objects the mapping gives none")
 	f.StringVar(&m.sourceName, "source-name", "", "the name the resume cursor is stored under (default: the source type and its file or database and schema)")
@@ -377,7 +379,11 @@ func (m *migrateCmd) sink(ctx context.Context, onRetry func(error, time.Duration
 		if token == "" {
 			token = m.app.getenv("ENGRAM_API_KEY")
 		}
-		opts := []client.Option{client.WithUserAgent("engram-ops-migrate")}
+		hc, err := m.tls.httpClient(m.app)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts := []client.Option{client.WithUserAgent("engram-ops-migrate"), client.WithHTTPClient(hc)}
 		if token != "" {
 			opts = append(opts, client.WithToken(token))
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -35,6 +36,10 @@ type serveCmd struct {
 	backupInterval   string
 	snapshotInterval string
 	encryptRecipient string
+
+	tlsCert     string
+	tlsKey      string
+	tlsClientCA string
 }
 
 func newServeCmd(a *app) *serveCmd { return &serveCmd{app: a} }
@@ -81,6 +86,9 @@ signal exits immediately.`,
   # A config file plus one override
   engram-ops serve --config /etc/engram/engram.toml --set limits.max_body_bytes=16777216
 
+  # TLS, with client certificates required (mutual TLS); kill -HUP reloads the certificate
+  engram-ops serve --tls-cert /etc/engram/tls.crt --tls-key /etc/engram/tls.key --tls-client-ca /etc/engram/clients-ca.pem
+
   # The same through the environment
   ENGRAM_AUTH_MODE=api_key ENGRAM_LISTEN=:7432 ENGRAM_DURABILITY=sync engram-ops serve`,
 		Args: cobra.NoArgs,
@@ -100,6 +108,9 @@ signal exits immediately.`,
 	f.StringVar(&s.snapshotInterval, "snapshot-interval", "", `how often a snapshot is taken while shipping; 0s disables (default "1h")`)
 	f.StringVar(&s.encryptRecipient, "encrypt-recipient", "", "age public key (age1...) backups are encrypted to")
 	f.BoolVar(&s.noAuth, "insecure-allow-no-auth", false, "INSECURE: serve without API keys on a non-loopback address (auth.insecure_allow_no_auth); warns at startup and in system health")
+	f.StringVar(&s.tlsCert, "tls-cert", "", "serve over TLS (1.2+) with this PEM certificate (chain); reloaded on change and SIGHUP")
+	f.StringVar(&s.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&s.tlsClientCA, "tls-client-ca", "", "require client certificates signed by these PEM CAs (mutual TLS)")
 	f.StringArrayVar(&s.sets, "set", nil, "set any configuration key, e.g. --set index.ef_search=128 (repeatable)")
 	return cmd
 }
@@ -124,6 +135,9 @@ func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (config.Config, string, erro
 	set("backup-interval", "backup.interval", s.backupInterval)
 	set("snapshot-interval", "backup.snapshot_interval", s.snapshotInterval)
 	set("encrypt-recipient", "backup.encrypt_recipient", s.encryptRecipient)
+	set("tls-cert", "tls.cert_file", s.tlsCert)
+	set("tls-key", "tls.key_file", s.tlsKey)
+	set("tls-client-ca", "tls.client_ca_file", s.tlsClientCA)
 	if flags.Changed("no-auto-create-spaces") {
 		cfg.Spaces.AutoCreate = !s.noAutoCreate
 	}
@@ -187,7 +201,13 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 		logger.Warn("DURABILITY IS RELAXED: writes are acknowledged before they reach disk and are synced once a second; " +
 			"a crash or power loss can lose up to ~1s of acknowledged writes. Set durability = \"sync\" for production.")
 	}
-	running, err := start(ctx, cfg, logger, startOptions{info: s.app.build, getenv: s.app.getenv, accessLogger: accessLogger, stdout: s.app.stdout})
+	var reload chan os.Signal
+	if cfg.TLS.CertFile != "" && s.app.notifyReload != nil {
+		reload = make(chan os.Signal, 1)
+		defer s.app.notifyReload(reload)()
+	}
+	running, err := start(ctx, cfg, logger, startOptions{info: s.app.build, getenv: s.app.getenv, accessLogger: accessLogger,
+		stdout: s.app.stdout, reload: reload})
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,9 @@ type startOptions struct {
 	// accessLogger receives the access log's lines (log.access); nil means
 	// the logger start is given. serve hands it one that writes in batches.
 	accessLogger *slog.Logger
+	// reload asks for the TLS certificate to be read again (SIGHUP); nil:
+	// never.
+	reload <-chan os.Signal
 }
 
 // running is a started server: an open engine served on a bound address.
@@ -68,6 +71,14 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 		opts.getenv = os.Getenv
 	}
 	applyGCSettings(cfg.Server, opts.getenv, logger)
+	// An unusable certificate is a configuration error, found before the
+	// engine is opened.
+	var tlsState *server.TLS
+	if cfg.TLS.CertFile != "" {
+		if tlsState, err = server.LoadTLS(cfg.TLS); err != nil {
+			return nil, &usageError{fmt.Errorf("%w\nTry: check tls.cert_file and tls.key_file (--tls-cert, --tls-key): PEM files of one certificate and its private key", err)}
+		}
+	}
 	engOpts := cfg.EngineOptions(logger.With("component", "engine"), cfg.EmbedderFactory(opts.getenv))
 	eng, err := core.Open(cfg.DataDir, engOpts)
 	if err != nil {
@@ -99,7 +110,7 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 			" can read, overwrite and delete every space. Create keys (engram-ops apikey create) and set auth.mode = \"api_key\".")
 	}
 	reg := prometheus.NewRegistry()
-	srvOpts := []server.Option{server.WithBuildInfo(opts.info), server.WithAccessLogger(opts.accessLogger), server.WithAPIKeys(keys)}
+	srvOpts := []server.Option{server.WithBuildInfo(opts.info), server.WithAccessLogger(opts.accessLogger), server.WithAPIKeys(keys), server.WithTLS(tlsState)}
 	switch cfg.Audit.Path {
 	case "":
 	case "-":
@@ -149,6 +160,18 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 	} else {
 		close(shipped)
 	}
+	if opts.reload != nil && srv.TLSEnabled() {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-opts.reload:
+					_ = srv.ReloadTLS() // logged and counted by the server
+				}
+			}
+		}()
+	}
 	go func() {
 		defer close(r.done)
 		defer stop()
@@ -169,8 +192,14 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 // addr is the bound address.
 func (r *running) addr() net.Addr { return r.srv.Addr() }
 
-// url is the base URL of the REST API ("http://127.0.0.1:7432").
-func (r *running) url() string { return "http://" + r.addr().String() }
+// url is the base URL of the REST API ("http://127.0.0.1:7432", or
+// https:// over TLS).
+func (r *running) url() string {
+	if r.srv.TLSEnabled() {
+		return "https://" + r.addr().String()
+	}
+	return "http://" + r.addr().String()
+}
 
 // wait blocks until the server stopped (its context was cancelled or
 // serving failed) and the engine is closed, and reports what went wrong.

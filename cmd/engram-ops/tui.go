@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -25,6 +24,7 @@ type tuiCmd struct {
 	apiKeyEnv  string
 	prometheus string
 	once       bool
+	tls        tlsClientFlags
 }
 
 func newTuiCmd(a *app) *tuiCmd { return &tuiCmd{app: a} }
@@ -78,6 +78,9 @@ failed; 2 a bad flag.`,
   # A remote server with an API key, alerts from Prometheus
   ENGRAM_API_KEY=... engram-ops tui --target http://10.0.0.5:7432 --prometheus http://10.0.0.9:9090
 
+  # A server serving TLS with a private CA
+  engram-ops tui --target https://engram.internal:7432 --ca-file /etc/engram/ca.pem
+
   # One snapshot for a script
   engram-ops tui --once --output json | jq '.operations[] | {name, p99_seconds}'`,
 		Args: cobra.NoArgs,
@@ -88,6 +91,7 @@ failed; 2 a bad flag.`,
 	f.DurationVar(&t.refresh, "refresh", 2*time.Second, "poll interval while the server answers")
 	f.StringVar(&t.apiKeyEnv, "api-key-env", "ENGRAM_API_KEY", "name of the environment variable holding the API key (sent as Authorization: Bearer)")
 	f.StringVar(&t.prometheus, "prometheus", "", "read alerts from this Prometheus (its /api/v1/alerts) instead of evaluating the shipped rules")
+	t.tls.add(f)
 	f.BoolVar(&t.once, "once", false, "print the board once (two scrapes --refresh apart) and exit; with --output json, one JSON snapshot")
 	return cmd
 }
@@ -103,7 +107,11 @@ func (t *tuiCmd) run(ctx context.Context) error {
 			opts = append(opts, client.WithToken(key))
 		}
 	}
-	opts = append(opts, client.WithHTTPClient(&http.Client{Transport: client.DefaultTransport()}), client.WithUserAgent("engram-ops-tui"))
+	hc, err := t.tls.httpClient(a)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, client.WithHTTPClient(hc), client.WithUserAgent("engram-ops-tui"))
 	c, err := client.New(t.target, opts...)
 	if err != nil {
 		return usagef("--target: %v", err)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/ops/client"
 )
 
 // BinaryEnv names a prebuilt engram-ops binary to test instead of building
@@ -129,6 +130,10 @@ type ServeOptions struct {
 	Output io.Writer
 	// Ready bounds the wait for /health/ready; default 30s.
 	Ready time.Duration
+	// CAFile, when set, says the server serves TLS (extra has its
+	// --tls-cert and --tls-key) with a certificate from this CA: URL is
+	// https:// and readiness is checked over TLS.
+	CAFile string
 }
 
 // StartServe runs `serve --listen <free port> --data-dir dataDir
@@ -150,6 +155,15 @@ func TryStartServe(tb testing.TB, dataDir string, o ServeOptions, extra ...strin
 	bin := o.Binary
 	if bin == "" {
 		bin = MustBinary(tb)
+	}
+	hc, scheme := http.DefaultClient, "http://"
+	if o.CAFile != "" {
+		tr, err := client.TLSOptions{CAFile: o.CAFile}.Transport()
+		if err != nil {
+			return nil, err
+		}
+		defer tr.CloseIdleConnections()
+		hc, scheme = &http.Client{Transport: tr}, "https://"
 	}
 	addr := FreeAddr(tb)
 	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--log-format", "json"}, extra...)
@@ -175,7 +189,7 @@ func TryStartServe(tb testing.TB, dataDir string, o ServeOptions, extra ...strin
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	s := &Server{Cmd: cmd, URL: "http://" + addr, Logs: logs, exited: make(chan struct{})}
+	s := &Server{Cmd: cmd, URL: scheme + addr, Logs: logs, exited: make(chan struct{})}
 	go func() { s.waitErr = cmd.Wait(); close(s.exited) }()
 	tb.Cleanup(func() {
 		select {
@@ -191,7 +205,7 @@ func TryStartServe(tb testing.TB, dataDir string, o ServeOptions, extra ...strin
 	}
 	deadline := time.Now().Add(ready)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.URL + "/health/ready")
+		resp, err := hc.Get(s.URL + "/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -59,6 +59,7 @@ type Config struct {
 	Index     IndexConfig     `toml:"index"`
 	Tiers     TiersConfig     `toml:"tiers"`
 	Server    ServerConfig    `toml:"server"`
+	TLS       TLSConfig       `toml:"tls"`
 	Backup    BackupConfig    `toml:"backup"`
 	ChangeLog ChangeLogConfig `toml:"changelog"`
 	Metrics   MetricsConfig   `toml:"metrics"`
@@ -212,6 +213,23 @@ type ServerConfig struct {
 	// percent collects less often at the cost of memory.
 	GCPercent   int      `toml:"gc_percent" comment:"how far the Go heap may grow over live data between collections, in percent (GOGC wins when set)"`
 	MemoryLimit ByteSize `toml:"memory_limit" comment:"soft limit on the Go heap, e.g. \"8GiB\": collections run more often near it (GOMEMLIMIT wins when set); 0 = none"`
+	// MaxConnections caps the open client connections of the API's
+	// address; a connection over the cap is answered 503 (plain HTTP) or
+	// closed (TLS) at once and counted, never queued.
+	MaxConnections int `toml:"max_connections" comment:"most open client connections; one more is refused at once (503 over plain HTTP, closed over TLS) and counted in engram_http_connections_refused_total; 0 = no cap"`
+}
+
+// TLSConfig serves the API over TLS (1.2 or later) when CertFile and
+// KeyFile are set, with mutual TLS when ClientCAFile is set too. The
+// certificate and key are read again on SIGHUP and when either file
+// changes; a reload that fails keeps the certificate in use.
+type TLSConfig struct {
+	CertFile     string `toml:"cert_file" comment:"PEM certificate (chain) the API is served with over TLS; empty: plain HTTP"`
+	KeyFile      string `toml:"key_file" comment:"PEM private key of cert_file"`
+	ClientCAFile string `toml:"client_ca_file" comment:"PEM CA certificates client certificates must chain to (mutual TLS: clients without one are refused); empty: no client certificates"`
+	// ReloadInterval is how often cert_file and key_file are checked for a
+	// change (modification time and size).
+	ReloadInterval Duration `toml:"reload_interval" comment:"how often cert_file and key_file are checked for changes and reloaded; \"0s\": only on SIGHUP"`
 }
 
 // Default returns the configuration `engram-ops serve` runs with when
@@ -258,7 +276,9 @@ func Default() Config {
 			IdleTimeout:     Duration{2 * time.Minute},
 			ShutdownTimeout: Duration{30 * time.Second},
 			GCPercent:       100,
+			MaxConnections:  4096,
 		},
+		TLS:     TLSConfig{ReloadInterval: Duration{5 * time.Second}},
 		Backup:  BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}},
 		Metrics: MetricsConfig{MaxSpaceLabels: 50},
 		Auth:    AuthConfig{Mode: AuthNone, Metrics: "public"},
@@ -493,6 +513,20 @@ func (c *Config) Validate() error {
 	}
 	if m := c.Server.MemoryLimit; m != 0 && (m < 64<<20 || m > 1<<50) {
 		bad("server.memory_limit", m, "must be 0 (none) or in 64MiB..1PiB")
+	}
+	if n := c.Server.MaxConnections; n < 0 || n > 1_000_000 {
+		bad("server.max_connections", n, "must be 0 (no cap) or in 1..1000000")
+	}
+	switch t := c.TLS; {
+	case t.CertFile != "" && t.KeyFile == "":
+		bad("tls.key_file", t.KeyFile, "must name the private key of tls.cert_file (%s)", t.CertFile)
+	case t.CertFile == "" && t.KeyFile != "":
+		bad("tls.cert_file", t.CertFile, "must name the certificate of tls.key_file (%s)", t.KeyFile)
+	case t.CertFile == "" && t.ClientCAFile != "":
+		bad("tls.client_ca_file", t.ClientCAFile, "needs tls.cert_file and tls.key_file: mutual TLS is TLS")
+	}
+	if d := c.TLS.ReloadInterval.Duration; d != 0 && (d < 100*time.Millisecond || d > time.Hour) {
+		bad("tls.reload_interval", c.TLS.ReloadInterval, "must be 0s (SIGHUP only) or in 100ms..1h")
 	}
 	if to := c.Backup.To; to != "" && !strings.HasPrefix(to, "s3://") && !strings.HasPrefix(to, "file://") {
 		bad("backup.to", to, "must be s3://bucket/prefix or file:///dir")

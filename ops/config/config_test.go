@@ -391,3 +391,42 @@ func TestNoAuthOnlyOnLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateTLSAndConnections: a certificate without its key (and the
+// reverse), a client CA without TLS, and out-of-range connection caps and
+// reload intervals are each reported under their key; the defaults are
+// plain HTTP with a connection cap.
+func TestValidateTLSAndConnections(t *testing.T) {
+	d := Default()
+	if d.TLS.CertFile != "" || d.Server.MaxConnections != 4096 || d.TLS.ReloadInterval.Duration != 5*time.Second {
+		t.Fatalf("defaults: tls=%+v max_connections=%d", d.TLS, d.Server.MaxConnections)
+	}
+	for _, tc := range []struct {
+		mod func(*Config)
+		key string
+	}{
+		{func(c *Config) { c.TLS.CertFile = "c.pem" }, "tls.key_file"},
+		{func(c *Config) { c.TLS.KeyFile = "k.pem" }, "tls.cert_file"},
+		{func(c *Config) { c.TLS.ClientCAFile = "ca.pem" }, "tls.client_ca_file"},
+		{func(c *Config) { c.TLS.ReloadInterval = Duration{time.Millisecond} }, "tls.reload_interval"},
+		{func(c *Config) { c.Server.MaxConnections = -1 }, "server.max_connections"},
+	} {
+		c := Default()
+		tc.mod(&c)
+		var p *Problem
+		if err := c.Validate(); !errors.As(err, &p) || p.Key != tc.key {
+			t.Errorf("want a problem for %s, got %v", tc.key, err)
+		}
+	}
+	c := Default()
+	c.TLS = TLSConfig{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
+	c.Server.MaxConnections = 0
+	if err := c.Validate(); err != nil {
+		t.Errorf("mutual TLS without a cap: %v", err)
+	}
+	if err := c.ApplyEnv(func(k string) string {
+		return map[string]string{"ENGRAM_TLS_CERT_FILE": "/etc/engram/tls.crt", "ENGRAM_SERVER_MAX_CONNECTIONS": "10"}[k]
+	}); err != nil || c.TLS.CertFile != "/etc/engram/tls.crt" || c.Server.MaxConnections != 10 {
+		t.Errorf("env: %v %+v %d", err, c.TLS, c.Server.MaxConnections)
+	}
+}

@@ -3,11 +3,15 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/metrics"
 )
 
 // maxHeaderBytes bounds a request's line and headers (http.Server's
@@ -112,13 +116,131 @@ func bareErrorResponse(status int, reason string) []byte {
 		}
 		body = api.ErrorBody{Code: "BAD_REQUEST", Message: "malformed request: " + reason}
 	}
+	return envelopeResponse(status, body, "")
+}
+
+// envelopeResponse is a complete HTTP/1.1 response carrying body as the
+// error envelope, with the security headers of writeJSON, closing the
+// connection; extra are more header lines, each ending in CRLF.
+func envelopeResponse(status int, body api.ErrorBody, extra string) []byte {
 	var js bytes.Buffer
-	if err := encodeJSON(&js, api.ErrorEnvelope{Error: body}); err != nil { // a fixed shape of strings and an int
+	if err := encodeJSON(&js, api.ErrorEnvelope{Error: body}); err != nil { // a fixed shape of strings and numbers
 		panic(err)
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"+
-		"Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", status, http.StatusText(status), js.Len())
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n%s%sConnection: close\r\nContent-Length: %d\r\n\r\n",
+		status, http.StatusText(status), securityHeaders, extra, js.Len())
 	b.Write(js.Bytes())
 	return b.Bytes()
+}
+
+// securityHeaders go with every JSON response (writeJSON sets the same):
+// never sniffed as another type, cached, framed or allowed to load
+// anything if a browser renders it.
+const securityHeaders = "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n" +
+	"Content-Security-Policy: default-src 'none'\r\nX-Frame-Options: DENY\r\n"
+
+// limitListener caps the open connections at max (0: no cap) and counts
+// them. A connection over the cap is refused at once, never queued: a
+// queue behind idle keep-alive connections would hold new clients for up
+// to server.idle_timeout with no answer. Over plain HTTP the refused
+// client is told why (503 with the error envelope and Retry-After); a TLS
+// client cannot be answered before a handshake, so its connection is
+// closed.
+type limitListener struct {
+	net.Listener
+	max     int
+	sem     chan struct{} // one token per open connection; nil: no cap
+	plain   bool
+	writers chan struct{} // bounds the goroutines answering refused connections
+	m       *metrics.Connections
+}
+
+// maxRefusalWriters bounds the refused connections being answered at once;
+// beyond it they are closed without an answer.
+const maxRefusalWriters = 64
+
+func newLimitListener(ln net.Listener, max int, plain bool, m *metrics.Connections) *limitListener {
+	l := &limitListener{Listener: ln, max: max, plain: plain, writers: make(chan struct{}, maxRefusalWriters), m: m}
+	if max > 0 {
+		l.sem = make(chan struct{}, max)
+	}
+	return l
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.sem != nil {
+			select {
+			case l.sem <- struct{}{}:
+			default:
+				l.m.Refused()
+				l.refuse(c)
+				continue
+			}
+		}
+		l.m.Opened()
+		return &limitedConn{Conn: c, l: l}, nil
+	}
+}
+
+// refuse answers (plain HTTP) and closes a connection over the cap.
+func (l *limitListener) refuse(c net.Conn) {
+	if !l.plain {
+		_ = c.Close()
+		return
+	}
+	select {
+	case l.writers <- struct{}{}:
+	default:
+		_ = c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-l.writers }()
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		resp := envelopeResponse(http.StatusServiceUnavailable, api.ErrorBody{Code: "TOO_MANY_CONNECTIONS",
+			Message: fmt.Sprintf("the server has server.max_connections (%d) connections open; retry later or raise server.max_connections", l.max),
+			Details: map[string]any{"limit": l.max}}, "Retry-After: 1\r\n")
+		if _, err := c.Write(resp); err != nil {
+			return
+		}
+		// Half-close and read what the client sent, so that closing does
+		// not reset the connection before the client read the answer.
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}()
+}
+
+// limitedConn gives its token back when closed.
+type limitedConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		if c.l.sem != nil {
+			<-c.l.sem
+		}
+		c.l.m.Closed()
+	})
+	return err
+}
+
+// CloseWrite lets net/http half-close the connection (see jsonErrorConn).
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }

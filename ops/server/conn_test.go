@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/config"
 )
 
 // runTestServer serves srv on a loopback port until the test ends.
@@ -136,5 +140,141 @@ func TestRequestsNetHTTPRefusesGetTheEnvelope(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConnectionCap: with server.max_connections open, one more connection
+// is answered 503 TOO_MANY_CONNECTIONS with Retry-After and closed, and
+// counted; once a connection closes, a new one is served again.
+func TestConnectionCap(t *testing.T) {
+	cfg := testConfig()
+	cfg.Server.MaxConnections = 2
+	reg := prometheus.NewRegistry()
+	srv, err := New(cfg, newFake(), nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := runTestServer(t, srv)
+	const alive = "GET /health/alive HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+	open := func() (net.Conn, *bufio.Reader) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, alive)
+		return conn, bufio.NewReader(conn)
+	}
+	var held []net.Conn
+	for range 2 {
+		conn, br := open()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("connection under the cap: %v", err)
+		}
+		held = append(held, conn)
+	}
+	conn, br := open()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("connection over the cap: %v", err)
+	}
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !resp.Close {
+		t.Errorf("over the cap: %d Retry-After %q close=%v", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Close)
+	}
+	if body := envelopeOf(t, resp); body.Code != "TOO_MANY_CONNECTIONS" || !strings.Contains(body.Message, "server.max_connections (2)") {
+		t.Errorf("over the cap: %+v", body)
+	}
+	conn.Close()
+	if n, _ := registryValue(t, reg, "engram_http_connections_refused_total"); n != 1 {
+		t.Errorf("engram_http_connections_refused_total = %v, want 1", n)
+	}
+	if n, _ := registryValue(t, reg, "engram_http_connections"); n != 2 {
+		t.Errorf("engram_http_connections = %v, want 2", n)
+	}
+	held[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn, br := open()
+		resp, err := http.ReadResponse(br, nil)
+		conn.Close()
+		if err == nil && resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection served 5s after one of the cap closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSlowHeadersAreCutOff: a client sending its headers a byte at a time
+// (slowloris) is disconnected once the header read timeout passes, however
+// steadily it trickles.
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	cfg := testConfig()
+	cfg.Server.ReadTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	addr := runTestServer(t, newTestServer(t, cfg, newFake()))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() {
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		// net/http answers the unfinished header 400 (as the envelope)
+		// or not at all; either way the connection ends.
+		b, err := io.ReadAll(conn)
+		if err == nil && len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n") {
+			err = fmt.Errorf("answered %q", b)
+		}
+		closed <- err
+	}()
+	const raw = "GET /health/alive HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " +
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	for i := 0; i < len(raw); i++ {
+		select {
+		case err := <-closed:
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("cut off after %s, want about server.read_timeout (300ms)", d)
+			}
+			if err != nil {
+				t.Fatalf("cut off: %v, want the connection closed (with the envelope or nothing)", err)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		if _, err := conn.Write([]byte{raw[i]}); err != nil {
+			return // reset: cut off
+		}
+	}
+	t.Fatalf("still connected after trickling headers for %s", time.Since(start))
+}
+
+// TestSecurityHeaders: JSON responses — a handler's, an error envelope and
+// the envelope of a request net/http refused by itself — forbid sniffing,
+// caching, framing and loading anything; over plain HTTP there is no
+// Strict-Transport-Security (TestTLSServesTLS12AndLaterOnly covers TLS).
+func TestSecurityHeaders(t *testing.T) {
+	addr := runTestServer(t, newTestServer(t, testConfig(), newFake()))
+	raw := "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" +
+		"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" +
+		"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Name: x\r\n\r\n"
+	for i, resp := range rawResponses(t, addr, raw, 3) {
+		for k, want := range map[string]string{
+			"X-Content-Type-Options":  "nosniff",
+			"Cache-Control":           "no-store",
+			"Content-Security-Policy": "default-src 'none'",
+			"X-Frame-Options":         "DENY",
+		} {
+			if got := resp.Header.Get(k); got != want {
+				t.Errorf("response %d (%d): %s = %q, want %q", i+1, resp.StatusCode, k, got, want)
+			}
+		}
+		if h := resp.Header.Get("Strict-Transport-Security"); h != "" {
+			t.Errorf("response %d: Strict-Transport-Security %q over plain HTTP", i+1, h)
+		}
 	}
 }

@@ -102,6 +102,9 @@ type Server struct {
 	audit      *auditLog   // nil: admin operations go to the server log (audit.go)
 	thresholds health.Thresholds
 
+	tls   *TLS // nil: plain HTTP (tls.go)
+	conns *metrics.Connections
+
 	mu  sync.Mutex
 	ln  net.Listener
 	srv *http.Server
@@ -118,6 +121,10 @@ func WithBuildInfo(info BuildInfo) Option { return func(s *Server) { s.info = in
 // WithHealthThresholds sets the thresholds system health judges with
 // (default health.DefaultThresholds).
 func WithHealthThresholds(th health.Thresholds) Option { return func(s *Server) { s.thresholds = th } }
+
+// WithTLS serves over TLS with t (from LoadTLS). Without it, New loads
+// cfg.TLS itself when a certificate is configured.
+func WithTLS(t *TLS) Option { return func(s *Server) { s.tls = t } }
 
 // WithAccessLogger sends the access log's lines to l instead of the
 // server's logger (nil keeps the server's logger).
@@ -160,6 +167,21 @@ func New(cfg config.Config, eng Engine, logger *slog.Logger, reg *prometheus.Reg
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	s.metrics = m
+	if s.conns, err = metrics.NewConnections(reg); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if s.tls == nil && cfg.TLS.CertFile != "" {
+		if s.tls, err = LoadTLS(cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
+	if s.tls != nil {
+		tm, err := metrics.NewTLS(reg)
+		if err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+		s.tls.attach(logger, tm)
+	}
 	s.mux = http.NewServeMux()
 	s.routes()
 	if err := s.setupAuth(); err != nil {
@@ -326,6 +348,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	if s.tls != nil {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
@@ -422,8 +449,20 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another server using it? set listen / --listen)", s.cfg.Listen, err)
 	}
-	s.ln = ln
+	s.ln = newLimitListener(ln, s.cfg.Server.MaxConnections, s.tls == nil, s.conns)
 	return nil
+}
+
+// TLSEnabled reports whether the server serves TLS.
+func (s *Server) TLSEnabled() bool { return s.tls != nil }
+
+// ReloadTLS reads the TLS certificate and key again (SIGHUP). On failure
+// the certificate in use stays; see TLS.Reload.
+func (s *Server) ReloadTLS() error {
+	if s.tls == nil {
+		return errors.New("TLS is not configured (tls.cert_file): there is no certificate to reload")
+	}
+	return s.tls.Reload()
 }
 
 // Addr is the bound address (nil before Listen).
@@ -462,6 +501,12 @@ func (s *Server) Run(ctx context.Context) error {
 	ln := s.ln
 	s.mu.Unlock()
 
+	if s.tls != nil {
+		ln = tlsListener{Listener: ln, t: s.tls}
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go s.tls.watch(wctx)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(jsonErrorListener{ln}) }()
 	select {
