@@ -306,9 +306,6 @@ migrate-neo4j (below).`
 			k.flags(p.Flags())
 		}
 		p.Flags().Int64Var(&m.sample, "sample", 5000, "records to map and write into a temporary data directory to measure the rate")
-		if k.flags != nil {
-			k.flags(p.Flags())
-		}
 		plan.AddCommand(p)
 	}
 	group.AddCommand(verify, plan)
