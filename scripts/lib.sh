@@ -105,6 +105,8 @@ start_postgres() {
 	PIDS+=("$pid")
 	export ENGRAM_TEST_POSTGRES_DSN="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 	echo "PostgreSQL: $("$bin/postgres" --version) on 127.0.0.1:$port (pid $pid)"
+}
+
 # start_redis: Debian's redis-server (installed when missing) on a free
 # loopback port, without persistence, daemonized with a pidfile in $STATE;
 # stopped by PID at exit. Exports ENGRAM_TEST_REDIS_ADDR.
