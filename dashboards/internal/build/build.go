@@ -271,6 +271,9 @@ func apiPerformance() board {
 					q(`sum by (route) (rate(engram_http_request_duration_seconds_sum{`+inst+`}[$__rate_interval])) / sum by (route) (rate(engram_http_request_duration_seconds_count{`+inst+`}[$__rate_interval]))`, "{{route}}")),
 				ts("In-flight requests", "short", "HTTP requests being served.", 12,
 					q(`engram_http_in_flight_requests{`+inst+`}`, "{{instance}}")),
+				ts("Connections", "short", "Open client connections against server.max_connections, and connections refused at the cap per second.", 12,
+					q(`engram_http_connections{`+inst+`}`, "open {{instance}}"),
+					q(`rate(engram_http_connections_refused_total{`+inst+`}[$__rate_interval])`, "refused/s {{instance}}")),
 			}},
 			{"Access control", []panel{
 				ts("Rate-limited requests", "reqps", "Requests rejected by rate limiting (429), by space (alert TooManyRateLimited).", 12,
