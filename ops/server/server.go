@@ -344,6 +344,9 @@ type requestInfo struct {
 	// of an admin operation (a key id).
 	ids    []string
 	target string
+	// notes are said in the answer: Engram fields accepted and not
+	// applied, values clamped (compat.go).
+	notes []string
 }
 
 type ctxKey struct{}
