@@ -35,7 +35,7 @@ var engramBody = map[reflect.Type][]engramName{
 		{"confidence", "importance", "Engram's README, quickstart and demo send confidence; Engram's server reads only importance (the encoding confidence) and drops confidence"},
 		spaceAlias,
 	},
-	reflect.TypeFor[api.RecallRequest](): append(engramRecallParams[:len(engramRecallParams):len(engramRecallParams)], spaceAlias),
+	reflect.TypeFor[api.RecallRequest]():      append(engramRecallParams[:len(engramRecallParams):len(engramRecallParams)], spaceAlias),
 	reflect.TypeFor[api.AssociationRequest](): {spaceAlias},
 	reflect.TypeFor[api.BatchRequest]():       {spaceAlias},
 }
