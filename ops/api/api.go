@@ -60,17 +60,34 @@ const (
 	PathAdminAPIKeyRotate = "/api/v1/admin/apikeys/{id}/rotate"
 )
 
-// ErrorEnvelope is the body of every error response.
+// ErrorEnvelope is the body of every error response: Engram's envelope,
+// {"error":{…},"documentation":{…}}.
 type ErrorEnvelope struct {
-	Error ErrorBody `json:"error"`
+	Error         ErrorBody  `json:"error"`
+	Documentation *ErrorDocs `json:"documentation,omitempty"`
 }
 
 // ErrorBody names the problem: a stable machine code, a message naming the
-// problem and the limit, and structured details.
+// problem and the limit, and structured details. educational_context
+// (what the code means) and cognitive_guidance (how to fix it) are
+// Engram's envelope fields; engram_code is the code Engram's server
+// answers the same failure with, when it has one.
 type ErrorBody struct {
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details,omitempty"`
+	Code               string         `json:"code"`
+	Message            string         `json:"message"`
+	EducationalContext string         `json:"educational_context,omitempty"`
+	CognitiveGuidance  string         `json:"cognitive_guidance,omitempty"`
+	EngramCode         string         `json:"engram_code,omitempty"`
+	Details            map[string]any `json:"details,omitempty"`
+}
+
+// ErrorDocs is the envelope's documentation object: Engram's keys, and the
+// entry of the error's code in the error code reference.
+type ErrorDocs struct {
+	APIGuide       string `json:"api_guide"`
+	MemoryConcepts string `json:"memory_concepts"`
+	Examples       string `json:"examples"`
+	ErrorCode      string `json:"error_code"`
 }
 
 // Confidence is Engram's confidence object.

@@ -113,7 +113,7 @@ func bareErrorResponse(status int, reason string) []byte {
 		body = api.ErrorBody{Code: "BAD_REQUEST", Message: "malformed request: " + reason}
 	}
 	var js bytes.Buffer
-	if err := encodeJSON(&js, api.ErrorEnvelope{Error: body}); err != nil { // a fixed shape of strings and an int
+	if err := encodeJSON(&js, envelope(status, body)); err != nil { // a fixed shape of strings and an int
 		panic(err)
 	}
 	var b bytes.Buffer

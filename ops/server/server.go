@@ -11,9 +11,11 @@
 // syntax, unknown fields, query parameter syntax), so each rule lives in one
 // place. Every error — including routing, JSON and size errors, and the
 // requests net/http itself refuses (malformed or oversized headers, see
-// jsonErrorListener) — is written as one envelope
-// {"error":{"code","message","details"}}, and nothing else is written for a
-// failed request. Messages repeat at most maxEcho bytes of any one input.
+// jsonErrorListener) — is written as one envelope, Engram's
+// {"error":{"code","message","educational_context","cognitive_guidance",…},
+// "documentation":{…}} with our precise code (errcodes.go, the table
+// docs/reference/error-codes.md is generated from), and nothing else is
+// written for a failed request. Messages repeat at most maxEcho bytes of any one input.
 //
 // Wire types live in ops/api (shared with ops/client), Prometheus
 // instrumentation in ops/metrics, the judgement of system health in
@@ -320,7 +322,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 		s.log.Error("encode response", "err", err)
 		buf.Reset()
 		status = http.StatusInternalServerError
-		_ = encodeJSON(buf, api.ErrorEnvelope{Error: api.ErrorBody{Code: "INTERNAL", Message: "could not encode the response"}})
+		_ = encodeJSON(buf, envelope(status, api.ErrorBody{Code: "INTERNAL", Message: "could not encode the response"}))
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
