@@ -63,6 +63,7 @@ var errorCodes = []errorCode{
 	{"UNSUPPORTED_TRANSFER_ENCODING", 501, "The request's Transfer-Encoding is not supported.", "Send the body with a Content-Length or chunked.", engramNotImplemented, ""},
 	{"HTTP_VERSION_NOT_SUPPORTED", 505, "The request's protocol version is not supported.", "Send HTTP/1.1 or HTTP/1.0.", "", "Engram answers without a body"},
 	{"NOT_FOUND", 404, "No route has this path.", "Check the path against the REST API reference; docs/engram-compatibility.md lists Engram's routes not served yet.", engramNotFound, "Engram answers 404 without a body"},
+	{"CORS_ORIGIN_NOT_ALLOWED", 403, "A browser preflight (OPTIONS) came from an origin not in cors.allowed_origins, or asked for a method or header not allowed.", "Add the origin (and method or header) to the [cors] section of the configuration.", engramForbidden, "Engram allows every origin"},
 	{"METHOD_NOT_ALLOWED", 405, "The route exists but not with this method; the Allow header lists the methods.", "Use one of the methods in Allow.", "", "Engram answers 405 without a body"},
 
 	// Authentication and authorisation.

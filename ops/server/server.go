@@ -101,6 +101,7 @@ type Server struct {
 
 	backup     BackupAdmin // nil unless serve --backup-to (backup.go)
 	authState              // API keys, Host check, rate limits (auth.go)
+	corsPolicy corsPolicy  // browser cross-origin policy (cors.go)
 	audit      *auditLog   // nil: admin operations go to the server log (audit.go)
 	thresholds health.Thresholds
 
@@ -167,6 +168,7 @@ func New(cfg config.Config, eng Engine, logger *slog.Logger, reg *prometheus.Reg
 	if err := s.setupAuth(); err != nil {
 		return nil, err
 	}
+	s.setupCORS()
 	s.handler = s.accessLog(s.metrics.InstrumentHTTP(http.HandlerFunc(s.route)))
 	return s, nil
 }
@@ -221,6 +223,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		u.Path, u.RawPath = cleanPath(p), ""
 		w.Header().Set("Location", u.RequestURI())
 		w.WriteHeader(http.StatusPermanentRedirect)
+		return
+	}
+	if s.cors(w, r) {
 		return
 	}
 	h, pattern := s.mux.Handler(r)
