@@ -35,7 +35,20 @@ type slot struct {
 }
 
 func (s *slot) retrievability(now time.Time) float64 {
-	return retrievability(time.Duration(now.UnixNano()-s.lastAccess), time.Duration(s.stability))
+	return retrievability(time.Duration(now.UnixNano()-decayFrom(s.observedAt, s.lastAccess, s.accessCount)), time.Duration(s.stability))
+}
+
+// decayFrom is when a memory's decay clock starts (Unix ns): its last
+// recall, or, until it is first recalled, when it was formed — observed_at
+// (Engram's timestamp, an episode's when) if that is earlier than when it
+// was stored. A memory observed 30 days ago and imported today has decayed
+// for 30 days; storing it is not a rehearsal. A future observed_at does not
+// hold the clock back: it then starts at the store.
+func decayFrom(observedAt, lastAccess int64, accessCount uint64) int64 {
+	if accessCount == 0 && observedAt < lastAccess {
+		return observedAt
+	}
+	return lastAccess
 }
 
 type coldVector struct {

@@ -86,9 +86,12 @@ type Memory struct {
 	Seq         uint64 // change-log sequence of the write that produced this version
 }
 
-// Retrievability is R = exp(-Δt/S) at the given instant.
+// Retrievability is R = exp(-Δt/S) at the given instant, Δt counted from
+// the last recall or, before the first, from ObservedAt when that is
+// earlier than the store (see decayFrom).
 func (m *Memory) Retrievability(now time.Time) float64 {
-	return retrievability(now.Sub(m.LastAccess), m.Stability)
+	from := decayFrom(m.ObservedAt.UnixNano(), m.LastAccess.UnixNano(), m.AccessCount)
+	return retrievability(time.Duration(now.UnixNano()-from), m.Stability)
 }
 
 // RememberInput is one memory to store. Zero values take defaults:

@@ -60,17 +60,34 @@ const (
 	PathAdminAPIKeyRotate = "/api/v1/admin/apikeys/{id}/rotate"
 )
 
-// ErrorEnvelope is the body of every error response.
+// ErrorEnvelope is the body of every error response: Engram's envelope,
+// {"error":{…},"documentation":{…}}.
 type ErrorEnvelope struct {
-	Error ErrorBody `json:"error"`
+	Error         ErrorBody  `json:"error"`
+	Documentation *ErrorDocs `json:"documentation,omitempty"`
 }
 
 // ErrorBody names the problem: a stable machine code, a message naming the
-// problem and the limit, and structured details.
+// problem and the limit, and structured details. educational_context
+// (what the code means) and cognitive_guidance (how to fix it) are
+// Engram's envelope fields; engram_code is the code Engram's server
+// answers the same failure with, when it has one.
 type ErrorBody struct {
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details,omitempty"`
+	Code               string         `json:"code"`
+	Message            string         `json:"message"`
+	EducationalContext string         `json:"educational_context,omitempty"`
+	CognitiveGuidance  string         `json:"cognitive_guidance,omitempty"`
+	EngramCode         string         `json:"engram_code,omitempty"`
+	Details            map[string]any `json:"details,omitempty"`
+}
+
+// ErrorDocs is the envelope's documentation object: Engram's keys, and the
+// entry of the error's code in the error code reference.
+type ErrorDocs struct {
+	APIGuide       string `json:"api_guide"`
+	MemoryConcepts string `json:"memory_concepts"`
+	Examples       string `json:"examples"`
+	ErrorCode      string `json:"error_code"`
 }
 
 // Confidence is Engram's confidence object.
@@ -93,16 +110,21 @@ func Category(v float64) string {
 }
 
 // SpaceFields are the body fields Engram clients use to pick a space on
-// writes. The X-Memory-Space header wins over both; memory_space_id wins
-// over space.
+// writes. The X-Memory-Space header wins over all; memory_space_id wins
+// over space. memory_space is an alias of memory_space_id (Engram's docs
+// use both names); the server folds it into MemorySpaceID.
 type SpaceFields struct {
 	MemorySpaceID string `json:"memory_space_id,omitempty"`
+	MemorySpace   string `json:"memory_space,omitempty"`
 	Space         string `json:"space,omitempty"`
 }
 
 // BodySpace returns the space named in the body, if any.
 func (s SpaceFields) BodySpace() string {
 	if v := strings.TrimSpace(s.MemorySpaceID); v != "" {
+		return v
+	}
+	if v := strings.TrimSpace(s.MemorySpace); v != "" {
 		return v
 	}
 	return strings.TrimSpace(s.Space)
@@ -126,11 +148,16 @@ type RememberRequest struct {
 
 // EpisodeRequest is Engram's episode shape (POST /api/v1/episodes/remember).
 // importance becomes the memory's confidence; what becomes its content.
+// where and confidence are the names Engram's README, quickstart and demo
+// send: aliases of where_location and importance, folded into them by the
+// server.
 type EpisodeRequest struct {
 	ID               string            `json:"id,omitempty"`
 	When             *time.Time        `json:"when"`
 	What             string            `json:"what"`
 	WhereLocation    string            `json:"where_location,omitempty"`
+	Where            string            `json:"where,omitempty"`
+	Confidence       *float64          `json:"confidence,omitempty"`
 	Who              []string          `json:"who,omitempty"`
 	Why              string            `json:"why,omitempty"`
 	How              string            `json:"how,omitempty"`
@@ -253,18 +280,24 @@ type CursorResponse = Cursor
 // observed_at; deep also searches the cold tier exactly; trace_activation
 // adds each result's path; include_metadata adds each result's stored
 // metadata map (the response's metadata block is always present).
+// confidence_threshold (Engram's docs) is an alias of threshold;
+// excluded_tags and location are accepted and not applied, as Engram does,
+// and the answer's suggestions say so.
 type RecallRequest struct {
-	Query           string     `json:"query,omitempty"`
-	Embedding       []float32  `json:"embedding,omitempty"`
-	MaxResults      int        `json:"max_results,omitzero"`
-	Threshold       float64    `json:"threshold,omitzero"`
-	RequiredTags    []string   `json:"required_tags,omitempty"`
-	FromTime        *time.Time `json:"from_time,omitempty"`
-	ToTime          *time.Time `json:"to_time,omitempty"`
-	Mode            string     `json:"mode,omitempty"` // similarity | spreading | hybrid
-	TraceActivation bool       `json:"trace_activation,omitzero"`
-	Deep            bool       `json:"deep,omitzero"`
-	IncludeMetadata bool       `json:"include_metadata,omitzero"`
+	Query               string     `json:"query,omitempty"`
+	Embedding           []float32  `json:"embedding,omitempty"`
+	MaxResults          int        `json:"max_results,omitzero"`
+	Threshold           float64    `json:"threshold,omitzero"`
+	ConfidenceThreshold float64    `json:"confidence_threshold,omitzero"`
+	ExcludedTags        []string   `json:"excluded_tags,omitempty"`
+	Location            string     `json:"location,omitempty"`
+	RequiredTags        []string   `json:"required_tags,omitempty"`
+	FromTime            *time.Time `json:"from_time,omitempty"`
+	ToTime              *time.Time `json:"to_time,omitempty"`
+	Mode                string     `json:"mode,omitempty"` // similarity | spreading | hybrid
+	TraceActivation     bool       `json:"trace_activation,omitzero"`
+	Deep                bool       `json:"deep,omitzero"`
+	IncludeMetadata     bool       `json:"include_metadata,omitzero"`
 	SpaceFields
 }
 

@@ -142,12 +142,11 @@ func TestClientAgainstServer(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != 404 || ae.Code != "MEMORY_NOT_FOUND" || ae.Details["id"] != "a" || !client.IsNotFound(err) {
 		t.Errorf("not found error: %#v", err)
 	}
-	bad := 1.5
-	_, err = c.Remember(ctx, api.RememberRequest{Content: "x", Confidence: &bad})
-	if client.StatusOf(err) != 400 || client.CodeOf(err) != "INVALID_CONFIDENCE" || client.Retryable(err) {
-		t.Errorf("invalid confidence: %v", err)
+	_, err = c.Remember(ctx, api.RememberRequest{Content: "x", MemoryType: "dream"})
+	if client.StatusOf(err) != 400 || client.CodeOf(err) != "INVALID_MEMORY_TYPE" || client.Retryable(err) {
+		t.Errorf("invalid memory type: %v", err)
 	}
-	if !strings.Contains(err.Error(), "INVALID_CONFIDENCE") {
+	if !strings.Contains(err.Error(), "INVALID_MEMORY_TYPE") {
 		t.Errorf("Error() = %q", err.Error())
 	}
 

@@ -66,7 +66,22 @@ type Config struct {
 	Auth      AuthConfig      `toml:"auth"`
 	RateLimit RateLimitConfig `toml:"rate_limit"`
 	Audit     AuditConfig     `toml:"audit"`
+	CORS      CORSConfig      `toml:"cors"`
 	Testing   TestingConfig   `toml:"testing"`
+}
+
+// CORSConfig configures cross-origin requests from browsers. It is off (no
+// CORS headers, preflights answered 405) until allowed_origins is set.
+type CORSConfig struct {
+	// AllowedOrigins are exact origins (scheme://host[:port]); "*" allows
+	// every origin and is accepted only with auth.mode = api_key or a
+	// loopback listen address.
+	AllowedOrigins []string `toml:"allowed_origins" comment:"origins browsers may call from, exactly as sent (https://app.example.com); \"*\" = any origin (only with auth.mode = api_key or a loopback listen address); empty = CORS off"`
+	// AllowedMethods and AllowedHeaders are what a preflight may ask for.
+	AllowedMethods []string `toml:"allowed_methods" comment:"methods a preflight may ask for"`
+	AllowedHeaders []string `toml:"allowed_headers" comment:"request headers a preflight may ask for (case-insensitive)"`
+	// MaxAge is how long a browser may cache a preflight's answer.
+	MaxAge Duration `toml:"max_age" comment:"how long browsers may cache a preflight answer"`
 }
 
 // Auth modes.
@@ -283,6 +298,41 @@ func Default() Config {
 		Metrics: MetricsConfig{MaxSpaceLabels: 50},
 		Auth:    AuthConfig{Mode: AuthNone, Metrics: "public"},
 		Audit:   AuditConfig{MaxSize: 100 << 20, Keep: 5},
+		CORS: CORSConfig{AllowedOrigins: []string{}, AllowedMethods: []string{"GET", "POST", "DELETE"},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "X-API-Key", "X-Memory-Space"}, MaxAge: Duration{10 * time.Minute}},
+	}
+}
+
+// validateCORS checks the [cors] section: exact origins, "*" only where a
+// key is needed or the server is reachable from this host only.
+func (c *Config) validateCORS(bad func(key string, value any, allowed string, args ...any)) {
+	for _, o := range c.CORS.AllowedOrigins {
+		if o == "*" {
+			host, _, _ := net.SplitHostPort(c.Listen)
+			if c.Auth.Mode != AuthAPIKey && !IsLoopbackHost(host) {
+				bad("cors.allowed_origins", o, "\"*\" (any origin) needs auth.mode = %q or a loopback listen address: without a key any web page could call this server", AuthAPIKey)
+			}
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || o != strings.ToLower(o) {
+			bad("cors.allowed_origins", o, "must be \"*\" or an origin as browsers send it: lower-case scheme://host[:port], no path (e.g. https://app.example.com)")
+		}
+	}
+	for _, m := range c.CORS.AllowedMethods {
+		switch m {
+		case "GET", "POST", "DELETE", "PUT", "PATCH", "HEAD":
+		default:
+			bad("cors.allowed_methods", m, "must be upper-case methods among GET, POST, DELETE, PUT, PATCH, HEAD")
+		}
+	}
+	for _, h := range c.CORS.AllowedHeaders {
+		if h == "" || strings.ContainsAny(h, " ,:\t") {
+			bad("cors.allowed_headers", h, "must be header names")
+		}
+	}
+	if d := c.CORS.MaxAge.Duration; d < 0 || d > 24*time.Hour {
+		bad("cors.max_age", c.CORS.MaxAge, "must be in 0s..24h")
 	}
 }
 
@@ -556,6 +606,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("auth.metrics", c.Auth.Metrics, "must be one of public, key")
 	}
+	c.validateCORS(bad)
 	if r := c.RateLimit.Space; math.IsNaN(r) || r < 0 || r > 1e6 {
 		bad("rate_limit.space", r, "must be in 0..1000000 requests per second (0: no limit)")
 	}

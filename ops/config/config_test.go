@@ -263,7 +263,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if err := d.Decode(&b, "encoded"); err != nil {
 		t.Fatalf("decode encoded defaults: %v\n%s", err, b.String())
 	}
-	if d != c {
+	if !reflect.DeepEqual(d, c) {
 		t.Errorf("round trip differs:\n%+v\n%+v", d, c)
 	}
 }
@@ -320,7 +320,7 @@ func FuzzConfigDecode(f *testing.F) {
 		if err := d.Decode(&b, "encoded"); err != nil {
 			t.Fatalf("decode the encoded config: %v\n%s", err, b.String())
 		}
-		if d != c {
+		if !reflect.DeepEqual(d, c) {
 			t.Fatalf("round trip differs:\n%+v\n%+v\nencoded:\n%s", d, c, b.String())
 		}
 	})

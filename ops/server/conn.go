@@ -124,7 +124,7 @@ func bareErrorResponse(status int, reason string) []byte {
 // connection; extra are more header lines, each ending in CRLF.
 func envelopeResponse(status int, body api.ErrorBody, extra string) []byte {
 	var js bytes.Buffer
-	if err := encodeJSON(&js, api.ErrorEnvelope{Error: body}); err != nil { // a fixed shape of strings and numbers
+	if err := encodeJSON(&js, envelope(status, body)); err != nil { // a fixed shape of strings and an int
 		panic(err)
 	}
 	var b bytes.Buffer

@@ -29,6 +29,8 @@ func FuzzDecodeRemember(f *testing.F) {
 		`{"content":"x","confidence":1.5}`,
 		`{"content":"x","timestamp":"2025-01-02T15:04:05Z","auto_link":true,"link_threshold":0.2}`,
 		`{"content":"x","memory_space_id":"abc","space":"def","confidence_reasoning":"r"}`,
+		`{"content":"x","memory_space":"abc","memory_space_id":"abd"}`,
+		`{"content":"x","memory_space":"abc","confidence":-3}`,
 		`{"content":"","bogus":1}`,
 		`{"content":"x"} trailing`,
 		`[{"content":"x"}]`,
@@ -54,6 +56,9 @@ func FuzzDecodeRemember(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req api.RememberRequest
 		err := decodeBody(bytes.NewReader(data), &req)
+		if err == nil {
+			err = engramFields(nil, &req)
+		}
 		if err != nil {
 			var he *httpError
 			if !errors.As(err, &he) || he.status < 400 || he.status > 499 || he.code == "" || he.message == "" {
@@ -69,6 +74,10 @@ func FuzzDecodeRemember(f *testing.F) {
 		if s := req.BodySpace(); s != "" {
 			_ = core.ValidateSpaceName(s) // must not panic
 		}
+		if req.MemorySpace != "" {
+			t.Fatalf("alias memory_space %q was not folded into memory_space_id", req.MemorySpace)
+		}
+		req.Confidence, _ = clampConfidence(req.Confidence, "confidence")
 		in := rememberInput(&req)
 		res, err := eng.Remember(ctx, "fuzz", in)
 		if err != nil {
@@ -89,6 +98,38 @@ func FuzzDecodeRemember(f *testing.F) {
 		}
 		if m.Content != req.Content {
 			t.Fatalf("content changed: sent %q, read %q", req.Content, m.Content)
+		}
+	})
+}
+
+// FuzzDecodeEpisode feeds arbitrary bytes to the episode decoder with
+// Engram's alias names. It never panics; a body is either a clean 4xx or
+// decodes with every alias folded into our field, the alias left empty.
+func FuzzDecodeEpisode(f *testing.F) {
+	for _, seed := range []string{
+		`{"what":"x","when":"2024-01-15T10:30:00Z","where":"hall","confidence":0.85}`,
+		`{"what":"x","when":"2024-01-15T10:30:00Z","where":"hall","where_location":"hall"}`,
+		`{"what":"x","when":"2024-01-15T10:30:00Z","where":"a","where_location":"b"}`,
+		`{"what":"x","when":"2024-01-15T10:30:00Z","confidence":0.5,"importance":0.6}`,
+		`{"what":"x","when":"2024-01-15T10:30:00Z","memory_space":"abc","wher":1}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req api.EpisodeRequest
+		err := decodeBody(bytes.NewReader(data), &req)
+		if err == nil {
+			err = engramFields(nil, &req)
+		}
+		if err != nil {
+			var he *httpError
+			if !errors.As(err, &he) || he.status != 400 || he.code == "" || he.message == "" {
+				t.Fatalf("decode error is not a clean 400: %#v", err)
+			}
+			return
+		}
+		if req.Where != "" || req.Confidence != nil || req.MemorySpace != "" {
+			t.Fatalf("alias left unfolded: %+v", req)
 		}
 	})
 }

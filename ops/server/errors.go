@@ -71,6 +71,7 @@ const maxMessageBytes = 2048
 // Internal errors never expose their wrapped cause (it is logged instead).
 func errorResponse(err error) (int, api.ErrorBody) {
 	status, body := errorBody(err)
+	describe(status, &body)
 	if len(body.Message) > maxMessageBytes {
 		body.Message = truncateString(body.Message, maxMessageBytes) + "(message of " + strconv.Itoa(len(body.Message)) + " bytes cut)"
 	}
@@ -139,5 +140,5 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set(k, v)
 		}
 	}
-	s.writeJSON(w, status, api.ErrorEnvelope{Error: body})
+	s.writeJSON(w, status, api.ErrorEnvelope{Error: body, Documentation: errorDocs(body.Code)})
 }

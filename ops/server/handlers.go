@@ -164,6 +164,9 @@ func body[T any, PT interface {
 		if err := decodeJSON(w, r, s.cfg.Limits.MaxBodyBytes, req); err != nil {
 			return nil, "", err
 		}
+		if err := engramFields(r, req); err != nil {
+			return nil, "", err
+		}
 		space, err := s.writeSpace(r, req)
 		return req, space, err
 	}
@@ -198,6 +201,8 @@ func (s *Server) engineRoutes() {
 }
 
 func (s *Server) remember(ctx context.Context, space string, req *api.RememberRequest) (api.RememberResponse, error) {
+	var clamped string
+	req.Confidence, clamped = clampConfidence(req.Confidence, "confidence")
 	res, err := s.eng.Remember(ctx, space, rememberInput(req))
 	if err != nil {
 		return api.RememberResponse{}, err
@@ -209,10 +214,12 @@ func (s *Server) remember(ctx context.Context, space string, req *api.RememberRe
 			reasoning = "Confidence supplied by the client"
 		}
 	}
-	return rememberResponse(res, space, reasoning, "Memory"), nil
+	return withNotes(ctx, rememberResponse(res, space, withClamp(reasoning, clamped), "Memory")), nil
 }
 
 func (s *Server) episode(ctx context.Context, space string, req *api.EpisodeRequest) (api.RememberResponse, error) {
+	var clamped string
+	req.Importance, clamped = clampConfidence(req.Importance, "importance (the episode's confidence)")
 	res, err := s.eng.Remember(ctx, space, episodeInput(req))
 	if err != nil {
 		if core.CodeOf(err) == "INVALID_CONFIDENCE" {
@@ -224,7 +231,23 @@ func (s *Server) episode(ctx context.Context, space string, req *api.EpisodeRequ
 	if req.Importance != nil {
 		reasoning = "Episode importance supplied by the client"
 	}
-	return rememberResponse(res, space, reasoning, "Episode"), nil
+	return withNotes(ctx, rememberResponse(res, space, withClamp(reasoning, clamped), "Episode")), nil
+}
+
+// withClamp adds the note of a clamped confidence to a reasoning.
+func withClamp(reasoning, clamped string) string {
+	if clamped == "" {
+		return reasoning
+	}
+	return reasoning + "; " + clamped
+}
+
+// withNotes appends the request's notes to a write's system message.
+func withNotes(ctx context.Context, resp api.RememberResponse) api.RememberResponse {
+	if ri := infoFrom(ctx); ri != nil && len(ri.notes) > 0 {
+		resp.SystemMessage += " Note: " + strings.Join(ri.notes, "; ") + "."
+	}
+	return resp
 }
 
 // prefixEngineError returns a copy of an engine error with a message prefix.
@@ -300,6 +323,7 @@ func recallParams(r *http.Request) (*api.RecallRequest, error) {
 		Deep:            p.bool("deep"),
 		IncludeMetadata: p.bool("include_metadata"),
 	}
+	engramRecallQuery(r, p, req)
 	return req, p.check()
 }
 
@@ -325,6 +349,9 @@ func (s *Server) recall(ctx context.Context, space string, req *api.RecallReques
 	}
 	s.metrics.ObserveRecall(s.spaceLabel(space), res.Confidence, res.Activated)
 	resp := recallResponse(req, q, &res, space)
+	if ri := infoFrom(ctx); ri != nil {
+		resp.QueryAnalysis.Suggestions = append(resp.QueryAnalysis.Suggestions, ri.notes...)
+	}
 	return recallAnswer{RecallResponse: &resp, res: &res, cue: req.Embedding}, nil
 }
 

@@ -78,8 +78,6 @@ func TestBadInput(t *testing.T) {
 		{"empty body", "", request{method: "POST", path: api.PathRemember, body: "", ctype: "application/json"}, 400, "EMPTY_BODY", "empty"},
 		{"unknown field", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","bogus":1}`}, 400, "UNKNOWN_FIELD", `"bogus"`},
 		{"wrong field type", "", request{method: "POST", path: api.PathRemember, body: `{"content":5}`}, 400, "INVALID_FIELD_TYPE", `"content"`},
-		{"confidence 1.5", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","confidence":1.5}`}, 400, "INVALID_CONFIDENCE", "0..1"},
-		{"negative confidence", "", request{method: "POST", path: api.PathMemories, body: `{"content":"x","confidence":-0.1}`}, 400, "INVALID_CONFIDENCE", "0..1"},
 		{"wrong dimension", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","embedding":[0.1,0.2,0.3]}`}, 400, "INVALID_EMBEDDING_DIMENSION", "16"},
 		{"non-finite number", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","embedding":[1e999]}`}, 400, "INVALID_NUMBER", "1e999"},
 		{"float32 overflow", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","embedding":` + strings.Replace(vec(16, 0.1), "0.1", "1e39", 1) + `}`}, 400, "INVALID_NUMBER", "1e39"},
@@ -99,7 +97,11 @@ func TestBadInput(t *testing.T) {
 		{"unknown memory id", "", request{method: "GET", path: "/api/v1/memories/nope"}, 404, "MEMORY_NOT_FOUND", "nope"},
 		{"forget unknown memory id", "", request{method: "DELETE", path: "/api/v1/memories/nope"}, 404, "MEMORY_NOT_FOUND", "nope"},
 		{"episode without when", "", request{method: "POST", path: api.PathEpisodes, body: `{"what":"went to the market"}`}, 400, "INVALID_EPISODE", "when"},
-		{"episode importance 2", "", request{method: "POST", path: api.PathEpisodes, body: `{"what":"x","when":"2025-01-02T15:04:05Z","importance":2}`}, 400, "INVALID_CONFIDENCE", "importance"},
+		{"episode where and where_location differ", "", request{method: "POST", path: api.PathEpisodes, body: `{"what":"x","when":"2025-01-02T15:04:05Z","where":"a","where_location":"b"}`}, 400, "CONFLICTING_FIELDS", "where_location"},
+		{"episode typo still refused", "", request{method: "POST", path: api.PathEpisodes, body: `{"what":"x","when":"2025-01-02T15:04:05Z","wher":"a"}`}, 400, "UNKNOWN_FIELD", `"wher"`},
+		{"recall threshold and confidence_threshold differ", "", request{method: "GET", path: api.PathRecall + "?query=x&threshold=0.2&confidence_threshold=0.3"}, 400, "CONFLICTING_FIELDS", "confidence_threshold"},
+		{"recall bad confidence_threshold", "", request{method: "GET", path: api.PathRecall + "?query=x&confidence_threshold=high"}, 400, "INVALID_PARAMETER", "confidence_threshold"},
+		{"memory_space and memory_space_id differ", "", request{method: "POST", path: api.PathRemember, body: `{"content":"x","memory_space":"aaa","memory_space_id":"bbb"}`}, 400, "CONFLICTING_FIELDS", "memory_space_id"},
 		{"batch with one bad memory", "", request{method: "POST", path: api.PathBatch, body: `{"memories":[{"id":"b1","content":"ok"},{"id":"b2","content":"bad","confidence":7}]}`}, 400, "INVALID_CONFIDENCE", "memories[1]"},
 		{"batch association to unknown memory", "", request{method: "POST", path: api.PathBatch, body: `{"memories":[{"id":"b3","content":"ok"}],"associations":[{"from":"b3","to":"ghost","weight":0.5}]}`}, 404, "MEMORY_NOT_FOUND", "ghost"},
 		{"batch per-memory space", "", request{method: "POST", path: api.PathBatch, body: `{"memories":[{"content":"ok","memory_space_id":"other"}]}`}, 400, "UNKNOWN_FIELD", `"memory_space_id" in memories[0]; accepted fields are: `},
@@ -111,7 +113,7 @@ func TestBadInput(t *testing.T) {
 		{"recall bad mode", "", request{method: "GET", path: api.PathRecall + "?query=x&mode=telepathy"}, 400, "INVALID_MODE", "telepathy"},
 		{"recall bad max_results", "", request{method: "GET", path: api.PathRecall + "?query=x&max_results=ten"}, 400, "INVALID_PARAMETER", "max_results"},
 		{"recall max_results over cap", "", request{method: "GET", path: api.PathRecall + "?query=x&max_results=5000"}, 400, "INVALID_MAX_RESULTS", "1000"},
-		{"recall unknown parameter", "", request{method: "GET", path: api.PathRecall + "?query=x&excluded_tags=a"}, 400, "UNKNOWN_PARAMETER", "excluded_tags"},
+		{"recall unknown parameter", "", request{method: "GET", path: api.PathRecall + "?query=x&exclude_tags=a"}, 400, "UNKNOWN_PARAMETER", "exclude_tags"},
 		{"recall bad embedding param", "", request{method: "GET", path: api.PathRecall + "?embedding=[1,2"}, 400, "INVALID_PARAMETER", "embedding"},
 		{"recall bad time", "", request{method: "GET", path: api.PathRecall + "?query=x&from_time=monday"}, 400, "INVALID_PARAMETER", "from_time"},
 		{"recall POST unknown field", "", request{method: "POST", path: api.PathRecall, body: `{"query":"x","limit":3}`}, 400, "UNKNOWN_FIELD", "limit"},
@@ -160,7 +162,7 @@ func TestNewSpaceNotCreatedByInvalidWrite(t *testing.T) {
 	eng := openEngine(t, cfg)
 	h := newTestServer(t, cfg, eng).Handler()
 	before := snap(eng)
-	w := do(t, h, request{method: "POST", path: api.PathRemember, body: `{"content":"x","confidence":1.5}`,
+	w := do(t, h, request{method: "POST", path: api.PathRemember, body: `{"content":"x","memory_type":"dream"}`,
 		headers: map[string]string{api.HeaderSpace: "fresh-space"}})
 	if w.Code != 400 {
 		t.Fatalf("status %d", w.Code)

@@ -11,9 +11,11 @@
 // syntax, unknown fields, query parameter syntax), so each rule lives in one
 // place. Every error — including routing, JSON and size errors, and the
 // requests net/http itself refuses (malformed or oversized headers, see
-// jsonErrorListener) — is written as one envelope
-// {"error":{"code","message","details"}}, and nothing else is written for a
-// failed request. Messages repeat at most maxEcho bytes of any one input.
+// jsonErrorListener) — is written as one envelope, Engram's
+// {"error":{"code","message","educational_context","cognitive_guidance",…},
+// "documentation":{…}} with our precise code (errcodes.go, the table
+// docs/reference/error-codes.md is generated from), and nothing else is
+// written for a failed request. Messages repeat at most maxEcho bytes of any one input.
 //
 // Wire types live in ops/api (shared with ops/client), Prometheus
 // instrumentation in ops/metrics, the judgement of system health in
@@ -99,6 +101,7 @@ type Server struct {
 
 	backup     BackupAdmin // nil unless serve --backup-to (backup.go)
 	authState              // API keys, Host check, rate limits (auth.go)
+	corsPolicy corsPolicy  // browser cross-origin policy (cors.go)
 	audit      *auditLog   // nil: admin operations go to the server log (audit.go)
 	thresholds health.Thresholds
 
@@ -187,6 +190,7 @@ func New(cfg config.Config, eng Engine, logger *slog.Logger, reg *prometheus.Reg
 	if err := s.setupAuth(); err != nil {
 		return nil, err
 	}
+	s.setupCORS()
 	s.handler = s.accessLog(s.metrics.InstrumentHTTP(http.HandlerFunc(s.route)))
 	return s, nil
 }
@@ -241,6 +245,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		u.Path, u.RawPath = cleanPath(p), ""
 		w.Header().Set("Location", u.RequestURI())
 		w.WriteHeader(http.StatusPermanentRedirect)
+		return
+	}
+	if s.cors(w, r) {
 		return
 	}
 	h, pattern := s.mux.Handler(r)
@@ -342,7 +349,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 		s.log.Error("encode response", "err", err)
 		buf.Reset()
 		status = http.StatusInternalServerError
-		_ = encodeJSON(buf, api.ErrorEnvelope{Error: api.ErrorBody{Code: "INTERNAL", Message: "could not encode the response"}})
+		_ = encodeJSON(buf, envelope(status, api.ErrorBody{Code: "INTERNAL", Message: "could not encode the response"}))
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -371,6 +378,9 @@ type requestInfo struct {
 	// of an admin operation (a key id).
 	ids    []string
 	target string
+	// notes are said in the answer: Engram fields accepted and not
+	// applied, values clamped (compat.go).
+	notes []string
 }
 
 type ctxKey struct{}
