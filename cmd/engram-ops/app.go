@@ -211,6 +211,7 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		newTuiCmd(a).command(),
 		newMigrateCmd(a).command(),
 		newApikeyCmd(a).command(),
+		newStatusCmd(a).command(),
 	)
 	wrapErrors(root)
 	return root
