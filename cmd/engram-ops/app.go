@@ -212,6 +212,7 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		newMigrateCmd(a).command(),
 		newApikeyCmd(a).command(),
 		newStatusCmd(a).command(),
+		newDiagnoseCmd(a).command(),
 	)
 	wrapErrors(root)
 	return root
