@@ -109,7 +109,7 @@ Exit status: 0 when no check FAILs (and none WARNs with --strict), 3 otherwise,
 	}
 	d.addFlags(health)
 	health.Flags().BoolVar(&d.strict, "strict", false, "exit 3 on a WARN too")
-	group.AddCommand(health)
+	group.AddCommand(health, d.bundleCommand())
 	return group
 }
 
