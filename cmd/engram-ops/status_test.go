@@ -126,3 +126,41 @@ func TestStatusUnreachable(t *testing.T) {
 		t.Errorf("json: exit %d %s", code, out)
 	}
 }
+
+// TestStatusAndDiagnoseWithBackup: a server shipping backups shows its
+// target in status (RPO, last snapshot) and diagnose judges it.
+func TestStatusAndDiagnoseWithBackup(t *testing.T) {
+	archive := t.TempDir()
+	p := startServe(t, t.TempDir(), "--backup-to", "file://"+archive)
+	if _, err := p.c.Remember(context.Background(), api.RememberRequest{Content: "shipped"}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, nil, "status", "--target", p.base, "--interval", "0", "--output", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d %s", code, errOut)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["requests"] != nil {
+		t.Errorf("--interval 0 measured rates: %v", doc["requests"])
+	}
+	backup := doc["backup"].(map[string]any)
+	targets, _ := backup["targets"].([]any)
+	if backup["configured"] != true || len(targets) != 1 {
+		t.Fatalf("backup: %v", backup)
+	}
+	sameKeys(t, "backup target", targets[0], "target", "rpo_seconds", "last_snapshot", "last_log", "shipped_sequence",
+		"lag_sequences", "last_verified", "restore_drill_seconds", "errors")
+	target := targets[0].(map[string]any)["target"].(string)
+
+	_, out, _ = runCLI(t, nil, "diagnose", "health", "--target", p.base, "--output", "json")
+	var rep diagReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if c := statusOf(&rep, "backup"); c.Status == "missing" || !strings.Contains(c.Message, target+":") || strings.Contains(c.Message, "ships no backups") {
+		t.Errorf("diagnose backup: %+v", c)
+	}
+}
