@@ -287,10 +287,7 @@ func (d *diagnoseCmd) loadConfig() (config.Config, string, error) {
 	}
 	dir := d.dataDir
 	if dir == "" && file != "" {
-		dir = cfg.DataDir
-		if !filepath.IsAbs(dir) {
-			dir = filepath.Join(filepath.Dir(file), dir)
-		}
+		dir = cfg.DataDir // relative to the working directory, as serve reads it
 	}
 	return cfg, dir, nil
 }
