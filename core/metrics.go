@@ -30,6 +30,7 @@ func (e *Engine) Metrics() Metrics {
 	m.DiskBytes = int64(pm.DiskSpaceUsage())
 	m.Compactions = pm.Compact.Count
 	m.ChangelogSequence = e.durable.Load()
+	m.Durability = e.opts.Durability
 	m.WALSync = e.walSyncs.snapshot()
 	m.Corruption = e.corruption.stats()
 	m.Backlog = e.backlogStats()

@@ -343,7 +343,9 @@ type Metrics struct {
 	DiskBytes         int64
 	Compactions       int64
 	ChangelogSequence uint64 // last durable sequence
-	WALSync           WALSyncStats
+	// Durability is what an acknowledged write means (Options.Durability).
+	Durability Durability
+	WALSync    WALSyncStats
 	// Disk is the filesystem holding the data directory, measured when
 	// the snapshot is taken.
 	Disk DiskStats

@@ -179,6 +179,10 @@ func describe(err error) string {
 // maxMetricsBody bounds the /metrics text the board parses.
 const maxMetricsBody = 64 << 20
 
+// ParseMetrics parses the Prometheus text exposition of an engram-ops
+// server's /metrics, as the board does (diagnose checks it with this).
+func ParseMetrics(body []byte) (map[string]*dto.MetricFamily, error) { return parseMetrics(body) }
+
 // parseMetrics parses Prometheus text exposition.
 func parseMetrics(body []byte) (map[string]*dto.MetricFamily, error) {
 	if len(body) > maxMetricsBody {

@@ -195,6 +195,15 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	var showVersion bool
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version, as engram-ops version does")
+	root.Args = cobra.NoArgs
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		if showVersion {
+			return newVersionCmd(a).print()
+		}
+		return cmd.Help()
+	}
 	pf := root.PersistentFlags()
 	pf.StringVarP(&a.global.output, "output", "o", "table", "output format: table or json (json is a stable contract)")
 	pf.BoolVarP(&a.global.quiet, "quiet", "q", false, "print only errors and requested data")
@@ -214,6 +223,9 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		newTuiCmd(a).command(),
 		newMigrateCmd(a).command(),
 		newApikeyCmd(a).command(),
+		newStatusCmd(a).command(),
+		newDiagnoseCmd(a).command(),
+		newConfigCmd(a).command(),
 	)
 	wrapErrors(root)
 	return root

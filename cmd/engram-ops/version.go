@@ -24,16 +24,19 @@ With --output json the keys are version, revision and go_version.`,
 		Example: `  engram-ops version
   engram-ops version --output json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			b := v.app.build
-			if v.app.global.output == "json" {
-				return v.app.printJSON(b)
-			}
-			tw := tabwriter.NewWriter(v.app.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "version\t%s\n", b.Version)
-			fmt.Fprintf(tw, "revision\t%s\n", b.Revision)
-			fmt.Fprintf(tw, "go\t%s\n", b.GoVersion)
-			return tw.Flush()
-		},
+		RunE: func(*cobra.Command, []string) error { return v.print() },
 	}
+}
+
+// print writes the version (engram-ops version, engram-ops --version).
+func (v *versionCmd) print() error {
+	b := v.app.build
+	if v.app.global.output == "json" {
+		return v.app.printJSON(b)
+	}
+	tw := tabwriter.NewWriter(v.app.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "version\t%s\n", b.Version)
+	fmt.Fprintf(tw, "revision\t%s\n", b.Revision)
+	fmt.Fprintf(tw, "go\t%s\n", b.GoVersion)
+	return tw.Flush()
 }

@@ -516,8 +516,11 @@ type SystemHealth struct {
 	Checks        []HealthCheck  `json:"checks"`
 	Spaces        []SpaceHealth  `json:"spaces"`
 	Changelog     ChangelogState `json:"changelog"`
-	Backup        BackupState    `json:"backup"`
-	Error         *ErrorBody     `json:"error,omitempty"`
+	// Durability is sync or relaxed (what an acknowledged write means);
+	// empty when the engine is not ready.
+	Durability string      `json:"durability,omitempty"`
+	Backup     BackupState `json:"backup"`
+	Error      *ErrorBody  `json:"error,omitempty"`
 }
 
 // HealthCheck is one check of system health, with the figures it judged.

@@ -178,10 +178,10 @@ type EmbedderConfig struct {
 // OpenAIConfig configures an OpenAI-compatible embeddings API.
 type OpenAIConfig struct {
 	BaseURL   string   `toml:"base_url" comment:"base URL of the embeddings API"`
-	Model     string   `toml:"model"`
+	Model     string   `toml:"model" comment:"embedding model name sent to the API"`
 	APIKeyEnv string   `toml:"api_key_env" comment:"name of the environment variable holding the API key"`
 	Dimension int      `toml:"dimension" comment:"dimension the model returns"`
-	Timeout   Duration `toml:"timeout"`
+	Timeout   Duration `toml:"timeout" comment:"how long one embeddings request may take"`
 }
 
 // LimitsConfig bounds requests.
@@ -198,8 +198,8 @@ type LimitsConfig struct {
 type IndexConfig struct {
 	ExactThreshold int `toml:"exact_threshold" comment:"spaces with fewer vectors are searched exactly"`
 	M              int `toml:"m" comment:"HNSW neighbours per node"`
-	EfConstruction int `toml:"ef_construction"`
-	EfSearch       int `toml:"ef_search"`
+	EfConstruction int `toml:"ef_construction" comment:"HNSW candidate list size while inserting: higher builds a better graph, slower"`
+	EfSearch       int `toml:"ef_search" comment:"HNSW candidate list size while searching: higher finds more true neighbours, slower"`
 	// MaxPending bounds each space's backlog of not-yet-indexed memories,
 	// which every recall scans exactly.
 	MaxPending  int      `toml:"max_pending" comment:"most memories a space may have waiting for the ANN index (every recall scans them exactly); a write past it waits for the indexer, then is refused with 503 INDEX_BACKLOG; 0 turns the bound off"`
@@ -215,9 +215,9 @@ type TiersConfig struct {
 
 // ServerConfig tunes the HTTP server.
 type ServerConfig struct {
-	ReadTimeout     Duration `toml:"read_timeout"`
-	WriteTimeout    Duration `toml:"write_timeout"`
-	IdleTimeout     Duration `toml:"idle_timeout"`
+	ReadTimeout     Duration `toml:"read_timeout" comment:"longest time to read a request, body included"`
+	WriteTimeout    Duration `toml:"write_timeout" comment:"longest time to write a response"`
+	IdleTimeout     Duration `toml:"idle_timeout" comment:"how long an idle keep-alive connection stays open"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout" comment:"how long shutdown waits for in-flight requests"`
 	// DebugListen serves Go's /debug/pprof profiles on a separate address,
 	// so profiling is never reachable through the API's address.
@@ -735,7 +735,7 @@ func (c *Config) Decode(r io.Reader, name string) error {
 			row, col := e.Position()
 			errs = append(errs, &Problem{
 				Key:     strings.Join(e.Key(), "."),
-				Allowed: "unknown key (see `engram-ops serve --help` or the documented example config for valid keys)",
+				Allowed: "unknown key (`engram-ops config example` prints every valid key)",
 				Source:  fmt.Sprintf("%s:%d:%d", name, row, col),
 			})
 		}

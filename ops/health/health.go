@@ -141,6 +141,7 @@ func Evaluate(in Input, th Thresholds) api.SystemHealth {
 		out.Spaces, index = spaces(in, th)
 		out.Checks = append(out.Checks, index)
 		out.Changelog.Sequence = in.Metrics.ChangelogSequence
+		out.Durability = string(in.Metrics.Durability)
 	} else {
 		out.Changelog.Sequence = in.LastSequence
 	}

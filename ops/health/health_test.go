@@ -22,7 +22,7 @@ func check(t *testing.T, h api.SystemHealth, name string) api.HealthCheck {
 
 func baseInput() Input {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	m := core.Metrics{ChangelogSequence: 42}
+	m := core.Metrics{ChangelogSequence: 42, Durability: core.DurabilityRelaxed}
 	m.TierCapacityBytes[core.TierWarm] = 1000
 	m.Spaces = []core.SpaceStats{{SpaceInfo: core.SpaceInfo{Name: "a"}, IndexPending: 3}, {SpaceInfo: core.SpaceInfo{Name: "b"}, IndexPending: 4}}
 	return Input{Now: now, Started: now.Add(-time.Minute), Version: "v", Metrics: m,
@@ -31,7 +31,7 @@ func baseInput() Input {
 
 func TestEvaluateHealthyByDefault(t *testing.T) {
 	h := Evaluate(baseInput(), DefaultThresholds())
-	if h.Status != Healthy || h.Changelog.Sequence != 42 || h.UptimeSeconds != 60 || len(h.Spaces) != 2 {
+	if h.Status != Healthy || h.Changelog.Sequence != 42 || h.Durability != "relaxed" || h.UptimeSeconds != 60 || len(h.Spaces) != 2 {
 		t.Fatalf("report %+v", h)
 	}
 	if c := check(t, h, "index"); c.Figures["index_pending"] != 7 || c.Figures["degraded_above"] != 100_000 {
