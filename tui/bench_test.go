@@ -66,34 +66,48 @@ func mergeFamilies(b []byte) []byte {
 
 // BenchmarkScrapeRender is one poll cycle of a server with 50 spaces:
 // parse /metrics, compute the snapshot and alerts, draw the board at
-// 160×50. parse_only (expfmt on the same text) is the reference.
+// 160×50, with the answer in text and in delimited protobuf (what the
+// board asks for). parse_only (parsing the same answer) is each format's
+// reference.
 func BenchmarkScrapeRender(b *testing.B) {
-	bodies := [][]byte{serverText(50, 1), serverText(50, 2)}
-	b.Logf("/metrics of %d bytes", len(bodies[0]))
-	b.Run("parse_only", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			if _, err := parseMetrics(bodies[i%2]); err != nil {
-				b.Fatal(err)
+	text := [2][]byte{serverText(50, 1), serverText(50, 2)}
+	formats := []struct {
+		name   string
+		bodies [2]Exposition
+	}{
+		{"text", [2]Exposition{{Body: text[0]}, {Body: text[1]}}},
+		{"protobuf", [2]Exposition{
+			{Body: protoOf(text[0]), ContentType: protoContentType},
+			{Body: protoOf(text[1]), ContentType: protoContentType},
+		}},
+	}
+	for _, f := range formats {
+		b.Logf("%s /metrics of %d bytes", f.name, len(f.bodies[0].Body))
+		b.Run(f.name+"/parse_only", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := parseMetrics(f.bodies[i%2]); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("scrape_render", func(b *testing.B) {
-		src := &fakeSource{health: healthy()}
-		s := NewScraper(src, nil, mustRules(b))
-		m := New(staticPoller{}, Config{Styles: NewStyles(io.Discard, false)})
-		m.width, m.height = 160, 50
-		at := t0
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			at = at.Add(2 * time.Second)
-			snap := s.Observe(at, src.health, nil, bodies[i%2], nil)
-			if len(snap.Spaces) != 50 {
-				b.Fatalf("%d spaces", len(snap.Spaces))
+		})
+		b.Run(f.name+"/scrape_render", func(b *testing.B) {
+			src := &fakeSource{health: healthy()}
+			s := NewScraper(src, nil, mustRules(b))
+			m := New(staticPoller{}, Config{Styles: NewStyles(io.Discard, false)})
+			m.width, m.height = 160, 50
+			at := t0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				at = at.Add(2 * time.Second)
+				snap := s.Observe(at, src.health, nil, f.bodies[i%2], nil)
+				if len(snap.Spaces) != 50 {
+					b.Fatalf("%d spaces", len(snap.Spaces))
+				}
+				m.Update(snapshotMsg{snap})
+				if m.View() == "" {
+					b.Fatal("empty view")
+				}
 			}
-			m.Update(snapshotMsg{snap})
-			if m.View() == "" {
-				b.Fatal("empty view")
-			}
-		}
-	})
+		})
+	}
 }

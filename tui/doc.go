@@ -4,8 +4,9 @@
 // migration or load test in progress.
 //
 // It reads through the Source interface (ClientSource implements it over
-// ops/client): the system health report and the /metrics text, parsed with
-// prometheus/common/expfmt. A Scraper turns two successive scrapes into a
+// ops/client): the system health report and /metrics, asked for in the
+// delimited protobuf format and read as text when a server or proxy
+// answers text; both become the same dto.MetricFamily map. A Scraper turns two successive scrapes into a
 // Snapshot: rates from counter deltas and p50/p95/p99 from histogram bucket
 // deltas, with Prometheus' counter-reset rule (a counter that went down
 // restarted, so its value is the increase), so rates are never negative.

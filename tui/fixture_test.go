@@ -1,10 +1,15 @@
 package tui
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/engram-ops/engram-ops/ops/api"
 )
@@ -96,14 +101,18 @@ type fakeSource struct {
 	health *api.SystemHealth
 	herr   error
 	body   []byte
+	ctype  string // Content-Type of body; empty is text
 	merr   error
+	proto  bool // observe sends fixtures as delimited protobuf
 }
 
 func (f *fakeSource) Target() string { return "http://127.0.0.1:7432" }
 func (f *fakeSource) Health(context.Context) (*api.SystemHealth, error) {
 	return f.health, f.herr
 }
-func (f *fakeSource) Metrics(context.Context) ([]byte, error) { return f.body, f.merr }
+func (f *fakeSource) Metrics(context.Context) (Exposition, error) {
+	return Exposition{Body: f.body, ContentType: f.ctype}, f.merr
+}
 
 func healthy() *api.SystemHealth {
 	return &api.SystemHealth{Status: "healthy", Version: "v1.2.3", UptimeSeconds: 3725}
@@ -114,8 +123,39 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // observe feeds one scrape of f at t0+at seconds.
 func observe(t interface{ Fatal(...any) }, s *Scraper, src *fakeSource, at float64, f fixture) Snapshot {
-	src.body = f.text()
-	return s.Observe(t0.Add(time.Duration(at*float64(time.Second))), src.health, src.herr, src.body, src.merr)
+	src.body, src.ctype = f.text(), ""
+	if src.proto {
+		src.body, src.ctype = protoOf(src.body), protoContentType
+	}
+	exp := Exposition{Body: src.body, ContentType: src.ctype}
+	return s.Observe(t0.Add(time.Duration(at*float64(time.Second))), src.health, src.herr, exp, src.merr)
+}
+
+// protoContentType is what the server's promhttp handler answers with when
+// the board asks for protobuf.
+const protoContentType = string(expfmt.FmtProtoDelim) + "; escaping=underscores"
+
+// protoOf re-encodes a text exposition as delimited protobuf, the
+// families in name order as promhttp writes them.
+func protoOf(text []byte) []byte {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		panic(err)
+	}
+	names := make([]string, 0, len(fams))
+	for n := range fams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b bytes.Buffer
+	enc := expfmt.NewEncoder(&b, expfmt.FmtProtoDelim)
+	for _, n := range names {
+		if err := enc.Encode(fams[n]); err != nil {
+			panic(err)
+		}
+	}
+	return b.Bytes()
 }
 
 func mustRules(t interface{ Fatal(...any) }) []Rule {

@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/encoding/protodelim"
 
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/client"
@@ -59,17 +60,17 @@ func (s *Scraper) Failures() int { return s.failures }
 func (s *Scraper) Poll(ctx context.Context) Snapshot {
 	now := time.Now()
 	h, herr := s.src.Health(ctx)
-	var body []byte
+	var exp Exposition
 	var merr error
 	if herr == nil || h != nil && h.Status != "" {
-		body, merr = s.src.Metrics(ctx)
+		exp, merr = s.src.Metrics(ctx)
 	}
 	var ext []Alert
 	var aerr error
 	if s.alerts != nil {
 		ext, aerr = s.alerts.Alerts(ctx)
 	}
-	snap := s.Observe(now, h, herr, body, merr)
+	snap := s.Observe(now, h, herr, exp, merr)
 	if s.alerts != nil {
 		snap.Alerts = ext
 		if aerr != nil {
@@ -81,8 +82,8 @@ func (s *Scraper) Poll(ctx context.Context) Snapshot {
 }
 
 // Observe builds the snapshot of one poll at now: the health report (or
-// its error) and the /metrics body (or its error). It is Poll without I/O.
-func (s *Scraper) Observe(now time.Time, h *api.SystemHealth, herr error, body []byte, merr error) Snapshot {
+// its error) and the /metrics answer (or its error). It is Poll without I/O.
+func (s *Scraper) Observe(now time.Time, h *api.SystemHealth, herr error, exp Exposition, merr error) Snapshot {
 	snap := Snapshot{Target: s.src.Target(), Time: now, Unknown: map[string]string{}}
 	snap.Health = s.health(now, h, herr)
 	var cur *scrape
@@ -90,7 +91,7 @@ func (s *Scraper) Observe(now time.Time, h *api.SystemHealth, herr error, body [
 	case herr != nil && (h == nil || h.Status == ""):
 		merr = herr
 	case merr == nil:
-		fams, err := parseMetrics(body)
+		fams, err := parseMetrics(exp)
 		if err != nil {
 			merr = err
 		} else {
@@ -176,22 +177,38 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// maxMetricsBody bounds the /metrics text the board parses.
+// maxMetricsBody bounds the /metrics answer the board reads.
 const maxMetricsBody = 64 << 20
 
-// ParseMetrics parses the Prometheus text exposition of an engram-ops
-// server's /metrics, as the board does (diagnose checks it with this).
-func ParseMetrics(body []byte) (map[string]*dto.MetricFamily, error) { return parseMetrics(body) }
+// ParseMetrics parses an engram-ops server's /metrics answer in the
+// format its Content-Type names, as the board does (diagnose checks it with
+// this).
+func ParseMetrics(exp Exposition) (map[string]*dto.MetricFamily, error) { return parseMetrics(exp) }
 
-// parseMetrics parses Prometheus text exposition.
-func parseMetrics(body []byte) (map[string]*dto.MetricFamily, error) {
+// acceptMetrics asks for the delimited protobuf exposition, which parses
+// several times faster than text, and accepts text from servers (or
+// proxies) that do not speak it.
+const acceptMetrics = `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3`
+
+// parseMetrics parses a /metrics answer in the format its Content-Type
+// names: delimited protobuf, or else Prometheus text.
+func parseMetrics(exp Exposition) (map[string]*dto.MetricFamily, error) {
+	body := exp.Body
 	if len(body) > maxMetricsBody {
 		return nil, fmt.Errorf("/metrics is %d bytes, more than the %d the board reads", len(body), maxMetricsBody)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("/metrics is not Prometheus text: %w", err)
+	var fams map[string]*dto.MetricFamily
+	if expfmt.ResponseFormat(http.Header{"Content-Type": {exp.ContentType}}).FormatType() == expfmt.TypeProtoDelim {
+		var err error
+		if fams, err = parseProto(body); err != nil {
+			return nil, fmt.Errorf("/metrics is not Prometheus protobuf exposition: %w", err)
+		}
+	} else {
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		var err error
+		if fams, err = p.TextToMetricFamilies(bytes.NewReader(body)); err != nil {
+			return nil, fmt.Errorf("/metrics is not Prometheus text: %w", err)
+		}
 	}
 	if len(fams) == 0 {
 		return nil, errors.New("/metrics is empty")
@@ -200,6 +217,37 @@ func parseMetrics(body []byte) (map[string]*dto.MetricFamily, error) {
 		if _, ok := fams["engram_memories"]; !ok {
 			return nil, errors.New("/metrics has no engram_* metrics: is --target an engram-ops server?")
 		}
+	}
+	return fams, nil
+}
+
+// parseProto decodes length-delimited MetricFamily messages. No message
+// may claim more bytes than the body has left, and names are checked as
+// the text parser checks them.
+func parseProto(body []byte) (map[string]*dto.MetricFamily, error) {
+	r := bytes.NewReader(body)
+	fams := map[string]*dto.MetricFamily{}
+	for r.Len() > 0 {
+		f := &dto.MetricFamily{}
+		opts := protodelim.UnmarshalOptions{MaxSize: int64(r.Len())}
+		if err := opts.UnmarshalFrom(r, f); err != nil {
+			return nil, fmt.Errorf("metric family %d: %w", len(fams)+1, err)
+		}
+		name := f.GetName()
+		if !model.UTF8Validation.IsValidMetricName(name) {
+			return nil, fmt.Errorf("invalid metric name %q", name)
+		}
+		if _, dup := fams[name]; dup {
+			return nil, fmt.Errorf("metric family %q appears twice", name)
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if !model.UTF8Validation.IsValidLabelName(l.GetName()) || !model.LabelValue(l.GetValue()).IsValid() {
+					return nil, fmt.Errorf("%s: invalid label %q=%q", name, l.GetName(), l.GetValue())
+				}
+			}
+		}
+		fams[name] = f
 	}
 	return fams, nil
 }

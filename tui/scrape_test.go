@@ -1,9 +1,23 @@
 package tui
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/engram-ops/engram-ops/ops/client"
+	"github.com/engram-ops/engram-ops/ops/metrics"
 )
 
 func near(t *testing.T, what string, got *float64, want float64) {
@@ -128,19 +142,128 @@ func TestAlertsPendingFiringAndDown(t *testing.T) {
 func TestNotPrometheusText(t *testing.T) {
 	src := &fakeSource{health: healthy()}
 	s := NewScraper(src, nil, mustRules(t))
-	snap := s.Observe(t0, src.health, nil, []byte("<html>hello</html>\n"), nil)
+	snap := s.Observe(t0, src.health, nil, Exposition{Body: []byte("<html>hello</html>\n")}, nil)
 	if snap.Health.Status != "error" || snap.Unknown["operations"] == "" || s.Failures() != 1 {
 		t.Fatalf("got %+v %v", snap.Health, snap.Unknown)
 	}
 }
 
+// FuzzParseMetrics feeds arbitrary bytes as text and as delimited
+// protobuf (proto) to the scraper, twice so rates are computed.
 func FuzzParseMetrics(f *testing.F) {
-	f.Add(fixture{}.text())
-	f.Add([]byte("# TYPE x histogram\nx_bucket{le=\"1\"} 1\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	hist := []byte("# TYPE x histogram\nx_bucket{le=\"1\"} 1\n")
+	for _, b := range [][]byte{fixture{}.text(), hist} {
+		f.Add(b, false)
+		f.Add(protoOf(b), true)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, proto bool) {
 		src := &fakeSource{health: healthy()}
 		s := NewScraper(src, nil, nil)
-		s.Observe(t0, src.health, nil, b, nil)
-		s.Observe(t0.Add(1e9), src.health, nil, b, nil)
+		exp := Exposition{Body: b}
+		if proto {
+			exp.ContentType = protoContentType
+		}
+		s.Observe(t0, src.health, nil, exp, nil)
+		s.Observe(t0.Add(1e9), src.health, nil, exp, nil)
 	})
+}
+
+// The board asks for delimited protobuf; both formats of the same
+// families give the same snapshot, poll after poll (rates, percentiles,
+// a counter reset, alerts pending then firing).
+func TestProtobufSameSnapshotAsText(t *testing.T) {
+	seq := []fixture{
+		{ops: map[string][]int{"recall": {1000, 0, 0, 0, 0, 0}}, hits: 10, misses: 2, spaces: 3},
+		{ops: map[string][]int{"recall": {1000, 0, 0, 50, 50, 3}, "remember": {5, 1, 0, 0, 0, 0}}, errors: map[string]int{"recall": 5}, hits: 30, misses: 4, spaces: 3, pending: 7},
+		{ops: map[string][]int{"remember": {0, 10, 0, 0, 0, 0}}, hits: 3, misses: 1, hotBytes: 0.95 * 67108864},
+		{ops: map[string][]int{"remember": {0, 20, 0, 0, 0, 0}}, hits: 3, misses: 1, hotBytes: 0.95 * 67108864},
+	}
+	text, proto := &fakeSource{health: healthy()}, &fakeSource{health: healthy(), proto: true}
+	st, sp := NewScraper(text, nil, mustRules(t)), NewScraper(proto, nil, mustRules(t))
+	at := 0.0
+	for i, f := range seq {
+		want := observe(t, st, text, at, f)
+		got := observe(t, sp, proto, at, f)
+		if got.Health.Error != "" || want.Health.Error != "" {
+			t.Fatalf("poll %d: text error %q, protobuf error %q", i, want.Health.Error, got.Health.Error)
+		}
+		tp := expfmt.NewTextParser(model.UTF8Validation)
+		if _, err := tp.TextToMetricFamilies(bytes.NewReader(proto.body)); err == nil {
+			t.Fatalf("poll %d: the protobuf fixture also parses as text", i)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("poll %d: protobuf snapshot differs from text\nprotobuf: %+v\ntext:     %+v", i, got, want)
+		}
+		at += 16 * 60
+	}
+	if len(st.active) == 0 {
+		t.Fatal("the sequence raised no alert: it does not compare alert state")
+	}
+}
+
+// A protobuf answer that does not decode is reported like bad text.
+func TestNotPrometheusProtobuf(t *testing.T) {
+	good := protoOf(fixture{}.text())
+	for name, body := range map[string][]byte{
+		"text":       fixture{}.text(),
+		"truncated":  good[:len(good)-1],
+		"duplicated": append(append([]byte(nil), good...), good...),
+		"html":       []byte("<html>hello</html>\n"),
+	} {
+		src := &fakeSource{health: healthy()}
+		s := NewScraper(src, nil, mustRules(t))
+		snap := s.Observe(t0, src.health, nil, Exposition{Body: body, ContentType: protoContentType}, nil)
+		if snap.Health.Status != "error" || !strings.Contains(snap.Health.Error, "not Prometheus protobuf") || s.Failures() != 1 {
+			t.Errorf("%s: got %+v", name, snap.Health)
+		}
+	}
+}
+
+// ClientSource gets protobuf from the server's own /metrics handler, and
+// text from a server that only speaks text.
+func TestClientSourceFormats(t *testing.T) {
+	m, err := metrics.New(prometheus.NewRegistry(), nil, metrics.BuildInfo{Version: "v-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		m.ObserveOperation("recall", "default", 3*time.Millisecond, nil)
+	}
+	var accept string
+	textOnly := fixture{ops: map[string][]int{"recall": {4, 0, 0, 0, 0, 0}}}.text()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+	tt := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accept = r.Header.Get("Accept")
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Write(textOnly)
+	}))
+	defer tt.Close()
+	for _, c := range []struct {
+		url, format string
+		recalls     float64
+	}{{ts.URL, "protobuf", 10}, {tt.URL, "text", 4}} {
+		cl, err := client.New(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := ClientSource{C: cl}
+		exp, err := src.Metrics(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		isProto := expfmt.ResponseFormat(http.Header{"Content-Type": {exp.ContentType}}).FormatType() == expfmt.TypeProtoDelim
+		if isProto != (c.format == "protobuf") {
+			t.Fatalf("%s: answered %q, want %s", c.url, exp.ContentType, c.format)
+		}
+		snap := NewScraper(src, nil, mustRules(t)).Observe(t0, healthy(), nil, exp, nil)
+		if snap.Health.Error != "" || op(snap, "recall").Total != c.recalls {
+			t.Fatalf("%s: %+v recall %+v", c.format, snap.Health, op(snap, "recall"))
+		}
+	}
+	if !strings.HasPrefix(accept, "application/vnd.google.protobuf;") || !strings.Contains(accept, "text/plain") {
+		t.Fatalf("Accept: %q, want protobuf then text", accept)
+	}
 }

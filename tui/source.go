@@ -15,7 +15,7 @@ import (
 )
 
 // Source is what the board reads from a server: its health report and its
-// Prometheus text exposition. ClientSource implements it over ops/client;
+// Prometheus exposition. ClientSource implements it over ops/client;
 // tests implement it with canned bytes.
 type Source interface {
 	// Target names the server (its base URL).
@@ -23,8 +23,15 @@ type Source interface {
 	// Health is GET /api/v1/system/health. An unhealthy server returns its
 	// decoded report together with an error.
 	Health(ctx context.Context) (*api.SystemHealth, error)
-	// Metrics is the body of GET /metrics.
-	Metrics(ctx context.Context) ([]byte, error)
+	// Metrics is the answer of GET /metrics.
+	Metrics(ctx context.Context) (Exposition, error)
+}
+
+// Exposition is one /metrics answer: the body and the Content-Type that
+// names its format (delimited protobuf; anything else is read as text).
+type Exposition struct {
+	Body        []byte
+	ContentType string
 }
 
 // ClientSource reads a server through ops/client.
@@ -38,8 +45,11 @@ func (s ClientSource) Health(ctx context.Context) (*api.SystemHealth, error) {
 	return s.C.SystemHealth(ctx)
 }
 
-// Metrics calls Metrics.
-func (s ClientSource) Metrics(ctx context.Context) ([]byte, error) { return s.C.Metrics(ctx) }
+// Metrics fetches /metrics, preferring the protobuf format.
+func (s ClientSource) Metrics(ctx context.Context) (Exposition, error) {
+	body, ct, err := s.C.MetricsAs(ctx, acceptMetrics, maxMetricsBody)
+	return Exposition{Body: body, ContentType: ct}, err
+}
 
 // AlertSource reports the alerts firing or pending elsewhere (Prometheus).
 type AlertSource interface {

@@ -329,7 +329,7 @@ func (d *diagnoseCmd) readServer(ctx context.Context, c *client.Client) *serverV
 	}
 	if body, merr := c.Metrics(hctx); merr == nil {
 		sv.metrics = body
-		sv.fams, merr = tui.ParseMetrics(body)
+		sv.fams, merr = tui.ParseMetrics(tui.Exposition{Body: body}) // Metrics asks for text
 		if merr != nil {
 			sv.err = errors.Join(sv.err, merr)
 		}
@@ -337,7 +337,7 @@ func (d *diagnoseCmd) readServer(ctx context.Context, c *client.Client) *serverV
 		sv.err = errors.Join(sv.err, merr)
 	}
 	sc := tui.NewScraper(tui.ClientSource{C: c}, nil, nil)
-	sv.snap = sc.Observe(d.host.now(), sv.health, herr, sv.metrics, nil)
+	sv.snap = sc.Observe(d.host.now(), sv.health, herr, tui.Exposition{Body: sv.metrics}, nil)
 	return sv
 }
 

@@ -244,6 +244,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	ra, _ := out.(*rawAnswer)
+	if ra != nil && ra.accept != "" {
+		req.Header.Set("Accept", ra.accept)
+	}
 	if c.ua != "" {
 		req.Header.Set("User-Agent", c.ua)
 	}
@@ -271,6 +275,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if w, ok := out.(*[]byte); ok {
 		b, err := io.ReadAll(resp.Body)
 		*w = b
+		return resp.StatusCode, err
+	}
+	if ra != nil {
+		ra.contentType = resp.Header.Get("Content-Type")
+		b, err := io.ReadAll(io.LimitReader(resp.Body, ra.limit+1))
+		if err == nil && int64(len(b)) > ra.limit {
+			return resp.StatusCode, fmt.Errorf("%s %s: answer larger than %d bytes", method, path, ra.limit)
+		}
+		ra.body = b
 		return resp.StatusCode, err
 	}
 	if err := json.UnmarshalRead(resp.Body, out); err != nil {
@@ -565,6 +578,27 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	return raw, nil
+}
+
+// MetricsAs is GET /metrics with accept as the Accept header (the
+// exposition formats the caller parses, in order of preference). It
+// returns the body and the answer's Content-Type, which names the format
+// the server chose; a body of more than limit bytes is an error.
+func (c *Client) MetricsAs(ctx context.Context, accept string, limit int64) (body []byte, contentType string, err error) {
+	ra := &rawAnswer{accept: accept, limit: limit}
+	if _, err := c.do(ctx, http.MethodGet, api.PathMetrics, nil, nil, ra); err != nil {
+		return nil, "", err
+	}
+	return ra.body, ra.contentType, nil
+}
+
+// rawAnswer is do's out for a body read as bytes with its own Accept
+// header, a size bound and the answer's Content-Type.
+type rawAnswer struct {
+	accept      string
+	limit       int64
+	body        []byte
+	contentType string
 }
 
 func memoryPath(id string) string { return "/api/v1/memories/" + url.PathEscape(id) }

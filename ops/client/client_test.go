@@ -239,3 +239,27 @@ func TestRetryableTransportErrors(t *testing.T) {
 		t.Errorf("cancelled request marked retryable: %v", err)
 	}
 }
+
+// MetricsAs sends the caller's Accept header, returns the Content-Type
+// the server chose and refuses a body above the limit.
+func TestMetricsAsAcceptAndLimit(t *testing.T) {
+	var accept atomic.Value
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accept.Store(r.Header.Get("Accept"))
+		w.Header().Set("Content-Type", "application/x-test")
+		io.WriteString(w, strings.Repeat("m", 100))
+	}))
+	defer ts.Close()
+	c, err := client.New(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	body, ct, err := c.MetricsAs(ctx, "application/x-test;q=0.9,text/plain;q=0.1", 100)
+	if err != nil || len(body) != 100 || ct != "application/x-test" || accept.Load() != "application/x-test;q=0.9,text/plain;q=0.1" {
+		t.Fatalf("got %d bytes, %q, %v; server saw Accept %q", len(body), ct, err, accept.Load())
+	}
+	if _, _, err := c.MetricsAs(ctx, "text/plain", 99); err == nil || !strings.Contains(err.Error(), "larger than 99 bytes") {
+		t.Fatalf("over the limit: %v", err)
+	}
+}
