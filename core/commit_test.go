@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/engram-ops/engram-ops/core"
 )
@@ -35,14 +36,18 @@ func TestReplayBesideLiveWrites(t *testing.T) {
 			// Each change is offered as the next sequence; a live write
 			// committing in between makes it a gap, which must be
 			// refused, and the change is offered again.
-			for try := 0; ; try++ {
+			// LastSequence is the durable sequence, which trails a live
+			// write's until its fsync: a try can fail many times in a row
+			// on a loaded machine, so tries are bounded by time.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
 				c.Seq = dst.LastSequence() + 1
 				err := dst.ApplyChanges(ctx, []core.Change{c})
 				if err == nil {
 					applied++
 					break
 				}
-				if core.CodeOf(err) != "SEQUENCE_GAP" || try == 10000 {
+				if core.CodeOf(err) != "SEQUENCE_GAP" || time.Now().After(deadline) {
 					t.Errorf("replay of change %d: %v", c.Seq, err)
 					return
 				}
