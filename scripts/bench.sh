@@ -61,7 +61,7 @@ fi
 # --- mixed: sustained mixed load ----------------------------------------------
 # BenchmarkMixedSustained: mixed_balanced from the load tester in its own
 # process at increasing rates (ENGRAM_BENCH_MIXED_RATES, default
-# 1000,1500,2000,2500,3000), each on a fresh server, with the highest rate
+# 600,800,1000,1500,2000), each on a fresh server, with the highest rate
 # that holds p99 < 50 ms with the index backlog bounded, next to the trivial
 # handler's ceiling and the sum-of-the-parts bound measured in the same run.
 # BenchmarkWriteBurstThenRecall: recall p99 during and after a 10 s burst of
@@ -123,6 +123,39 @@ if [ "$SECTION" = ab ]; then
 			"$BIN" loadtest run e2e/testdata/remember_open_loop.toml --rate "$RATE" --target "http://127.0.0.1:$port" \
 				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
 			echo "pair $pair $which ($bin): $("$BIN" loadtest report "$STATE/r.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')"
+			kill "$pid" && wait "$pid" 2>/dev/null || true
+		done
+	done
+fi
+
+# --- ab-mixed: two builds side by side on mixed_balanced ------------------
+# `scripts/bench.sh ab-mixed OLD_BINARY NEW_BINARY [RATE] [PAIRS]`: alternates
+# the two builds (a fresh server and data directory each run) under the
+# built-in mixed_balanced scenario at RATE/s (default 1000) for 20 s from the
+# load tester in its own process, and prints each operation's achieved rate
+# and corrected p50/p99 and the index backlog left. Not part of a plain
+# `scripts/bench.sh` run.
+if [ "$SECTION" = ab-mixed ]; then
+	OLD=${2:?usage: scripts/bench.sh ab-mixed OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
+	NEW=${3:?usage: scripts/bench.sh ab-mixed OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
+	RATE=${4:-1000}
+	PAIRS=${5:-2}
+	for pair in $(seq 1 "$PAIRS"); do
+		for which in old new; do
+			bin=$OLD
+			[ "$which" = new ] && bin=$NEW
+			port=$(free_port)
+			rm -rf "$STATE/data" && mkdir "$STATE/data"
+			"$bin" serve --listen "127.0.0.1:$port" --data-dir "$STATE/data" --no-access-log >"$STATE/serve.log" 2>&1 &
+			pid=$!
+			PIDS+=("$pid")
+			wait_http "http://127.0.0.1:$port/health/ready" 30 "$pid" "$STATE/serve.log" -f
+			"$BIN" loadtest run mixed_balanced --rate "$RATE" --duration 20s --target "http://127.0.0.1:$port" \
+				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
+			ops=$("$BIN" loadtest report "$STATE/r.json" | grep -E '^(store|recall|embedding_search) +corrected' |
+				awk '{printf "%s %s/s p50 %s p99 %s ms; ", $1, $4, $6, $9}')
+			pending=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^engram_index_pending_memories\{/ {s += $2} END {print s + 0}')
+			echo "pair $pair $which ($bin): ${ops}backlog $pending"
 			kill "$pid" && wait "$pid" 2>/dev/null || true
 		done
 	done
