@@ -12,7 +12,8 @@
 // restarted, so its value is the increase), so rates are never negative.
 // Alerts are evaluated with the thresholds, quantiles and for: durations
 // read from the rules the dashboards package ships, or read from
-// Prometheus (PrometheusAlerts). A figure the board cannot know stays nil
+// Prometheus (PrometheusAlerts), falling back to the board's own
+// evaluation, with Prometheus' error, while Prometheus does not answer. A figure the board cannot know stays nil
 // and Snapshot.Unknown says why; the view prints "—" for it.
 //
 // The Model is pure: Snapshot in, View out, with one key map (keys.go)

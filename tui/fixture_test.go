@@ -30,6 +30,10 @@ type fixture struct {
 	http2xx  int
 	pending  int
 	hotBytes float64
+	// migrated and rejected are the engram_migrate_* counters of a
+	// migration run by source "pg-notes" (none when both are 0).
+	migrated int
+	rejected int
 }
 
 // text renders f as Prometheus text exposition, the way the server does.
@@ -93,6 +97,15 @@ func (f fixture) text() []byte {
 	b.WriteString("# TYPE engram_storage_disk_bytes gauge\nengram_storage_disk_bytes 5.24288e+06\n")
 	b.WriteString("# TYPE engram_storage_writes_refused gauge\nengram_storage_writes_refused 0\n")
 	b.WriteString("# TYPE engram_storage_corruption_events_total counter\nengram_storage_corruption_events_total 0\n")
+	if f.migrated > 0 || f.rejected > 0 {
+		b.WriteString("# TYPE engram_migrate_records_total counter\n")
+		fmt.Fprintf(&b, "engram_migrate_records_total{object=\"notes\",source=\"pg-notes\"} %d\n", f.migrated-f.migrated/4)
+		fmt.Fprintf(&b, "engram_migrate_records_total{object=\"tags\",source=\"pg-notes\"} %d\n", f.migrated/4)
+		b.WriteString("# TYPE engram_migrate_rejects_total counter\n")
+		fmt.Fprintf(&b, "engram_migrate_rejects_total{object=\"notes\",source=\"pg-notes\"} %d\n", f.rejected)
+		b.WriteString("# TYPE engram_migrate_source_position gauge\n")
+		fmt.Fprintf(&b, "engram_migrate_source_position{object=\"notes\",source=\"pg-notes\"} %d\n", f.migrated+f.rejected)
+	}
 	return []byte(b.String())
 }
 

@@ -72,10 +72,11 @@ func (s *Scraper) Poll(ctx context.Context) Snapshot {
 	}
 	snap := s.Observe(now, h, herr, exp, merr)
 	if s.alerts != nil {
-		snap.Alerts = ext
 		if aerr != nil {
-			snap.Alerts = nil
-			snap.Unknown["alerts"] = "prometheus: " + aerr.Error()
+			// Keep the board's own evaluation rather than show no alerts.
+			snap.Unknown["alerts"] = "prometheus: " + aerr.Error() + "; showing the board's own evaluation of the shipped rules"
+		} else {
+			snap.Alerts = ext
 		}
 	}
 	return snap

@@ -327,6 +327,9 @@ func (m *Model) alertsPanel() []string {
 	}
 	extra := fmt.Sprintf("  %d firing, %d pending", firing, len(s.Alerts)-firing)
 	out := []string{m.title(panelAlerts, extra)}
+	if r := s.Unknown["alerts"]; len(s.Alerts) > 0 && strings.HasPrefix(r, "prometheus: ") {
+		out = append(out, m.st.Warn.Render("  "+r))
+	}
 	if len(s.Alerts) == 0 {
 		line := "  none"
 		if r := s.Unknown["alerts"]; r != "" {
@@ -351,7 +354,15 @@ func (m *Model) alertsPanel() []string {
 		if a.Labels != "" {
 			name += "{" + a.Labels + "}"
 		}
-		out = append(out, cursor+style.Render(fmt.Sprintf("%-7s %-8s %s", a.State, a.Severity, name))+since+"  "+m.st.Dim.Render(a.Summary+"  runbook "+a.Runbook))
+		line := cursor + style.Render(fmt.Sprintf("%-7s %-8s %s", a.State, a.Severity, name)) + since
+		rb := "runbook " + a.Runbook
+		if lipgloss.Width(line)+2+len(rb) > m.width {
+			// The runbook name must stay visible: it goes on a line of its
+			// own, with the summary, rather than be clipped.
+			out = append(out, line)
+			line = "   "
+		}
+		out = append(out, line+"  "+m.st.Dim.Render(rb+"  "+a.Summary))
 	}
 	return out
 }

@@ -38,7 +38,8 @@ error rate and p50/p95/p99 latency per operation (from histogram deltas between
 scrapes of /metrics), memories per space and tier, tier utilisation, cache hit
 rate, index backlog, disk free against the reserve, backup RPO and verification,
 the alerts that would fire by the shipped rules' thresholds (or Prometheus' own
-with --prometheus), and a migration or load test in progress.
+with --prometheus; the board's own, with Prometheus' error, while it does not
+answer), and a migration or load test in progress.
 
 Figures the board does not know show as "—" with the reason. While the server
 does not answer, the header says so with the error and the time of the last
