@@ -145,7 +145,13 @@ func TestBoardPrometheusAlerts(t *testing.T) {
 	if a.Name != "HighRecallLatency" || a.State != "firing" || a.Source != "prometheus" || a.Runbook != "alerts/HighRecallLatency" || a.Labels != "instance=127.0.0.1:7432,space=default" {
 		t.Errorf("alert %+v", a)
 	}
+	if r, ok := snap.Unknown["alerts"]; ok {
+		t.Errorf("unknown.alerts %q while Prometheus answers (it evaluates every rule)", r)
+	}
 	v := Render(snap, 100, NewStyles(nil, false))
+	if strings.Contains(v, "not evaluated") {
+		t.Errorf("board says rules are not evaluated while Prometheus answers:\n%s", v)
+	}
 	if !strings.Contains(v, "firing  warning  HighRecallLatency{instance=127.0.0.1:7432,space=default}") || !strings.Contains(v, "runbook alerts/HighRecallLatency") {
 		t.Errorf("board lacks Prometheus' alert with its runbook:\n%s", v)
 	}
@@ -153,11 +159,15 @@ func TestBoardPrometheusAlerts(t *testing.T) {
 		t.Errorf("board shows its own evaluation next to Prometheus':\n%s", v)
 	}
 
-	for name, stop := range map[string]func(){
-		"error":       func() { promUp = false },
-		"unreachable": prom.Close,
+	for _, c := range []struct {
+		name, says string
+		stop       func()
+	}{
+		{"error", "503 Service Unavailable", func() { promUp = false }},
+		{"unreachable", "connection refused", prom.Close},
 	} {
-		stop()
+		name := c.name
+		c.stop()
 		snap = s.Poll(ctx)
 		v = Render(snap, 100, NewStyles(nil, false))
 		if r := snap.Unknown["alerts"]; !strings.Contains(r, "prometheus") || !strings.Contains(r, "the board's own evaluation") {
@@ -166,8 +176,11 @@ func TestBoardPrometheusAlerts(t *testing.T) {
 		if len(snap.Alerts) != 1 || snap.Alerts[0].Name != "StorageTierNearCapacity" || snap.Alerts[0].Source != "rules" {
 			t.Errorf("%s: alerts %+v, want the board's own StorageTierNearCapacity", name, snap.Alerts)
 		}
-		if !strings.Contains(v, "StorageTierNearCapacity{tier=hot}") || !strings.Contains(v, "prometheus") {
+		if !strings.Contains(v, "StorageTierNearCapacity{tier=hot}") || !strings.Contains(v, "showing the board's own") {
 			t.Errorf("%s: board does not show its own alert and Prometheus' failure:\n%s", name, v)
+		}
+		if !strings.Contains(v, c.says) {
+			t.Errorf("%s: board does not say %q:\n%s", name, c.says, v)
 		}
 	}
 }

@@ -77,6 +77,7 @@ func (s *Scraper) Poll(ctx context.Context) Snapshot {
 			snap.Unknown["alerts"] = "prometheus: " + aerr.Error() + "; showing the board's own evaluation of the shipped rules"
 		} else {
 			snap.Alerts = ext
+			delete(snap.Unknown, "alerts") // Prometheus evaluates every rule
 		}
 	}
 	return snap

@@ -328,7 +328,10 @@ func (m *Model) alertsPanel() []string {
 	extra := fmt.Sprintf("  %d firing, %d pending", firing, len(s.Alerts)-firing)
 	out := []string{m.title(panelAlerts, extra)}
 	if r := s.Unknown["alerts"]; len(s.Alerts) > 0 && strings.HasPrefix(r, "prometheus: ") {
-		out = append(out, m.st.Warn.Render("  "+r))
+		lines := strings.Split(lipgloss.NewStyle().Width(max(m.width-2, 20)).Render(r), "\n")
+		for _, l := range lines[:min(len(lines), 3)] {
+			out = append(out, m.st.Warn.Render("  "+strings.TrimRight(l, " ")))
+		}
 	}
 	if len(s.Alerts) == 0 {
 		line := "  none"
