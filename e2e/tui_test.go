@@ -121,3 +121,48 @@ func TestTUIUnderLoadInTmux(t *testing.T) {
 	}
 	t.Logf("sent %d remembers; board showed %v then %v memories, %v and %v remember/s", sent.Load(), mem1, mem2, rate1, rate2)
 }
+
+// TestTUINoColorInTmux runs the board in a real terminal (tmux) with and
+// without NO_COLOR and reads the panes with their attributes: with
+// NO_COLOR the board writes no SGR sequence at all; without it, it does
+// (so the check can see colour when there is some).
+func TestTUINoColorInTmux(t *testing.T) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not installed (scripts/test.sh installs it: apt-get install -y tmux)")
+	}
+	s := startServer(t, t.TempDir())
+	sock := fmt.Sprintf("engram-tui-nocolor-%d", os.Getpid())
+	tm := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
+	sgr := regexp.MustCompile(`\x1b\[[0-9;:]*m`)
+	for _, c := range []struct {
+		name, env string
+		colour    bool
+	}{
+		{"nocolor", "NO_COLOR=1", false},
+		{"colour", "", true},
+	} {
+		board := fmt.Sprintf("env %s TERM=xterm-256color COLORTERM=truecolor %s tui --target %s --refresh 1s", c.env, binPath, s.URL)
+		tm("new-session", "-d", "-s", c.name, "-x", "100", "-y", "30", board)
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(tm("capture-pane", "-p", "-t", c.name), "over the last") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the board did not draw within 15s:\n%s", c.name, tm("capture-pane", "-p", "-t", c.name))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		pane := tm("capture-pane", "-p", "-e", "-t", c.name)
+		if got := sgr.FindAllString(pane, -1); (len(got) > 0) != c.colour {
+			t.Errorf("%s: %d SGR sequences (want colour %v), e.g. %q:\n%s", c.name, len(got), c.colour, got[:min(len(got), 5)], pane)
+		}
+		tm("send-keys", "-t", c.name, "q")
+	}
+}
