@@ -33,6 +33,19 @@ func memoriesOf(t *testing.T, base, space string) float64 {
 	return total
 }
 
+// tmuxOn returns a runner of tmux commands on the server at socket sock;
+// a failing command fails the test.
+func tmuxOn(t *testing.T, tmux, sock string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+}
+
 // TestTUIUnderLoadInTmux runs `engram-ops tui` in tmux against a real
 // server under light load, captures the pane twice and checks that the
 // numbers move and agree with the server's /metrics within one refresh.
@@ -62,14 +75,7 @@ func TestTUIUnderLoadInTmux(t *testing.T) {
 
 	const refresh = time.Second
 	sock := fmt.Sprintf("engram-tui-%d", os.Getpid())
-	tm := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
+	tm := tmuxOn(t, tmux, sock)
 	board := fmt.Sprintf("env NO_COLOR=1 TERM=xterm-256color %s tui --target %s --refresh %s", binPath, s.URL, refresh)
 	tm("new-session", "-d", "-s", "board", "-x", "110", "-y", "40", board)
 	t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
@@ -132,16 +138,6 @@ func TestTUINoColorInTmux(t *testing.T) {
 		t.Skip("tmux is not installed (scripts/test.sh installs it: apt-get install -y tmux)")
 	}
 	s := startServer(t, t.TempDir())
-	sock := fmt.Sprintf("engram-tui-nocolor-%d", os.Getpid())
-	tm := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
 	sgr := regexp.MustCompile(`\x1b\[[0-9;:]*m`)
 	for _, c := range []struct {
 		name, env string
@@ -150,6 +146,10 @@ func TestTUINoColorInTmux(t *testing.T) {
 		{"nocolor", "NO_COLOR=1", false},
 		{"colour", "", true},
 	} {
+		// A tmux server per case: the first exits when its board quits.
+		sock := fmt.Sprintf("engram-tui-%s-%d", c.name, os.Getpid())
+		tm := tmuxOn(t, tmux, sock)
+		t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
 		board := fmt.Sprintf("env %s TERM=xterm-256color COLORTERM=truecolor %s tui --target %s --refresh 1s", c.env, binPath, s.URL)
 		tm("new-session", "-d", "-s", c.name, "-x", "100", "-y", "30", board)
 		deadline := time.Now().Add(15 * time.Second)
