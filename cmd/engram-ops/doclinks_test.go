@@ -118,18 +118,9 @@ type markdownLink struct {
 // fenced code blocks and code spans.
 func markdownLinks(doc string) []markdownLink {
 	var links []markdownLink
-	fence := ""
+	var code codeBlocks
 	for i, line := range strings.Split(doc, "\n") {
-		if f, ok := fenceOf(line); ok {
-			switch {
-			case fence == "":
-				fence = f
-			case strings.HasPrefix(f, fence):
-				fence = ""
-			}
-			continue
-		}
-		if fence != "" {
+		if code.skip(line) {
 			continue
 		}
 		if m := mdRefDef.FindStringSubmatch(line); m != nil {
@@ -141,6 +132,23 @@ func markdownLinks(doc string) []markdownLink {
 		}
 	}
 	return links
+}
+
+// codeBlocks follows the fenced code blocks of a document line by line.
+type codeBlocks struct{ fence string }
+
+// skip reports whether line is a fence or inside a fenced block.
+func (c *codeBlocks) skip(line string) bool {
+	if f, ok := fenceOf(line); ok {
+		switch {
+		case c.fence == "":
+			c.fence = f
+		case strings.HasPrefix(f, c.fence):
+			c.fence = ""
+		}
+		return true
+	}
+	return c.fence != ""
 }
 
 // fenceOf reports whether line opens or closes a fenced code block, and
@@ -163,18 +171,9 @@ func fenceOf(line string) (string, bool) {
 func markdownAnchors(doc string) map[string]bool {
 	anchors := map[string]bool{}
 	seen := map[string]int{}
-	fence := ""
+	var code codeBlocks
 	for _, line := range strings.Split(doc, "\n") {
-		if f, ok := fenceOf(line); ok {
-			switch {
-			case fence == "":
-				fence = f
-			case strings.HasPrefix(f, fence):
-				fence = ""
-			}
-			continue
-		}
-		if fence != "" {
+		if code.skip(line) {
 			continue
 		}
 		for _, m := range htmlAnchor.FindAllStringSubmatch(line, -1) {

@@ -72,21 +72,28 @@ func (d *docsCmd) man() error {
 	if err != nil {
 		return err
 	}
-	abs := d.dir
-	if a, err := filepath.Abs(d.dir); err == nil {
-		abs = a
+	return d.app.printWritten(d.dir, written, "man pages")
+}
+
+// printWritten reports the files a command wrote into dir (names relative
+// to dir, slash-separated): each path and a count, or with --output json
+// {"dir": ABS, "files": [...]}.
+func (a *app) printWritten(dir string, files []string, what string) error {
+	abs := dir
+	if p, err := filepath.Abs(dir); err == nil {
+		abs = p
 	}
-	if d.app.global.output == "json" {
-		return d.app.printJSON(struct {
+	if a.global.output == "json" {
+		return a.printJSON(struct {
 			Dir   string   `json:"dir"`
 			Files []string `json:"files"`
-		}{abs, written})
+		}{abs, files})
 	}
-	if !d.app.global.quiet {
-		for _, f := range written {
-			fmt.Fprintln(d.app.stdout, filepath.Join(d.dir, f))
+	if !a.global.quiet {
+		for _, f := range files {
+			fmt.Fprintln(a.stdout, filepath.Join(dir, filepath.FromSlash(f)))
 		}
-		fmt.Fprintf(d.app.stdout, "wrote %d man pages to %s\n", len(written), abs)
+		fmt.Fprintf(a.stdout, "wrote %d %s to %s\n", len(files), what, abs)
 	}
 	return nil
 }
