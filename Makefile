@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 # Packages whose tests run under the race detector (all of them).
 PKGS := ./...
 
-.PHONY: build run test test-go bench lint fuzz clean
+.PHONY: build run test test-go bench lint fuzz docs clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/engram-ops
@@ -45,6 +45,10 @@ lint:
 FUZZTIME ?= 30s
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+## docs: regenerate docs/cli.md from the command tree (a test fails when it is stale)
+docs:
+	$(GO) test ./cmd/engram-ops -run '^TestCLIReferenceUpToDate$$' -count=1 -update
 
 clean:
 	rm -rf bin

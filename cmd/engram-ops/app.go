@@ -226,6 +226,7 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		newStatusCmd(a).command(),
 		newDiagnoseCmd(a).command(),
 		newConfigCmd(a).command(),
+		newDocsCmd(a, root).command(),
 	)
 	wrapErrors(root)
 	return root

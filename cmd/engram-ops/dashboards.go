@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -80,21 +79,5 @@ func (d *dashboardsCmd) export() error {
 		}
 		return err
 	}
-	abs := d.dir
-	if a, err := filepath.Abs(d.dir); err == nil {
-		abs = a
-	}
-	if d.app.global.output == "json" {
-		return d.app.printJSON(struct {
-			Dir   string   `json:"dir"`
-			Files []string `json:"files"`
-		}{abs, written})
-	}
-	if !d.app.global.quiet {
-		for _, f := range written {
-			fmt.Fprintln(d.app.stdout, filepath.Join(d.dir, filepath.FromSlash(f)))
-		}
-		fmt.Fprintf(d.app.stdout, "wrote %d files to %s\n", len(written), abs)
-	}
-	return nil
+	return d.app.printWritten(d.dir, written, "files")
 }
