@@ -253,6 +253,27 @@ func (a shipperAdmin) Snapshot(ctx context.Context) (api.BackupSnapshotResponse,
 
 func (a shipperAdmin) Status() any { return a.sh.Status() }
 
+// Health is the backup block of /api/v1/system/health.
+func (a shipperAdmin) Health() api.BackupState {
+	st := a.sh.Status()
+	b := api.BackupState{Configured: true, ShippedSequence: &st.ShippedSequence, LagSeconds: &st.RPOSeconds}
+	lag := uint64(0)
+	if st.EngineSequence > st.ShippedSequence {
+		lag = st.EngineSequence - st.ShippedSequence
+	}
+	b.LagSequences = &lag
+	// The later of the last shipped segment and the last snapshot: a
+	// snapshot taken after a change ships it too.
+	last := st.LastLogSuccess
+	if st.LastSnapshotAt.After(last) {
+		last = st.LastSnapshotAt
+	}
+	if !last.IsZero() {
+		b.LastSuccess = &last
+	}
+	return b
+}
+
 // snapshotResponse reports a snapshot stored on target.
 func snapshotResponse(res *backup.SnapshotResult, target string) api.BackupSnapshotResponse {
 	m := res.Manifest

@@ -135,6 +135,22 @@ func TestStatusAndDiagnoseWithBackup(t *testing.T) {
 	if _, err := p.c.Remember(context.Background(), api.RememberRequest{Content: "shipped"}); err != nil {
 		t.Fatal(err)
 	}
+	// The server's own health report carries the shipper's state.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		h, err := p.c.SystemHealth(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := h.Backup
+		if b.Configured && b.ShippedSequence != nil && *b.ShippedSequence >= 1 && b.LagSequences != nil && b.LastSuccess != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("system health's backup block while shipping: %+v", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	code, out, errOut := runCLI(t, nil, "status", "--target", p.base, "--interval", "0", "--output", "json")
 	if code != exitOK {
 		t.Fatalf("exit %d %s", code, errOut)

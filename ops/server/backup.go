@@ -20,6 +20,12 @@ type BackupAdmin interface {
 	Status() any
 }
 
+// backupHealther is a BackupAdmin that also reports shipping for the
+// backup block of /api/v1/system/health.
+type backupHealther interface {
+	Health() api.BackupState
+}
+
 // WithBackup serves the admin backup endpoint for b.
 func WithBackup(b BackupAdmin) Option { return func(s *Server) { s.backup = b } }
 

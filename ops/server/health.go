@@ -89,6 +89,9 @@ func (s *Server) handleSystemHealth(w http.ResponseWriter, r *http.Request) erro
 		st.mu.Unlock()
 	}
 	out := health.Evaluate(in, s.thresholds)
+	if bh, ok := s.backup.(backupHealther); ok {
+		out.Backup = bh.Health()
+	}
 	// A key limited to spaces sees only its spaces.
 	visible := out.Spaces[:0]
 	for _, sp := range out.Spaces {
