@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/engram-ops/engram-ops/migrate"
+	"github.com/engram-ops/engram-ops/migrate/migratetest"
 	"github.com/engram-ops/engram-ops/migrate/neo4j"
 	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
 )
@@ -46,10 +47,10 @@ func BenchmarkNeo4jExportMigrate(b *testing.B) {
 		b.ReportMetric(readRate, "records/s")
 	})
 	b.Run("migrate", func(b *testing.B) {
-		m := compile(b, src, "")
+		m := migratetest.Compile(b, src, "", "neo4j")
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			e := openEngine(b, b.TempDir())
+			e := migratetest.OpenEngine(b, b.TempDir())
 			b.StartTimer()
 			sum, err := migrate.Run(context.Background(), migrate.Options{Source: src, SourceName: "bench", Mapping: m, Sink: &migrate.EngineSink{E: e}, MaxRejects: 0})
 			if err != nil || sum.Records != int64(records) {

@@ -10,43 +10,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/migrate"
+	"github.com/engram-ops/engram-ops/migrate/migratetest"
 	"github.com/engram-ops/engram-ops/migrate/neo4j"
 	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
 )
-
-func openEngine(t testing.TB, dir string) *core.Engine {
-	t.Helper()
-	e, err := core.Open(dir, core.Options{Durability: core.DurabilityRelaxed, Tiers: core.TierOptions{SweepInterval: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
-}
-
-func compile(t testing.TB, src migrate.Source, mappingTOML string) *migrate.Mapping {
-	t.Helper()
-	objs, err := src.Objects(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f *migrate.MappingFile
-	if mappingTOML != "" {
-		if f, err = migrate.ParseMappingFile([]byte(mappingTOML), "mapping.toml"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := migrate.Compile(f, objs, "neo4j")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // A generated export (three labels, two relationship types, nested, list
 // and null properties) lands completely in a data directory, a second run
@@ -56,8 +29,8 @@ func TestExportIntoDataDir(t *testing.T) {
 	ctx := context.Background()
 	path, counts := neo4jtest.WriteFile(t, 10_000)
 	src := &neo4j.Export{Path: path}
-	m := compile(t, src, "")
-	e := openEngine(t, t.TempDir())
+	m := migratetest.Compile(t, src, "", "neo4j")
+	e := migratetest.OpenEngine(t, t.TempDir())
 	sink := &migrate.EngineSink{E: e}
 	sum, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "test", Mapping: m, Sink: sink, MaxRejects: 0})
 	if err != nil {
@@ -90,7 +63,7 @@ func TestExportIntoDataDir(t *testing.T) {
 			t.Errorf("content %q lacks %q", mem.Content, want)
 		}
 	}
-	if !contains(mem.Tags, "Admin") || !contains(mem.Tags, "User") || mem.Metadata["age"] != "20" || mem.Metadata[migrate.MetaKey] != "0" {
+	if !slices.Contains(mem.Tags, "Admin") || !slices.Contains(mem.Tags, "User") || mem.Metadata["age"] != "20" || mem.Metadata[migrate.MetaKey] != "0" {
 		t.Errorf("tags %v metadata %v", mem.Tags, mem.Metadata)
 	}
 	// Post 0 (node id Users) was written by user 0: spreading from the
@@ -103,7 +76,7 @@ func TestExportIntoDataDir(t *testing.T) {
 	for _, r := range res.Associated {
 		reached = append(reached, r.Memory.ID)
 	}
-	if !contains(reached, "Topic:"+itoa(counts.Users+counts.Posts)) {
+	if !slices.Contains(reached, "Topic:"+itoa(counts.Users+counts.Posts)) {
 		t.Errorf("spreading from post 0 reached %v, not its topic", reached)
 	}
 	// Tampering with one memory is found.
@@ -118,23 +91,14 @@ func TestExportIntoDataDir(t *testing.T) {
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // Stopping after part of the source and running again ends with exactly
 // the source's records.
 func TestExportResume(t *testing.T) {
 	ctx := context.Background()
 	path, counts := neo4jtest.WriteFile(t, 2_000)
 	src := &neo4j.Export{Path: path}
-	m := compile(t, src, "")
-	e := openEngine(t, t.TempDir())
+	m := migratetest.Compile(t, src, "", "neo4j")
+	e := migratetest.OpenEngine(t, t.TempDir())
 	sink := &migrate.EngineSink{E: e}
 	first, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "s", Mapping: m, Sink: sink, BatchSize: 100, Limit: 1234})
 	if err != nil || first.Complete {
@@ -151,7 +115,7 @@ func TestExportResume(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 	// Another mapping cannot resume this cursor.
-	other := compile(t, src, `space = "neo4j"`+"\n[objects.Topic]\ncontent = \"{name}\"\n")
+	other := migratetest.Compile(t, src, `space = "neo4j"`+"\n[objects.Topic]\ncontent = \"{name}\"\n", "neo4j")
 	_, err = migrate.Run(ctx, migrate.Options{Source: src, SourceName: "s", Mapping: other, Sink: sink})
 	if !errors.Is(err, migrate.ErrMappingChanged) {
 		t.Fatalf("resume with another mapping: %v", err)
@@ -175,8 +139,8 @@ func TestExportMalformedLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &neo4j.Export{Path: path}
-	m := compile(t, src, "")
-	e := openEngine(t, t.TempDir())
+	m := migratetest.Compile(t, src, "", "neo4j")
+	e := migratetest.OpenEngine(t, t.TempDir())
 	var rejects bytes.Buffer
 	sum, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "bad", Mapping: m, Sink: &migrate.EngineSink{E: e}, Rejects: &rejects, MaxRejects: 5})
 	if err != nil {
@@ -199,7 +163,7 @@ func TestExportMalformedLine(t *testing.T) {
 		!strings.Contains(got[0]["record"].(string), `"bob"`) {
 		t.Fatalf("reject lines %v", got)
 	}
-	_, err = migrate.Run(ctx, migrate.Options{Source: src, SourceName: "bad2", Mapping: m, Sink: &migrate.EngineSink{E: openEngine(t, t.TempDir())}, MaxRejects: 1})
+	_, err = migrate.Run(ctx, migrate.Options{Source: src, SourceName: "bad2", Mapping: m, Sink: &migrate.EngineSink{E: migratetest.OpenEngine(t, t.TempDir())}, MaxRejects: 1})
 	if !errors.Is(err, migrate.ErrTooManyRejects) || !strings.Contains(err.Error(), "line 5") {
 		t.Fatalf("max rejects: %v", err)
 	}
@@ -239,7 +203,7 @@ func TestExportWorkedMapping(t *testing.T) {
 	ctx := context.Background()
 	path, _ := neo4jtest.WriteFile(t, 40)
 	src := &neo4j.Export{Path: path}
-	m := compile(t, src, `
+	m := migratetest.Compile(t, src, `
 space = "graph"
 [objects.User]
 content = "{name}, {age}, lives in {address.city}"
@@ -257,8 +221,8 @@ skip = true
 [objects.WROTE]
 weight = 0.6
 kind = "wrote"
-`)
-	e := openEngine(t, t.TempDir())
+`, "neo4j")
+	e := migratetest.OpenEngine(t, t.TempDir())
 	sum, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "w", Mapping: m, Sink: &migrate.EngineSink{E: e}})
 	if err != nil || sum.Rejects != 0 {
 		t.Fatalf("%+v %v", sum, err)
@@ -268,7 +232,7 @@ kind = "wrote"
 		t.Fatal(err)
 	}
 	if mem.Content != "user 1, 21, lives in city 1" || mem.Confidence != 0.9 || mem.ObservedAt.Format("2006-01-02") != "2024-01-02" ||
-		!contains(mem.Tags, "person") || mem.Metadata["age"] != "21" || mem.Metadata["name"] != "" {
+		!slices.Contains(mem.Tags, "person") || mem.Metadata["age"] != "21" || mem.Metadata["name"] != "" {
 		t.Fatalf("memory %+v", mem)
 	}
 	st, _ := e.Space("graph")

@@ -10,6 +10,7 @@ import (
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/migrate"
+	"github.com/engram-ops/engram-ops/migrate/migratetest"
 	"github.com/engram-ops/engram-ops/migrate/postgres"
 	"github.com/engram-ops/engram-ops/migrate/postgres/pgtest"
 )
@@ -46,7 +47,7 @@ func BenchmarkPostgresMigrate(b *testing.B) {
 		b.ReportMetric(readRate, "rows/s")
 	})
 	b.Run("migrate", func(b *testing.B) {
-		m := compile(b, src, "")
+		m := migratetest.Compile(b, src, "", "pgsql")
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			e := testsupport.OpenEngine(b, b.TempDir(), func(o *core.Options) { o.Durability = core.DurabilityRelaxed })

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,48 +15,10 @@ import (
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/migrate"
+	"github.com/engram-ops/engram-ops/migrate/migratetest"
 	"github.com/engram-ops/engram-ops/migrate/postgres"
 	"github.com/engram-ops/engram-ops/migrate/postgres/pgtest"
 )
-
-func compile(t testing.TB, src migrate.Source, mappingTOML string) *migrate.Mapping {
-	t.Helper()
-	objs, err := src.Objects(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f *migrate.MappingFile
-	if mappingTOML != "" {
-		if f, err = migrate.ParseMappingFile([]byte(mappingTOML), "mapping.toml"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := migrate.Compile(f, objs, "pgsql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func readAll(t *testing.T, src migrate.Source, cursor string) []migrate.Record {
-	t.Helper()
-	it, err := src.Open(context.Background(), cursor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	var out []migrate.Record
-	for {
-		rec, err := it.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, rec)
-	}
-}
 
 func find(recs []migrate.Record, object, key string) *migrate.Record {
 	for i := range recs {
@@ -85,7 +48,7 @@ func TestObjectsAndTypes(t *testing.T) {
 	if strings.Join(names, " ") != want {
 		t.Fatalf("objects %v, want %s", names, want)
 	}
-	recs := readAll(t, src, "")
+	recs := migratetest.Records(t, src, "")
 	if len(recs) != c.Rows()+c.Answers {
 		t.Fatalf("%d records, want %d", len(recs), c.Rows()+c.Answers)
 	}
@@ -160,9 +123,9 @@ func TestCursorResumesExactly(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	schema, _ := pgtest.Create(t, dsn, 60)
 	src := &postgres.Source{DSN: dsn, Schema: schema, PageSize: 5}
-	all := readAll(t, src, "")
+	all := migratetest.Records(t, src, "")
 	for _, i := range []int{0, 4, 5, 11, 12, 13, 35, len(all) - 2, len(all) - 1} {
-		rest := readAll(t, src, all[i].Cursor)
+		rest := migratetest.Records(t, src, all[i].Cursor)
 		if len(rest) != len(all)-i-1 {
 			t.Fatalf("after record %d (%s %s): %d records, want %d", i, all[i].Object, all[i].Key, len(rest), len(all)-i-1)
 		}
@@ -248,7 +211,7 @@ func TestRefusedSelections(t *testing.T) {
 	// Leaving it out works; a reference to a table outside the run is not
 	// followed.
 	src := &postgres.Source{DSN: dsn, Schema: schema, Tables: []string{"posts"}}
-	for _, r := range readAll(t, src, "") {
+	for _, r := range migratetest.Records(t, src, "") {
 		for _, ref := range r.Refs {
 			if ref.ToObject != "posts" {
 				t.Fatalf("reference %+v to a table outside the run", ref)
@@ -270,7 +233,7 @@ func TestIntoDataDirResumeVerifyRecall(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	schema, c := pgtest.Create(t, dsn, 3000)
 	src := &postgres.Source{DSN: dsn, Schema: schema}
-	m := compile(t, src, "[objects.users]\nembedding = \"embedding\"\n")
+	m := migratetest.Compile(t, src, "[objects.users]\nembedding = \"embedding\"\n", "pgsql")
 	e := testsupport.OpenEngine(t, t.TempDir())
 	sink := &migrate.EngineSink{E: e}
 	first, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "pgsql", Mapping: m, Sink: sink, BatchSize: 100, Limit: 1234, MaxRejects: 0})
@@ -310,16 +273,7 @@ func TestIntoDataDirResumeVerifyRecall(t *testing.T) {
 	for _, r := range res.Associated {
 		reached = append(reached, r.Memory.ID)
 	}
-	if !contains(reached, "users:7") {
+	if !slices.Contains(reached, "users:7") {
 		t.Errorf("spreading from post 7 reached %v, not its author users:7", reached)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/engram-ops/engram-ops/migrate"
+	"github.com/engram-ops/engram-ops/migrate/migratetest"
 	"github.com/engram-ops/engram-ops/migrate/redis"
 	"github.com/engram-ops/engram-ops/migrate/redis/redistest"
 )
@@ -47,10 +48,10 @@ func BenchmarkRedisMigrate(b *testing.B) {
 		b.ReportMetric(keys*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
 	})
 	b.Run("migrate", func(b *testing.B) {
-		m := compile(b, src, "")
+		m := migratetest.Compile(b, src, "", "redis")
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			e := openEngine(b, b.TempDir())
+			e := migratetest.OpenEngine(b, b.TempDir())
 			b.StartTimer()
 			sum, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "bench", Mapping: m, Sink: &migrate.EngineSink{E: e}, MaxRejects: 0})
 			if err != nil || sum.Memories != int64(cnt.Keys) || sum.Associations != int64(cnt.Refs) {

@@ -12,21 +12,11 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/migrate"
+	"github.com/engram-ops/engram-ops/migrate/migratetest"
 	"github.com/engram-ops/engram-ops/migrate/redis"
 	"github.com/engram-ops/engram-ops/migrate/redis/redistest"
 )
-
-func openEngine(t testing.TB, dir string) *core.Engine {
-	t.Helper()
-	e, err := core.Open(dir, core.Options{Durability: core.DurabilityRelaxed, Tiers: core.TierOptions{SweepInterval: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
-}
 
 func connect(t testing.TB, patterns ...string) *redis.Source {
 	t.Helper()
@@ -36,46 +26,6 @@ func connect(t testing.TB, patterns ...string) *redis.Source {
 	}
 	t.Cleanup(func() { src.Close() })
 	return src
-}
-
-func compile(t testing.TB, src migrate.Source, mappingTOML string) *migrate.Mapping {
-	t.Helper()
-	objs, err := src.Objects(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f *migrate.MappingFile
-	if mappingTOML != "" {
-		if f, err = migrate.ParseMappingFile([]byte(mappingTOML), "mapping.toml"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := migrate.Compile(f, objs, "redis")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// records reads every record of src from cursor on.
-func records(t testing.TB, src migrate.Source, cursor string) []migrate.Record {
-	t.Helper()
-	it, err := src.Open(context.Background(), cursor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	var out []migrate.Record
-	for {
-		rec, err := it.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, rec)
-	}
 }
 
 func byKey(recs []migrate.Record) map[string]migrate.Record {
@@ -108,7 +58,7 @@ func TestKeyTypes(t *testing.T) {
 	c.PExpireAt(ctx, p+":ttl", at)
 
 	src := connect(t, p+":h", p+":*")
-	got := byKey(records(t, src, ""))
+	got := byKey(migratetest.Records(t, src, ""))
 	if len(got) != 10 {
 		t.Fatalf("%d records, want 10: %v", len(got), got)
 	}
@@ -149,7 +99,7 @@ func TestMigrateKeyspaceResume(t *testing.T) {
 	p := redistest.Prefix(t, c)
 	cnt := redistest.Fill(t, c, p, 5000)
 	src := connect(t, redistest.Patterns(p)...)
-	m := compile(t, src, "")
+	m := migratetest.Compile(t, src, "", "redis")
 	objs := m.Objects()
 	if len(objs) != 4 || objs[3].Name != redis.RelationName(p+":doc:*", "author") || objs[3].Count != int64(cnt.Refs) {
 		t.Fatalf("objects %+v", objs)
@@ -157,7 +107,7 @@ func TestMigrateKeyspaceResume(t *testing.T) {
 	if objs[0].Count != int64(cnt.Users) || objs[1].Count != int64(cnt.Docs) || objs[2].Count != int64(cnt.Rest) {
 		t.Fatalf("counts %+v, want %+v", objs, cnt)
 	}
-	e := openEngine(t, t.TempDir())
+	e := migratetest.OpenEngine(t, t.TempDir())
 	sink := &migrate.EngineSink{E: e}
 	o := migrate.Options{Source: src, SourceName: "redis-test", Mapping: m, Sink: sink, MaxRejects: 0, BatchSize: 200, Limit: 1700}
 	sum, err := migrate.Run(context.Background(), o)
@@ -218,7 +168,7 @@ func TestReferences(t *testing.T) {
 	c.Set(ctx, p+":d:1", `{"by":"`+p+`:u:2"}`, 0)
 	src := connect(t, p+":u:*", p+":d:*")
 	var rels []string
-	for _, r := range records(t, src, "") {
+	for _, r := range migratetest.Records(t, src, "") {
 		if len(r.Refs) > 0 {
 			ref := r.Refs[0]
 			rels = append(rels, fmt.Sprintf("%s %s->%s/%s", r.Object, ref.FromKey, ref.ToObject, ref.ToKey))
@@ -232,8 +182,8 @@ func TestReferences(t *testing.T) {
 		t.Fatalf("references\n%s\nwant\n%s", strings.Join(rels, "\n"), strings.Join(want, "\n"))
 	}
 	// Skipping the relation object leaves the association out.
-	m := compile(t, src, fmt.Sprintf("[objects.%q]\nskip = true\n", redis.RelationName(p+":u:*", "boss")))
-	e := openEngine(t, t.TempDir())
+	m := migratetest.Compile(t, src, fmt.Sprintf("[objects.%q]\nskip = true\n", redis.RelationName(p+":u:*", "boss")), "redis")
+	e := migratetest.OpenEngine(t, t.TempDir())
 	if _, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "r", Mapping: m, Sink: &migrate.EngineSink{E: e}}); err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +204,14 @@ func TestCursor(t *testing.T) {
 		c.Set(ctx, fmt.Sprintf("%s:b:%d", p, i), "v", 0)
 	}
 	src := connect(t, p+":a:*", p+":b:*")
-	all := records(t, src, "")
+	all := migratetest.Records(t, src, "")
 	if len(all) != 500 {
 		t.Fatalf("%d records", len(all))
 	}
 	// Resuming after every record yields the rest, re-reading at most the
 	// page of that record, never skipping one.
 	for i := 0; i < len(all); i += 37 {
-		rest := records(t, src, all[i].Cursor)
+		rest := migratetest.Records(t, src, all[i].Cursor)
 		seen := byKey(rest)
 		for _, r := range all[i+1:] {
 			if _, ok := seen[r.Key]; !ok {
