@@ -163,48 +163,13 @@ func (w killResume) check(t *testing.T, source, target []string, space func() (i
 
 func (w killResume) dataDir(t *testing.T, source []string) {
 	dir := t.TempDir()
-	w.check(t, source, []string{"--data-dir", dir}, func() (int64, int64) {
-		e, err := core.Open(dir, core.Options{Tiers: core.TierOptions{SweepInterval: -1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer e.Close()
-		st, err := e.Space(w.space)
-		if err != nil {
-			return 0, 0
-		}
-		return st.Total(), st.Associations
-	})
+	w.check(t, source, []string{"--data-dir", dir}, func() (int64, int64) { return dataDirSpace(t, dir, w.space) })
 }
 
 func (w killResume) server(t *testing.T, source []string) {
 	s := startServer(t, t.TempDir())
 	defer s.Kill9(t)
-	w.check(t, source, []string{"--target", s.URL}, func() (int64, int64) {
-		resp, err := http.Get(s.URL + "/api/v1/spaces/" + w.space)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var sp struct {
-			Memories     map[string]int64 `json:"memories"`
-			Associations int64            `json:"associations"`
-		}
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode == 404 {
-			return 0, 0
-		}
-		if err := json.Unmarshal(b, &sp); err != nil {
-			t.Fatalf("%s: %v", b, err)
-		}
-		var n int64
-		for k, v := range sp.Memories {
-			if k != "total" {
-				n += v
-			}
-		}
-		return n, sp.Associations
-	})
+	w.check(t, source, []string{"--target", s.URL}, func() (int64, int64) { return serverSpace(t, s.URL, w.space) })
 }
 
 // dataDirSpace counts the memories and associations of a space of a
@@ -258,44 +223,11 @@ func TestMigrateRedisKilledMidwayResumes(t *testing.T) {
 	c := redistest.Client(t)
 	pre := redistest.Prefix(t, c)
 	counts := redistest.Fill(t, c, pre, 100_000)
-	base := []string{"migrate", "redis", "--addr", redistest.Addr(t)}
+	source := []string{"redis", "--addr", redistest.Addr(t)}
 	for _, p := range redistest.Patterns(pre) {
-		base = append(base, "--pattern", p)
+		source = append(source, "--pattern", p)
 	}
-	records := counts.Keys + counts.Refs
-	check := func(t *testing.T, target []string, space func() (int64, int64)) {
-		args := append(append([]string{}, base...), target...)
-		killed := killMidway(t, args...)
-		mem, _ := space()
-		if killed >= float64(records) || mem == 0 {
-			t.Fatalf("killed after %v records with %d memories stored: not midway", killed, mem)
-		}
-		code, out := runBin(t, append(args, "--output", "json")...)
-		if code != 0 {
-			t.Fatalf("resumed run exited %d:\n%s", code, out)
-		}
-		var sum struct {
-			Resumed bool  `json:"resumed"`
-			Records int64 `json:"records"`
-		}
-		if err := json.NewDecoder(strings.NewReader(out)).Decode(&sum); err != nil || !sum.Resumed || sum.Records == 0 || sum.Records >= int64(records) {
-			t.Fatalf("resumed run %+v %v:\n%s", sum, err, out)
-		}
-		if mem, assoc := space(); mem != int64(counts.Keys) || assoc != int64(counts.Refs) {
-			t.Fatalf("%d memories and %d associations, want exactly %d and %d", mem, assoc, counts.Keys, counts.Refs)
-		}
-		verify := append([]string{"migrate", "verify"}, args[1:]...)
-		if code, out := runBin(t, verify...); code != 0 {
-			t.Fatalf("verify exited %d:\n%s", code, out)
-		}
-	}
-	t.Run("data-dir", func(t *testing.T) {
-		dir := t.TempDir()
-		check(t, []string{"--data-dir", dir}, func() (int64, int64) { return dataDirSpace(t, dir, "redis") })
-	})
-	t.Run("server", func(t *testing.T) {
-		s := startServer(t, t.TempDir())
-		defer s.Kill9(t)
-		check(t, []string{"--target", s.URL}, func() (int64, int64) { return serverSpace(t, s.URL, "redis") })
-	})
+	want := killResume{records: counts.Keys + counts.Refs, memories: counts.Keys, associations: counts.Refs, space: "redis"}
+	t.Run("data-dir", func(t *testing.T) { want.dataDir(t, source) })
+	t.Run("server", func(t *testing.T) { want.server(t, source) })
 }
