@@ -24,11 +24,10 @@ type backlogStats struct {
 
 // BacklogStats describes Index.MaxPending's effect since Open.
 type BacklogStats struct {
-	Limit       int           // Index.MaxPending; 0 when the bound is off
-	Waits       uint64        // writes that waited for the indexer
-	WaitSeconds float64       // the time they spent waiting, summed
-	Refused     uint64        // writes refused with INDEX_BACKLOG
-	MaxWait     time.Duration // Index.PendingWait
+	Limit       int     // Index.MaxPending; 0 when the bound is off
+	Waits       uint64  // writes that waited for the indexer
+	WaitSeconds float64 // the time they spent waiting, summed
+	Refused     uint64  // writes refused with INDEX_BACKLOG
 }
 
 func (e *Engine) backlogStats() BacklogStats {
@@ -37,7 +36,6 @@ func (e *Engine) backlogStats() BacklogStats {
 		Waits:       e.backlog.waits.Load(),
 		WaitSeconds: time.Duration(e.backlog.waitNanos.Load()).Seconds(),
 		Refused:     e.backlog.refused.Load(),
-		MaxWait:     e.opts.Index.PendingWait,
 	}
 }
 
