@@ -144,7 +144,9 @@ func TestTUINoColorInTmux(t *testing.T) {
 		colour    bool
 	}{
 		{"nocolor", "NO_COLOR=1", false},
-		{"colour", "", true},
+		// The test's own environment may carry NO_COLOR or CLICOLOR=0
+		// (CI machines often export them); the colour case clears them.
+		{"colour", "-u NO_COLOR -u CLICOLOR -u CLICOLOR_FORCE", true},
 	} {
 		// A tmux server per case: the first exits when its board quits.
 		sock := fmt.Sprintf("engram-tui-%s-%d", c.name, os.Getpid())
