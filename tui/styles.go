@@ -19,9 +19,12 @@ type Styles struct {
 }
 
 // NewStyles returns the board's styles for output w. color false (NO_COLOR,
-// not a terminal) gives plain text with no escape sequences at all.
+// not a terminal) gives plain text with no escape sequences at all. color
+// true is the caller's decision that w is a terminal, so termenv's own
+// guesses (such as "no terminal when CI is set") do not override it; the
+// profile (16, 256 or true colours) still comes from TERM and COLORTERM.
 func NewStyles(w io.Writer, color bool) Styles {
-	r := lipgloss.NewRenderer(w)
+	r := lipgloss.NewRenderer(w, termenv.WithTTY(color))
 	if !color {
 		r.SetColorProfile(termenv.Ascii)
 	}
