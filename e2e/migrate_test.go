@@ -76,20 +76,25 @@ func killMidway(t *testing.T, args ...string) float64 {
 	}
 }
 
+// runBin runs the binary to completion: its exit code, then stdout and
+// stderr in that order.
 func runBin(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	// stdout first, whole, so a JSON report decodes from the front even
+	// when stderr carried retry notes.
+	out := stdout.String() + stderr.String()
 	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), out.String()
+		return ee.ExitCode(), out
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return 0, out.String()
+	return 0, out
 }
 
 // A migration SIGKILLed midway and run again ends with exactly the

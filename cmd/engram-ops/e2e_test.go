@@ -80,7 +80,7 @@ func (p *inProcess) stop() int {
 		}
 		close(p.exit)
 		return code
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		p.t.Fatalf("serve did not stop:\n%s", p.stderr.String())
 		return -1
 	}
