@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -35,15 +36,13 @@ func env(name, def string) string {
 
 // call sends one request and returns the status and the decoded JSON body.
 func call(method, path string, body any, token string) (int, obj, error) {
-	var rd *bytes.Reader
+	var rd io.Reader = http.NoBody
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return 0, nil, err
 		}
 		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
 	}
 	req, err := http.NewRequest(method, baseURL+path, rd)
 	if err != nil {
