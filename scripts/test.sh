@@ -13,6 +13,26 @@ command -v curl >/dev/null || { apt-get update -qq >/dev/null && apt-get install
 # tmux: the status board's end-to-end test (e2e/tui_test.go) drives it.
 command -v tmux >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq tmux >/dev/null; }
 
+# The REST examples' toolchains and libraries (examples/examples_test.go runs
+# each example against a live server): Debian's packages, installed when
+# missing. TypeScript comes from npm (examples/rest/typescript's lock file).
+examples_deps() {
+	local pkgs=()
+	command -v python3 >/dev/null || pkgs+=(python3)
+	command -v node >/dev/null || pkgs+=(nodejs)
+	command -v npm >/dev/null || pkgs+=(npm)
+	{ command -v java >/dev/null && command -v javac >/dev/null; } || pkgs+=(openjdk-17-jdk-headless)
+	[ -f /usr/share/java/jackson-databind.jar ] || pkgs+=(libjackson2-databind-java)
+	command -v cargo >/dev/null || pkgs+=(cargo)
+	compgen -G '/usr/share/cargo/registry/ureq-2.*' >/dev/null || pkgs+=(librust-ureq-dev)
+	compgen -G '/usr/share/cargo/registry/serde_json-1.*' >/dev/null || pkgs+=(librust-serde-json-dev)
+	[ "${#pkgs[@]}" -gt 0 ] || return 0
+	echo "installing ${pkgs[*]}"
+	apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||
+		{ apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; }
+}
+examples_deps
+
 # Services are added here as the features that need them land; each exports
 # the env var its tests read (tests skip with a clear message when unset).
 
