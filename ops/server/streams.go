@@ -300,6 +300,11 @@ func (s *Server) handleStream(stream string, parse func(*http.Request) (streamRe
 					counted()
 				}
 				sw.write(&e, req)
+				if len(sub.C()) == 0 {
+					// Drops after the last queued event: say so now,
+					// not when (if ever) the next event comes.
+					counted()
+				}
 			case <-sub.Lost():
 				if len(sub.C()) == 0 {
 					counted()

@@ -86,26 +86,27 @@ func openStream(t *testing.T, url string, headers map[string]string) *sseStream 
 }
 
 // next returns the next event or comment; it fails the test after 5s.
-func (s *sseStream) next() sse {
-	s.t.Helper()
-	select {
-	case e, ok := <-s.events:
-		if !ok {
-			s.t.Fatal("the stream ended")
-		}
-		return e
-	case <-time.After(5 * time.Second):
-		s.t.Fatal("no event within 5s")
-	}
-	return sse{}
-}
+func (s *sseStream) next() sse { return s.until(time.Now().Add(5*time.Second), true) }
 
-// nextEvent skips comments.
-func (s *sseStream) nextEvent() sse {
+// nextEvent skips comments; it fails the test after 5s without an event.
+func (s *sseStream) nextEvent() sse { return s.until(time.Now().Add(5*time.Second), false) }
+
+func (s *sseStream) until(deadline time.Time, comments bool) sse {
 	s.t.Helper()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	for {
-		if e := s.next(); e.comment == "" {
-			return e
+		select {
+		case e, ok := <-s.events:
+			if !ok {
+				s.t.Fatal("the stream ended")
+			}
+			if comments || e.comment == "" {
+				return e
+			}
+		case <-timer.C:
+			s.t.Fatal("no event within 5s")
+			return sse{}
 		}
 	}
 }
