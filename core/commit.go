@@ -186,6 +186,9 @@ func (e *Engine) commitLocked(build func(t *txn) error, replay bool) (uint64, er
 	for _, f := range t.after {
 		f()
 	}
+	if !replay {
+		e.obs.emitChanges(t.changes)
+	}
 	return e.seq, nil
 }
 

@@ -285,6 +285,7 @@ func (e *Engine) Sweep() error {
 
 func (e *Engine) freeze(sp *space, slots []uint32, now time.Time) error {
 	name := sp.info.Name
+	var decayed Event // the memories moved, for observers
 	_, err := e.commit(commitBackground, func(t *txn) error {
 		for _, s := range slots {
 			sp.mu.RLock()
@@ -311,10 +312,13 @@ func (e *Engine) freeze(sp *space, slots []uint32, now time.Time) error {
 			enc := encodeQuantized(q, scale)
 			_ = t.batch.Set(memberKey(famMemory, name, sl.id), rec, nil)
 			_ = t.batch.Set(memberKey(famVector, name, sl.id), enc, nil)
+			rv := sl.retrievability(now)
 			t.after = append(t.after, func() {
 				sp.mu.Lock()
 				cur := &sp.slots[s]
 				if cur.live && cur.tier == TierWarm {
+					decayed.Decayed = append(decayed.Decayed, cur.id)
+					decayed.Retrievability = append(decayed.Retrievability, rv)
 					sp.counts[TierWarm]--
 					sp.bytes[TierWarm] -= cur.bytes
 					cur.tier = TierCold
@@ -331,6 +335,10 @@ func (e *Engine) freeze(sp *space, slots []uint32, now time.Time) error {
 		}
 		return nil
 	})
+	if err == nil && len(decayed.Decayed) > 0 {
+		decayed.Kind, decayed.Space, decayed.Time = EventDecayed, name, now
+		e.obs.emit(decayed)
+	}
 	e.kickIndexer()
 	return err
 }

@@ -90,6 +90,8 @@ type Engine struct {
 	corruption       *corruptionLog
 	lowDisk          atomic.Bool
 	diskCheckFailing atomic.Bool // the last measurement failed (logged once)
+	// obs are told of operations that took effect (observe.go).
+	obs observers
 }
 
 // Open opens (creating if needed) the data directory dir.

@@ -524,6 +524,7 @@ func (e *Engine) Recall(ctx context.Context, spaceName string, q RecallQuery) (R
 		e.touch(sp, [][]Recalled{vivid, associated}, now)
 	}
 	res.Took = time.Since(start)
+	e.obs.emitRecall(spaceName, now, &res)
 	return res, nil
 }
 

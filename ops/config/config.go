@@ -67,6 +67,7 @@ type Config struct {
 	RateLimit RateLimitConfig `toml:"rate_limit"`
 	Audit     AuditConfig     `toml:"audit"`
 	CORS      CORSConfig      `toml:"cors"`
+	Streams   StreamsConfig   `toml:"streams"`
 	Testing   TestingConfig   `toml:"testing"`
 }
 
@@ -300,6 +301,7 @@ func Default() Config {
 		Audit:   AuditConfig{MaxSize: 100 << 20, Keep: 5},
 		CORS: CORSConfig{AllowedOrigins: []string{}, AllowedMethods: []string{"GET", "POST", "DELETE"},
 			AllowedHeaders: []string{"Authorization", "Content-Type", "X-API-Key", "X-Memory-Space"}, MaxAge: Duration{10 * time.Minute}},
+		Streams: defaultStreams(),
 	}
 }
 
@@ -607,6 +609,7 @@ func (c *Config) Validate() error {
 		bad("auth.metrics", c.Auth.Metrics, "must be one of public, key")
 	}
 	c.validateCORS(bad)
+	c.validateStreams(bad)
 	if r := c.RateLimit.Space; math.IsNaN(r) || r < 0 || r > 1e6 {
 		bad("rate_limit.space", r, "must be in 0..1000000 requests per second (0: no limit)")
 	}

@@ -88,6 +88,12 @@ var routeAccess = map[string]access{
 	"POST " + api.PathAdminAPIKeyRotate: accessAdmin,
 	"GET " + api.PathMetrics:            accessMetrics,
 	"GET " + api.PathMetricsProm:        accessMetrics,
+	// Event streams (streams.go): read, in the key's spaces.
+	"GET " + api.PathStreamActivities:    accessRead,
+	"GET " + api.PathStreamMemories:      accessRead,
+	"GET " + api.PathStreamConsolidation: accessRead,
+	"GET " + api.PathMonitoringEvents:    accessRead,
+	"GET " + api.PathMonitorEvents:       accessRead,
 }
 
 // WithAPIKeys serves with the keys of store: required by auth.mode =

@@ -127,6 +127,7 @@ var errorCodes = []errorCode{
 
 	// Engine state.
 	{"INSUFFICIENT_STORAGE", 507, "The data disk's free space is below the reserve; writes are refused, reads still work.", "Free disk space or grow the volume (engram-ops runbook show serving, Disk space).", engramSystemError, ""},
+	{"TOO_MANY_STREAMS", 503, "The server holds streams.max_subscribers open event streams; this one was refused.", "Retry after Retry-After; close streams you no longer read or raise streams.max_subscribers.", engramUnavailable, ""},
 	{"TOO_MANY_CONNECTIONS", 503, "The server holds server.max_connections open connections; this one was refused at once.", "Retry after Retry-After; close idle connections or raise server.max_connections.", engramUnavailable, ""},
 	{"INDEX_BACKLOG", 503, "The space's index backlog stayed at index.max_pending for index.pending_wait (or was twice the bound); the write was not stored.", "Retry after Retry-After; slow the writers (the sustained write rate is the indexing rate; alert IndexBacklogRefusingWrites).", engramUnavailable, ""},
 	{"ENGINE_CLOSED", 503, "The engine is shutting down.", "Retry against the restarted server.", engramUnavailable, ""},

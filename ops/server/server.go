@@ -44,6 +44,7 @@ import (
 	"github.com/engram-ops/engram-ops/core/apikey"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/config"
+	"github.com/engram-ops/engram-ops/ops/events"
 	"github.com/engram-ops/engram-ops/ops/health"
 	"github.com/engram-ops/engram-ops/ops/metrics"
 )
@@ -107,6 +108,10 @@ type Server struct {
 
 	tls   *TLS // nil: plain HTTP (tls.go)
 	conns *metrics.Connections
+
+	hub           *events.Hub // engine events for the streams (streams.go)
+	streamMetrics *metrics.Streams
+	unobserve     func() // stops feeding the hub; nil when the engine has no observer hook
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -185,6 +190,15 @@ func New(cfg config.Config, eng Engine, logger *slog.Logger, reg *prometheus.Reg
 		}
 		s.tls.attach(logger, tm)
 	}
+	if s.streamMetrics, err = metrics.NewStreams(reg); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	s.hub = events.New(cfg.Streams.Buffer)
+	if o, ok := eng.(interface {
+		Observe(func(core.Event)) func()
+	}); ok {
+		s.unobserve = o.Observe(s.hub.Publish)
+	}
 	s.mux = http.NewServeMux()
 	s.routes()
 	if err := s.setupAuth(); err != nil {
@@ -226,6 +240,7 @@ func (s *Server) routes() {
 	s.backupRoutes()
 	s.faultRoutes()
 	s.apiKeyRoutes()
+	s.streamRoutes()
 	metricsHandler := s.metrics.Handler()
 	for _, p := range []string{api.PathMetrics, api.PathMetricsProm} {
 		s.patterns["GET "+p] = true
@@ -510,6 +525,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.srv = srv
 	ln := s.ln
 	s.mu.Unlock()
+	// Streams never go idle: shutdown ends them, and the engine stops
+	// feeding them once the server stops.
+	srv.RegisterOnShutdown(s.hub.Close)
+	defer s.hub.Close()
+	if s.unobserve != nil {
+		defer s.unobserve()
+	}
 
 	if s.tls != nil {
 		ln = tlsListener{Listener: ln, t: s.tls}
