@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/engram-ops/engram-ops/internal/cputime"
 	"github.com/engram-ops/engram-ops/loadtest"
+	"github.com/engram-ops/engram-ops/tui"
 )
 
 // mixedScenario is mixed_balanced with its operation weights replaced (the
@@ -87,28 +89,26 @@ func (g *serverGauges) poll() {
 		return
 	}
 	defer resp.Body.Close()
-	var pending int64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
-			continue
-		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(name, "engram_index_pending_memories{"):
-			pending += int64(v)
-		case name == "engram_index_backlog_refused_writes_total":
-			g.refused.Store(int64(v))
-		case name == "engram_index_backpressure_waits_total":
-			g.waiting.Store(int64(v))
-		}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return
 	}
+	fams, err := tui.ParseMetrics(tui.Exposition{Body: body, ContentType: resp.Header.Get("Content-Type")})
+	if err != nil {
+		return
+	}
+	total := func(name string) float64 {
+		var v float64
+		if f := fams[name]; f != nil {
+			for _, m := range f.GetMetric() {
+				v += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+		return v
+	}
+	pending := int64(total("engram_index_pending_memories"))
+	g.refused.Store(int64(total("engram_index_backlog_refused_writes_total")))
+	g.waiting.Store(int64(total("engram_index_backpressure_waits_total")))
 	g.lastPending.Store(pending)
 	if pending > g.maxPending.Load() {
 		g.maxPending.Store(pending)

@@ -11,9 +11,10 @@ import (
 )
 
 // TestLayering enforces the import rules the package docs state:
-//   - ops/api is pure data: standard library only;
-//   - ops/client uses only ops/api, the JSON library and the standard
-//     library;
+//   - ops/api is pure data: standard library only; ops/api/apijson adds
+//     the JSON library only;
+//   - ops/client uses only ops/api (and apijson), the JSON library and the
+//     standard library;
 //   - ops/health judges figures: core, ops/api and the standard library;
 //   - ops/metrics never imports the server, the client or configuration;
 //   - ops/config never imports the server, the client or backup;
@@ -28,8 +29,9 @@ func TestLayering(t *testing.T) {
 		allowed func(path string) bool
 	}{
 		{"api", func(p string) bool { return isStd(p) }},
+		{"api/apijson", func(p string) bool { return isStd(p) || strings.HasPrefix(p, "github.com/go-json-experiment/json") }},
 		{"client", func(p string) bool {
-			return isStd(p) || p == mod+"ops/api" || strings.HasPrefix(p, "github.com/go-json-experiment/json")
+			return isStd(p) || p == mod+"ops/api" || p == mod+"ops/api/apijson" || strings.HasPrefix(p, "github.com/go-json-experiment/json")
 		}},
 		{"health", func(p string) bool { return isStd(p) || p == mod+"core" || p == mod+"ops/api" }},
 		{"metrics", func(p string) bool {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -106,15 +107,6 @@ func ids(ms []api.RecalledMemory) []string {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func TestE2ERememberRecallForget(t *testing.T) {
 	dir := t.TempDir()
 	p := startServe(t, dir)
@@ -165,7 +157,7 @@ func TestE2ERememberRecallForget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if contains(ids(rec.Memories.Vivid), "mito") || contains(ids(rec.Memories.Associated), "mito") {
+	if slices.Contains(ids(rec.Memories.Vivid), "mito") || slices.Contains(ids(rec.Memories.Associated), "mito") {
 		t.Errorf("forgotten memory still recalled")
 	}
 	if _, err := c.Forget(ctx, "mito"); !client.IsNotFound(err) {
@@ -221,7 +213,7 @@ func TestE2ESpacesIsolation(t *testing.T) {
 		}
 	}
 	rec, err := a.Recall(ctx, api.RecallRequest{Query: "launch code"})
-	if err != nil || !contains(ids(rec.Memories.Vivid), "secret") {
+	if err != nil || !slices.Contains(ids(rec.Memories.Vivid), "secret") {
 		t.Errorf("tenant-a recall: %v %v", err, rec)
 	}
 	spaces, err := p.c.Spaces(ctx)
@@ -232,7 +224,7 @@ func TestE2ESpacesIsolation(t *testing.T) {
 	for _, s := range spaces {
 		names = append(names, s.ID)
 	}
-	if !contains(names, "tenant-a") || contains(names, "tenant-b") {
+	if !slices.Contains(names, "tenant-a") || slices.Contains(names, "tenant-b") {
 		t.Errorf("spaces %v (reads must not create spaces)", names)
 	}
 	if sp, err := p.c.Space(ctx, "tenant-a"); err != nil || sp.Memories.Total != 1 || sp.Dimension != 768 {
@@ -309,7 +301,7 @@ func TestE2EEpisode(t *testing.T) {
 		t.Errorf("stored episode %+v %+v", m, m.Episode)
 	}
 	rec, err := p.c.Recall(ctx, api.RecallRequest{Query: "bakery launch"})
-	if err != nil || !contains(ids(rec.Memories.Vivid), res.MemoryID) {
+	if err != nil || !slices.Contains(ids(rec.Memories.Vivid), res.MemoryID) {
 		t.Errorf("episode not recalled: %v", err)
 	}
 }
@@ -336,7 +328,7 @@ func TestE2EAssociationsSpread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !contains(ids(rec.Memories.Vivid), "coffee") {
+	if !slices.Contains(ids(rec.Memories.Vivid), "coffee") {
 		t.Fatalf("vivid %v", ids(rec.Memories.Vivid))
 	}
 	byID := map[string]api.RecalledMemory{}

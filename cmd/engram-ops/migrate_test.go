@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,7 +36,7 @@ func TestMigrateIntoServerAndRecall(t *testing.T) {
 	for _, m := range res.Memories.Associated {
 		reached = append(reached, m.ID)
 	}
-	if !contains(reached, "Topic:300") {
+	if !slices.Contains(reached, "Topic:300") {
 		t.Fatalf("spreading from post 0 reached %v, not its topic Topic:300", reached)
 	}
 }
@@ -98,7 +99,7 @@ func TestMigratePostgresIntoServerAndRecall(t *testing.T) {
 	for _, m := range res.Memories.Associated {
 		reached = append(reached, m.ID)
 	}
-	if !contains(reached, "users:7") {
+	if !slices.Contains(reached, "users:7") {
 		t.Fatalf("spreading from post 7 reached %v, not its author users:7", reached)
 	}
 }
@@ -199,7 +200,7 @@ func TestMigrateRedisIntoServerAndRecall(t *testing.T) {
 	for _, m := range res.Memories.Associated {
 		reached = append(reached, m.ID)
 	}
-	if !contains(reached, author) {
+	if !slices.Contains(reached, author) {
 		t.Fatalf("spreading from doc %d reached %v, not its author %s", d, reached, author)
 	}
 }

@@ -222,14 +222,11 @@ type endpoint struct {
 	Labels []string `json:"labels"`
 }
 
+// exportLine is an export line with its properties kept raw, for
+// parseSlow's per-part error messages.
 type exportLine struct {
-	Type       string          `json:"type"`
-	ID         flexID          `json:"id"`
-	Labels     []string        `json:"labels"`
-	Label      string          `json:"label"`
+	lineHead
 	Properties json.RawMessage `json:"properties"`
-	Start      *endpoint       `json:"start"`
-	End        *endpoint       `json:"end"`
 }
 
 // flexID accepts a string or an integer id.
@@ -365,30 +362,8 @@ func (rd *Reader) parseFast(b []byte) (migrate.Record, bool) {
 			return migrate.Record{}, false
 		}
 	}
-	l := head
-	if !l.ID.set || l.ID.s == "" {
-		return migrate.Record{}, false
-	}
-	rec := migrate.Record{Key: l.ID.s, Fields: props, Cursor: rd.cursor(), Position: rd.position()}
-	switch l.Type {
-	case "node":
-		rec.Object = Unlabelled
-		if len(l.Labels) > 0 {
-			rec.Object = l.Labels[0]
-			rec.Tags = l.Labels
-		}
-	case "relationship":
-		if l.Label == "" || l.Start == nil || !l.Start.ID.set || l.End == nil || !l.End.ID.set {
-			return migrate.Record{}, false
-		}
-		rec.Object = l.Label
-		rec.Refs = []migrate.Reference{{Kind: l.Label,
-			FromObject: firstLabel(l.Start.Labels), FromKey: l.Start.ID.s,
-			ToObject: firstLabel(l.End.Labels), ToKey: l.End.ID.s}}
-	default:
-		return migrate.Record{}, false
-	}
-	return rec, true
+	rec, err := rd.record(head, props)
+	return rec, err == nil
 }
 
 // decode decodes line b, all of it, into v.
@@ -425,12 +400,18 @@ func (rd *Reader) parseSlow(b []byte) (migrate.Record, error) {
 	if err := json.Unmarshal(b, &l); err != nil {
 		return migrate.Record{}, fmt.Errorf("not an APOC export line: %v", err)
 	}
-	if !l.ID.set || l.ID.s == "" {
-		return migrate.Record{}, fmt.Errorf("%s has no id", orType(l.Type))
-	}
 	props, err := properties(l.Properties)
 	if err != nil {
 		return migrate.Record{}, err
+	}
+	return rd.record(&l.lineHead, props)
+}
+
+// record builds the record of a decoded line; both decode paths use it, so
+// they accept the same lines.
+func (rd *Reader) record(l *lineHead, props map[string]any) (migrate.Record, error) {
+	if !l.ID.set || l.ID.s == "" {
+		return migrate.Record{}, fmt.Errorf("%s has no id", orType(l.Type))
 	}
 	rec := migrate.Record{Key: l.ID.s, Fields: props, Cursor: rd.cursor(), Position: rd.position()}
 	switch l.Type {

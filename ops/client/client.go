@@ -31,9 +31,9 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/api/apijson"
 )
 
 // Client talks to one engram-ops server.
@@ -165,27 +165,6 @@ func Retryable(err error) bool {
 	return false
 }
 
-// encodeOptions write request bodies as the server writes its responses
-// (and as encoding/json would): HTML- and JS-safe strings, invalid UTF-8
-// as U+FFFD, nil slices and maps as null, map keys sorted.
-var encodeOptions = json.JoinOptions(
-	jsontext.EscapeForHTML(true),
-	jsontext.EscapeForJS(true),
-	jsontext.AllowInvalidUTF8(true),
-	json.FormatNilSliceAsNull(true),
-	json.FormatNilMapAsNull(true),
-	json.Deterministic(true),
-)
-
-// encodeJSON appends v's JSON and a newline to buf.
-func encodeJSON(buf *bytes.Buffer, v any) error {
-	if err := json.MarshalWrite(buf, v, encodeOptions); err != nil {
-		return err
-	}
-	buf.WriteByte('\n')
-	return nil
-}
-
 // EncodeVectorBase64 is the compact form of an embedding the server also
 // accepts in place of an array of numbers: the standard base64 of its
 // components as little-endian IEEE 754 float32s (OpenAI's
@@ -227,7 +206,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 				bufPool.Put(buf)
 			}
 		}()
-		if err := encodeJSON(buf, in); err != nil {
+		if err := apijson.Encode(buf, in); err != nil {
 			return 0, fmt.Errorf("encode %s %s request: %w", method, path, err)
 		}
 		body = bytes.NewReader(buf.Bytes())

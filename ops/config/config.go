@@ -850,7 +850,13 @@ func Keys() []string {
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 // walkConfig calls f for every scalar leaf (or TextUnmarshaler) of v with
-// its TOML path.
+// its TOML path. It is the one table of keys that the environment, --set,
+// `config example` and validation share. A generic layering library
+// (koanf with mapstructure) was weighed against it and kept out: it maps an
+// environment name back to a key by splitting on "_" (so
+// ENGRAM_LIMITS_MAX_SPACES became limits.max.spaces, an unknown key), it
+// drops the file:line:col of unknown keys, and its type errors quote
+// strconv; undoing each needs this same table of keys.
 func walkConfig(v reflect.Value, path []string, f func(path []string, v reflect.Value)) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/api/apijson"
 	"github.com/engram-ops/engram-ops/ops/metrics"
 )
 
@@ -93,7 +94,7 @@ func (s *Server) auditRequest(r *http.Request, ri *requestInfo, status int, when
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.buf.Reset()
-	err := encodeJSON(&a.buf, &rec)
+	err := apijson.Encode(&a.buf, &rec)
 	if err == nil {
 		_, err = a.w.Write(a.buf.Bytes())
 	}

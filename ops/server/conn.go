@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/api/apijson"
 	"github.com/engram-ops/engram-ops/ops/metrics"
 )
 
@@ -124,7 +125,7 @@ func bareErrorResponse(status int, reason string) []byte {
 // connection; extra are more header lines, each ending in CRLF.
 func envelopeResponse(status int, body api.ErrorBody, extra string) []byte {
 	var js bytes.Buffer
-	if err := encodeJSON(&js, envelope(status, body)); err != nil { // a fixed shape of strings and an int
+	if err := apijson.Encode(&js, envelope(status, body)); err != nil { // a fixed shape of strings and an int
 		panic(err)
 	}
 	var b bytes.Buffer

@@ -11,6 +11,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/api/apijson"
 	"github.com/engram-ops/engram-ops/ops/client"
 )
 
@@ -151,8 +152,8 @@ func BenchmarkEncodeRecall10(b *testing.B) {
 			b.SetBytes(int64(buf.Len()))
 		}
 	}
-	b.Run("recall/v2", run(rec, encodeOptions))
+	b.Run("recall/v2", run(rec, apijson.EncodeOptions))
 	b.Run("recall/encoding-json", std(rec))
-	b.Run("list768/v2", run(list, encodeOptions))
+	b.Run("list768/v2", run(list, apijson.EncodeOptions))
 	b.Run("list768/encoding-json", std(list))
 }

@@ -130,9 +130,10 @@ func engineOp[Req, Resp any](s *Server, op string, status int,
 		if err != nil {
 			return err
 		}
-		auditIDs(r, resp)
-		s.writeJSON(w, status, resp)
-		if a, ok := any(resp).(afterWriter); ok {
+		v := any(resp) // boxed once for the three uses below
+		auditIDs(r, v)
+		s.writeJSON(w, status, v)
+		if a, ok := v.(afterWriter); ok {
 			a.afterWrite()
 		}
 		return nil

@@ -20,6 +20,7 @@ func BenchmarkRecallHandler768(b *testing.B) {
 	const n, dim = 20_000, 768
 	cfg := testConfig()
 	cfg.Limits.MaxBodyBytes = 32 << 20
+	cfg.Index.MaxPending = 0 // the load is set-up, not what is measured
 	eng := openEngine(b, cfg)
 	h := newTestServer(b, cfg, eng).Handler()
 	if w := do(b, h, request{method: "POST", path: "/api/v1/spaces", body: `{"id":"bench","dimension":768}`}); w.Code != 201 {

@@ -43,6 +43,7 @@ import (
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/core/apikey"
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/api/apijson"
 	"github.com/engram-ops/engram-ops/ops/config"
 	"github.com/engram-ops/engram-ops/ops/events"
 	"github.com/engram-ops/engram-ops/ops/health"
@@ -360,11 +361,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 			s.bufs.Put(buf)
 		}
 	}()
-	if err := encodeJSON(buf, v); err != nil {
+	if err := apijson.Encode(buf, v); err != nil {
 		s.log.Error("encode response", "err", err)
 		buf.Reset()
 		status = http.StatusInternalServerError
-		_ = encodeJSON(buf, envelope(status, api.ErrorBody{Code: "INTERNAL", Message: "could not encode the response"}))
+		_ = apijson.Encode(buf, envelope(status, api.ErrorBody{Code: "INTERNAL", Message: "could not encode the response"}))
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

@@ -17,6 +17,7 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/api/apijson"
 	"github.com/engram-ops/engram-ops/ops/client"
 )
 
@@ -37,7 +38,7 @@ func TestVectorMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := json.Marshal(v, encodeOptions)
+		got, err := json.Marshal(v, apijson.EncodeOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +123,7 @@ func TestVectorBase64(t *testing.T) {
 	}
 	// Written back as an array.
 	var out bytes.Buffer
-	if err := encodeJSON(&out, b); err != nil || out.String() != `{"embedding":[1]}`+"\n" {
+	if err := apijson.Encode(&out, b); err != nil || out.String() != `{"embedding":[1]}`+"\n" {
 		t.Fatalf("marshalled %s (%v)", out.Bytes(), err)
 	}
 }
@@ -130,7 +131,7 @@ func TestVectorBase64(t *testing.T) {
 func TestVectorRefusesNonFiniteOnMarshal(t *testing.T) {
 	for _, f := range []float32{float32(math.NaN()), float32(math.Inf(1))} {
 		var out bytes.Buffer
-		if err := encodeJSON(&out, api.ListedMemory{Embedding: []float32{1, f}}); err == nil {
+		if err := apijson.Encode(&out, api.ListedMemory{Embedding: []float32{1, f}}); err == nil {
 			t.Errorf("%v marshalled: %s", f, out.Bytes())
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/api/apijson"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -110,7 +111,7 @@ func wireSamples() map[string]any {
 func TestWireGolden(t *testing.T) {
 	for name, v := range wireSamples() {
 		var buf bytes.Buffer
-		if err := encodeJSON(&buf, v); err != nil {
+		if err := apijson.Encode(&buf, v); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		path := filepath.Join("testdata", "wire", name+".json")
@@ -130,7 +131,7 @@ func TestWireGolden(t *testing.T) {
 	}
 	// A value with no JSON form is an error (writeJSON answers 500).
 	var buf bytes.Buffer
-	if err := encodeJSON(&buf, api.RecallResponse{Metadata: api.RecallMetadata{TookMS: math.NaN()}}); err == nil {
+	if err := apijson.Encode(&buf, api.RecallResponse{Metadata: api.RecallMetadata{TookMS: math.NaN()}}); err == nil {
 		t.Errorf("a NaN was encoded: %s", buf.Bytes())
 	}
 }

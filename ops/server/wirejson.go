@@ -26,19 +26,6 @@ import (
 // fast path for the digits embeddings are written with. On encode the
 // library writes them (as an array, as encoding/json does).
 
-// encodeOptions write what encoding/json writes: HTML- and JS-safe
-// strings, invalid UTF-8 as U+FFFD, nil slices and maps as null, map keys
-// sorted. (omitempty is only used on fields whose empty value v2 also
-// omits; numbers and booleans use omitzero.)
-var encodeOptions = json.JoinOptions(
-	jsontext.EscapeForHTML(true),
-	jsontext.EscapeForJS(true),
-	jsontext.AllowInvalidUTF8(true),
-	json.FormatNilSliceAsNull(true),
-	json.FormatNilMapAsNull(true),
-	json.Deterministic(true),
-)
-
 // decodeOptions: unknown fields are refused. encoding/json/v2 semantics
 // also refuse duplicate names and invalid UTF-8 (v1 kept the last
 // duplicate and replaced bad bytes), and match names case-sensitively, as
@@ -47,16 +34,6 @@ var decodeOptions = json.JoinOptions(
 	json.RejectUnknownMembers(true),
 	json.WithUnmarshalers(json.UnmarshalFromFunc(unmarshalVector)),
 )
-
-// encodeJSON appends v's JSON and a newline to buf, as encoding/json's
-// Encoder writes it.
-func encodeJSON(buf *bytes.Buffer, v any) error {
-	if err := json.MarshalWrite(buf, v, encodeOptions); err != nil {
-		return err
-	}
-	buf.WriteByte('\n')
-	return nil
-}
 
 var (
 	vectorType  = reflect.TypeFor[[]float32]()
