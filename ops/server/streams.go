@@ -13,6 +13,7 @@ import (
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/api/apijson"
 	"github.com/engram-ops/engram-ops/ops/events"
 )
 
@@ -367,7 +368,7 @@ func (sw *sseWriter) event(id uint64, name string, data map[string]any) {
 	}
 	fmt.Fprintf(&sw.buf, "event: %s\ndata: ", name)
 	var js bytes.Buffer
-	if err := encodeJSON(&js, data); err != nil {
+	if err := apijson.Encode(&js, data); err != nil {
 		js.Reset()
 		js.WriteString(`{"error":"could not encode the event"}`)
 	}
