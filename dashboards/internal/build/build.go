@@ -185,6 +185,14 @@ func memoryOperations() board {
 				ts("Index backpressure wait", "s", "Mean time a held write waited for the indexer before it was admitted or refused (index.pending_wait is the most).", 8,
 					q(`sum(rate(engram_index_backpressure_wait_seconds_total{`+inst+`}[$__rate_interval])) / sum(rate(engram_index_backpressure_waits_total{`+inst+`}[$__rate_interval]))`, "mean wait")),
 			}},
+			{"Migration (engram-ops migrate --metrics-listen; Instance: All)", []panel{
+				ts("Records migrated per second", "short", "Source records a running migration committed per second (engram_migrate_records_total), by source and object (table, key pattern, label or relationship type). A migration is its own process: scrape its --metrics-listen address (runbooks/migrate-postgresql.md).", 8,
+					q(`sum by (source, object) (rate(engram_migrate_records_total{`+inst+`}[$__rate_interval]))`, "{{source}} {{object}}")),
+				ts("Rejected records per second", "short", "Records the migration wrote to its reject file instead of Engram (engram_migrate_rejects_total).", 8,
+					q(`sum by (source, object) (rate(engram_migrate_rejects_total{`+inst+`}[$__rate_interval]))`, "{{source}} {{object}}")),
+				ts("Records committed by the run", "short", "Records of the source read and committed by this run (engram_migrate_source_position), labelled with the object of the last one.", 8,
+					q(`sum by (source) (engram_migrate_source_position{`+inst+`})`, "{{source}}")),
+			}},
 		},
 	}
 }
