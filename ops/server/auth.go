@@ -88,6 +88,11 @@ var routeAccess = map[string]access{
 	"POST " + api.PathAdminAPIKeyRotate: accessAdmin,
 	"GET " + api.PathMetrics:            accessMetrics,
 	"GET " + api.PathMetricsProm:        accessMetrics,
+	// The API's description is public: it holds no data, and a browser
+	// opening /docs cannot send a key.
+	"GET " + api.PathOpenAPI:   accessPublic,
+	"GET " + api.PathDocs:      accessPublic,
+	"GET " + api.PathDocsAsset: accessPublic,
 }
 
 // WithAPIKeys serves with the keys of store: required by auth.mode =

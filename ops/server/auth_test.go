@@ -122,6 +122,9 @@ func TestRouteTable(t *testing.T) {
 		"POST " + api.PathAdminAPIKeyRotate: {U, F, F, reached, F},
 		"GET " + api.PathMetrics:            {reached, reached, reached, reached, reached}, // auth.metrics = public
 		"GET " + api.PathMetricsProm:        {reached, reached, reached, reached, reached},
+		"GET " + api.PathOpenAPI:            {reached, reached, reached, reached, reached},
+		"GET " + api.PathDocs:               {reached, reached, reached, reached, reached},
+		"GET " + api.PathDocsAsset:          {reached, reached, reached, reached, reached},
 	}
 	k := newKeyedServer(t, nil)
 	if len(k.s.patterns) < 20 {

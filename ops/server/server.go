@@ -226,6 +226,7 @@ func (s *Server) routes() {
 	s.backupRoutes()
 	s.faultRoutes()
 	s.apiKeyRoutes()
+	s.docsRoutes()
 	metricsHandler := s.metrics.Handler()
 	for _, p := range []string{api.PathMetrics, api.PathMetricsProm} {
 		s.patterns["GET "+p] = true
