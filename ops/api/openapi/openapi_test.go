@@ -23,7 +23,7 @@ type sample struct {
 	Meta     map[string]string `json:"meta,omitempty"`
 	Child    *sample           `json:"child,omitempty"`
 	Skipped  string            `json:"-"`
-	internal int // unexported: not on the wire
+	internal int               // unexported: not on the wire
 	inner
 }
 
