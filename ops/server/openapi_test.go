@@ -445,3 +445,48 @@ func TestOpenAPILive(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIQueryParameters: each route's documented query parameters
+// are the ones its handler accepts: a route refusing an unknown
+// parameter lists what it accepts, and that list must be the document's.
+func TestOpenAPIQueryParameters(t *testing.T) {
+	cfg := testConfig()
+	cfg.Testing.FaultInjection = true
+	h := newTestServer(t, cfg, openEngine(t, cfg)).Handler()
+	for _, rd := range routeDocs {
+		method, path, _ := strings.Cut(rd.Pattern, " ")
+		if rd.Example.Path != "" {
+			path, _, _ = strings.Cut(strings.ReplaceAll(rd.Example.Path, "KEY_ID", "nope"), "?")
+		}
+		documented := []string{}
+		for _, q := range rd.Query {
+			if q.Name != "space" {
+				documented = append(documented, q.Name)
+			}
+		}
+		slices.Sort(documented)
+		w := do(t, h, request{method: method, path: path + "?zz_undocumented=1", body: rd.Example.Body})
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"UNKNOWN_PARAMETER"`) {
+			if len(documented) > 0 {
+				t.Errorf("%s: documents query parameters %v but does not refuse an unknown one (answered %d)", rd.Pattern, documented, w.Code)
+			}
+			continue
+		}
+		msg := decodeEnvelope(t, w).Message
+		_, list, ok := strings.Cut(msg, "accepted are: ")
+		if !ok {
+			t.Fatalf("%s: UNKNOWN_PARAMETER message without the accepted list: %s", rd.Pattern, msg)
+		}
+		accepted := []string{}
+		for _, name := range strings.Split(list, ", ") {
+			if name != "space" {
+				accepted = append(accepted, name)
+			}
+		}
+		slices.Sort(accepted)
+		if !slices.Equal(accepted, documented) {
+			t.Errorf("%s accepts the query parameters %v, but its routeDoc (ops/server/openapi.go) documents %v: fix the Query list, then run make docs",
+				rd.Pattern, accepted, documented)
+		}
+	}
+}
