@@ -50,7 +50,7 @@ fuzz:
 ## docs/reference/rest-api.md from the server's route table (tests fail when they are stale)
 docs:
 	$(GO) test ./cmd/engram-ops -run '^TestCLIReferenceUpToDate$$' -count=1 -update
-	$(GO) generate ./ops/server
+	$(GO) generate ./ops/api ./ops/server
 
 clean:
 	rm -rf bin

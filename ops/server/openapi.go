@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -240,11 +241,22 @@ Errors: every error is the envelope ErrorEnvelope; each error status lists the c
 // docBaseURL is the address examples are written for (serve's default).
 const docBaseURL = "http://127.0.0.1:7432"
 
+var apiPkg = reflect.TypeFor[api.Memory]().PkgPath()
+
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
 
 // openAPIDocument builds the document from routeDocs.
 func openAPIDocument() *openapi.Document {
 	ref := openapi.NewReflector()
+	ref.Describe = func(t reflect.Type, field string) string {
+		if t.PkgPath() != apiPkg {
+			return ""
+		}
+		if field == "" {
+			return api.Docs[t.Name()]
+		}
+		return api.Docs[t.Name()+"."+field]
+	}
 	d := &openapi.Document{
 		OpenAPI: openapi.Version,
 		Info: openapi.Info{Title: "engram-ops REST API", Version: "v1", Description: docDescription,

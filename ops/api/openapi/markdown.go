@@ -53,13 +53,14 @@ func Markdown(d *Document, head, codesDoc string) []byte {
 			fmt.Fprintf(&b, "%s\n", schemaLink(s))
 			continue
 		}
-		b.WriteString("| field | type | required |\n|---|---|---|\n")
+		b.WriteString("| field | type | required | description |\n|---|---|---|---|\n")
 		for _, f := range sortedKeys(s.Properties) {
 			req := ""
 			if slices.Contains(s.Required, f) {
 				req = "yes"
 			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", f, schemaLink(s.Properties[f]), req)
+			fs := s.Properties[f]
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f, schemaLink(fs), req, cell(fs.Description))
 		}
 	}
 	return b.Bytes()

@@ -203,7 +203,10 @@ func RefName(ref string) string {
 // type once as a component of Schemas.
 type Reflector struct {
 	Schemas map[string]*Schema
-	names   map[reflect.Type]string
+	// Describe, when set, returns the description of struct type t
+	// (field "") or of its Go field.
+	Describe func(t reflect.Type, field string) string
+	names    map[reflect.Type]string
 }
 
 // NewReflector returns a reflector with no components.
@@ -285,7 +288,7 @@ func (r *Reflector) schema(t reflect.Type) *Schema {
 // object is the schema of a struct: its JSON fields (embedded structs'
 // fields inlined), those written always required, no others allowed.
 func (r *Reflector) object(t reflect.Type) *Schema {
-	s := &Schema{Type: "object", Properties: map[string]*Schema{}, AdditionalProperties: false}
+	s := &Schema{Type: "object", Properties: map[string]*Schema{}, AdditionalProperties: false, Description: r.describe(t, "")}
 	r.fields(t, s)
 	return s
 }
@@ -323,11 +326,21 @@ func (r *Reflector) fields(t reflect.Type, s *Schema) {
 		if omit && f.Type.Kind() == reflect.Pointer {
 			fs = r.schema(f.Type.Elem()) // left out rather than null
 		}
+		if fs.Ref == "" {
+			fs.Description = r.describe(t, f.Name)
+		}
 		s.Properties[name] = fs
 		if !omit {
 			s.Required = append(s.Required, name)
 		}
 	}
+}
+
+func (r *Reflector) describe(t reflect.Type, field string) string {
+	if r.Describe == nil || t.Name() == "" {
+		return ""
+	}
+	return r.Describe(t, field)
 }
 
 // nullable allows null besides s.

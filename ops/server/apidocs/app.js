@@ -59,9 +59,10 @@ function schemaTable(schema, seen) {
       const holder = el("div");
       typeCell.append(" ", el("a", { href: "#", onclick: ev => { ev.preventDefault(); holder.replaceChildren(holder.firstChild ? "" : schemaTable({ $ref: r }, new Set([...seen, r]))); } }, "▸ " + refName(r)), holder);
     }
-    tbody.append(el("tr", {}, el("td", {}, el("code", {}, name)), typeCell, el("td", {}, (s.required || []).includes(name) ? "yes" : "")));
+    tbody.append(el("tr", {}, el("td", {}, el("code", {}, name)), typeCell, el("td", {}, (s.required || []).includes(name) ? "yes" : ""), el("td", {}, f.description || "")));
   }
-  return el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "field"), el("th", {}, "type"), el("th", {}, "required"))), tbody);
+  return el("div", {}, s.description ? el("p", { class: "muted" }, s.description) : null,
+    el("table", {}, el("thead", {}, el("tr", {}, ...["field", "type", "required", "description"].map(h => el("th", {}, h)))), tbody));
 }
 
 function operations() {
