@@ -346,10 +346,18 @@ func openAPIDocument() *openapi.Document {
 	return d
 }
 
+// errorHeaders are the headers error answers of a status carry.
+var errorHeaders = map[string]map[string]*openapi.Header{
+	"Error401": {"WWW-Authenticate": {Description: `Bearer realm="engram"`, Schema: &openapi.Schema{Type: "string"}}},
+	"Error405": {"Allow": {Description: "the methods the path has", Schema: &openapi.Schema{Type: "string"}}},
+	"Error429": {"Retry-After": {Description: "seconds until a request is allowed", Schema: &openapi.Schema{Type: "integer"}}},
+	"Error503": {"Retry-After": {Description: "seconds to wait before retrying", Schema: &openapi.Schema{Type: "integer"}}},
+}
+
 // docErrorResponse adds a shared error response whose error.code is one of
 // codes.
 func docErrorResponse(d *openapi.Document, envelope *openapi.Schema, name, desc string, codes []string) {
-	d.Components.Responses[name] = &openapi.Response{Description: desc, Content: map[string]openapi.MediaType{
+	d.Components.Responses[name] = &openapi.Response{Description: desc, Headers: errorHeaders[name], Content: map[string]openapi.MediaType{
 		"application/json": {Schema: &openapi.Schema{AllOf: []*openapi.Schema{envelope, {
 			Type: "object",
 			Properties: map[string]*openapi.Schema{"error": {Type: "object", Properties: map[string]*openapi.Schema{
