@@ -490,3 +490,53 @@ func TestOpenAPIQueryParameters(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIDocsPage: /docs is served from the binary with a policy that
+// allows only this server's own scripts, styles and requests; every asset
+// it names is served, nothing comes from elsewhere, and the script reads
+// the document from the route that serves it.
+func TestAPIDocsPage(t *testing.T) {
+	cfg := testConfig()
+	h := newTestServer(t, cfg, openEngine(t, cfg)).Handler()
+	w := do(t, h, request{method: "GET", path: api.PathDocs})
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /docs: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("GET /docs: Content-Security-Policy %q", csp)
+	}
+	page := w.Body.String()
+	assets := 0
+	for _, attr := range []string{`src="`, `href="`} {
+		for rest := page; ; {
+			i := strings.Index(rest, attr)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(attr):]
+			url := rest[:strings.IndexByte(rest, '"')]
+			switch {
+			case strings.HasPrefix(url, "/docs/"):
+				assets++
+				if a := do(t, h, request{method: "GET", path: url}); a.Code != 200 || a.Body.Len() == 0 {
+					t.Errorf("GET /docs names %s, which answers %d", url, a.Code)
+				}
+			case url == api.PathOpenAPI, url == "data:,":
+			default:
+				t.Errorf("GET /docs loads %q, which is not one of its embedded assets", url)
+			}
+		}
+	}
+	if assets != 2 {
+		t.Errorf("GET /docs names %d assets, want app.js and app.css", assets)
+	}
+	js := do(t, h, request{method: "GET", path: "/docs/app.js"}).Body.String()
+	if !strings.Contains(js, `fetch("`+api.PathOpenAPI+`")`) {
+		t.Errorf("app.js does not fetch %s", api.PathOpenAPI)
+	}
+	for _, f := range []string{page, js} {
+		if strings.Contains(f, "http://") || strings.Contains(f, "https://") {
+			t.Error("the API browser refers to another site; its assets must all be embedded")
+		}
+	}
+}
