@@ -46,9 +46,11 @@ FUZZTIME ?= 30s
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
-## docs: regenerate docs/cli.md from the command tree (a test fails when it is stale)
+## docs: regenerate docs/cli.md from the command tree, and docs/openapi.json and
+## docs/reference/rest-api.md from the server's route table (tests fail when they are stale)
 docs:
 	$(GO) test ./cmd/engram-ops -run '^TestCLIReferenceUpToDate$$' -count=1 -update
+	$(GO) generate ./ops/api ./ops/server
 
 clean:
 	rm -rf bin

@@ -58,6 +58,11 @@ const (
 	PathAdminAPIKeys      = "/api/v1/admin/apikeys"
 	PathAdminAPIKey       = "/api/v1/admin/apikeys/{id}"
 	PathAdminAPIKeyRotate = "/api/v1/admin/apikeys/{id}/rotate"
+	// PathOpenAPI is the OpenAPI 3.1 document of this API; PathDocs is a
+	// page browsing it, with its assets under PathDocsAsset.
+	PathOpenAPI   = "/api-docs/openapi.json"
+	PathDocs      = "/docs"
+	PathDocsAsset = "/docs/{asset}"
 )
 
 // ErrorEnvelope is the body of every error response: Engram's envelope,

@@ -94,6 +94,11 @@ var routeAccess = map[string]access{
 	"GET " + api.PathStreamConsolidation: accessRead,
 	"GET " + api.PathMonitoringEvents:    accessRead,
 	"GET " + api.PathMonitorEvents:       accessRead,
+	// The API's description is public: it holds no data, and a browser
+	// opening /docs cannot send a key.
+	"GET " + api.PathOpenAPI:   accessPublic,
+	"GET " + api.PathDocs:      accessPublic,
+	"GET " + api.PathDocsAsset: accessPublic,
 }
 
 // WithAPIKeys serves with the keys of store: required by auth.mode =

@@ -127,6 +127,9 @@ func TestRouteTable(t *testing.T) {
 		"GET " + api.PathStreamConsolidation: {U, reached, reached, reached, F},
 		"GET " + api.PathMonitoringEvents:    {U, reached, reached, reached, F},
 		"GET " + api.PathMonitorEvents:       {U, reached, reached, reached, F},
+		"GET " + api.PathOpenAPI:             {reached, reached, reached, reached, reached},
+		"GET " + api.PathDocs:                {reached, reached, reached, reached, reached},
+		"GET " + api.PathDocsAsset:           {reached, reached, reached, reached, reached},
 	}
 	k := newKeyedServer(t, nil)
 	k.s.hub.Close() // a stream that is reached ends at once instead of running on

@@ -185,6 +185,10 @@ Every error answer is one envelope, Engram's shape with our precise code:
 failure with (absent when Engram has none). ` + "`educational_context`" + ` is the meaning below and
 ` + "`cognitive_guidance`" + ` the fix. A 503 carries Retry-After, as Engram's does.
 
+The [REST API reference](rest-api.md) and the OpenAPI document (docs/openapi.json) list, per route, the
+statuses it answers; each status's error response there allows exactly the codes of that status below
+(TestOpenAPIErrorCodes checks it).
+
 | Code | Status | Meaning | Fix | Engram |
 |---|---|---|---|---|
 `)

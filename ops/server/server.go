@@ -16,6 +16,9 @@
 // "documentation":{…}} with our precise code (errcodes.go, the table
 // docs/reference/error-codes.md is generated from), and nothing else is
 // written for a failed request. Messages repeat at most maxEcho bytes of any one input.
+// The OpenAPI document of the API (openapi.go) is generated from a table
+// of the routes registered here and served with a browser over it
+// (apidocs.go).
 //
 // Wire types live in ops/api (shared with ops/client), Prometheus
 // instrumentation in ops/metrics, the judgement of system health in
@@ -242,6 +245,7 @@ func (s *Server) routes() {
 	s.faultRoutes()
 	s.apiKeyRoutes()
 	s.streamRoutes()
+	s.docsRoutes()
 	metricsHandler := s.metrics.Handler()
 	for _, p := range []string{api.PathMetrics, api.PathMetricsProm} {
 		s.patterns["GET "+p] = true
