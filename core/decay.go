@@ -154,6 +154,14 @@ func (e *Engine) writeTouches(sp *space, items []touchedItem, key, val *[]byte) 
 			*key = appendMemberKey((*key)[:0], famMemory, name, r.ID)
 			*val = appendRecord((*val)[:0], &r)
 			_ = t.batch.Set(*key, *val, nil)
+			if n := len(*val); n != int(sl.recBytes) { // a longer access count
+				s, id := it.slot, sl.id
+				t.after = append(t.after, func() {
+					sp.mu.Lock()
+					sp.resized(s, id, n)
+					sp.mu.Unlock()
+				})
+			}
 		}
 		if len(touches) > 0 {
 			t.logChange(Change{Op: OpTouch, Space: name, Touches: touches})
@@ -188,13 +196,15 @@ func (t *txn) applyTouches(sp *space, touches []Touch, c *Change) error {
 			return err
 		}
 		r.LastAccess, r.AccessCount, r.Stability = tc.LastAccess, tc.AccessCount, tc.Stability
-		_ = t.batch.Set(memberKey(famMemory, name, tc.ID), encodeRecord(r), nil)
+		rec := encodeRecord(r)
+		_ = t.batch.Set(memberKey(famMemory, name, tc.ID), rec, nil)
 		tc := tc
 		t.after = append(t.after, func() {
 			sp.mu.Lock()
 			if sl := &sp.slots[s]; sl.live && sl.id == tc.ID {
 				sl.lastAccess, sl.accessCount, sl.stability = tc.LastAccess.UnixNano(), tc.AccessCount, int64(tc.Stability)
 			}
+			sp.resized(s, tc.ID, len(rec))
 			sp.mu.Unlock()
 		})
 	}
@@ -235,12 +245,7 @@ func (t *txn) rewarm(sp *space, r *record) error {
 		sp.mu.Lock()
 		sl := &sp.slots[r.slot]
 		if sl.live && sl.tier == TierCold {
-			sp.counts[TierCold]--
-			sp.bytes[TierCold] -= sl.bytes
-			sl.tier = TierWarm
-			sl.bytes = int64(len(rec) + len(enc))
-			sp.counts[TierWarm]++
-			sp.bytes[TierWarm] += sl.bytes
+			sp.retier(r.slot, TierWarm, len(rec), len(enc))
 			delete(sp.cold, r.slot)
 			norm := vector.Normalize(vec)
 			sp.pending[r.slot] = norm
@@ -319,17 +324,11 @@ func (e *Engine) freeze(sp *space, slots []uint32, now time.Time) error {
 				if cur.live && cur.tier == TierWarm {
 					decayed.Decayed = append(decayed.Decayed, cur.id)
 					decayed.Retrievability = append(decayed.Retrievability, rv)
-					sp.counts[TierWarm]--
-					sp.bytes[TierWarm] -= cur.bytes
-					cur.tier = TierCold
-					cur.bytes = int64(len(rec) + len(enc))
-					sp.counts[TierCold]++
-					sp.bytes[TierCold] += cur.bytes
+					sp.retier(s, TierCold, len(rec), len(enc))
 					sp.cold[s] = coldVector{q: q, scale: scale}
 					sp.deletes = append(sp.deletes, s)
 				}
 				sp.mu.Unlock()
-				e.cache.remove(sp.num, s)
 				e.migrations[TierWarm][TierCold].Add(1)
 			})
 		}

@@ -7,9 +7,9 @@ func (e *Engine) Metrics() Metrics {
 	if e.closed.Load() {
 		return m
 	}
-	hotBytes, hot := e.cache.stats()
+	hotBytes, _ := e.cache.stats()
 	for _, sp := range e.spaceList() {
-		st := sp.stats(hot[sp.num])
+		st := sp.stats()
 		m.Spaces = append(m.Spaces, st)
 		sp.mu.RLock()
 		m.TierBytes[TierWarm] += sp.bytes[TierWarm]

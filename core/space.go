@@ -25,7 +25,8 @@ import (
 type slot struct {
 	id          string
 	live        bool
-	tier        Tier // stored tier: warm or cold
+	tier        Tier   // stored tier: warm or cold
+	recBytes    uint32 // the record's share of bytes (reinforcement rewrites it)
 	confidence  float64
 	observedAt  int64
 	lastAccess  int64
@@ -58,7 +59,8 @@ type coldVector struct {
 
 // space is the in-memory state of one space.
 type space struct {
-	num      uint32 // the space's key in the hot tier
+	num      uint32    // the space's key in the hot tier
+	hot      *hotCache // the engine's hot tier
 	info     SpaceInfo
 	embedder Embedder
 
@@ -80,7 +82,7 @@ type space struct {
 	reserved int
 	room     chan struct{}
 	cold     map[uint32]coldVector
-	counts   [numTiers]int64 // stored warm/cold counts
+	counts   [numTiers]int64 // live slots per stored tier: setSlot, dropSlot, retier and resized change them
 	bytes    [numTiers]int64
 	assocs   int64
 
@@ -108,6 +110,7 @@ func (e *Engine) newSpace(info SpaceInfo) (*space, error) {
 	}
 	return &space{
 		num:      e.spaceNums.Add(1),
+		hot:      e.cache,
 		info:     info,
 		embedder: emb,
 		byID:     map[string]uint32{},
@@ -252,22 +255,25 @@ func (e *Engine) Space(name string) (SpaceStats, error) {
 	if sp == nil {
 		return SpaceStats{}, Errorf(KindNotFound, "SPACE_NOT_FOUND", "space %q does not exist", name)
 	}
-	return sp.stats(e.cache.spaceCount(sp.num)), nil
+	return sp.stats(), nil
 }
 
 // Spaces lists every space with its counts, by name.
 func (e *Engine) Spaces() []SpaceStats {
-	_, hot := e.cache.stats()
 	var out []SpaceStats
 	for _, sp := range e.spaceList() {
-		out = append(out, sp.stats(hot[sp.num]))
+		out = append(out, sp.stats())
 	}
 	return out
 }
 
-func (sp *space) stats(hot int64) SpaceStats {
+// stats reads the hot count under sp.mu, as the counts: a slot leaves the
+// hot tier under it when it leaves the warm tier, so the hot entries are
+// always a subset of the warm count.
+func (sp *space) stats() SpaceStats {
 	sp.mu.RLock()
 	defer sp.mu.RUnlock()
+	hot := sp.hot.spaceCount(sp.num)
 	st := SpaceStats{SpaceInfo: sp.info, Associations: sp.assocs, IndexPending: len(sp.pending)}
 	st.Memories[TierHot] = hot
 	st.Memories[TierWarm] = sp.counts[TierWarm] - hot
@@ -374,7 +380,7 @@ func (e *Engine) loadSpace(sp *space, hasGraph bool) error {
 			it.Close()
 			return internalf(err, "decode memory %s/%s", name, id)
 		}
-		sp.setSlot(r, int64(len(it.Value())))
+		sp.setSlot(r, len(it.Value()), 0) // vectors are added below
 		if derivable {
 			contents[r.slot] = r.Content
 		}
@@ -505,8 +511,9 @@ func (e *Engine) deriveMissing(sp *space, contents map[uint32]string, warm map[u
 	return nil
 }
 
-// setSlot installs r into the slot table (caller holds sp.mu or owns sp).
-func (sp *space) setSlot(r *record, recBytes int64) {
+// setSlot installs r, stored in recBytes and its vector in vecBytes, into
+// the slot table (caller holds sp.mu or owns sp).
+func (sp *space) setSlot(r *record, recBytes, vecBytes int) {
 	for uint32(len(sp.slots)) <= r.slot {
 		sp.slots = append(sp.slots, slot{})
 	}
@@ -526,14 +533,17 @@ func (sp *space) setSlot(r *record, recBytes int64) {
 		lastAccess:  r.LastAccess.UnixNano(),
 		stability:   int64(r.Stability),
 		accessCount: r.AccessCount,
-		bytes:       recBytes,
+		recBytes:    uint32(recBytes),
+		bytes:       int64(recBytes + vecBytes),
 	}
 	sp.byID[r.ID] = r.slot
 	sp.counts[tier]++
-	sp.bytes[tier] += recBytes
+	sp.bytes[tier] += int64(recBytes + vecBytes)
 }
 
-// dropSlot marks slot s dead and queues its index removal (caller holds sp.mu).
+// dropSlot marks slot s dead, takes it out of the hot tier and queues its
+// index removal (caller holds sp.mu). A replace drops the old version's
+// slot here too: its hot entry would otherwise stay counted.
 func (sp *space) dropSlot(s uint32) {
 	sl := &sp.slots[s]
 	if !sl.live {
@@ -542,6 +552,7 @@ func (sp *space) dropSlot(s uint32) {
 	sl.live = false
 	sp.counts[sl.tier]--
 	sp.bytes[sl.tier] -= sl.bytes
+	sp.hot.remove(sp.num, s)
 	delete(sp.byID, sl.id)
 	if _, ok := sp.pending[s]; ok {
 		delete(sp.pending, s)
@@ -549,6 +560,34 @@ func (sp *space) dropSlot(s uint32) {
 		sp.deletes = append(sp.deletes, s)
 	}
 	delete(sp.cold, s)
+}
+
+// retier moves live slot s to tier, its record and vector now stored in
+// recBytes and vecBytes (caller holds sp.mu); a slot leaving the warm tier
+// leaves the hot tier with it.
+func (sp *space) retier(s uint32, tier Tier, recBytes, vecBytes int) {
+	sl := &sp.slots[s]
+	sp.counts[sl.tier]--
+	sp.bytes[sl.tier] -= sl.bytes
+	sl.tier, sl.recBytes, sl.bytes = tier, uint32(recBytes), int64(recBytes+vecBytes)
+	sp.counts[tier]++
+	sp.bytes[tier] += sl.bytes
+	if tier != TierWarm {
+		sp.hot.remove(sp.num, s)
+	}
+}
+
+// resized records that slot s's record, if s is still id's live version,
+// was rewritten in place at recBytes (caller holds sp.mu).
+func (sp *space) resized(s uint32, id string, recBytes int) {
+	sl := &sp.slots[s]
+	if !sl.live || sl.id != id {
+		return
+	}
+	d := int64(recBytes) - int64(sl.recBytes)
+	sl.recBytes = uint32(recBytes)
+	sl.bytes += d
+	sp.bytes[sl.tier] += d
 }
 
 func indexPath(dir, space string) string {

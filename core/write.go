@@ -362,7 +362,7 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 		if existed {
 			sp.dropSlot(old)
 		}
-		sp.setSlot(r, int64(len(rec)+len(vec)))
+		sp.setSlot(r, len(rec), len(vec))
 		// Only now, committed, does the vector take slab space.
 		kept := e.vecs.copyOf(norm)
 		sp.pending[s] = kept
@@ -501,13 +501,11 @@ func (t *txn) deleteMemory(sp *space, id string) error {
 		}
 	}
 	t.logChange(Change{Op: OpDeleteMemory, Space: name, ID: id})
-	e := t.e
 	t.after = append(t.after, func() {
 		sp.mu.Lock()
 		sp.dropSlot(s)
 		sp.assocs -= int64(removed)
 		sp.mu.Unlock()
-		e.cache.remove(sp.num, s)
 	})
 	return nil
 }
