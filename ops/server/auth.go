@@ -77,6 +77,7 @@ var routeAccess = map[string]access{
 	"GET " + api.PathHealthAlive:        accessPublic,
 	"GET " + api.PathHealthReady:        accessPublic,
 	"GET " + api.PathSystemHealth:       accessRead,
+	"POST " + api.PathRecognize:         accessRead,
 	"POST " + api.PathAdminBackup:       accessAdmin,
 	"GET " + api.PathAdminBackup:        accessAdmin,
 	"GET " + PathAdminFaults:            accessAdmin,

@@ -61,6 +61,7 @@ type Engine interface {
 	Get(ctx context.Context, space, id string, withEmbedding bool) (core.Memory, error)
 	List(ctx context.Context, space string, o core.ListOptions) (core.ListResult, error)
 	Recall(ctx context.Context, space string, q core.RecallQuery) (core.RecallResult, error)
+	SpreadFrom(ctx context.Context, space, id string, q core.RecallQuery) (core.RecallResult, error)
 	Forget(ctx context.Context, space, id string) (uint64, error)
 	Associate(ctx context.Context, space string, a core.Association) (uint64, error)
 	LastSequence() uint64
@@ -223,6 +224,7 @@ func (s *Server) routes() {
 	s.handle("GET "+api.PathHealthAlive, s.handleAlive)
 	s.handle("GET "+api.PathHealthReady, s.handleReady)
 	s.handle("GET "+api.PathSystemHealth, s.handleSystemHealth)
+	s.cognitiveRoutes()
 	s.backupRoutes()
 	s.faultRoutes()
 	s.apiKeyRoutes()
