@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Engram's cognitive routes: recognition, the query language, probabilistic
 // recall, pattern completion and introspection. Shapes follow Engram's
 // (engram-rest-reference.md §2) with every figure computed from the engine.
@@ -45,4 +47,76 @@ type RecognizedMemory struct {
 	StoredConfidence float64 `json:"stored_confidence"`
 	Retrievability   float64 `json:"retrievability"`
 	AboveThreshold   bool    `json:"above_threshold"`
+}
+
+// Paths of the query language.
+const (
+	PathQuery        = "/api/v1/query"
+	PathQueryExecute = "/api/v1/query/execute" // Engram's quickstart's path
+)
+
+// QueryRequest is the body of POST /api/v1/query: one statement of the
+// query language (docs/query-language.md). query is the name Engram's
+// quickstart sends; it is an alias of query_text.
+type QueryRequest struct {
+	QueryText     string `json:"query_text"`
+	Query         string `json:"query,omitempty"`
+	MemorySpaceID string `json:"memory_space_id,omitempty"`
+	MemorySpace   string `json:"memory_space,omitempty"`
+}
+
+// QueryResponse is Engram's answer to a query, with additions: the
+// statement that ran, its cost and the space.
+type QueryResponse struct {
+	Episodes            []QueryEpisode      `json:"episodes"`
+	AggregateConfidence AggregateConfidence `json:"aggregate_confidence"`
+	TotalCount          int                 `json:"total_count"`
+	ExecutionTimeMS     float64             `json:"execution_time_ms"`
+	Statement           string              `json:"statement"`
+	Cost                int                 `json:"cost"`
+	Space               string              `json:"space"`
+	SystemMessage       string              `json:"system_message"`
+}
+
+// QueryEpisode is one result of a query: Engram's episode fields, and the
+// figures its confidence comes from.
+type QueryEpisode struct {
+	ID                 string    `json:"id"`
+	When               time.Time `json:"when"`
+	What               string    `json:"what"`
+	WhereLocation      string    `json:"where_location,omitempty"`
+	Who                []string  `json:"who,omitempty"`
+	Confidence         float64   `json:"confidence"`
+	ConfidenceCategory string    `json:"confidence_category"`
+	StoredConfidence   float64   `json:"stored_confidence"`
+	SimilarityScore    float64   `json:"similarity_score,omitzero"`
+	ActivationLevel    float64   `json:"activation_level,omitzero"`
+	Retrievability     float64   `json:"retrievability"`
+	Path               []string  `json:"path,omitempty"`
+	Tags               []string  `json:"tags"`
+}
+
+// AggregateConfidence is an interval over a result set's confidences.
+type AggregateConfidence struct {
+	LowerBound float64 `json:"lower_bound"`
+	Mean       float64 `json:"mean"`
+	UpperBound float64 `json:"upper_bound"`
+	Width      float64 `json:"width"`
+}
+
+// QueryCategory is the query language's confidence category (Engram's,
+// which differs from Category): 0 None, below 0.3 Low, below 0.7 Medium,
+// below 1 High, otherwise Certain.
+func QueryCategory(v float64) string {
+	switch {
+	case v <= 0:
+		return "None"
+	case v < 0.3:
+		return "Low"
+	case v < 0.7:
+		return "Medium"
+	case v < 1:
+		return "High"
+	}
+	return "Certain"
 }

@@ -78,6 +78,8 @@ var routeAccess = map[string]access{
 	"GET " + api.PathHealthReady:        accessPublic,
 	"GET " + api.PathSystemHealth:       accessRead,
 	"POST " + api.PathRecognize:         accessRead,
+	"POST " + api.PathQuery:             accessRead,
+	"POST " + api.PathQueryExecute:      accessRead,
 	"POST " + api.PathAdminBackup:       accessAdmin,
 	"GET " + api.PathAdminBackup:        accessAdmin,
 	"GET " + PathAdminFaults:            accessAdmin,

@@ -23,6 +23,7 @@ const recognizeCandidates = 5
 
 func (s *Server) cognitiveRoutes() {
 	s.handle("POST "+api.PathRecognize, engineOp(s, opRecall, http.StatusOK, body[api.RecognizeRequest](s), s.recognize))
+	s.queryRoutes()
 }
 
 // checkThreshold refuses a similarity threshold outside -1..1.

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/engram-ops/engram-ops/ops/api"
@@ -62,5 +63,135 @@ func TestRecognizeJudgesTheStore(t *testing.T) {
 	m := decodeJSONBody[api.Memory](t, do(t, h, request{method: "GET", path: "/api/v1/memories/" + ids[0]}))
 	if m.AccessCount != 0 {
 		t.Fatalf("recognize reinforced the memory: access count %d", m.AccessCount)
+	}
+}
+
+func associate(t *testing.T, h http.Handler, from, to string, weight float64) {
+	t.Helper()
+	w := do(t, h, request{method: "POST", path: api.PathAssociations,
+		body: `{"from":"` + from + `","to":"` + to + `","weight":` + strconv.FormatFloat(weight, 'g', -1, 64) + `}`})
+	if w.Code != http.StatusCreated {
+		t.Fatalf("associate: %d %s", w.Code, w.Body)
+	}
+}
+
+func runQuery(t *testing.T, h http.Handler, path, body string) api.QueryResponse {
+	t.Helper()
+	w := do(t, h, request{method: "POST", path: path, body: body})
+	if w.Code != http.StatusOK {
+		t.Fatalf("query %s: %d %s", body, w.Code, w.Body)
+	}
+	return decodeJSONBody[api.QueryResponse](t, w)
+}
+
+func episodeIDs(r api.QueryResponse) []string {
+	ids := make([]string, len(r.Episodes))
+	for i, e := range r.Episodes {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+func TestQuerySpreadFollowsAssociations(t *testing.T) {
+	h, ids := cognitiveServer(t, "the red fox jumps over the fence", "quarterly revenue grew by eight percent",
+		"the bakery opens at seven", "the red fox jumps over the wall")
+	associate(t, h, ids[0], ids[1], 0.9)
+	associate(t, h, ids[1], ids[2], 0.9)
+	r := runQuery(t, h, api.PathQuery, `{"query_text":"SPREAD FROM `+ids[0]+` MAX_HOPS 3 DECAY 0.1 THRESHOLD 0.01"}`)
+	got := episodeIDs(r)
+	if len(got) != 2 || got[0] != ids[1] || got[1] != ids[2] {
+		t.Fatalf("SPREAD reached %v, want %v then %v (and not the similar, unassociated %v)", got, ids[1], ids[2], ids[3])
+	}
+	if e := r.Episodes[0]; e.ActivationLevel != 0.9*0.9 || len(e.Path) != 2 || e.ConfidenceCategory == "" {
+		t.Fatalf("first hop: %+v", e)
+	}
+	if a := r.AggregateConfidence; a.LowerBound > a.Mean || a.Mean > a.UpperBound || a.Width != a.UpperBound-a.LowerBound || a.Mean == 0 {
+		t.Fatalf("aggregate: %+v", a)
+	}
+	// One hop reaches only the direct neighbour; a high threshold stops
+	// spreading before the second hop.
+	if got := episodeIDs(runQuery(t, h, api.PathQuery, `{"query_text":"spread from `+ids[0]+` max_hops 1"}`)); len(got) != 1 || got[0] != ids[1] {
+		t.Fatalf("one hop: %v", got)
+	}
+	if got := episodeIDs(runQuery(t, h, api.PathQuery, `{"query_text":"SPREAD FROM `+ids[0]+` THRESHOLD 0.7"}`)); len(got) != 1 {
+		t.Fatalf("threshold 0.7: %v", got)
+	}
+	// The quickstart's form: a text source and HOPS, on the quickstart's path.
+	if got := episodeIDs(runQuery(t, h, api.PathQueryExecute, `{"query":"SPREAD FROM what=\"red fox fence\" HOPS 1"}`)); len(got) != 1 || got[0] != ids[1] {
+		t.Fatalf("text source: %v", got)
+	}
+	if env := decodeEnvelope(t, do(t, h, request{method: "POST", path: api.PathQuery, body: `{"query_text":"SPREAD FROM nope"}`})); env.Code != "MEMORY_NOT_FOUND" {
+		t.Fatalf("unknown source: %+v", env)
+	}
+}
+
+func TestQueryRecallConditions(t *testing.T) {
+	h, ids := cognitiveServer(t, "the red fox jumps over the fence", "the red fox sleeps in the den")
+	w := do(t, h, request{method: "POST", path: api.PathRemember,
+		body: `{"content":"the red fox hunts at night","confidence":0.3,"timestamp":"2020-01-01T00:00:00Z","tags":["night"]}`})
+	if w.Code != http.StatusCreated {
+		t.Fatal(w.Body)
+	}
+	old := decodeJSONBody[api.RememberResponse](t, w).MemoryID
+	all := episodeIDs(runQuery(t, h, api.PathQuery, `{"query_text":"RECALL \"red fox\""}`))
+	if len(all) != 3 {
+		t.Fatalf("RECALL \"red fox\": %v", all)
+	}
+	for _, c := range []struct {
+		stmt string
+		want []string
+	}{
+		{`RECALL "red fox" WHERE content CONTAINS "DEN"`, []string{ids[1]}},
+		{`RECALL "red fox" WHERE created BEFORE "2021-01-01"`, []string{old}},
+		{`RECALL "red fox" WHERE created AFTER "2021-01-01" AND confidence > 0.5 LIMIT 1`, all[:1]},
+		{`RECALL "red fox" WHERE tags CONTAINS "night"`, []string{old}},
+		{`RECALL "red fox" WHERE confidence < 0.5`, []string{old}},
+		{`RECALL ` + ids[0], []string{ids[0]}},
+		{`RECALL nope`, []string{}},
+		{`RECALL * WHERE content CONTAINS "fence"`, []string{ids[0]}},
+	} {
+		r := runQuery(t, h, api.PathQuery, `{"query_text":`+strconv.Quote(c.stmt)+`}`)
+		if got := episodeIDs(r); strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%s: got %v, want %v", c.stmt, got, c.want)
+		}
+	}
+	// CONFIDENCE filters the answer's confidence: above the best one, nothing.
+	best := runQuery(t, h, api.PathQuery, `{"query_text":"RECALL \"red fox\""}`).Episodes[0].Confidence
+	r := runQuery(t, h, api.PathQuery, `{"query_text":"RECALL \"red fox\" CONFIDENCE > `+strconv.FormatFloat(min(best+0.001, 1), 'f', 4, 64)+`"}`)
+	if r.TotalCount != 0 {
+		t.Fatalf("CONFIDENCE above the best: %+v", r.Episodes)
+	}
+}
+
+func TestQueryRefusals(t *testing.T) {
+	h, _ := cognitiveServer(t, "a memory")
+	for _, c := range []struct {
+		body, code string
+		status     int
+		details    map[string]any
+	}{
+		{`{"query_text":"SPREAD FROM x MAX_HOPS 7"}`, "QUERY_TOO_COMPLEX", 400, map[string]any{"construct": "SPREAD"}},
+		{`{"query_text":"RECALL \"x\"\nPREDICT"}`, "QUERY_NOT_SUPPORTED", 400, map[string]any{"construct": "PREDICT", "line": 2.0, "column": 1.0}},
+		{`{"query_text":"IMAGINE x NOVELTY 0.3"}`, "QUERY_NOT_SUPPORTED", 400, map[string]any{"construct": "IMAGINE", "column": 1.0}},
+		{`{"query_text":"RECALL x WHERE"}`, "QUERY_SYNTAX_ERROR", 400, map[string]any{"column": 15.0}},
+		{`{"query_text":""}`, "QUERY_SYNTAX_ERROR", 400, nil},
+		{`{"query_text":"RECALL x","memory_space_id":"nowhere"}`, "SPACE_NOT_FOUND", 404, nil},
+		{`{"query_text":"RECALL x WHERE IN SPACE nowhere"}`, "SPACE_NOT_FOUND", 404, nil},
+		{`{"query_text":"RECALL x","query":"RECALL y"}`, "CONFLICTING_FIELDS", 400, nil},
+	} {
+		w := do(t, h, request{method: "POST", path: api.PathQuery, body: c.body})
+		env := decodeEnvelope(t, w)
+		if w.Code != c.status || env.Code != c.code {
+			t.Errorf("%s: %d %s, want %d %s", c.body, w.Code, env.Code, c.status, c.code)
+		}
+		for k, v := range c.details {
+			if env.Details[k] != v {
+				t.Errorf("%s: details[%s] = %v, want %v (%v)", c.body, k, env.Details[k], v, env.Details)
+			}
+		}
+	}
+	// The query never creates its space: the unknown space is still unknown.
+	if w := do(t, h, request{method: "GET", path: "/api/v1/spaces/nowhere"}); w.Code != http.StatusNotFound {
+		t.Fatalf("the query created its space: %d", w.Code)
 	}
 }
