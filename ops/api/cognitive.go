@@ -120,3 +120,44 @@ func QueryCategory(v float64) string {
 	}
 	return "Certain"
 }
+
+// PathProbabilistic is Engram's probabilistic recall: GET recall's
+// parameters plus include_evidence and include_uncertainty.
+const PathProbabilistic = "/api/v1/query/probabilistic"
+
+// ProbabilisticResponse is a recall with its confidence interval and,
+// when asked for, the evidence and the uncertainty behind it.
+type ProbabilisticResponse struct {
+	Memories           []RecalledMemory    `json:"memories"`
+	ConfidenceInterval ConfidenceInterval  `json:"confidence_interval"`
+	EvidenceChain      []Evidence          `json:"evidence_chain,omitempty"`
+	UncertaintySources []UncertaintySource `json:"uncertainty_sources,omitempty"`
+	Metadata           RecallMetadata      `json:"metadata"`
+	SystemMessage      string              `json:"system_message"`
+}
+
+// ConfidenceInterval is the interval of a result set's confidences around
+// its point estimate.
+type ConfidenceInterval struct {
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
+	Point float64 `json:"point"`
+	Width float64 `json:"width"`
+}
+
+// Evidence is one contribution to a recall's results: source_type is
+// direct_match, vector_similarity, spreading_activation or temporal_decay.
+type Evidence struct {
+	SourceType  string  `json:"source_type"`
+	Strength    float64 `json:"strength"`
+	Description string  `json:"description"`
+}
+
+// UncertaintySource is one reason the results may be off: source_type is
+// system_pressure, spreading_activation_noise, temporal_decay_unknown or
+// measurement_error; impact is in 0..1.
+type UncertaintySource struct {
+	SourceType  string  `json:"source_type"`
+	Impact      float64 `json:"impact"`
+	Explanation string  `json:"explanation"`
+}

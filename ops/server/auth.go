@@ -80,6 +80,7 @@ var routeAccess = map[string]access{
 	"POST " + api.PathRecognize:         accessRead,
 	"POST " + api.PathQuery:             accessRead,
 	"POST " + api.PathQueryExecute:      accessRead,
+	"GET " + api.PathProbabilistic:      accessRead,
 	"POST " + api.PathAdminBackup:       accessAdmin,
 	"GET " + api.PathAdminBackup:        accessAdmin,
 	"GET " + PathAdminFaults:            accessAdmin,

@@ -117,6 +117,7 @@ func TestRouteTable(t *testing.T) {
 		"POST " + api.PathRecognize:         {U, reached, reached, reached, F},
 		"POST " + api.PathQuery:             {U, reached, reached, reached, F},
 		"POST " + api.PathQueryExecute:      {U, reached, reached, reached, F},
+		"GET " + api.PathProbabilistic:      {U, reached, reached, reached, F},
 		"POST " + api.PathAdminBackup:       {U, F, F, reached, F},
 		"GET " + api.PathAdminBackup:        {U, F, F, reached, F},
 		"GET " + PathAdminFaults:            {U, F, F, reached, F},

@@ -195,3 +195,51 @@ func TestQueryRefusals(t *testing.T) {
 		t.Fatalf("the query created its space: %d", w.Code)
 	}
 }
+
+func TestProbabilisticRecallFromRealScores(t *testing.T) {
+	h, ids := cognitiveServer(t, "the red fox jumps over the fence", "the red fox sleeps in the den",
+		"quarterly revenue grew by eight percent")
+	associate(t, h, ids[0], ids[2], 0.8)
+	w := do(t, h, request{method: "GET", path: api.PathProbabilistic + "?query=red+fox+fence&include_evidence=true&include_uncertainty=true"})
+	if w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	r := decodeJSONBody[api.ProbabilisticResponse](t, w)
+	if len(r.Memories) != 3 || r.Memories[0].ID != ids[0] {
+		t.Fatalf("memories: %+v", r.Memories)
+	}
+	ci := r.ConfidenceInterval
+	var sum float64
+	for _, m := range r.Memories {
+		sum += m.Confidence.Value
+	}
+	if mean := sum / 3; ci.Point != mean || ci.Lower > ci.Point || ci.Point > ci.Upper || ci.Width != ci.Upper-ci.Lower || ci.Width <= 0 {
+		t.Fatalf("interval %+v around the mean %v", ci, mean)
+	}
+	ev := map[string]api.Evidence{}
+	for _, e := range r.EvidenceChain {
+		ev[e.SourceType] = e
+	}
+	if ev["direct_match"].Strength != r.Memories[0].Confidence.Value || ev["spreading_activation"].Strength != r.Memories[2].ActivationLevel ||
+		ev["vector_similarity"].Strength <= 0 || ev["temporal_decay"].Strength <= 0.9 {
+		t.Fatalf("evidence: %+v", r.EvidenceChain)
+	}
+	us := map[string]api.UncertaintySource{}
+	for _, u := range r.UncertaintySources {
+		if u.Impact < 0 || u.Impact > 1 {
+			t.Fatalf("impact out of range: %+v", u)
+		}
+		us[u.SourceType] = u
+	}
+	if len(us) != 4 || us["measurement_error"].Impact != ci.Width/2 || us["spreading_activation_noise"].Impact <= 0 {
+		t.Fatalf("uncertainty: %+v", r.UncertaintySources)
+	}
+	// Without the flags, only the interval.
+	plain := decodeJSONBody[api.ProbabilisticResponse](t, do(t, h, request{method: "GET", path: api.PathProbabilistic + "?query=red+fox+fence&mode=similarity"}))
+	if plain.EvidenceChain != nil || plain.UncertaintySources != nil || len(plain.Memories) != 2 {
+		t.Fatalf("plain: %+v", plain)
+	}
+	if env := decodeEnvelope(t, do(t, h, request{method: "GET", path: api.PathProbabilistic + "?query=x&include_evidence=maybe"})); env.Code != "INVALID_PARAMETER" {
+		t.Fatalf("bad flag: %+v", env)
+	}
+}
