@@ -161,3 +161,82 @@ type UncertaintySource struct {
 	Impact      float64 `json:"impact"`
 	Explanation string  `json:"explanation"`
 }
+
+// Paths of introspection and the spreading probe.
+const (
+	PathIntrospect      = "/api/v1/system/introspect"
+	PathHealthSpreading = "/health/spreading"
+)
+
+// Introspection is GET /api/v1/system/introspect: the server's own
+// figures. total_nodes and avg_recall_time_ms are Engram's names.
+type Introspection struct {
+	Timestamp       time.Time          `json:"timestamp"`
+	UptimeSeconds   float64            `json:"uptime_seconds"`
+	Version         string             `json:"version"`
+	TotalNodes      int64              `json:"total_nodes"`
+	TotalEdges      int64              `json:"total_edges"`
+	AvgRecallTimeMS float64            `json:"avg_recall_time_ms"`
+	Spaces          []IntrospectSpace  `json:"spaces"`
+	Operations      []OperationLatency `json:"operations"`
+	Storage         IntrospectStorage  `json:"storage"`
+	Runtime         IntrospectRuntime  `json:"runtime"`
+	Requests        IntrospectRequests `json:"requests"`
+}
+
+// IntrospectSpace is one space's counts and index state.
+type IntrospectSpace struct {
+	Space        string     `json:"space"`
+	Memories     TierCounts `json:"memories"`
+	Associations int64      `json:"associations"`
+	IndexPending int        `json:"index_pending"`
+	Dimension    int        `json:"dimension"`
+	Embedder     string     `json:"embedder"`
+}
+
+// OperationLatency is one engine operation's latency since the server
+// started, from engram_memory_operation_duration_seconds (quantiles are
+// estimated from its buckets as histogram_quantile does).
+type OperationLatency struct {
+	Operation string  `json:"operation"`
+	Count     uint64  `json:"count"`
+	AvgMS     float64 `json:"avg_ms"`
+	P50MS     float64 `json:"p50_ms"`
+	P90MS     float64 `json:"p90_ms"`
+	P99MS     float64 `json:"p99_ms"`
+}
+
+// IntrospectStorage describes the storage engine.
+type IntrospectStorage struct {
+	DiskBytes         int64      `json:"disk_bytes"`
+	TierBytes         TierCounts `json:"tier_bytes"`
+	ChangelogSequence uint64     `json:"changelog_sequence"`
+	Durability        string     `json:"durability"`
+	CacheHitRatio     float64    `json:"cache_hit_ratio"`
+	Compactions       int64      `json:"compactions"`
+	DiskFreeBytes     int64      `json:"disk_free_bytes"`
+}
+
+// IntrospectRuntime describes the process.
+type IntrospectRuntime struct {
+	Goroutines      int     `json:"goroutines"`
+	MemoryBytes     float64 `json:"memory_bytes"`
+	HeapObjectBytes float64 `json:"heap_object_bytes"`
+}
+
+// IntrospectRequests counts the last minute's requests.
+type IntrospectRequests struct {
+	LastMinute             int64 `json:"last_minute"`
+	ServerErrorsLastMinute int64 `json:"server_errors_last_minute"`
+}
+
+// SpreadingHealth is GET /health/spreading: a spreading activation run
+// over stored associations, with its latency.
+type SpreadingHealth struct {
+	Status    string    `json:"status"` // healthy | degraded | unhealthy
+	Message   string    `json:"message"`
+	LatencyMS float64   `json:"latency_ms"`
+	Sources   int       `json:"sources_tried"`
+	Reached   int       `json:"memories_reached"`
+	Timestamp time.Time `json:"timestamp"`
+}

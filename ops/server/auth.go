@@ -81,6 +81,8 @@ var routeAccess = map[string]access{
 	"POST " + api.PathQuery:             accessRead,
 	"POST " + api.PathQueryExecute:      accessRead,
 	"GET " + api.PathProbabilistic:      accessRead,
+	"GET " + api.PathIntrospect:         accessRead,
+	"GET " + api.PathHealthSpreading:    accessPublic,
 	"POST " + api.PathAdminBackup:       accessAdmin,
 	"GET " + api.PathAdminBackup:        accessAdmin,
 	"GET " + PathAdminFaults:            accessAdmin,

@@ -118,6 +118,8 @@ func TestRouteTable(t *testing.T) {
 		"POST " + api.PathQuery:             {U, reached, reached, reached, F},
 		"POST " + api.PathQueryExecute:      {U, reached, reached, reached, F},
 		"GET " + api.PathProbabilistic:      {U, reached, reached, reached, F},
+		"GET " + api.PathIntrospect:         {U, reached, reached, reached, reached},
+		"GET " + api.PathHealthSpreading:    {reached, reached, reached, reached, reached},
 		"POST " + api.PathAdminBackup:       {U, F, F, reached, F},
 		"GET " + api.PathAdminBackup:        {U, F, F, reached, F},
 		"GET " + PathAdminFaults:            {U, F, F, reached, F},

@@ -24,6 +24,7 @@ const recognizeCandidates = 5
 func (s *Server) cognitiveRoutes() {
 	s.handle("POST "+api.PathRecognize, engineOp(s, opRecall, http.StatusOK, body[api.RecognizeRequest](s), s.recognize))
 	s.queryRoutes()
+	s.introspectRoutes()
 	s.handle("GET "+api.PathProbabilistic, engineOp(s, opRecall, http.StatusOK, query(s, probabilisticParams), s.probabilistic))
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
 )
 
@@ -241,5 +242,63 @@ func TestProbabilisticRecallFromRealScores(t *testing.T) {
 	}
 	if env := decodeEnvelope(t, do(t, h, request{method: "GET", path: api.PathProbabilistic + "?query=x&include_evidence=maybe"})); env.Code != "INVALID_PARAMETER" {
 		t.Fatalf("bad flag: %+v", env)
+	}
+}
+
+func TestIntrospectReportsRealFigures(t *testing.T) {
+	h, ids := cognitiveServer(t, "the red fox jumps over the fence", "the bakery opens at seven")
+	associate(t, h, ids[0], ids[1], 0.5)
+	if w := do(t, h, request{method: "POST", path: api.PathRemember, body: `{"content":"elsewhere"}`, headers: map[string]string{api.HeaderSpace: "tenant-b"}}); w.Code != http.StatusCreated {
+		t.Fatal(w.Body)
+	}
+	for i := 0; i < 5; i++ {
+		do(t, h, request{method: "GET", path: api.PathRecall + "?query=fox"})
+	}
+	w := do(t, h, request{method: "GET", path: api.PathIntrospect})
+	if w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	in := decodeJSONBody[api.Introspection](t, w)
+	if in.TotalNodes != 3 || in.TotalEdges != 1 || len(in.Spaces) != 2 || in.UptimeSeconds <= 0 {
+		t.Fatalf("counts: %+v", in)
+	}
+	for _, sp := range in.Spaces {
+		if want := map[string]int64{"default": 2, "tenant-b": 1}[sp.Space]; sp.Memories.Total != want || sp.Dimension != 16 {
+			t.Errorf("space %+v, want %d memories", sp, want)
+		}
+	}
+	var recall api.OperationLatency
+	for _, op := range in.Operations {
+		if op.Operation == opRecall {
+			recall = op
+		}
+	}
+	if recall.Count != 5 || recall.AvgMS <= 0 || recall.AvgMS != in.AvgRecallTimeMS || recall.P50MS <= 0 || recall.P50MS > recall.P99MS {
+		t.Fatalf("recall latency: %+v (avg_recall_time_ms %v)", recall, in.AvgRecallTimeMS)
+	}
+	if in.Requests.LastMinute < 8 || in.Runtime.Goroutines <= 0 || in.Storage.ChangelogSequence == 0 {
+		t.Fatalf("requests, runtime, storage: %+v %+v %+v", in.Requests, in.Runtime, in.Storage)
+	}
+}
+
+func TestSpreadingHealthProbe(t *testing.T) {
+	h, ids := cognitiveServer(t, "the red fox jumps over the fence", "the bakery opens at seven")
+	probe := func() (int, api.SpreadingHealth) {
+		w := do(t, h, request{method: "GET", path: api.PathHealthSpreading})
+		return w.Code, decodeJSONBody[api.SpreadingHealth](t, w)
+	}
+	if code, p := probe(); code != http.StatusOK || p.Status != "healthy" || p.Sources != 0 {
+		t.Fatalf("no associations: %d %+v", code, p)
+	}
+	associate(t, h, ids[1], ids[0], 0.9)
+	if code, p := probe(); code != http.StatusOK || p.Status != "healthy" || p.Sources < 1 || p.Reached != 1 || p.LatencyMS <= 0 {
+		t.Fatalf("with an association: %d %+v", code, p)
+	}
+	// A failing engine makes the probe unhealthy.
+	f := newFake()
+	f.readyErr = core.Errorf(core.KindUnavailable, "ENGINE_CLOSED", "engine is closed")
+	w := do(t, newTestServer(t, testConfig(), f).Handler(), request{method: "GET", path: api.PathHealthSpreading})
+	if p := decodeJSONBody[api.SpreadingHealth](t, w); w.Code != http.StatusServiceUnavailable || p.Status != "unhealthy" {
+		t.Fatalf("failing engine: %d %+v", w.Code, p)
 	}
 }
