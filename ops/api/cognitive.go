@@ -240,3 +240,73 @@ type SpreadingHealth struct {
 	Reached   int       `json:"memories_reached"`
 	Timestamp time.Time `json:"timestamp"`
 }
+
+// PathComplete is pattern completion: a partial episode completed from
+// the stored memories that match it.
+const PathComplete = "/api/v1/complete"
+
+// CompleteRequest is the body of POST /api/v1/complete (the shape of
+// Engram's quickstart). params.num_hypotheses is how many matching
+// memories are considered (default 3); ca3_sparsity and ca1_threshold are
+// accepted and not applied (the completion is a recall, not an attractor
+// network), and the answer says so.
+type CompleteRequest struct {
+	Partial PartialEpisode  `json:"partial"`
+	Params  *CompleteParams `json:"params,omitempty"`
+	SpaceFields
+}
+
+// PartialEpisode is an episode with fields missing (absent, null or "").
+type PartialEpisode struct {
+	What          string     `json:"what,omitempty"`
+	When          *time.Time `json:"when,omitempty"`
+	Where         string     `json:"where,omitempty"`
+	WhereLocation string     `json:"where_location,omitempty"`
+	Who           []string   `json:"who,omitempty"`
+	Why           string     `json:"why,omitempty"`
+	How           string     `json:"how,omitempty"`
+}
+
+// CompleteParams are Engram's completion parameters.
+type CompleteParams struct {
+	CA3Sparsity   *float64 `json:"ca3_sparsity,omitempty"`
+	CA1Threshold  *float64 `json:"ca1_threshold,omitempty"`
+	NumHypotheses int      `json:"num_hypotheses,omitzero"`
+}
+
+// CompleteResponse is a completed episode: every field with its
+// confidence and where it came from ("provided", or the id of the memory
+// it was filled from), and the other matching memories as alternatives.
+type CompleteResponse struct {
+	Completed            CompletedEpisode   `json:"completed"`
+	Source               string             `json:"source"` // Reconstructed | Unchanged | Unmatched
+	CompletionConfidence float64            `json:"completion_confidence"`
+	FieldConfidence      map[string]float64 `json:"field_confidence"`
+	FieldSources         map[string]string  `json:"field_sources"`
+	MissingFields        []string           `json:"missing_fields"`
+	Alternatives         []CompletionMatch  `json:"alternatives"`
+	Space                string             `json:"space"`
+	SystemMessage        string             `json:"system_message"`
+}
+
+// CompletedEpisode is the completed episode; confidence is the
+// completion's.
+type CompletedEpisode struct {
+	What       string     `json:"what"`
+	When       *time.Time `json:"when"`
+	Where      string     `json:"where,omitempty"`
+	Who        []string   `json:"who,omitempty"`
+	Why        string     `json:"why,omitempty"`
+	How        string     `json:"how,omitempty"`
+	Confidence float64    `json:"confidence"`
+}
+
+// CompletionMatch is one stored memory matching the partial episode.
+type CompletionMatch struct {
+	ID              string     `json:"id"`
+	What            string     `json:"what"`
+	When            *time.Time `json:"when,omitempty"`
+	Where           string     `json:"where,omitempty"`
+	SimilarityScore float64    `json:"similarity_score"`
+	Confidence      float64    `json:"confidence"`
+}

@@ -82,6 +82,7 @@ var routeAccess = map[string]access{
 	"POST " + api.PathQueryExecute:      accessRead,
 	"GET " + api.PathProbabilistic:      accessRead,
 	"GET " + api.PathIntrospect:         accessRead,
+	"POST " + api.PathComplete:          accessRead,
 	"GET " + api.PathHealthSpreading:    accessPublic,
 	"POST " + api.PathAdminBackup:       accessAdmin,
 	"GET " + api.PathAdminBackup:        accessAdmin,

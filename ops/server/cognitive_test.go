@@ -302,3 +302,57 @@ func TestSpreadingHealthProbe(t *testing.T) {
 		t.Fatalf("failing engine: %d %+v", w.Code, p)
 	}
 }
+
+func TestCompleteFillsMissingFieldsFromMatches(t *testing.T) {
+	cfg := testConfig()
+	h := newTestServer(t, cfg, openEngine(t, cfg)).Handler()
+	var ids []string
+	for _, ep := range []string{
+		`{"what":"Einstein published theory of relativity in 1915","when":"2024-01-05T10:00:00Z","where":"Physics lecture","who":["Professor Smith"],"confidence":0.9}`,
+		`{"what":"the bakery opens at seven","when":"2024-02-01T07:00:00Z","where":"Main street","confidence":0.9}`,
+	} {
+		w := do(t, h, request{method: "POST", path: api.PathEpisodes, body: ep})
+		if w.Code != http.StatusCreated {
+			t.Fatal(w.Body)
+		}
+		ids = append(ids, decodeJSONBody[api.RememberResponse](t, w).MemoryID)
+	}
+	// The quickstart's call.
+	w := do(t, h, request{method: "POST", path: api.PathComplete,
+		body: `{"partial":{"what":"Einstein published theory","when":null,"where":"Physics lecture"},"params":{"ca3_sparsity":0.05,"ca1_threshold":0.7,"num_hypotheses":3}}`})
+	if w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	r := decodeJSONBody[api.CompleteResponse](t, w)
+	c := r.Completed
+	if r.Source != "Reconstructed" || c.What != "Einstein published theory of relativity in 1915" || c.When == nil || c.When.Year() != 2024 ||
+		c.Where != "Physics lecture" || len(c.Who) != 1 {
+		t.Fatalf("completed: %+v", r)
+	}
+	if r.FieldSources["when"] != ids[0] || r.FieldSources["where"] != "provided" || r.FieldConfidence["where"] != 1 ||
+		r.FieldConfidence["when"] <= 0 || r.FieldConfidence["when"] >= 1 || r.CompletionConfidence != c.Confidence || c.Confidence <= 0 {
+		t.Fatalf("field confidence: %+v", r)
+	}
+	// why and how are in no match: they stay missing.
+	if strings.Join(r.MissingFields, ",") != "why,how" {
+		t.Fatalf("missing: %v", r.MissingFields)
+	}
+	if !strings.Contains(r.SystemMessage, "ca1_threshold") {
+		t.Fatalf("ignored params not noted: %s", r.SystemMessage)
+	}
+	for _, a := range r.Alternatives {
+		if a.ID == ids[0] {
+			t.Fatalf("the best match is also an alternative: %+v", r.Alternatives)
+		}
+	}
+	// Nothing to match (another space): nothing is invented.
+	none := decodeJSONBody[api.CompleteResponse](t, do(t, h, request{method: "POST", path: api.PathComplete,
+		body: `{"partial":{"what":"Einstein published theory"},"memory_space_id":"other-space"}`}))
+	if none.Source != "Unmatched" || none.Completed.What != "Einstein published theory" || none.Completed.When != nil ||
+		none.CompletionConfidence != 0 || len(none.MissingFields) != 5 || none.Space != "other-space" {
+		t.Fatalf("unmatched: %+v", none)
+	}
+	if env := decodeEnvelope(t, do(t, h, request{method: "POST", path: api.PathComplete, body: `{"partial":{"when":"2024-01-01T00:00:00Z"}}`})); env.Code != "MISSING_CUE" {
+		t.Fatalf("no text: %+v", env)
+	}
+}
