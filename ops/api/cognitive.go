@@ -310,3 +310,82 @@ type CompletionMatch struct {
 	SimilarityScore float64    `json:"similarity_score"`
 	Confidence      float64    `json:"confidence"`
 }
+
+// Paths of consolidation: POST replay runs a consolidation pass over a
+// space's episodes; GET consolidations lists the semantic memories
+// (beliefs) passes wrote.
+const (
+	PathReplay         = "/api/v1/episodes/replay"
+	PathConsolidations = "/api/v1/consolidations"
+	PathConsolidation  = "/api/v1/consolidations/{id}"
+)
+
+// ReplayRequest is the body of POST /api/v1/episodes/replay. Episodes
+// whose embeddings have cosine similarity at least min_similarity
+// (default 0.8) to a group's centroid join it; a group of at least
+// min_episodes (default 2) becomes one semantic memory.
+type ReplayRequest struct {
+	MinSimilarity float64 `json:"min_similarity,omitzero"`
+	MinEpisodes   int     `json:"min_episodes,omitzero"`
+	SpaceFields
+}
+
+// ReplayResponse summarises one consolidation pass.
+type ReplayResponse struct {
+	RunID           string   `json:"run_id"`
+	Space           string   `json:"space"`
+	EpisodesScanned int      `json:"episodes_scanned"`
+	Groups          int      `json:"groups"`
+	BeliefsWritten  int      `json:"beliefs_written"`
+	Beliefs         []string `json:"beliefs"`
+	DurationMS      float64  `json:"duration_ms"`
+	SystemMessage   string   `json:"system_message"`
+}
+
+// ConsolidationsResponse is Engram's consolidation snapshot: the beliefs
+// of the space, strongest first, and the server's replay statistics.
+type ConsolidationsResponse struct {
+	GeneratedAt time.Time          `json:"generated_at"`
+	Beliefs     []Belief           `json:"beliefs"`
+	Stats       ConsolidationStats `json:"stats"`
+}
+
+// Belief is a semantic memory written by consolidation, with the episodes
+// it was formed from.
+type Belief struct {
+	ID               string      `json:"id"`
+	Content          string      `json:"content"`
+	Strength         float64     `json:"strength"`
+	SchemaConfidence Confidence  `json:"schema_confidence"`
+	LastConsolidated time.Time   `json:"last_consolidated"`
+	Citations        []Citation  `json:"citations"`
+	Stats            BeliefStats `json:"stats"`
+}
+
+// Citation is one episode a belief rests on.
+type Citation struct {
+	EpisodeID          string    `json:"episode_id"`
+	ObservedAt         time.Time `json:"observed_at"`
+	StoredAt           time.Time `json:"stored_at"`
+	LastAccess         time.Time `json:"last_access"`
+	EncodingConfidence float64   `json:"encoding_confidence"`
+	ReinforcementCount uint64    `json:"reinforcement_count"`
+	ContentPreview     string    `json:"content_preview"`
+}
+
+// BeliefStats describes a belief's sources.
+type BeliefStats struct {
+	EpisodeCount            int     `json:"episode_count"`
+	AverageSourceConfidence float64 `json:"average_source_confidence"`
+	FreshnessHours          float64 `json:"freshness_hours"`
+}
+
+// ConsolidationStats counts the passes this server ran since it started.
+type ConsolidationStats struct {
+	TotalReplays             uint64     `json:"total_replays"`
+	SuccessfulConsolidations uint64     `json:"successful_consolidations"`
+	FailedConsolidations     uint64     `json:"failed_consolidations"`
+	AverageReplaySpeed       float64    `json:"average_replay_speed"` // episodes per second
+	TotalPatternsExtracted   uint64     `json:"total_patterns_extracted"`
+	LastReplayTimestamp      *time.Time `json:"last_replay_timestamp"`
+}

@@ -25,6 +25,7 @@ func (s *Server) cognitiveRoutes() {
 	s.handle("POST "+api.PathRecognize, engineOp(s, opRecall, http.StatusOK, body[api.RecognizeRequest](s), s.recognize))
 	s.queryRoutes()
 	s.introspectRoutes()
+	s.consolidationRoutes()
 	s.handle("POST "+api.PathComplete, engineOp(s, opRecall, http.StatusOK, body[api.CompleteRequest](s), s.complete))
 	s.handle("GET "+api.PathProbabilistic, engineOp(s, opRecall, http.StatusOK, query(s, probabilisticParams), s.probabilistic))
 }

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -355,4 +357,113 @@ func TestCompleteFillsMissingFieldsFromMatches(t *testing.T) {
 	if env := decodeEnvelope(t, do(t, h, request{method: "POST", path: api.PathComplete, body: `{"partial":{"when":"2024-01-01T00:00:00Z"}}`})); env.Code != "MISSING_CUE" {
 		t.Fatalf("no text: %+v", env)
 	}
+}
+
+// vec16 is a 16-dimension vector with 1 at the given positions, plus a
+// small offset at jitter so vectors of one group differ.
+func vec16(jitter int, at ...int) string {
+	v := make([]string, 16)
+	for i := range v {
+		v[i] = "0"
+	}
+	for _, i := range at {
+		v[i] = "1"
+	}
+	v[jitter] = "0.2"
+	return "[" + strings.Join(v, ",") + "]"
+}
+
+func TestReplayConsolidatesSimilarEpisodes(t *testing.T) {
+	cfg := testConfig()
+	h := newTestServer(t, cfg, openEngine(t, cfg)).Handler()
+	episode := func(what, emb string) string {
+		w := do(t, h, request{method: "POST", path: api.PathEpisodes,
+			body: `{"what":"` + what + `","when":"2024-01-05T10:00:00Z","confidence":0.8,"embedding":` + emb + `}`})
+		if w.Code != http.StatusCreated {
+			t.Fatal(w.Body)
+		}
+		return decodeJSONBody[api.RememberResponse](t, w).MemoryID
+	}
+	a := []string{episode("standup about the launch", vec16(10, 0, 1, 2)), episode("launch standup, day two", vec16(11, 0, 1, 2)),
+		episode("launch standup, day three", vec16(12, 0, 1, 2))}
+	b := []string{episode("gym session", vec16(13, 5, 6)), episode("gym again", vec16(14, 5, 6))}
+	episode("a lone dentist visit", vec16(15, 8))
+	// A plain (semantic) memory is not an episode: never consolidated.
+	do(t, h, request{method: "POST", path: api.PathRemember, body: `{"content":"launch standup notes","embedding":` + vec16(10, 0, 1, 2) + `}`})
+
+	replay := func() api.ReplayResponse {
+		w := do(t, h, request{method: "POST", path: api.PathReplay, body: `{}`})
+		if w.Code != http.StatusOK {
+			t.Fatalf("replay: %d %s", w.Code, w.Body)
+		}
+		return decodeJSONBody[api.ReplayResponse](t, w)
+	}
+	r := replay()
+	if r.EpisodesScanned != 6 || r.Groups != 2 || r.BeliefsWritten != 2 || len(r.Beliefs) != 2 {
+		t.Fatalf("replay: %+v", r)
+	}
+	w := do(t, h, request{method: "GET", path: api.PathConsolidations})
+	if w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	snap := decodeJSONBody[api.ConsolidationsResponse](t, w)
+	if len(snap.Beliefs) != 2 || snap.Stats.TotalReplays != 1 || snap.Stats.TotalPatternsExtracted != 2 || snap.Stats.LastReplayTimestamp == nil {
+		t.Fatalf("snapshot: %+v", snap)
+	}
+	cited := func(bl api.Belief) string {
+		var ids []string
+		for _, c := range bl.Citations {
+			ids = append(ids, c.EpisodeID)
+		}
+		sort.Strings(ids)
+		return strings.Join(ids, ",")
+	}
+	groups := map[string]bool{}
+	for _, bl := range snap.Beliefs {
+		groups[cited(bl)] = true
+		if bl.Strength <= 0 || math.Abs(bl.Stats.AverageSourceConfidence-0.8) > 1e-9 || bl.SchemaConfidence.Value > 0.8 || bl.Stats.EpisodeCount != len(bl.Citations) {
+			t.Errorf("belief: %+v", bl)
+		}
+	}
+	sort.Strings(a)
+	sort.Strings(b)
+	if !groups[strings.Join(a, ",")] || !groups[strings.Join(b, ",")] {
+		t.Fatalf("groups %v, want %v and %v", groups, a, b)
+	}
+	if snap.Beliefs[0].Strength < snap.Beliefs[1].Strength {
+		t.Fatal("beliefs not strongest first")
+	}
+	// The belief is a memory linked to its episodes: SPREAD from it reaches them.
+	q := runQuery(t, h, api.PathQuery, `{"query_text":"SPREAD FROM `+snap.Beliefs[0].ID+` MAX_HOPS 1"}`)
+	if q.TotalCount != len(snap.Beliefs[0].Citations) {
+		t.Fatalf("spread from the belief: %v", episodeIDs(q))
+	}
+	one := decodeJSONBody[api.Belief](t, do(t, h, request{method: "GET", path: "/api/v1/consolidations/" + snap.Beliefs[1].ID}))
+	if one.ID != snap.Beliefs[1].ID || len(one.Citations) == 0 {
+		t.Fatalf("by id: %+v", one)
+	}
+	if env := decodeEnvelope(t, do(t, h, request{method: "GET", path: "/api/v1/consolidations/" + a[0]})); env.Code != "CONSOLIDATION_NOT_FOUND" {
+		t.Fatalf("an episode is not a belief: %+v", env)
+	}
+	// A second pass updates the same beliefs rather than adding more.
+	if r2 := replay(); strings.Join(r2.Beliefs, ",") != strings.Join(r.Beliefs, ",") {
+		t.Fatalf("second pass wrote %v, first %v", r2.Beliefs, r.Beliefs)
+	}
+	if n := len(decodeJSONBody[api.ConsolidationsResponse](t, do(t, h, request{method: "GET", path: api.PathConsolidations})).Beliefs); n != 2 {
+		t.Fatalf("%d beliefs after two passes", n)
+	}
+	m := do(t, h, request{method: "GET", path: api.PathMetrics}).Body.String()
+	if !strings.Contains(m, `engram_consolidation_runs_total{result="success"} 2`) || !strings.Contains(m, "engram_consolidation_beliefs_written_total 4") {
+		t.Fatalf("metrics: %s", grepLines(m, "engram_consolidation"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -108,6 +108,7 @@ type Server struct {
 
 	tls   *TLS // nil: plain HTTP (tls.go)
 	conns *metrics.Connections
+	cons  *consolidator // consolidation passes (consolidate.go)
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -172,6 +173,9 @@ func New(cfg config.Config, eng Engine, logger *slog.Logger, reg *prometheus.Reg
 	}
 	s.metrics = m
 	if s.conns, err = metrics.NewConnections(reg); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if s.cons, err = newConsolidator(reg); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	if s.tls == nil && cfg.TLS.CertFile != "" {
