@@ -39,8 +39,12 @@ const (
 
 	defaultMinSimilarity = 0.8
 	defaultMinEpisodes   = 2
-	// maxReplayEpisodes bounds the episodes one pass reads.
-	maxReplayEpisodes = 10_000
+	// maxReplayEpisodes bounds the episodes one pass groups (the last ones
+	// in id order): grouping compares each episode with every group.
+	maxReplayEpisodes = 2000
+	// opConsolidate is the operation label of a pass in
+	// engram_memory_operation_duration_seconds.
+	opConsolidate = "consolidate"
 	// maxCitations bounds the episodes a belief cites (and links to).
 	maxCitations = 100
 	// previewBytes is the length of a citation's content preview (Engram's).
@@ -100,7 +104,7 @@ func (c *consolidator) stats() api.ConsolidationStats {
 }
 
 func (s *Server) consolidationRoutes() {
-	s.handle("POST "+api.PathReplay, engineOp(s, opBatch, http.StatusOK, body[api.ReplayRequest](s), s.replay))
+	s.handle("POST "+api.PathReplay, engineOp(s, opConsolidate, http.StatusOK, body[api.ReplayRequest](s), s.replay))
 	s.handle("GET "+api.PathConsolidations, engineOp(s, opList, http.StatusOK, query(s, consolidationsParams), s.consolidations))
 	s.handle("GET "+api.PathConsolidation, engineOp(s, opGet, http.StatusOK, query(s, consolidationParams), s.consolidation))
 }
@@ -109,6 +113,16 @@ func (s *Server) consolidationRoutes() {
 type episodeGroup struct {
 	sum     []float64
 	members []int
+	c       []float32 // the normalised centroid, kept up to date
+}
+
+// add puts episode i with normalised vector v in the group.
+func (g *episodeGroup) add(i int, v []float32) {
+	g.members = append(g.members, i)
+	for j, x := range v {
+		g.sum[j] += float64(x)
+	}
+	g.c = g.centroid()
 }
 
 func (g *episodeGroup) centroid() []float32 {
@@ -194,25 +208,36 @@ func (s *Server) consolidate(ctx context.Context, space string, minSim float64, 
 			if m.Type != core.Episodic || len(m.Embedding) == 0 {
 				continue
 			}
-			if len(eps) == maxReplayEpisodes {
-				truncated = true
-				break
-			}
 			vecs = append(vecs, normalized(m.Embedding))
 			m.Embedding = nil
 			eps = append(eps, m)
+			if len(eps) > 2*maxReplayEpisodes {
+				// Keep the last maxReplayEpisodes.
+				eps = append(eps[:0], eps[len(eps)-maxReplayEpisodes:]...)
+				vecs = append(vecs[:0], vecs[len(vecs)-maxReplayEpisodes:]...)
+				truncated = true
+			}
 		}
-		if truncated || len(res.Memories) < page || off+page >= res.Total {
+		if len(res.Memories) < page || off+page >= res.Total {
 			break
 		}
+	}
+	if len(eps) > maxReplayEpisodes {
+		eps, vecs, truncated = eps[len(eps)-maxReplayEpisodes:], vecs[len(vecs)-maxReplayEpisodes:], true
 	}
 	out.EpisodesScanned = len(eps)
 	// Episodes are read in id order, so the grouping is deterministic.
 	var groups []*episodeGroup
 	for i, v := range vecs {
+		if i%256 == 0 {
+			if ctx.Err() != nil {
+				return out, httpErrorf(http.StatusServiceUnavailable, "CANCELLED",
+					"the consolidation pass was cancelled (the client went away) after grouping %d of %d episodes; nothing was written", i, len(vecs))
+			}
+		}
 		best, bestSim := -1, minSim
 		for gi, g := range groups {
-			if sim := cosine(g.centroid(), v); sim >= bestSim {
+			if sim := cosine(g.c, v); sim >= bestSim {
 				best, bestSim = gi, sim
 			}
 		}
@@ -220,11 +245,7 @@ func (s *Server) consolidate(ctx context.Context, space string, minSim float64, 
 			groups = append(groups, &episodeGroup{sum: make([]float64, len(v))})
 			best = len(groups) - 1
 		}
-		g := groups[best]
-		g.members = append(g.members, i)
-		for j, x := range v {
-			g.sum[j] += float64(x)
-		}
+		groups[best].add(i, v)
 	}
 	for _, g := range groups {
 		if len(g.members) < minEp {
@@ -241,7 +262,7 @@ func (s *Server) consolidate(ctx context.Context, space string, minSim float64, 
 	out.SystemMessage = fmt.Sprintf("Replayed %d episodes: %d group(s) of at least %d similar episodes (cosine ≥ %.2f) became semantic memories.",
 		len(eps), out.Groups, minEp, minSim)
 	if truncated {
-		out.SystemMessage += fmt.Sprintf(" Only the first %d episodes (by id) were read.", maxReplayEpisodes)
+		out.SystemMessage += fmt.Sprintf(" Only the last %d episodes (by id) were grouped.", maxReplayEpisodes)
 	}
 	return out, nil
 }
@@ -253,7 +274,7 @@ func (s *Server) consolidate(ctx context.Context, space string, minSim float64, 
 // centroid, its confidence the mean confidence of the episodes times
 // their mean similarity to the centroid, its observed time now.
 func (s *Server) writeBelief(ctx context.Context, space, run string, g *episodeGroup, eps []core.Memory, vecs [][]float32) (string, error) {
-	c := g.centroid()
+	c := g.c
 	type cited struct {
 		i   int
 		sim float64
