@@ -79,6 +79,11 @@ var routeRequests = map[string]request{
 	"POST " + api.PathEpisodes:          {body: `{"what":"x","when":"2024-01-01T00:00:00Z"}`},
 	"POST " + api.PathBatch:             {body: `{"memories":[{"content":"x"}]}`},
 	"POST " + api.PathRecall:            {body: `{"query":"x"}`},
+	"POST " + api.PathRecognize:         {body: `{"input":"x"}`},
+	"POST " + api.PathComplete:          {body: `{"partial":{"what":"x"}}`},
+	"POST " + api.PathReplay:            {body: `{}`},
+	"POST " + api.PathQuery:             {body: `{"query_text":"RECALL \"x\""}`},
+	"POST " + api.PathQueryExecute:      {body: `{"query":"RECALL \"x\""}`},
 	"POST " + api.PathAssociations:      {body: `{"from":"a1","to":"b1","weight":0.5}`},
 	"POST " + api.PathSpaces:            {body: `{"id":"default"}`},
 	"POST " + api.PathAdminAPIKeys:      {body: `{"name":"n","permissions":["read"]}`},
@@ -130,6 +135,16 @@ func TestRouteTable(t *testing.T) {
 		"GET " + api.PathOpenAPI:             {reached, reached, reached, reached, reached},
 		"GET " + api.PathDocs:                {reached, reached, reached, reached, reached},
 		"GET " + api.PathDocsAsset:           {reached, reached, reached, reached, reached},
+		"POST " + api.PathRecognize:          {U, reached, reached, reached, F},
+		"POST " + api.PathQuery:              {U, reached, reached, reached, F},
+		"POST " + api.PathQueryExecute:       {U, reached, reached, reached, F},
+		"GET " + api.PathProbabilistic:       {U, reached, reached, reached, F},
+		"GET " + api.PathIntrospect:          {U, reached, reached, reached, reached},
+		"POST " + api.PathComplete:           {U, reached, reached, reached, F},
+		"POST " + api.PathReplay:             {U, F, reached, reached, F},
+		"GET " + api.PathConsolidations:      {U, reached, reached, reached, F},
+		"GET " + api.PathConsolidation:       {U, reached, reached, reached, F},
+		"GET " + api.PathHealthSpreading:     {reached, reached, reached, reached, reached},
 	}
 	k := newKeyedServer(t, nil)
 	k.s.hub.Close() // a stream that is reached ends at once instead of running on

@@ -38,6 +38,10 @@ var engramBody = map[reflect.Type][]engramName{
 	reflect.TypeFor[api.RecallRequest]():      append(engramRecallParams[:len(engramRecallParams):len(engramRecallParams)], spaceAlias),
 	reflect.TypeFor[api.AssociationRequest](): {spaceAlias},
 	reflect.TypeFor[api.BatchRequest]():       {spaceAlias},
+	reflect.TypeFor[api.QueryRequest](): {
+		{"query", "query_text", "Engram's quickstart sends the statement as query; Engram's server reads query_text"},
+		spaceAlias,
+	},
 }
 
 var spaceAlias = engramName{"memory_space", "memory_space_id", "Engram's docs name the body's space field memory_space as well as memory_space_id"}

@@ -114,6 +114,10 @@ var errorCodes = []errorCode{
 	{"INVALID_TIME_RANGE", 400, "from_time is after to_time.", "Swap or fix the bounds.", engramInvalidInput, "Engram ignores the time range"},
 	{"INVALID_TIER", 400, "tier is not hot, warm, cold or all.", "Use one of the four.", engramBadRequest, ""},
 	{"INVALID_OFFSET", 400, "offset is negative or beyond the limit.", "Send a non-negative offset.", engramBadRequest, ""},
+	{"QUERY_SYNTAX_ERROR", 400, "The query language statement does not parse; the message and details give the line, column and what was found.", "Fix the statement at the position named; docs/query-language.md has the grammar.", engramBadRequest, ""},
+	{"QUERY_NOT_SUPPORTED", 400, "The statement uses a construct of Engram's query language this server does not run (PREDICT, IMAGINE, CONSOLIDATE, BASE_RATE); details name it and its position.", "Use RECALL or SPREAD (docs/query-language.md).", engramSystemError, "Engram parses these and answers 500 (PREDICT) or a placeholder result"},
+	{"QUERY_TOO_COMPLEX", 400, "The statement's cost is above the limit of 100000 (SPREAD costs 1000·2^hops, so MAX_HOPS 7 or more).", "Ask for fewer hops or fewer conditions.", engramBadRequest, ""},
+	{"CONSOLIDATION_NOT_FOUND", 404, "No memory written by consolidation has this id in this space.", "List the beliefs with GET /api/v1/consolidations.", "CONSOLIDATION_NOT_FOUND", ""},
 	{"MEMORY_NOT_FOUND", 404, "No memory has this id in this space (or it was forgotten).", "Check the id and the space (X-Memory-Space header or ?space=).", engramMemoryNotFound, ""},
 
 	// Spaces.

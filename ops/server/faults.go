@@ -200,6 +200,13 @@ func (e *faultEngine) Recall(ctx context.Context, space string, q core.RecallQue
 	return e.Engine.Recall(ctx, space, q)
 }
 
+func (e *faultEngine) SpreadFrom(ctx context.Context, space, id string, q core.RecallQuery) (core.RecallResult, error) {
+	if err := e.f.apply(ctx, opRecall); err != nil {
+		return core.RecallResult{}, err
+	}
+	return e.Engine.SpreadFrom(ctx, space, id, q)
+}
+
 func (e *faultEngine) Forget(ctx context.Context, space, id string) (uint64, error) {
 	if err := e.f.apply(ctx, opForget); err != nil {
 		return 0, err

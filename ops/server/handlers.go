@@ -308,9 +308,16 @@ func (s *Server) handleCursor(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func recallParams(r *http.Request) (*api.RecallRequest, error) {
+func recallParams(r *http.Request) (*api.RecallRequest, error) { return recallParamsWith(r, nil) }
+
+// recallParamsWith parses GET recall's parameters and, with extra, the
+// parameters of a route that adds its own to recall's.
+func recallParamsWith(r *http.Request, extra func(p *params)) (*api.RecallRequest, error) {
 	p := newParams(r, "query", "embedding", "max_results", "threshold", "required_tags", "from_time", "to_time",
 		"mode", "trace_activation", "deep", "include_metadata")
+	if extra != nil {
+		extra(p)
+	}
 	req := &api.RecallRequest{
 		Query:           p.v.Get("query"),
 		Embedding:       p.floats("embedding"),

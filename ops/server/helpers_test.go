@@ -214,6 +214,12 @@ func (f *fakeEngine) Recall(ctx context.Context, space string, q core.RecallQuer
 	}
 	return core.RecallResult{Strategy: "fake"}, nil
 }
+func (f *fakeEngine) SpreadFrom(ctx context.Context, space, id string, q core.RecallQuery) (core.RecallResult, error) {
+	if err := f.call(space, q); err != nil {
+		return core.RecallResult{}, err
+	}
+	return core.RecallResult{Strategy: "fake"}, nil
+}
 func (f *fakeEngine) Forget(ctx context.Context, space, id string) (uint64, error) {
 	if err := f.call(space, id); err != nil {
 		return 0, err

@@ -66,6 +66,7 @@ type Engine interface {
 	Get(ctx context.Context, space, id string, withEmbedding bool) (core.Memory, error)
 	List(ctx context.Context, space string, o core.ListOptions) (core.ListResult, error)
 	Recall(ctx context.Context, space string, q core.RecallQuery) (core.RecallResult, error)
+	SpreadFrom(ctx context.Context, space, id string, q core.RecallQuery) (core.RecallResult, error)
 	Forget(ctx context.Context, space, id string) (uint64, error)
 	Associate(ctx context.Context, space string, a core.Association) (uint64, error)
 	LastSequence() uint64
@@ -112,6 +113,7 @@ type Server struct {
 
 	tls   *TLS // nil: plain HTTP (tls.go)
 	conns *metrics.Connections
+	cons  *consolidator // consolidation passes (consolidate.go)
 
 	hub           *events.Hub // engine events for the streams (streams.go)
 	streamMetrics *metrics.Streams
@@ -182,6 +184,9 @@ func New(cfg config.Config, eng Engine, logger *slog.Logger, reg *prometheus.Reg
 	if s.conns, err = metrics.NewConnections(reg); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
+	if s.cons, err = newConsolidator(reg); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	if s.tls == nil && cfg.TLS.CertFile != "" {
 		if s.tls, err = LoadTLS(cfg.TLS); err != nil {
 			return nil, err
@@ -241,6 +246,7 @@ func (s *Server) routes() {
 	s.handle("GET "+api.PathHealthAlive, s.handleAlive)
 	s.handle("GET "+api.PathHealthReady, s.handleReady)
 	s.handle("GET "+api.PathSystemHealth, s.handleSystemHealth)
+	s.cognitiveRoutes()
 	s.backupRoutes()
 	s.faultRoutes()
 	s.apiKeyRoutes()

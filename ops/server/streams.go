@@ -461,7 +461,7 @@ func recalledIDs(e *events.Event) []string {
 	return ids
 }
 
-func meanRetrievability(e *events.Event) float64 {
+func decayedRetrievability(e *events.Event) float64 {
 	if len(e.Retrievability) == 0 {
 		return 0
 	}
@@ -492,7 +492,7 @@ func activityImportance(e *events.Event) float64 {
 	case core.EventAssociated:
 		return e.Association.Weight
 	case core.EventDecayed:
-		return 1 - meanRetrievability(e)
+		return 1 - decayedRetrievability(e)
 	}
 	return 1
 }
@@ -679,7 +679,7 @@ func (v *monitorView) render(e *events.Event, session string) []sseEvent {
 			out = append(out, ev)
 		}
 	case core.EventDecayed:
-		ev := event("decay", "Memories decayed into the cold tier", meanRetrievability(e))
+		ev := event("decay", "Memories decayed into the cold tier", decayedRetrievability(e))
 		ev.data["memory_ids"] = e.Decayed
 		out = append(out, ev)
 	}
