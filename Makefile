@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 # Packages whose tests run under the race detector (all of them).
 PKGS := ./...
 
-.PHONY: build run test test-go bench lint fuzz docs clean
+.PHONY: build run test test-go bench lint fuzz docs proto clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/engram-ops
@@ -49,6 +49,10 @@ fuzz:
 ## docs: regenerate docs/cli.md from the command tree (a test fails when it is stale)
 docs:
 	$(GO) test ./cmd/engram-ops -run '^TestCLIReferenceUpToDate$$' -count=1 -update
+
+## proto: regenerate the gRPC Go code (proto/engram/v1) from its .proto files (needs protoc)
+proto:
+	GO=$(GO) scripts/protogen.sh
 
 clean:
 	rm -rf bin
