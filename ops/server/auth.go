@@ -174,14 +174,27 @@ func (s *Server) authorize(r *http.Request, pattern string) error {
 // 401 for a missing or bad key, 403 for a key without the permission or
 // the space.
 func (s *Server) authFailure(r *http.Request, err error) error {
+	e, reason := s.authError(err)
+	if ri := infoFrom(r.Context()); ri != nil {
+		ri.authFailure = reason
+	}
+	return e
+}
+
+// authError counts a refusal and turns err into its answer and reason
+// (authFailure without a request: the gRPC service's).
+func (s *Server) authError(err error) (*httpError, string) {
 	var ae *apikey.Error
 	if !errors.As(err, &ae) {
 		ae = &apikey.Error{Reason: apikey.Malformed, Message: err.Error()}
 	}
 	s.metrics.AuthFailure(string(ae.Reason))
-	if ri := infoFrom(r.Context()); ri != nil {
-		ri.authFailure = string(ae.Reason)
-	}
+	return authAnswer(ae), string(ae.Reason)
+}
+
+// authAnswer is the answer to a refused key: 401 for a missing or bad
+// key, 403 for a key without the permission or the space.
+func authAnswer(ae *apikey.Error) *httpError {
 	switch ae.Reason {
 	case apikey.Forbidden:
 		return httpErrorf(http.StatusForbidden, "FORBIDDEN", "%s", ae.Message).with("reason", string(ae.Reason))
