@@ -249,7 +249,9 @@ func TestAuth(t *testing.T) {
 	write := mk(apikey.Spec{Name: "w", Permissions: []apikey.Permission{apikey.Write}, Spaces: []string{"tenant-a"}})
 	read := mk(apikey.Spec{Name: "r", Permissions: []apikey.Permission{apikey.Read}})
 	req := &engramv1.RememberRequest{MemorySpaceId: "tenant-a", MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Content: "secret"}}}
-	with := func(tok string) context.Context { return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok) }
+	with := func(tok string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	}
 
 	_, err := f.c.Remember(ctx, req)
 	wantStatus(t, err, codes.Unauthenticated, "MISSING_API_KEY")
