@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -75,21 +77,43 @@ func BenchmarkProtocols(b *testing.B) {
 		n := seq.Add(1)
 		return fmt.Sprintf("memory %d about the deploy of service %d and disk %d", n, n%97, n%13)
 	}
+	// Each remember benchmark writes to a space of its own; recalls search
+	// the fixed seeded space "bench", so earlier benchmarks do not change
+	// what later ones do.
+	var writeSpace string
+	var runs int
 	grpcRemember := func() *engramv1.RememberRequest {
-		return &engramv1.RememberRequest{MemorySpaceId: "bench", MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Content: content()}}}
+		return &engramv1.RememberRequest{MemorySpaceId: writeSpace, MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Content: content()}}}
 	}
 	grpcRecall := func() *engramv1.RecallRequest {
 		return &engramv1.RecallRequest{MemorySpaceId: "bench", MaxResults: 10,
 			Cue: &engramv1.Cue{CueType: &engramv1.Cue_Semantic{Semantic: &engramv1.SemanticCue{Query: fmt.Sprintf("deploy of service %d", seq.Add(1)%97)}}}}
 	}
-	// Recall searches what the remembers below and this seed stored.
 	for range 2000 {
 		if _, err := rc.Remember(ctx, api.RememberRequest{Content: content()}); err != nil {
 			b.Fatal(err)
 		}
 	}
+	// settle waits until every space's index has caught up, so that no
+	// benchmark pays for the indexing of an earlier one's writes.
+	settle := func(b *testing.B) {
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			pending := 0
+			for _, st := range eng.Spaces() {
+				pending += st.IndexPending
+			}
+			if pending == 0 {
+				return
+			}
+		}
+		b.Fatal("the index did not catch up within a minute")
+	}
 
 	run := func(b *testing.B, each func(pb *testing.PB) error) {
+		runs++
+		writeSpace = fmt.Sprintf("%s-%d", strings.ReplaceAll(strings.TrimPrefix(b.Name(), "BenchmarkProtocols/"), "/", "-"), runs)
+		settle(b)
+		b.ResetTimer()
 		b.SetParallelism((benchClients + 1) / 2) // RunParallel starts parallelism × GOMAXPROCS
 		b.RunParallel(func(pb *testing.PB) {
 			if err := each(pb); err != nil {
@@ -151,8 +175,9 @@ func BenchmarkProtocols(b *testing.B) {
 
 	b.Run("remember/rest", func(b *testing.B) {
 		run(b, func(pb *testing.PB) error {
+			wc := rc.WithSpace(writeSpace)
 			for pb.Next() {
-				if _, err := rc.Remember(ctx, api.RememberRequest{Content: content()}); err != nil {
+				if _, err := wc.Remember(ctx, api.RememberRequest{Content: content()}); err != nil {
 					return err
 				}
 			}
