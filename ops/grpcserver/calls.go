@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -60,18 +62,17 @@ func (s *Server) authenticate(ctx context.Context, full string) (context.Context
 	return context.WithValue(ctx, callerKey{}, c), nil
 }
 
-func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	s.metrics.Started()
 	svc, method := splitMethod(info.FullMethod)
 	bad := s.codec.failed(req)
-	ctx, err := s.authenticate(ctx, info.FullMethod)
+	ctx, err = s.authenticate(ctx, info.FullMethod)
 	if err == nil {
 		err = bad
 	}
-	var resp any
 	if err == nil {
-		resp, err = handler(ctx, req)
+		resp, err = s.guard(ctx, info.FullMethod, func() (any, error) { return handler(ctx, req) })
 	}
 	err = toStatus(ctx, err)
 	s.metrics.Finished(svc, method, status.Code(err).String(), time.Since(start))
@@ -84,11 +85,26 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	svc, method := splitMethod(info.FullMethod)
 	ctx, err := s.authenticate(ss.Context(), info.FullMethod)
 	if err == nil {
-		err = handler(srv, &countedStream{ServerStream: ss, ctx: ctx, s: s, svc: svc, method: method})
+		_, err = s.guard(ctx, info.FullMethod, func() (any, error) {
+			return nil, handler(srv, &countedStream{ServerStream: ss, ctx: ctx, s: s, svc: svc, method: method})
+		})
 	}
 	err = toStatus(ctx, err)
 	s.metrics.Finished(svc, method, status.Code(err).String(), time.Since(start))
 	return err
+}
+
+// guard runs a call's handler, turning a panic into a logged Internal
+// status (as REST turns one into a 500) instead of a crashed server.
+func (s *Server) guard(ctx context.Context, full string, f func() (any, error)) (resp any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.LogAttrs(ctx, slog.LevelError, "gRPC handler panic (a bug)", slog.String("method", full),
+				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			resp, err = nil, status.Error(codes.Internal, "INTERNAL: internal error (a bug); the server log has the details")
+		}
+	}()
+	return f()
 }
 
 // countedStream counts a stream's messages and carries the caller.

@@ -114,8 +114,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(engramv1.EngramService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	hctx, stopHealth := context.WithCancel(ctx)
+	defer stopHealth()
+	s.setReady()
+	go s.watchReady(hctx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.gs.Serve(s.ln) }()
 	select {
@@ -123,6 +125,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("gRPC: %w", err)
 	case <-ctx.Done():
 	}
+	stopHealth()
 	s.health.Shutdown()
 	stopped := make(chan struct{})
 	go func() { s.gs.GracefulStop(); close(stopped) }()
@@ -139,4 +142,32 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("gRPC: %w", err)
 	}
 	return nil
+}
+
+// readyInterval is how often the health service checks the engine.
+const readyInterval = time.Second
+
+// watchReady keeps grpc.health.v1's answer at the engine's readiness (what
+// REST's /health/ready answers): SERVING while the engine is ready,
+// NOT_SERVING otherwise.
+func (s *Server) watchReady(ctx context.Context) {
+	t := time.NewTicker(readyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.setReady()
+		}
+	}
+}
+
+func (s *Server) setReady() {
+	st := healthpb.HealthCheckResponse_SERVING
+	if s.rpc.Engine().Ready() != nil {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(engramv1.EngramService_ServiceDesc.ServiceName, st)
 }
