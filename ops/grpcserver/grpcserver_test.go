@@ -479,3 +479,36 @@ func TestMethodAccess(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitPerMessage: each call, and each message of a stream, takes
+// a token of the space's rate, as each REST request does.
+func TestRateLimitPerMessage(t *testing.T) {
+	f := newFixture(t, func(c *config.Config) { c.RateLimit.Space, c.RateLimit.SpaceBurst = 0.001, 2 })
+	ctx := ctxT(t)
+	req := func(id string) *engramv1.RememberRequest {
+		return &engramv1.RememberRequest{MemorySpaceId: "limited", MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Id: id, Content: "x " + id}}}
+	}
+	if _, err := f.c.Remember(ctx, req("a")); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := f.c.StreamingRemember(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The space exists now: its own bucket holds the burst of 2.
+	for _, id := range []string{"b", "c", "d"} {
+		if err := stream.Send(req(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = stream.Recv()
+	wantStatus(t, err, codes.ResourceExhausted, "RATE_LIMITED")
+	if n := memCount(t, f.eng, "limited"); n != 3 {
+		t.Fatalf("%d memories stored, want 3", n)
+	}
+}

@@ -96,25 +96,14 @@ func (c *Caller) Space(name string) (string, error) {
 	if err := core.ValidateSpaceName(space); err != nil {
 		return "", err
 	}
-	if c.key != nil && !c.key.InSpace(space) {
-		e, _ := s.authError(&apikey.Error{Reason: apikey.WrongSpace,
-			Message: fmt.Sprintf("the API key %s may not use space %q (its spaces: %s)", c.key.ID, echo(space), strings.Join(c.key.Spaces, ", "))})
-		return "", e
-	}
-	if c.key != nil && c.key.Rate > 0 {
-		lim := s.limiter(&s.keyLimiters, c.key.ID, c.key.Rate, 0)
-		if wait := take(lim); wait > 0 {
-			s.metrics.RateLimited(s.spaceLabel(space))
-			return "", rateLimited(wait, "the API key %s is limited to %s", c.key.ID, apikey.FormatRate(c.key.Rate))
+	// A space outside the key's is refused without taking a token.
+	if c.key != nil && c.key.InSpace(space) {
+		if err := s.takeKeyRate(c.key, space); err != nil {
+			return "", err
 		}
 	}
-	if s.cfg.RateLimit.Space > 0 {
-		label := s.spaceLabel(space)
-		lim := s.limiter(&s.spaceLimiters, label, s.cfg.RateLimit.Space, s.cfg.RateLimit.SpaceBurst)
-		if wait := take(lim); wait > 0 {
-			s.metrics.RateLimited(label)
-			return "", rateLimited(wait, "space %q is limited to %g requests per second (rate_limit.space)", echo(space), s.cfg.RateLimit.Space)
-		}
+	if _, err := s.admitSpace(c.key, space); err != nil {
+		return "", err
 	}
 	return space, nil
 }
