@@ -17,6 +17,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/mem"
@@ -510,5 +511,34 @@ func TestRateLimitPerMessage(t *testing.T) {
 	wantStatus(t, err, codes.ResourceExhausted, "RATE_LIMITED")
 	if n := memCount(t, f.eng, "limited"); n != 3 {
 		t.Fatalf("%d memories stored, want 3", n)
+	}
+}
+
+// TestTLS: with a certificate configured, gRPC is served over TLS with it;
+// a plaintext client is refused.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testsupport.NewCA(t, dir, "ca")
+	kp := ca.Issue(t, dir, "server", testsupport.CertOptions{})
+	var addr string
+	f := newFixture(t, func(c *config.Config) { c.TLS.CertFile, c.TLS.KeyFile = kp.CertFile, kp.KeyFile })
+	addr = f.conn.Target()
+	ctx := ctxT(t)
+	creds, err := credentials.NewClientTLSFromFile(ca.File, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := engramv1.NewEngramServiceClient(conn).Remember(ctx, &engramv1.RememberRequest{
+		MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Content: "over TLS"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// f.c dials without TLS.
+	if _, err := f.c.Remember(ctx, &engramv1.RememberRequest{MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Content: "plain"}}}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("plaintext call to a TLS server: %v", err)
 	}
 }
