@@ -53,7 +53,7 @@ func newFixture(t *testing.T, mods ...func(*config.Config)) *fixture {
 	for _, m := range mods {
 		m(&cfg)
 	}
-	eng := testsupport.OpenEngine(t, cfg.DataDir)
+	eng := testsupport.OpenEngine(t, cfg.DataDir, func(o *core.Options) { o.NoAutoCreateSpaces = !cfg.Spaces.AutoCreate })
 	keys, err := apikey.Open(eng)
 	if err != nil {
 		t.Fatal(err)
@@ -540,5 +540,18 @@ func TestTLS(t *testing.T) {
 	// f.c dials without TLS.
 	if _, err := f.c.Remember(ctx, &engramv1.RememberRequest{MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Content: "plain"}}}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("plaintext call to a TLS server: %v", err)
+	}
+}
+
+// TestUnknownSpace: with spaces.auto_create off, a write to a space that
+// does not exist is REST's SPACE_NOT_FOUND, and creates nothing.
+func TestUnknownSpace(t *testing.T) {
+	f := newFixture(t, func(c *config.Config) { c.Spaces.AutoCreate = false })
+	ctx := ctxT(t)
+	_, err := f.c.Remember(ctx, &engramv1.RememberRequest{MemorySpaceId: "nowhere",
+		MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Content: "lost"}}})
+	wantStatus(t, err, codes.NotFound, "SPACE_NOT_FOUND")
+	if _, err := f.eng.Space("nowhere"); err == nil {
+		t.Fatal("the refused write created the space")
 	}
 }
