@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 # Packages whose tests run under the race detector (all of them).
 PKGS := ./...
 
-.PHONY: build run test test-go bench lint fuzz docs clean
+.PHONY: build run test test-go bench lint fuzz docs proto clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/engram-ops
@@ -51,6 +51,10 @@ fuzz:
 docs:
 	$(GO) test ./cmd/engram-ops -run '^TestCLIReferenceUpToDate$$' -count=1 -update
 	$(GO) generate ./ops/api ./ops/server
+
+## proto: regenerate the gRPC Go code (proto/engram/v1) from its .proto files (needs protoc)
+proto:
+	GO=$(GO) scripts/protogen.sh
 
 clean:
 	rm -rf bin

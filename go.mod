@@ -24,6 +24,8 @@ require (
 	github.com/valyala/fasthttp v1.72.0
 	github.com/vbauerster/mpb/v8 v8.16.2
 	golang.org/x/time v0.16.0
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261123191846-1e707ab9fbc2
+	google.golang.org/grpc v1.85.0
 )
 
 require (

@@ -4,6 +4,9 @@
 //   - ops/server: the HTTP server — routes, handlers, request decoding,
 //     error→status mapping, health probes, access log, test-only fault
 //     injection. It serves an Engine it is given and opens nothing.
+//   - ops/grpcserver: Engram's gRPC service (engram.v1.EngramService,
+//     proto/engram/v1) over ops/server's RPC API: the same engine calls,
+//     keys, spaces, limits and error codes as REST.
 //   - ops/config: the configuration — types, defaults (derived from the
 //     engine's), TOML file + ENGRAM_* environment + --set layering,
 //     validation that reports every problem at once.

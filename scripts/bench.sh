@@ -5,6 +5,9 @@
 # (`make bench` builds it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The servers started here are benchmarked over REST: no gRPC listener, so
+# that two runs on one machine do not contend for port 50051.
+export ENGRAM_GRPC_LISTEN=${ENGRAM_GRPC_LISTEN:-off}
 BIN=${BIN:-bin/engram-ops}
 SECTION=${1:-}
 

@@ -12,6 +12,8 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 command -v curl >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq curl >/dev/null; }
 # tmux: the status board's end-to-end test (e2e/tui_test.go) drives it.
 command -v tmux >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq tmux >/dev/null; }
+# protoc: the gRPC code's regeneration test (TestGeneratedCodeUpToDate).
+command -v protoc >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq protobuf-compiler >/dev/null; }
 
 # The REST examples' toolchains and libraries (examples/examples_test.go runs
 # each example against a live server): Debian's packages, installed when

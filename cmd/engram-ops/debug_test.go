@@ -13,7 +13,7 @@ import (
 
 func TestDebugListenServesProfilesOnItsOwnAddress(t *testing.T) {
 	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Listen, cfg.GRPC.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Server.DebugListen = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())

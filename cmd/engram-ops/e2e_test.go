@@ -33,8 +33,8 @@ type inProcess struct {
 	c      *client.Client
 }
 
-// startServe runs `serve --listen 127.0.0.1:0 --data-dir dir` in-process and
-// waits until it serves.
+// startServe runs `serve --listen 127.0.0.1:0 --grpc-listen 127.0.0.1:0
+// --data-dir dir` in-process and waits until it serves.
 func startServe(t testing.TB, dir string, extra ...string) *inProcess {
 	t.Helper()
 	return startServeEnv(t, dir, nil, extra...)
@@ -49,7 +49,7 @@ func startServeEnv(t testing.TB, dir string, env map[string]string, extra ...str
 	addrs := make(chan net.Addr, 1)
 	a.onServing = func(addr net.Addr) { addrs <- addr }
 	p := &inProcess{t: t, cancel: cancel, exit: make(chan int, 1), stderr: stderr}
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json"}, extra...)
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json"}, extra...)
 	go func() { p.exit <- a.run(ctx, args) }()
 	select {
 	case addr := <-addrs:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ type serveCmd struct {
 
 	configFile   string
 	listen       string
+	grpcListen   string
 	dataDir      string
 	durability   string
 	logLevel     string
@@ -47,9 +49,10 @@ func newServeCmd(a *app) *serveCmd { return &serveCmd{app: a} }
 func (s *serveCmd) command() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the Engram server (REST API, /metrics, health probes)",
+		Short: "Run the Engram server (REST API, gRPC, /metrics, health probes)",
 		Long: `Run the Engram memory server: the Engram-compatible REST API, Prometheus /metrics and
-health probes (/health, /health/alive, /health/ready, /api/v1/system/health).
+health probes (/health, /health/alive, /health/ready, /api/v1/system/health), and
+Engram's gRPC service engram.v1.EngramService on --grpc-listen (docs/grpc.md).
 
 Configuration is read in this order, later sources winning:
   1. built-in defaults (data in ./engram-data, 127.0.0.1:7432, hashing embedder)
@@ -97,6 +100,7 @@ signal exits immediately.`,
 	f := cmd.Flags()
 	f.StringVar(&s.configFile, "config", "", "TOML configuration file (default ./engram.toml if present)")
 	f.StringVar(&s.listen, "listen", "", `address to listen on (default "127.0.0.1:7432")`)
+	f.StringVar(&s.grpcListen, "grpc-listen", "", `address of Engram's gRPC service engram.v1.EngramService, or "off" (default "127.0.0.1:50051")`)
 	f.StringVar(&s.dataDir, "data-dir", "", `data directory (default "./engram-data")`)
 	f.StringVar(&s.durability, "durability", "", `sync or relaxed (default "sync")`)
 	f.StringVar(&s.logLevel, "log-level", "", `debug, info, warn or error (default "info")`)
@@ -127,6 +131,7 @@ func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (config.Config, string, erro
 		}
 	}
 	set("listen", "listen", s.listen)
+	set("grpc-listen", "grpc.listen", s.grpcListen)
 	set("data-dir", "data_dir", s.dataDir)
 	set("durability", "durability", s.durability)
 	set("log-level", "log.level", s.logLevel)
@@ -221,6 +226,7 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 	logger.Info("engram-ops serving",
 		"url", running.url(),
 		"addr", running.addr().String(),
+		"grpc_addr", addrString(running.grpcAddr()),
 		"data_dir", dataDir,
 		"durability", cfg.Durability,
 		"min_free_space", cfg.MinFreeSpace.String(),
@@ -241,6 +247,14 @@ func (s *serveCmd) run(ctx context.Context, flags *pflag.FlagSet) error {
 	}
 	logger.Info("engram-ops stopped: in-flight requests drained, engine closed")
 	return nil
+}
+
+// addrString is a bound address, or "off" for none.
+func addrString(a net.Addr) string {
+	if a == nil {
+		return config.GRPCOff
+	}
+	return a.String()
 }
 
 // newLoggers returns what builds the server's slog loggers, each writing to

@@ -18,6 +18,7 @@ import (
 	"github.com/engram-ops/engram-ops/core/apikey"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/config"
+	"github.com/engram-ops/engram-ops/ops/grpcserver"
 	"github.com/engram-ops/engram-ops/ops/metrics"
 	"github.com/engram-ops/engram-ops/ops/server"
 )
@@ -45,6 +46,8 @@ type running struct {
 	srv *server.Server
 	// debugAddr is the bound address of server.debug_listen, or nil.
 	debugAddr net.Addr
+	// grpc serves Engram's gRPC service on grpc.listen; nil when "off".
+	grpc *grpcserver.Server
 
 	done chan struct{}
 	err  error
@@ -52,7 +55,8 @@ type running struct {
 
 // start is the composition of `serve`: it validates cfg, sets the garbage
 // collector's pacing, opens the engine in cfg.DataDir, builds the backup
-// shipper of cfg.Backup, binds cfg.Listen and the debug listener, and
+// shipper of cfg.Backup, binds cfg.Listen, cfg.GRPC.Listen and the debug
+// listener, and
 // serves until ctx is cancelled. Then it stops accepting connections,
 // drains in-flight requests (server.shutdown_timeout), lets the shipper
 // ship what is left and closes the engine (which flushes and syncs). Wait
@@ -147,6 +151,20 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 	if err = srv.Listen(); err != nil {
 		return nil, err
 	}
+	if cfg.GRPC.Listen != config.GRPCOff {
+		if r.grpc, err = grpcserver.New(cfg, srv, logger, reg); err != nil {
+			return nil, err
+		}
+		if err = r.grpc.Listen(); err != nil {
+			return nil, err
+		}
+	}
+	grpcDone := make(chan error, 1)
+	if r.grpc != nil {
+		go func() { grpcDone <- r.grpc.Run(ctx) }()
+	} else {
+		grpcDone <- nil
+	}
 	shipped := make(chan struct{})
 	if shipper != nil {
 		// The shipper stops with ctx, shipping what is left, before the
@@ -176,6 +194,8 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 		defer close(r.done)
 		defer stop()
 		runErr := srv.Run(ctx)
+		stop() // a REST server that failed stops the gRPC one too
+		runErr = errors.Join(runErr, <-grpcDone)
 		<-shipped
 		closeErr := eng.Close()
 		if closeErr != nil {
@@ -191,6 +211,15 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 
 // addr is the bound address.
 func (r *running) addr() net.Addr { return r.srv.Addr() }
+
+// grpcAddr is the bound address of the gRPC service, or nil when it is
+// off.
+func (r *running) grpcAddr() net.Addr {
+	if r.grpc == nil {
+		return nil
+	}
+	return r.grpc.Addr()
+}
 
 // url is the base URL of the REST API ("http://127.0.0.1:7432", or
 // https:// over TLS).

@@ -168,7 +168,9 @@ func TryStartServe(tb testing.TB, dataDir string, o ServeOptions, extra ...strin
 	addr := FreeAddr(tb)
 	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--log-format", "json"}, extra...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), o.Env...)
+	// The gRPC service on a free port too (an environment variable, which
+	// binaries without gRPC ignore); o.Env may name another address.
+	cmd.Env = append(append(os.Environ(), "ENGRAM_GRPC_LISTEN=127.0.0.1:0"), o.Env...)
 	logs := &SyncBuffer{}
 	var out io.Writer = logs
 	if o.Output != nil {

@@ -59,6 +59,7 @@ type Config struct {
 	Index     IndexConfig     `toml:"index"`
 	Tiers     TiersConfig     `toml:"tiers"`
 	Server    ServerConfig    `toml:"server"`
+	GRPC      GRPCConfig      `toml:"grpc"`
 	TLS       TLSConfig       `toml:"tls"`
 	Backup    BackupConfig    `toml:"backup"`
 	ChangeLog ChangeLogConfig `toml:"changelog"`
@@ -235,6 +236,21 @@ type ServerConfig struct {
 	MaxConnections int `toml:"max_connections" comment:"most open client connections; one more is refused at once (503 over plain HTTP, closed over TLS) and counted in engram_http_connections_refused_total; 0 = no cap"`
 }
 
+// GRPCConfig configures Engram's gRPC service (engram.v1.EngramService),
+// served beside the REST API with the same engine, keys, spaces, limits
+// and TLS.
+type GRPCConfig struct {
+	// Listen is its TCP address; "off" serves no gRPC. Without API keys it
+	// must be loopback, as listen must.
+	Listen string `toml:"listen" comment:"TCP address of Engram's gRPC service engram.v1.EngramService (Engram's port is 50051); \"off\" = no gRPC"`
+	// MaxReceiveBytes bounds one received message; a larger one is
+	// refused with RESOURCE_EXHAUSTED before it is decoded.
+	MaxReceiveBytes int64 `toml:"max_receive_bytes" comment:"largest gRPC message accepted; a larger one is refused (RESOURCE_EXHAUSTED)"`
+}
+
+// GRPCOff is grpc.listen's value that serves no gRPC.
+const GRPCOff = "off"
+
 // TLSConfig serves the API over TLS (1.2 or later) when CertFile and
 // KeyFile are set, with mutual TLS when ClientCAFile is set too. The
 // certificate and key are read again on SIGHUP and when either file
@@ -294,6 +310,7 @@ func Default() Config {
 			GCPercent:       100,
 			MaxConnections:  4096,
 		},
+		GRPC:    GRPCConfig{Listen: "127.0.0.1:50051", MaxReceiveBytes: 4 << 20},
 		TLS:     TLSConfig{ReloadInterval: Duration{5 * time.Second}},
 		Backup:  BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}},
 		Metrics: MetricsConfig{MaxSpaceLabels: 50},
@@ -591,6 +608,21 @@ func (c *Config) Validate() error {
 	}
 	if r := c.Backup.EncryptRecipient; r != "" && !strings.HasPrefix(r, "age1") {
 		bad("backup.encrypt_recipient", r, "must be an age X25519 public key (age1...)")
+	}
+	if g := c.GRPC.Listen; g != GRPCOff {
+		if host, port, err := net.SplitHostPort(g); err != nil {
+			bad("grpc.listen", g, "must be host:port, e.g. 127.0.0.1:50051, or \"off\" (%v)", err)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("grpc.listen", g, "port must be a number in 0..65535")
+		} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+			bad("grpc.listen", g, "host %q is neither an IP address nor a host name", host)
+		} else if c.Auth.Mode == AuthNone && !IsLoopbackHost(host) && !c.Auth.InsecureAllowNoAuth {
+			bad("grpc.listen", g, "must be a loopback address with auth.mode = %q: anyone who reaches it could read and delete every space. "+
+				"Set auth.mode = \"api_key\" (keys from engram-ops apikey create), listen on 127.0.0.1, or --insecure-allow-no-auth", AuthNone)
+		}
+	}
+	if m := c.GRPC.MaxReceiveBytes; m < 1024 || m > 1<<30 {
+		bad("grpc.max_receive_bytes", m, "must be in 1024..%d (1 GiB)", int64(1<<30))
 	}
 	switch c.Auth.Mode {
 	case AuthAPIKey:

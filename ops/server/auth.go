@@ -181,10 +181,15 @@ func (s *Server) authorize(r *http.Request, pattern string) error {
 		return s.authFailure(r, &apikey.Error{Reason: apikey.Forbidden,
 			Message: fmt.Sprintf("the API key %s has permissions %v; %s %s needs %s", key.ID, key.Permissions, r.Method, r.URL.Path, need)})
 	}
+	return s.takeKeyRate(key, peekSpace(r))
+}
+
+// takeKeyRate takes one token of key's rate; space labels a refusal.
+func (s *Server) takeKeyRate(key *apikey.Key, space string) error {
 	if key.Rate > 0 {
 		lim := s.limiter(&s.keyLimiters, key.ID, key.Rate, 0)
 		if wait := take(lim); wait > 0 {
-			s.metrics.RateLimited(s.spaceLabel(peekSpace(r)))
+			s.metrics.RateLimited(s.spaceLabel(space))
 			return rateLimited(wait, "the API key %s is limited to %s", key.ID, apikey.FormatRate(key.Rate))
 		}
 	}
@@ -195,14 +200,27 @@ func (s *Server) authorize(r *http.Request, pattern string) error {
 // 401 for a missing or bad key, 403 for a key without the permission or
 // the space.
 func (s *Server) authFailure(r *http.Request, err error) error {
+	e, reason := s.authError(err)
+	if ri := infoFrom(r.Context()); ri != nil {
+		ri.authFailure = reason
+	}
+	return e
+}
+
+// authError counts a refusal and turns err into its answer and reason
+// (authFailure without a request: the gRPC service's).
+func (s *Server) authError(err error) (*httpError, string) {
 	var ae *apikey.Error
 	if !errors.As(err, &ae) {
 		ae = &apikey.Error{Reason: apikey.Malformed, Message: err.Error()}
 	}
 	s.metrics.AuthFailure(string(ae.Reason))
-	if ri := infoFrom(r.Context()); ri != nil {
-		ri.authFailure = string(ae.Reason)
-	}
+	return authAnswer(ae), string(ae.Reason)
+}
+
+// authAnswer is the answer to a refused key: 401 for a missing or bad
+// key, 403 for a key without the permission or the space.
+func authAnswer(ae *apikey.Error) *httpError {
 	switch ae.Reason {
 	case apikey.Forbidden:
 		return httpErrorf(http.StatusForbidden, "FORBIDDEN", "%s", ae.Message).with("reason", string(ae.Reason))
@@ -290,20 +308,35 @@ func hostIsLoopback(h string) bool {
 // allowSpace checks the request's key against space and the space's rate
 // limit. checkSpace calls it for every route that picks a space.
 func (s *Server) allowSpace(r *http.Request, space string) error {
+	var key *apikey.Key
 	ri := infoFrom(r.Context())
-	if ri != nil && ri.scope != nil && !ri.scope.InSpace(space) {
-		return s.authFailure(r, &apikey.Error{Reason: apikey.WrongSpace,
-			Message: fmt.Sprintf("the API key %s may not use space %q (its spaces: %s)", ri.scope.ID, echo(space), strings.Join(ri.scope.Spaces, ", "))})
+	if ri != nil {
+		key = ri.scope
+	}
+	reason, err := s.admitSpace(key, space)
+	if reason != "" && ri != nil {
+		ri.authFailure = reason
+	}
+	return err
+}
+
+// admitSpace checks key (nil without auth) against space and takes a
+// token of the space's rate limit; reason is the refused key's reason.
+func (s *Server) admitSpace(key *apikey.Key, space string) (reason string, err error) {
+	if key != nil && !key.InSpace(space) {
+		e, reason := s.authError(&apikey.Error{Reason: apikey.WrongSpace,
+			Message: fmt.Sprintf("the API key %s may not use space %q (its spaces: %s)", key.ID, echo(space), strings.Join(key.Spaces, ", "))})
+		return reason, e
 	}
 	if s.cfg.RateLimit.Space > 0 {
 		label := s.spaceLabel(space)
 		lim := s.limiter(&s.spaceLimiters, label, s.cfg.RateLimit.Space, s.cfg.RateLimit.SpaceBurst)
 		if wait := take(lim); wait > 0 {
 			s.metrics.RateLimited(label)
-			return rateLimited(wait, "space %q is limited to %g requests per second (rate_limit.space)", echo(space), s.cfg.RateLimit.Space)
+			return "", rateLimited(wait, "space %q is limited to %g requests per second (rate_limit.space)", echo(space), s.cfg.RateLimit.Space)
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // visibleSpace reports whether the request's key may see space (lists and

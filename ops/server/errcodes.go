@@ -43,6 +43,7 @@ const (
 var errorCodes = []errorCode{
 	// Request syntax (HTTP layer).
 	{"INVALID_JSON", 400, "The body is not one well-formed JSON object: a syntax error, a truncated body, or data after the object.", "Send exactly one JSON object; the message names the byte offset.", engramBadRequest, plainText},
+	{"INVALID_MESSAGE", 400, "A gRPC request is not a valid protobuf message of the method's request type.", "Send the message generated from proto/engram/v1 for the method called.", engramBadRequest, "Engram's gRPC server answers INTERNAL"},
 	{"DUPLICATE_FIELD", 400, "A field appears twice in the body.", "Send each field once.", engramBadRequest, "Engram keeps one of the two values silently"},
 	{"UNKNOWN_FIELD", 400, "The body has a field this request does not have (a typo, or a field of another request). Engram's own field names are accepted (docs/engram-compatibility.md).", "Use one of the accepted fields the message lists.", engramBadRequest, "Engram ignores unknown fields silently"},
 	{"CONFLICTING_FIELDS", 400, "An Engram alias and the field it stands for (for example where and where_location) were both given, with different values.", "Send one of the two.", engramBadRequest, "Engram reads only its own name and drops the other"},

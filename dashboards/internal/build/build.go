@@ -264,7 +264,7 @@ func apiPerformance() board {
 	}
 	return board{
 		file: "api-performance.json", uid: "engram-api-performance", title: "Engram / API performance",
-		desc: "REST API: per-route rates, latency, status codes, in-flight requests, rate limiting and authentication failures.",
+		desc: "REST API and gRPC service: per-route and per-method rates, latency, status codes, in-flight requests, rate limiting and authentication failures.",
 		tags: []string{"engram"},
 		rows: []row{
 			{"Requests", []panel{
@@ -282,6 +282,20 @@ func apiPerformance() board {
 				ts("Connections", "short", "Open client connections against server.max_connections, and connections refused at the cap per second.", 12,
 					q(`engram_http_connections{`+inst+`}`, "open {{instance}}"),
 					q(`rate(engram_http_connections_refused_total{`+inst+`}[$__rate_interval])`, "refused/s {{instance}}")),
+			}},
+			{"gRPC (engram.v1.EngramService)", []panel{
+				ts("gRPC call rate by method", "reqps", "gRPC calls per second, by method (a stream is one call).", 12,
+					q(`sum by (method) (rate(engram_grpc_requests_total{`+inst+`}[$__rate_interval]))`, "{{method}}")),
+				ts("gRPC status codes", "reqps", "gRPC calls per second, by status code.", 12,
+					q(`sum by (code) (rate(engram_grpc_requests_total{`+inst+`}[$__rate_interval]))`, "{{code}}")),
+				ts("gRPC latency p99 by method", "s", "p99 gRPC call latency per method over 5m (a stream: from its opening to its end).", 8,
+					q(`histogram_quantile(0.99, sum by (method, le) (rate(engram_grpc_request_duration_seconds_bucket{`+inst+`}[5m])))`, "{{method}}")),
+				ts("REST and gRPC p99", "s", "p99 latency of all REST requests next to all unary gRPC calls, over 5m.", 8,
+					q(`histogram_quantile(0.99, sum by (le) (rate(engram_http_request_duration_seconds_bucket{`+inst+`}[5m])))`, "REST"),
+					q(`histogram_quantile(0.99, sum by (le) (rate(engram_grpc_request_duration_seconds_bucket{`+inst+`, method!~"Streaming.*"}[5m])))`, "gRPC unary")),
+				ts("gRPC stream messages", "ops", "Messages per second on gRPC streams, by method and direction; in-flight calls include open streams.", 8,
+					q(`sum by (method, direction) (rate(engram_grpc_stream_messages_total{`+inst+`}[$__rate_interval]))`, "{{method}} {{direction}}"),
+					q(`engram_grpc_in_flight_requests{`+inst+`}`, "in flight {{instance}}")),
 			}},
 			{"Access control", []panel{
 				ts("Rate-limited requests", "reqps", "Requests rejected by rate limiting (429), by space (alert TooManyRateLimited).", 12,
