@@ -35,6 +35,8 @@ type routeDoc struct {
 	// Space: the route picks a space (X-Memory-Space header or ?space=).
 	Space bool
 	Query []paramDoc
+	// Headers are request headers the route reads besides X-Memory-Space.
+	Headers []paramDoc
 	// Body is the request body's wire type (a zero value); nil: none.
 	Body any
 	// OK are the answers that are not the error envelope.
@@ -61,6 +63,9 @@ type respDoc struct {
 	Body        any    // a wire type's zero value; nil with a ContentType: any body of that type
 	ContentType string // default application/json
 	Desc        string
+	// Events are, for a text/event-stream answer, the wire type of the
+	// data of each event name.
+	Events map[string]any
 }
 
 type example struct {
@@ -111,7 +116,9 @@ var recallParamDocs = []paramDoc{
 }
 
 // routeDocs documents every route, in the order the examples run.
-var routeDocs = []routeDoc{
+var routeDocs = slices.Concat(restRouteDocs, streamRouteDocs)
+
+var restRouteDocs = []routeDoc{
 	{Pattern: "POST " + api.PathSpaces, Tag: "spaces", Summary: "Create a space",
 		Desc:   "Creates a memory space with a dimension and an embedder; answers 200 with the space when it exists with the same settings.",
 		Body:   api.CreateSpaceRequest{},
@@ -224,6 +231,7 @@ var routeDocs = []routeDoc{
 var docTags = []openapi.Tag{
 	{Name: "memories", Description: "Write, read, list and forget memories; associations; batches."},
 	{Name: "recall", Description: "Recall and search."},
+	{Name: "streams", Description: "Server-sent event streams of the engine operations of a space."},
 	{Name: "spaces", Description: "Memory spaces (tenants)."},
 	{Name: "health", Description: "Probes, system health and metrics."},
 	{Name: "admin", Description: "Backups, API keys and test-only fault injection; an admin key."},
@@ -298,6 +306,9 @@ func openAPIDocument() *openapi.Document {
 		for _, q := range rd.Query {
 			op.Parameters = append(op.Parameters, openapi.Parameter{Name: q.Name, In: "query", Description: q.Desc, Required: q.Required, Schema: paramSchema(q.Type)})
 		}
+		for _, h := range rd.Headers {
+			op.Parameters = append(op.Parameters, openapi.Parameter{Name: h.Name, In: "header", Description: h.Desc, Required: h.Required, Schema: paramSchema(h.Type)})
+		}
 		if rd.Body != nil {
 			op.RequestBody = &openapi.RequestBody{Required: true, Content: map[string]openapi.MediaType{"application/json": {Schema: ref.Ref(rd.Body)}}}
 		}
@@ -314,7 +325,14 @@ func openAPIDocument() *openapi.Document {
 			if ct == "" {
 				ct, schema = "application/json", ref.Ref(r.Body)
 			}
-			resp.Content[ct] = openapi.MediaType{Schema: schema}
+			mt := openapi.MediaType{Schema: schema}
+			for name, v := range r.Events {
+				if mt.Events == nil {
+					mt.Events = map[string]*openapi.Schema{}
+				}
+				mt.Events[name] = ref.Ref(v)
+			}
+			resp.Content[ct] = mt
 		}
 		statuses := append([]int{http.StatusMisdirectedRequest}, rd.Errors...)
 		if acc := routeAccess[rd.Pattern]; acc != accessPublic {
@@ -404,6 +422,9 @@ func curlExample(method, path string, rd routeDoc) string {
 	}
 	var b strings.Builder
 	b.WriteString("curl -sS")
+	if isStream(rd) {
+		b.WriteString("N") // print each event as it comes
+	}
 	if method != http.MethodGet {
 		b.WriteString(" -X " + method)
 	}

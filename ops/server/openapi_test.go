@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -228,7 +230,7 @@ type liveAPI struct {
 
 func newLiveAPI(t *testing.T, h http.Handler) *liveAPI {
 	registerDecoders.Do(func() {
-		for _, ct := range []string{"text/html", "text/javascript", "text/css"} {
+		for _, ct := range []string{"text/html", "text/javascript", "text/css", "text/event-stream"} {
 			openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
 		}
 	})
@@ -299,8 +301,12 @@ func (l *liveAPI) call(c liveCall) []byte {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
+	var body []byte
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		// A stream runs until the client leaves: read its opening
+		// comment, then close it.
+		body = readSSEBlock(t, resp.Body)
+	} else if body, err = io.ReadAll(resp.Body); err != nil {
 		t.Fatal(err)
 	}
 	shown := truncateString(string(body), 300)
@@ -319,6 +325,32 @@ func (l *liveAPI) call(c liveCall) []byte {
 		t.Errorf("%s %s: the %d answer does not match the document: %v\n%s", method, path, resp.StatusCode, err, shown)
 	}
 	return body
+}
+
+// readSSEBlock reads a stream's first block (up to its first blank
+// line), failing the test when the stream sends none within 5s.
+func readSSEBlock(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	got := make(chan []byte, 1)
+	go func() {
+		var b bytes.Buffer
+		br := bufio.NewReader(r)
+		for {
+			line, err := br.ReadBytes('\n')
+			b.Write(line)
+			if err != nil || len(bytes.TrimSpace(line)) == 0 {
+				break
+			}
+		}
+		got <- b.Bytes()
+	}()
+	select {
+	case b := <-got:
+		return b
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream sent nothing within 5s")
+		return nil
+	}
 }
 
 // fakeBackup is a configured backup shipper.
@@ -401,6 +433,13 @@ func TestOpenAPILive(t *testing.T) {
 		{pattern: "POST " + api.PathAdminAPIKeyRotate, path: "/api/v1/admin/apikeys/nope/rotate", body: `{"overlap":"1h"}`, headers: admin, want: 404},
 		{pattern: "POST " + PathAdminFaults, body: `{"error_ratio":2}`, headers: admin, want: 400},
 		{pattern: "GET " + api.PathDocsAsset, path: "/docs/secrets.txt", want: 404},
+		{pattern: "GET " + api.PathStreamActivities, path: api.PathStreamActivities + "?buffer_size=0", headers: admin, want: 400},
+		{pattern: "GET " + api.PathStreamActivities, path: api.PathStreamActivities + "?event_types=telepathy", headers: admin, want: 400},
+		{pattern: "GET " + api.PathStreamMemories, path: api.PathStreamMemories + "?memory_types=dream", headers: admin, want: 400},
+		{pattern: "GET " + api.PathStreamMemories, path: api.PathStreamMemories + "?space=other-space", headers: wrong, want: 403},
+		{pattern: "GET " + api.PathStreamConsolidation, path: api.PathStreamConsolidation + "?include_replay=maybe", headers: admin, want: 400},
+		{pattern: "GET " + api.PathMonitoringEvents, path: api.PathMonitoringEvents + "?level=cosmic", headers: admin, want: 400},
+		{pattern: "GET " + api.PathMonitorEvents, path: api.PathMonitorEvents, headers: map[string]string{"Authorization": "Bearer " + k.admin, "Last-Event-ID": "soon"}, want: 400},
 	} {
 		c.valid = false
 		l.call(c)
@@ -408,9 +447,15 @@ func TestOpenAPILive(t *testing.T) {
 
 	// Errors the keyed server cannot answer: a server without backup
 	// shipping, fault injection or key management, without auth (Host
-	// check), and one whose engine is not ready.
+	// check), holding its one allowed stream, and one whose engine is not
+	// ready.
 	cfg := testConfig()
+	cfg.Streams.MaxSubscribers = 1
 	plain := newLiveAPI(t, newTestServer(t, cfg, openEngine(t, cfg)).Handler())
+	openStream(t, plain.url+api.PathStreamConsolidation, nil)
+	for _, rd := range streamRouteDocs {
+		plain.call(liveCall{pattern: rd.Pattern, path: rd.Example.Path, want: http.StatusServiceUnavailable})
+	}
 	for _, c := range []liveCall{
 		{pattern: "POST " + api.PathAdminBackup, want: 409},
 		{pattern: "GET " + api.PathAdminBackup, want: 409},

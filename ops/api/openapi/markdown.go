@@ -134,6 +134,19 @@ func (d *Document) operationMarkdown(b *bytes.Buffer, o operation, codesDoc stri
 		}
 		fmt.Fprintf(b, "| %s | %s | %s |\n", status, strings.Join(bodies, ", "), cell(r.Description))
 	}
+	for _, status := range sortedKeys(op.Responses) {
+		r := op.Responses[status]
+		for _, ct := range sortedKeys(r.Content) {
+			events := r.Content[ct].Events
+			if len(events) == 0 {
+				continue
+			}
+			fmt.Fprintf(b, "\nEvents of the %s answer (`%s`), by name (`event:`) and data (`data:`):\n\n| event | data |\n|---|---|\n", status, ct)
+			for _, name := range sortedKeys(events) {
+				fmt.Fprintf(b, "| `%s` | %s |\n", name, schemaLink(events[name]))
+			}
+		}
+	}
 	if op.Example != "" {
 		fmt.Fprintf(b, "\n```sh\n%s\n```\n", op.Example)
 	}

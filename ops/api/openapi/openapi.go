@@ -139,6 +139,10 @@ type Header struct {
 // MediaType is a body of one content type.
 type MediaType struct {
 	Schema *Schema `json:"schema"`
+	// Events are, for a text/event-stream body, the schema of the data of
+	// each event name. OpenAPI 3.1 cannot describe the items of a stream,
+	// so they are an extension; the schemas they name are components.
+	Events map[string]*Schema `json:"x-events,omitempty"`
 }
 
 // Components are the document's shared schemas, responses and security

@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -93,5 +94,46 @@ func TestMarshalDeterministic(t *testing.T) {
 	}
 	if strings.Index(string(first), `"/a"`) > strings.Index(string(first), `"/b"`) {
 		t.Error("paths are not sorted")
+	}
+}
+
+// TestStreamEvents: a text/event-stream body's events are written as
+// x-events (name → schema) and the Markdown lists each event with a link
+// to its schema.
+func TestStreamEvents(t *testing.T) {
+	r := NewReflector()
+	d := &Document{OpenAPI: Version, Tags: []Tag{{Name: "streams"}}, Paths: map[string]*PathItem{"/s": {Get: &Operation{
+		Summary: "Stream", Tags: []string{"streams"}, Responses: map[string]*Response{"200": {Description: "events", Content: map[string]MediaType{
+			"text/event-stream": {Schema: &Schema{Type: "string"}, Events: map[string]*Schema{"formed": r.Ref(sample{}), "lost": r.Ref(inner{})}},
+		}}}}}}, Components: Components{Schemas: r.Schemas}}
+	b, err := Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Paths map[string]struct {
+			Get struct {
+				Responses map[string]struct {
+					Content map[string]struct {
+						Events map[string]struct {
+							Ref string `json:"$ref"`
+						} `json:"x-events"`
+					} `json:"content"`
+				} `json:"responses"`
+			} `json:"get"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	ev := back.Paths["/s"].Get.Responses["200"].Content["text/event-stream"].Events
+	if ev["formed"].Ref != "#/components/schemas/sample" || ev["lost"].Ref != "#/components/schemas/inner" {
+		t.Errorf("x-events %+v, want each name with its schema reference", ev)
+	}
+	md := string(Markdown(d, "# API\n", "codes.md"))
+	for _, want := range []string{"| `formed` | [sample](#sample) |", "| `lost` | [inner](#inner) |", "Events of the 200 answer (`text/event-stream`)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the Markdown lacks %q:\n%s", want, md)
+		}
 	}
 }
