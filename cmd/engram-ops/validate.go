@@ -45,7 +45,7 @@ Exit status: 0 and "config OK" when the file is valid, 3 when it has problems,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return v.config(args[0]) },
 	})
-	group.AddCommand(v.dataCommand())
+	group.AddCommand(v.dataCommand(), v.deploymentCommand())
 	return group
 }
 
