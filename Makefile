@@ -14,7 +14,10 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/engram-ops
 
 ## run: serve with embedded defaults (./engram-data, 127.0.0.1:7432)
-run: build
+run:
+	@test -x $(BIN) || echo "building $(BIN): the first build compiles every dependency, which takes minutes on a small machine"
+	@$(MAKE) --no-print-directory build
+	@echo "starting $(BIN) serve: data in ./engram-data, API on http://127.0.0.1:7432 (Ctrl-C stops it)"
 	./$(BIN) serve
 
 ## test: install and start what the tests need, run every test, stop the services
