@@ -51,7 +51,7 @@ fuzz:
 
 ## docs: regenerate docs/cli.md from the command tree (a test fails when it is stale)
 docs:
-	$(GO) test ./cmd/engram-ops -run '^TestCLIReferenceUpToDate$$' -count=1 -update
+	$(GO) test ./cmd/engram-ops -run '^(TestCLIReferenceUpToDate|TestConfigurationRunbookUpToDate)$$' -count=1 -update
 
 clean:
 	rm -rf bin

@@ -37,6 +37,12 @@ import (
 
 const formatMarker = "engram-ops/1"
 
+// DataFormat is the format marker a data directory records at creation:
+// a binary opens only a directory of its own format (UNSUPPORTED_FORMAT
+// otherwise), and memory records and change-log entries carry their own
+// version byte, which a binary older than the writer refuses.
+const DataFormat = formatMarker
+
 // Engine is an open data directory. It is safe for concurrent use.
 type Engine struct {
 	dir   string

@@ -985,3 +985,86 @@ func (c *Config) Encode(w io.Writer) error {
 	enc.SetIndentTables(true)
 	return enc.Encode(c)
 }
+
+// KeyDoc documents one configuration key, for the configuration reference.
+type KeyDoc struct {
+	Key     string // limits.max_body_bytes
+	Env     string // ENGRAM_LIMITS_MAX_BODY_BYTES
+	Type    string // what a value is, in words: "integer", "duration (e.g. \"30s\")", …
+	Default string // the default, as TOML would spell it
+	Comment string // the key's comment in the example configuration
+}
+
+// Reference lists every key with its type, default and comment, in the
+// order of the example configuration.
+func Reference() []KeyDoc {
+	var out []KeyDoc
+	d := Default()
+	walkDocs(reflect.ValueOf(&d).Elem(), nil, func(path []string, sf reflect.StructField, v reflect.Value) {
+		out = append(out, KeyDoc{Key: strings.Join(path, "."), Env: envName(path), Type: TypeName(v.Type()),
+			Default: defaultText(v), Comment: sf.Tag.Get("comment")})
+	})
+	return out
+}
+
+// walkDocs is walkConfig with each leaf's struct field.
+func walkDocs(v reflect.Value, path []string, f func(path []string, sf reflect.StructField, v reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag := strings.Split(sf.Tag.Get("toml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		p := append(append([]string(nil), path...), tag)
+		if fv.Kind() == reflect.Struct && !reflect.PointerTo(fv.Type()).Implements(textUnmarshaler) {
+			walkDocs(fv, p, f)
+			continue
+		}
+		f(p, sf, fv)
+	}
+}
+
+// TypeName says in words what a value of a configuration field's type is.
+func TypeName(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[Duration]():
+		return `duration (e.g. "30s", "5m")`
+	case reflect.TypeFor[ByteSize]():
+		return `size (e.g. "256MiB", or bytes)`
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean (true or false)"
+	case reflect.Int, reflect.Int64:
+		return "integer"
+	case reflect.Float64:
+		return "number"
+	case reflect.Slice:
+		return "list of " + TypeName(t.Elem()) + "s"
+	}
+	return t.Kind().String()
+}
+
+func defaultText(v reflect.Value) string {
+	if m, ok := v.Interface().(encoding.TextMarshaler); ok {
+		b, err := m.MarshalText()
+		if err == nil {
+			return strconv.Quote(string(b))
+		}
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return strconv.Quote(v.String())
+	case reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = defaultText(v.Index(i))
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return fmt.Sprint(v.Interface())
+}
