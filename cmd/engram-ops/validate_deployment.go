@@ -91,18 +91,7 @@ func (d *deploymentCmd) run(ctx context.Context) error {
 	d.diag.openFilesOffline(rep)
 	d.memoryCheck(rep, cfg)
 	d.backupCheck(ctx, rep, firstNonEmpty(d.backupTo, cfg.Backup.To))
-	for _, c := range rep.Checks {
-		switch c.Status {
-		case diagPass:
-			rep.Summary.Pass++
-		case diagWarn:
-			rep.Summary.Warn++
-		case diagFail:
-			rep.Summary.Fail++
-		default:
-			rep.Summary.Skip++
-		}
-	}
+	rep.tally()
 	if a.global.output == "json" {
 		if err := a.printJSON(rep); err != nil {
 			return err

@@ -1004,21 +1004,7 @@ var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 // walkConfig calls f for every scalar leaf (or TextUnmarshaler) of v with
 // its TOML path.
 func walkConfig(v reflect.Value, path []string, f func(path []string, v reflect.Value)) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		tag := strings.Split(sf.Tag.Get("toml"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
-		}
-		fv := v.Field(i)
-		p := append(append([]string(nil), path...), tag)
-		if fv.Kind() == reflect.Struct && !reflect.PointerTo(fv.Type()).Implements(textUnmarshaler) {
-			walkConfig(fv, p, f)
-			continue
-		}
-		f(p, fv)
-	}
+	walkDocs(v, path, func(p []string, _ reflect.StructField, fv reflect.Value) { f(p, fv) })
 }
 
 func setScalar(v reflect.Value, raw string) error {
