@@ -14,7 +14,10 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/engram-ops
 
 ## run: serve with embedded defaults (./engram-data, 127.0.0.1:7432)
-run: build
+run:
+	@test -x $(BIN) || echo "building $(BIN): the first build compiles every dependency, which takes minutes on a small machine"
+	@$(MAKE) --no-print-directory build
+	@echo "starting $(BIN) serve: data in ./engram-data, API on http://127.0.0.1:7432 (Ctrl-C stops it)"
 	./$(BIN) serve
 
 ## test: install and start what the tests need, run every test, stop the services
@@ -49,7 +52,7 @@ fuzz:
 ## docs: regenerate docs/cli.md from the command tree, and docs/openapi.json and
 ## docs/reference/rest-api.md from the server's route table (tests fail when they are stale)
 docs:
-	$(GO) test ./cmd/engram-ops -run '^TestCLIReferenceUpToDate$$' -count=1 -update
+	$(GO) test ./cmd/engram-ops -run '^(TestCLIReferenceUpToDate|TestConfigurationRunbookUpToDate)$$' -count=1 -update
 	$(GO) generate ./ops/api ./ops/server
 
 ## proto: regenerate the gRPC Go code (proto/engram/v1) from its .proto files (needs protoc)

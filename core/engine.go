@@ -31,12 +31,17 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/engram-ops/engram-ops/core/embed"
 )
 
 const formatMarker = "engram-ops/1"
+
+// DataFormat is the format marker a data directory records at creation:
+// a binary opens only a directory of its own format (UNSUPPORTED_FORMAT
+// otherwise), and memory records and change-log entries carry their own
+// version byte, which a binary older than the writer refuses.
+const DataFormat = formatMarker
 
 // Engine is an open data directory. It is safe for concurrent use.
 type Engine struct {
@@ -370,13 +375,9 @@ func (e *Engine) Dir() string { return e.dir }
 // file, while an engine (in this or another process) has dir open. dir/db
 // must exist; release unlocks.
 func LockDataDir(dir string) (release func() error, err error) {
-	dbDir := filepath.Join(dir, "db")
-	l, err := pebble.LockDirectory(dbDir, vfs.Default)
+	l, err := lockDataDir(filepath.Join(dir, "db"))
 	if err != nil {
-		if lockHeld(err) {
-			return nil, dataDirInUse(dbDir, err)
-		}
-		return nil, internalf(err, "lock the storage engine in %s", dbDir)
+		return nil, err
 	}
 	return l.Close, nil
 }

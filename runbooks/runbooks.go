@@ -83,3 +83,21 @@ func (r Runbook) Section(heading string) (string, bool) {
 	}
 	return "", false
 }
+
+// Headings lists the titles of the runbook's headings below its title, in
+// order: the names Section accepts.
+func (r Runbook) Headings() []string {
+	var out []string
+	fence := false
+	for _, line := range strings.Split(r.Body, "\n") {
+		if strings.HasPrefix(line, "```") {
+			fence = !fence
+		}
+		level := len(line) - len(strings.TrimLeft(line, "#"))
+		if fence || level < 2 || !strings.HasPrefix(line[level:], " ") {
+			continue
+		}
+		out = append(out, strings.TrimSpace(line[level:]))
+	}
+	return out
+}

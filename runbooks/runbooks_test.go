@@ -18,6 +18,15 @@ func TestListGetSection(t *testing.T) {
 	if !ok || s == "" || len(s) > len(rb.Body)/2 {
 		t.Fatalf("section: %v %q", ok, s)
 	}
+	hs := rb.Headings()
+	if len(hs) < 3 || hs[0] == rb.Title {
+		t.Fatalf("headings %q", hs)
+	}
+	for _, h := range hs {
+		if _, ok := rb.Section(h); !ok {
+			t.Errorf("heading %q is not a section", h)
+		}
+	}
 	if _, err := Get("nope"); err == nil {
 		t.Fatal("unknown runbook found")
 	}

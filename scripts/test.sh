@@ -87,3 +87,12 @@ start_postgres
 start_redis
 
 go test -race -timeout 25m ./...
+
+# Packages with a file built only under the race detector take another path
+# under it (core/vector's AVX2 kernels are off, core/embed skips its
+# allocation tests): run them once more without it.
+norace=$(grep -rl --include='*.go' '^//go:build race$' . | xargs -r -n1 dirname | sort -u)
+if [ -n "$norace" ]; then
+	echo "without the race detector: $norace"
+	go test -count=1 -timeout 10m $norace
+fi

@@ -227,6 +227,7 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		newDiagnoseCmd(a).command(),
 		newConfigCmd(a).command(),
 		newDocsCmd(a, root).command(),
+		newCapacityCmd(a).command(),
 	)
 	wrapErrors(root)
 	return root

@@ -259,19 +259,24 @@ func (d *diagnoseCmd) diagnose(ctx context.Context) (*diagReport, error) {
 	sv := d.readServer(ctx, c)
 	d.serverChecks(ctx, rep, c, sv)
 	d.hostChecks(rep, sv, cfg, dataDir)
-	for _, ch := range rep.Checks {
+	rep.tally()
+	return rep, nil
+}
+
+// tally counts the checks by outcome into Summary.
+func (r *diagReport) tally() {
+	for _, ch := range r.Checks {
 		switch ch.Status {
 		case diagPass:
-			rep.Summary.Pass++
+			r.Summary.Pass++
 		case diagWarn:
-			rep.Summary.Warn++
+			r.Summary.Warn++
 		case diagFail:
-			rep.Summary.Fail++
+			r.Summary.Fail++
 		default:
-			rep.Summary.Skip++
+			r.Summary.Skip++
 		}
 	}
-	return rep, nil
 }
 
 // loadConfig reads --config (else ./engram.toml when it exists) and the

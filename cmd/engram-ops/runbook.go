@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
+	"github.com/charmbracelet/glamour"
 	"github.com/spf13/cobra"
 
 	"github.com/engram-ops/engram-ops/runbooks"
@@ -12,7 +15,8 @@ import (
 // runbookCmd is `engram-ops runbook …`: the runbooks compiled into the
 // binary, readable where only the binary is.
 type runbookCmd struct {
-	app *app
+	app     *app
+	section string
 }
 
 func newRunbookCmd(a *app) *runbookCmd { return &runbookCmd{app: a} }
@@ -40,8 +44,13 @@ host that has the binary. Every alert's runbook_url names one of them.`,
 	}
 	show := &cobra.Command{
 		Use:   "show NAME",
-		Short: "Print one runbook (Markdown)",
+		Short: "Print one runbook, or one section of it (--section)",
+		Long: `Print a runbook: rendered for a colour terminal when standard output is one (and
+NO_COLOR is unset), Markdown otherwise. --section prints only the part under that
+heading (any level, exact title); an unknown runbook or section lists the valid
+ones (exit 2).`,
 		Example: `  engram-ops runbook show disaster-recovery
+  engram-ops runbook show disaster-recovery --section "Offline integrity check"
   engram-ops runbook show alerts/BackupStale | less`,
 		Args: cobra.ExactArgs(1),
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -53,6 +62,7 @@ host that has the binary. Every alert's runbook_url names one of them.`,
 		},
 		RunE: func(_ *cobra.Command, args []string) error { return r.show(args[0]) },
 	}
+	show.Flags().StringVar(&r.section, "section", "", "print only the section under this heading")
 	cmd.AddCommand(list, show)
 	return cmd
 }
@@ -83,9 +93,36 @@ func (r *runbookCmd) show(name string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	if r.app.global.output == "json" {
-		return r.app.printJSON(map[string]string{"name": rb.Name, "title": rb.Title, "body": rb.Body})
+	body := rb.Body
+	if r.section != "" {
+		sec, ok := rb.Section(r.section)
+		if !ok {
+			return usagef("runbook %s has no section %q; its sections: %s", rb.Name, r.section, strings.Join(quoteAll(rb.Headings()), ", "))
+		}
+		body = "## " + r.section + "\n\n" + sec + "\n"
 	}
-	_, err = fmt.Fprint(r.app.stdout, rb.Body)
+	if r.app.global.output == "json" {
+		out := map[string]string{"name": rb.Name, "title": rb.Title, "body": body}
+		if r.section != "" {
+			out["section"] = r.section
+		}
+		return r.app.printJSON(out)
+	}
+	if r.app.useColor(r.app.stdout) {
+		if tr, err := glamour.NewTermRenderer(glamour.WithStandardStyle("dark"), glamour.WithWordWrap(100)); err == nil {
+			if out, err := tr.Render(body); err == nil {
+				body = out
+			}
+		}
+	}
+	_, err = fmt.Fprint(r.app.stdout, body)
 	return err
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
 }

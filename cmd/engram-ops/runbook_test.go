@@ -25,3 +25,16 @@ func TestRunbookListAndShow(t *testing.T) {
 		t.Fatalf("unknown runbook: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestRunbookShowSection: --section prints one section; an unknown section
+// is a usage error listing the runbook's sections.
+func TestRunbookShowSection(t *testing.T) {
+	code, out, errOut := runCLI(t, nil, "runbook", "show", "disaster-recovery", "--section", "Offline integrity check")
+	if code != exitOK || !strings.HasPrefix(out, "## Offline integrity check\n") || !strings.Contains(out, "validate data") || strings.Contains(out, "## Total loss") {
+		t.Fatalf("section: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "runbook", "show", "disaster-recovery", "--section", "Nope")
+	if code != exitUsage || !strings.Contains(errOut, `has no section "Nope"`) || !strings.Contains(errOut, `"Total loss (the machine or disk is gone)"`) {
+		t.Fatalf("unknown section: exit %d\n%s", code, errOut)
+	}
+}

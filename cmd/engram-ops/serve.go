@@ -107,7 +107,7 @@ signal exits immediately.`,
 	f.StringVar(&s.logFormat, "log-format", "", `json, text or auto: json unless stderr is a terminal (default "auto")`)
 	f.BoolVar(&s.noAutoCreate, "no-auto-create-spaces", false, "refuse writes to spaces that were not created with POST /api/v1/spaces")
 	f.BoolVar(&s.noAccessLog, "no-access-log", false, "do not log one line per HTTP request")
-	f.StringVar(&s.backupTo, "backup-to", "", "ship the change log and snapshots continuously to s3://bucket/prefix or file:///dir")
+	f.StringVar(&s.backupTo, "backup-to", "", "ship the change log and snapshots continuously to s3://bucket/prefix or file:///dir (the directory must exist: serve refuses a missing one)")
 	f.StringVar(&s.backupInterval, "backup-interval", "", `how often new changes are shipped (default "1s")`)
 	f.StringVar(&s.snapshotInterval, "snapshot-interval", "", `how often a snapshot is taken while shipping; 0s disables (default "1h")`)
 	f.StringVar(&s.encryptRecipient, "encrypt-recipient", "", "age public key (age1...) backups are encrypted to")

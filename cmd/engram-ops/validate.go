@@ -8,17 +8,27 @@ import (
 )
 
 // validateCmd is the `engram-ops validate` group.
-type validateCmd struct{ app *app }
+type validateCmd struct {
+	app *app
+
+	// validate data
+	dataDir    string
+	configPath string
+	repair     bool
+	dryRun     bool
+	yes        bool
+}
 
 func newValidateCmd(a *app) *validateCmd { return &validateCmd{app: a} }
 
 func (v *validateCmd) command() *cobra.Command {
 	group := &cobra.Command{
-		Use:     "validate",
-		Short:   "Check configuration and other inputs without running anything",
-		Example: `  engram-ops validate config engram.toml`,
-		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Use:   "validate",
+		Short: "Check configuration and other inputs without running anything",
+		Example: `  engram-ops validate config engram.toml
+  engram-ops validate data --data-dir /var/lib/engram`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	group.AddCommand(&cobra.Command{
 		Use:   "config FILE",
@@ -35,6 +45,7 @@ Exit status: 0 and "config OK" when the file is valid, 3 when it has problems,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return v.config(args[0]) },
 	})
+	group.AddCommand(v.dataCommand(), v.deploymentCommand())
 	return group
 }
 

@@ -514,10 +514,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	l := c.Limits
-	if l.MaxBodyBytes < 1024 || l.MaxBodyBytes > 1<<30 {
+	bodyOK := l.MaxBodyBytes >= 1024 && l.MaxBodyBytes <= 1<<30
+	if !bodyOK {
 		bad("limits.max_body_bytes", l.MaxBodyBytes, "must be in 1024..%d (1 GiB)", int64(1<<30))
 	}
-	if l.MaxContentBytes < 1 || int64(l.MaxContentBytes) > l.MaxBodyBytes {
+	// Against an invalid max_body_bytes the bound would be that value's
+	// knock-on, about a key the user may never have set.
+	if l.MaxContentBytes < 1 || bodyOK && int64(l.MaxContentBytes) > l.MaxBodyBytes {
 		bad("limits.max_content_bytes", l.MaxContentBytes, "must be in 1..%d (limits.max_body_bytes)", l.MaxBodyBytes)
 	}
 	if l.MaxResults < 1 || l.MaxResults > 100_000 {
@@ -756,12 +759,164 @@ func (c *Config) Decode(r io.Reader, name string) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
 	}
+	// The decoder stops at the first value of the wrong type: try each
+	// known key alone first, report every one that does not decode, and
+	// decode the document without them, so every problem is reported at
+	// once and none is a knock-on of another.
+	var doc map[string]any
+	var typeErrs []error
+	orig := data
+	if toml.Unmarshal(data, &doc) == nil {
+		for _, key := range leafKeys(doc, nil) {
+			ft, known := fieldType(key)
+			if !known {
+				continue // unknown keys are reported by the strict decode
+			}
+			val, _ := lookupKey(doc, key)
+			single, err := toml.Marshal(nest(key, val))
+			if err != nil {
+				continue
+			}
+			probe := Default()
+			if err := decodeStrict(single, &probe); err != nil {
+				typeErrs = append(typeErrs, &Problem{Key: strings.Join(key, "."), Value: val, Allowed: typeMessage(err, ft),
+					Source: fmt.Sprintf("%s:%d", name, keyLine(data, key))})
+				deleteKey(doc, key)
+			}
+		}
+		if len(typeErrs) > 0 {
+			if data, err = toml.Marshal(doc); err != nil {
+				return errors.Join(append(typeErrs, err)...)
+			}
+		}
+	}
+	if err := decodeStrict(data, c); err != nil {
+		if len(typeErrs) > 0 {
+			// Positions in the re-encoded document are not the file's.
+			for _, p := range Problems(decodeProblems(err, name)) {
+				if pr, ok := p.(*Problem); ok && pr.Key != "" && !strings.HasPrefix(pr.Key, "(") {
+					pr.Source = fmt.Sprintf("%s:%d", name, keyLine(orig, strings.Split(pr.Key, ".")))
+				}
+				typeErrs = append(typeErrs, p)
+			}
+			return errors.Join(typeErrs...)
+		}
+		return decodeProblems(err, name)
+	}
+	return errors.Join(typeErrs...)
+}
+
+// leafKeys lists the paths of doc's non-table values.
+func leafKeys(doc map[string]any, prefix []string) [][]string {
+	var out [][]string
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := append(append([]string(nil), prefix...), k)
+		if m, ok := doc[k].(map[string]any); ok {
+			out = append(out, leafKeys(m, p)...)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// nest builds the document {key[0]: {key[1]: … val}}.
+func nest(key []string, val any) map[string]any {
+	m := map[string]any{key[len(key)-1]: val}
+	for i := len(key) - 2; i >= 0; i-- {
+		m = map[string]any{key[i]: m}
+	}
+	return m
+}
+
+// typeMessage says what a key takes, in words rather than Go types.
+func typeMessage(err error, ft reflect.Type) string {
+	msg := strings.TrimPrefix(err.Error(), "toml: ")
+	if strings.Contains(msg, "cannot decode TOML") || strings.Contains(msg, "struct field") || strings.Contains(msg, "cannot store") {
+		return "must be " + withArticle(TypeName(ft))
+	}
+	return msg
+}
+
+func decodeStrict(data []byte, c *Config) error {
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	err = dec.Decode(c)
-	if err == nil {
-		return nil
+	return dec.Decode(c)
+}
+
+func withArticle(s string) string {
+	if strings.ContainsRune("aeiou", rune(s[0])) {
+		return "an " + s
 	}
+	return "a " + s
+}
+
+// keyLine finds the line of the original file that assigns key (the
+// document is re-encoded between attempts, so its positions differ).
+func keyLine(data []byte, key []string) int {
+	table, leaf := strings.Join(key[:len(key)-1], "."), key[len(key)-1]
+	cur := ""
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
+			cur = strings.Trim(t, "[] ")
+			continue
+		}
+		if k, _, ok := strings.Cut(t, "="); ok && cur == table && strings.Trim(strings.TrimSpace(k), `"'`) == leaf {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// fieldType is the Go type of the configuration field at a TOML path.
+func fieldType(key []string) (reflect.Type, bool) {
+	var out reflect.Type
+	walkConfig(reflect.ValueOf(&Config{}).Elem(), nil, func(path []string, v reflect.Value) {
+		if strings.Join(path, ".") == strings.Join(key, ".") {
+			out = v.Type()
+		}
+	})
+	return out, out != nil
+}
+
+func lookupKey(doc map[string]any, key []string) (any, bool) {
+	var cur any = doc
+	for _, k := range key {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func deleteKey(doc map[string]any, key []string) bool {
+	m := doc
+	for _, k := range key[:len(key)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			return false
+		}
+		m = next
+	}
+	if _, ok := m[key[len(key)-1]]; !ok {
+		return false
+	}
+	delete(m, key[len(key)-1])
+	return true
+}
+
+// decodeProblems turns what the strict decoder returned into Problems.
+func decodeProblems(err error, name string) error {
 	var sm *toml.StrictMissingError
 	if errors.As(err, &sm) {
 		var errs []error
@@ -890,21 +1045,7 @@ var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 // drops the file:line:col of unknown keys, and its type errors quote
 // strconv; undoing each needs this same table of keys.
 func walkConfig(v reflect.Value, path []string, f func(path []string, v reflect.Value)) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		tag := strings.Split(sf.Tag.Get("toml"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
-		}
-		fv := v.Field(i)
-		p := append(append([]string(nil), path...), tag)
-		if fv.Kind() == reflect.Struct && !reflect.PointerTo(fv.Type()).Implements(textUnmarshaler) {
-			walkConfig(fv, p, f)
-			continue
-		}
-		f(p, fv)
-	}
+	walkDocs(v, path, func(p []string, _ reflect.StructField, fv reflect.Value) { f(p, fv) })
 }
 
 func setScalar(v reflect.Value, raw string) error {
@@ -1025,4 +1166,87 @@ func (c *Config) Encode(w io.Writer) error {
 	enc := toml.NewEncoder(w)
 	enc.SetIndentTables(true)
 	return enc.Encode(c)
+}
+
+// KeyDoc documents one configuration key, for the configuration reference.
+type KeyDoc struct {
+	Key     string // limits.max_body_bytes
+	Env     string // ENGRAM_LIMITS_MAX_BODY_BYTES
+	Type    string // what a value is, in words: "integer", "duration (e.g. \"30s\")", …
+	Default string // the default, as TOML would spell it
+	Comment string // the key's comment in the example configuration
+}
+
+// Reference lists every key with its type, default and comment, in the
+// order of the example configuration.
+func Reference() []KeyDoc {
+	var out []KeyDoc
+	d := Default()
+	walkDocs(reflect.ValueOf(&d).Elem(), nil, func(path []string, sf reflect.StructField, v reflect.Value) {
+		out = append(out, KeyDoc{Key: strings.Join(path, "."), Env: envName(path), Type: TypeName(v.Type()),
+			Default: defaultText(v), Comment: sf.Tag.Get("comment")})
+	})
+	return out
+}
+
+// walkDocs is walkConfig with each leaf's struct field.
+func walkDocs(v reflect.Value, path []string, f func(path []string, sf reflect.StructField, v reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag := strings.Split(sf.Tag.Get("toml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		p := append(append([]string(nil), path...), tag)
+		if fv.Kind() == reflect.Struct && !reflect.PointerTo(fv.Type()).Implements(textUnmarshaler) {
+			walkDocs(fv, p, f)
+			continue
+		}
+		f(p, sf, fv)
+	}
+}
+
+// TypeName says in words what a value of a configuration field's type is.
+func TypeName(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[Duration]():
+		return `duration (e.g. "30s", "5m")`
+	case reflect.TypeFor[ByteSize]():
+		return `size (e.g. "256MiB", or bytes)`
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean (true or false)"
+	case reflect.Int, reflect.Int64:
+		return "integer"
+	case reflect.Float64:
+		return "number"
+	case reflect.Slice:
+		return "list of " + TypeName(t.Elem()) + "s"
+	}
+	return t.Kind().String()
+}
+
+func defaultText(v reflect.Value) string {
+	if m, ok := v.Interface().(encoding.TextMarshaler); ok {
+		b, err := m.MarshalText()
+		if err == nil {
+			return strconv.Quote(string(b))
+		}
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return strconv.Quote(v.String())
+	case reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = defaultText(v.Index(i))
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return fmt.Sprint(v.Interface())
 }
