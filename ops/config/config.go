@@ -69,7 +69,9 @@ type Config struct {
 	Audit     AuditConfig     `toml:"audit"`
 	CORS      CORSConfig      `toml:"cors"`
 	Streams   StreamsConfig   `toml:"streams"`
-	Testing   TestingConfig   `toml:"testing"`
+	// Consolidation schedules consolidation passes.
+	Consolidation ConsolidationConfig `toml:"consolidation"`
+	Testing       TestingConfig       `toml:"testing"`
 }
 
 // CORSConfig configures cross-origin requests from browsers. It is off (no
@@ -645,6 +647,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateCORS(bad)
 	c.validateStreams(bad)
+	c.validateConsolidation(bad)
 	if r := c.RateLimit.Space; math.IsNaN(r) || r < 0 || r > 1e6 {
 		bad("rate_limit.space", r, "must be in 0..1000000 requests per second (0: no limit)")
 	}

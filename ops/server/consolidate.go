@@ -189,6 +189,34 @@ func (s *Server) replay(ctx context.Context, space string, req *api.ReplayReques
 	return out, nil
 }
 
+// consolidateEvery runs a pass over every space each interval (config
+// consolidation.interval) until ctx ends. A pass that fails is logged
+// and counted; the next interval tries again.
+func (s *Server) consolidateEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, sp := range s.eng.Spaces() {
+			if ctx.Err() != nil {
+				return
+			}
+			start := time.Now()
+			out, err := s.consolidate(ctx, sp.Name, defaultMinSimilarity, defaultMinEpisodes)
+			d := time.Since(start)
+			s.cons.record(d, out.EpisodesScanned, out.BeliefsWritten, err)
+			s.observe(opConsolidate, sp.Name, start, err)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("scheduled consolidation pass failed", "space", sp.Name, "err", err)
+			}
+		}
+	}
+}
+
 // consolidate runs one pass over space.
 func (s *Server) consolidate(ctx context.Context, space string, minSim float64, minEp int) (api.ReplayResponse, error) {
 	now := time.Now().UTC()

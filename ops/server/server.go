@@ -543,6 +543,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.unobserve != nil {
 		defer s.unobserve()
 	}
+	if every := s.cfg.Consolidation.Interval.Duration; every > 0 {
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); s.consolidateEvery(cctx, every) }()
+		defer func() { stop(); <-done }()
+	}
 
 	if s.tls != nil {
 		ln = tlsListener{Listener: ln, t: s.tls}
