@@ -171,3 +171,58 @@ func TestDetectTargetKind(t *testing.T) {
 		}
 	}
 }
+
+// A preload larger than the server's index backlog bound is refused with
+// 503 INDEX_BACKLOG until the indexer catches up: the preload waits the
+// Retry-After and sends the write again instead of failing the run.
+func TestPreloadRetriesBacklogRefusals(t *testing.T) {
+	var mu sync.Mutex
+	batches, refusals := 0, 2
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == api.PathSpaces:
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"lt-0"}`))
+		case r.Method == http.MethodPost && r.URL.Path == api.PathBatch:
+			mu.Lock()
+			defer mu.Unlock()
+			batches++
+			if refusals > 0 {
+				refusals--
+				w.Header().Set("Retry-After", "0")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(`{"error":{"code":"INDEX_BACKLOG","message":"backlog"}}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ParseScenario([]byte(`name = "x"
+[duration]
+total_seconds = 1
+[arrival]
+pattern = "constant"
+rate = 10.0
+[operations]
+recall_weight = 1.0
+[preload]
+memories = 20
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, info, err := setupWorkload(ctx, sc, c, TargetEngramOps, 1, nil)
+	if err != nil || info.Preloaded != 20 || batches != 3 {
+		t.Errorf("preloaded %d in %d batch requests, err %v; want 20 after two refusals", info.Preloaded, batches, err)
+	}
+}

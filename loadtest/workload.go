@@ -2,9 +2,11 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -218,7 +220,10 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 		if w.engram {
 			err = rememberEach(ctx, cl, batch)
 		} else {
-			_, err = cl.Batch(ctx, api.BatchRequest{Memories: batch})
+			err = retryUnavailable(ctx, func() error {
+				_, err := cl.Batch(ctx, api.BatchRequest{Memories: batch})
+				return err
+			})
 		}
 		if err != nil {
 			return fmt.Errorf("preload into %s: %w", cl.CurrentSpace(), err)
@@ -332,6 +337,31 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 	return w, info, nil
 }
 
+// preloadRetries bounds how many times a preload write is sent again
+// after a 503 (the index backlog's refusal: the write was not stored).
+const preloadRetries = 120
+
+// retryUnavailable runs write, and again after the server's Retry-After
+// (at least 100ms, at most 5s) while it answers 503: a preload larger than
+// the server's index backlog bound (index.max_pending) proceeds at the
+// indexing rate instead of failing the run.
+func retryUnavailable(ctx context.Context, write func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := write()
+		var ae *client.APIError
+		if err == nil || !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || attempt == preloadRetries {
+			return err
+		}
+		t := time.NewTimer(min(max(ae.RetryAfter, 100*time.Millisecond), 5*time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+}
+
 // preloadWriters is how many single remembers a preload without the batch
 // endpoint keeps in flight.
 const preloadWriters = 16
@@ -349,7 +379,8 @@ func rememberEach(ctx context.Context, cl *client.Client, batch []api.BatchMemor
 		go func() {
 			defer wg.Done()
 			for m := range next {
-				if _, err := cl.RememberID(ctx, api.RememberRequest{ID: m.ID, Content: m.Content, Embedding: m.Embedding}); err != nil {
+				req := api.RememberRequest{ID: m.ID, Content: m.Content, Embedding: m.Embedding}
+				if err := retryUnavailable(ctx, func() error { _, err := cl.RememberID(ctx, req); return err }); err != nil {
 					errs <- fmt.Errorf("remember %s: %w", m.ID, err)
 					cancel()
 					return
