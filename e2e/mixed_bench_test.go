@@ -46,6 +46,8 @@ memory_spaces = 1
 type = "clustered"
 num_clusters = 10
 std_dev = 0.1
+[preload]
+memories = 4000
 [ground_truth]
 k = 10
 cue_pool = 128

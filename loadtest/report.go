@@ -28,6 +28,9 @@ func WriteTable(w io.Writer, r *Result) error {
 	if r.Target.Version != "" {
 		notes = append(notes, "server "+r.Target.Version)
 	}
+	if r.Target.Kind == TargetEngram {
+		notes = append(notes, "Engram routes only")
+	}
 	if len(notes) > 0 {
 		tgt += " (" + strings.Join(notes, ", ") + ")"
 	}

@@ -83,6 +83,9 @@ type TargetInfo struct {
 	URL      string `json:"url"`
 	Embedded bool   `json:"embedded"`
 	Version  string `json:"version,omitempty"`
+	// Kind is the target kind the run drove (engram-ops or engram);
+	// results older than this field have none.
+	Kind string `json:"kind,omitempty"`
 }
 
 // GeneratorInfo records the machine(s) that generated load.

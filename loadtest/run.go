@@ -18,6 +18,9 @@ type Config struct {
 	Source []byte
 	Client *client.Client
 	Target TargetInfo
+	// TargetKind is TargetEngramOps (also when empty), TargetEngram or
+	// TargetAuto (detected from GET /health before the setup).
+	TargetKind string
 	// Version of the generator (engram-ops build), for the result.
 	Version string
 	// RateOverride and DurationOverride record --rate/--duration (already
@@ -84,14 +87,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if h, err := cfg.Client.Health(ctx); err == nil {
 		res.Target.Version = h.Version
 	}
+	kind, err := ParseTargetKind(cfg.TargetKind)
+	if err != nil {
+		return nil, err
+	}
+	if kind == TargetAuto {
+		if kind, err = DetectTargetKind(ctx, cfg.Client); err != nil {
+			return nil, err
+		}
+		logf("target kind: %s (from GET /health)", kind)
+	}
+	res.Target.Kind = kind
 	host, _ := os.Hostname()
 	res.Generator = GeneratorInfo{Version: cfg.Version, GoVersion: runtime.Version(), Hosts: []string{host},
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS, Arch: runtime.GOARCH}
 	res.Scenario = ScenarioInfo{Name: sc.Name, Description: sc.Description, Pattern: sc.Arrival.Pattern,
 		Source: string(cfg.Source), RateOverride: cfg.RateOverride, DurationOverride: cfg.DurationOverride.Seconds()}
 
-	logf("setting up: %d memories in %d space(s)", sc.Data.NumNodes, sc.Data.MemorySpaces)
-	w, setup, err := setupWorkload(ctx, sc, cfg.Client, sc.Generator.Seed, logf)
+	logf("setting up: %d space(s), an id pool of %d, %d memories to preload", sc.Data.MemorySpaces, sc.PoolSize(), sc.PreloadPerSpace()*sc.Data.MemorySpaces)
+	w, setup, err := setupWorkload(ctx, sc, cfg.Client, kind, sc.Generator.Seed, logf)
 	res.Setup = setup
 	if err != nil {
 		if ctx.Err() != nil {
@@ -99,7 +113,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return nil, err
 	}
-	if setup.Preloaded > 0 {
+	// Engram has no index backlog to read (GET /api/v1/spaces/{id}).
+	if setup.Preloaded > 0 && kind != TargetEngram {
 		waited, pending, err := settleIndex(ctx, cfg.Client, setup.Spaces, sc.Preload.SettleTimeout(), logf)
 		res.Setup.IndexSettleSeconds, res.Setup.IndexPending = waited.Seconds(), pending
 		if err != nil {

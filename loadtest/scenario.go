@@ -80,7 +80,11 @@ type Weights struct {
 
 // DataCfg is [data]: the data set the scenario works on.
 type DataCfg struct {
-	// NumNodes memories are preloaded, split evenly over the spaces.
+	// NumNodes sizes the id pool the operations draw from, split evenly
+	// over the spaces (Engram's meaning): the memories m-0 … m-(n-1) of a
+	// space, each with a content and a vector derived from the seed. Read
+	// cues are drawn from the pool; nothing is written because of it
+	// ([preload] memories does that). 0 means the preload's size.
 	NumNodes int `toml:"num_nodes"`
 	// EmbeddingDim is the dimension of the generator's own vectors (the
 	// embedding_search population); text memories use the server's
@@ -101,9 +105,17 @@ type EmbeddingDistribution struct {
 	StdDev      float64 `toml:"std_dev"`
 }
 
-// PreloadCfg is [preload]: memories written through the batch endpoint
-// before the run (default on).
+// PreloadCfg is [preload]: memories written before the measured phase,
+// through the batch endpoint (single remembers against an Engram server).
+// None by default: Engram's scenario files preload nothing.
 type PreloadCfg struct {
+	// Memories is how many of the id pool's memories are written, split
+	// evenly over the spaces: the first of each space's pool, text
+	// memories in PREFIX-N and, when the scenario searches by vector,
+	// their vectors of [data] embedding_dim in PREFIX-N-vec. Recall@k is
+	// checked only on cues of preloaded memories.
+	Memories int `toml:"memories"`
+	// Disabled is the same as memories = 0.
 	Disabled  bool `toml:"disabled"`
 	BatchSize int  `toml:"batch_size"`
 	// SettleTimeoutSeconds bounds the wait, after the preload, for the
@@ -404,8 +416,9 @@ func (sc *Scenario) Validate() error {
 	if d.NumNodes < 0 {
 		p("[data] num_nodes = %d: must be >= 0", d.NumNodes)
 	}
-	if d.NumNodes < d.MemorySpaces && (sc.Operations.Recall > 0 || sc.Operations.PatternCompletion > 0 || sc.Operations.EmbeddingSearch > 0) {
-		p("[data] num_nodes = %d: reads need at least one preloaded memory per space (%d spaces)", d.NumNodes, d.MemorySpaces)
+	reads := sc.Operations.Recall > 0 || sc.Operations.PatternCompletion > 0 || sc.Operations.EmbeddingSearch > 0
+	if sc.PoolSize() < d.MemorySpaces && reads {
+		p("[data] num_nodes = %d: reads draw their cues from an id pool of at least one memory per space (%d spaces)", d.NumNodes, d.MemorySpaces)
 	}
 	if d.EmbeddingDim < 1 || d.EmbeddingDim > 4096 {
 		p("[data] embedding_dim = %d: must be in 1..4096", d.EmbeddingDim)
@@ -437,8 +450,14 @@ func (sc *Scenario) Validate() error {
 	if st := sc.Preload.SettleTimeoutSeconds; st != nil && (*st < 0 || *st > 86400 || bad(*st)) {
 		p("[preload] settle_timeout_seconds = %v: must be in 0..86400 (0 = do not wait for the index)", *st)
 	}
-	if sc.Preload.Disabled && d.NumNodes > 0 {
-		p("[preload] disabled = true with [data] num_nodes = %d: set num_nodes = 0 or enable the preload", d.NumNodes)
+	if sc.Preload.Memories < 0 {
+		p("[preload] memories = %d: must be >= 0", sc.Preload.Memories)
+	}
+	if sc.Preload.Disabled && sc.Preload.Memories > 0 {
+		p("[preload] disabled = true with memories = %d: set memories = 0 or enable the preload", sc.Preload.Memories)
+	}
+	if d.NumNodes > 0 && sc.Preload.Memories > d.NumNodes {
+		p("[preload] memories = %d: more than the id pool it fills ([data] num_nodes = %d)", sc.Preload.Memories, d.NumNodes)
 	}
 	switch sc.Popularity.Distribution {
 	case "uniform":
@@ -480,6 +499,9 @@ func (sc *Scenario) Validate() error {
 	if v.MinRecallAtK != nil && sc.GroundTruth.Disabled {
 		p("[validation] min_recall_at_k needs [ground_truth] enabled")
 	}
+	if v.MinRecallAtK != nil && sc.PreloadPerSpace() == 0 {
+		p("[validation] min_recall_at_k needs [preload] memories (recall@k is checked on preloaded memories only)")
+	}
 	if sc.Chaos.Enabled {
 		p("[chaos] enabled = true: fault injection is not supported by this generator; set enabled = false and inject faults outside (see runbooks/capacity-testing.md)")
 	}
@@ -500,6 +522,25 @@ func (sc *Scenario) Validate() error {
 		return &ScenarioError{Problems: ps}
 	}
 	return nil
+}
+
+// PoolSize is the id pool's size over all spaces: [data] num_nodes, or
+// the preload's size when num_nodes is 0.
+func (sc *Scenario) PoolSize() int {
+	if sc.Data.NumNodes > 0 {
+		return sc.Data.NumNodes
+	}
+	return max(sc.Preload.Memories, 0)
+}
+
+// PreloadPerSpace is how many memories the run writes into each space
+// before the measured phase (0: none, the measured phase starts once the
+// spaces exist and the cues are prepared).
+func (sc *Scenario) PreloadPerSpace() int {
+	if sc.Preload.Disabled || sc.Preload.Memories <= 0 || sc.Data.MemorySpaces < 1 {
+		return 0
+	}
+	return sc.Preload.Memories / sc.Data.MemorySpaces
 }
 
 // MeanRate is the pattern's average arrival rate over the measured phase.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestBuiltinScenariosParse(t *testing.T) {
 // Engram's own scenario files load unchanged (periodic_burst, underscores
 // in integers, integer seconds).
 func TestEngramScenarioCompatible(t *testing.T) {
-	src, err := os.ReadFile("testdata/engram_burst_traffic.toml")
+	src, err := os.ReadFile("testdata/engram/burst_traffic.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +149,11 @@ func FuzzParseScenario(f *testing.F) {
 		src, _ := BuiltinSource(n)
 		f.Add(src)
 	}
-	if src, err := os.ReadFile("testdata/engram_burst_traffic.toml"); err == nil {
-		f.Add(src)
+	engram, _ := filepath.Glob("testdata/engram/*.toml")
+	for _, name := range engram {
+		if src, err := os.ReadFile(name); err == nil {
+			f.Add(src)
+		}
 	}
 	f.Add([]byte("name = \"x\"\n[arrival]\npattern = \"ramp\"\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {

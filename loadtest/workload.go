@@ -2,9 +2,11 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,6 +63,8 @@ type workload struct {
 	seq     atomicCounter
 	k       int
 	truth   bool
+	// engram restricts the requests to the routes an Engram server has.
+	engram bool
 }
 
 type atomicCounter struct {
@@ -173,10 +177,12 @@ func dot(a, b []float32) float32 {
 
 func memID(i int) string { return "m-" + strconv.Itoa(i) }
 
-// setupWorkload creates the spaces, preloads the data set through the batch
-// endpoint and prepares the cue pools with their ground truth.
-func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, seed int64, logf func(string, ...any)) (*workload, SetupInfo, error) {
-	w := &workload{sc: sc, weights: sc.Operations.list(), k: sc.GroundTruth.K, truth: !sc.GroundTruth.Disabled,
+// setupWorkload creates the spaces, preloads [preload] memories of the id
+// pool (through the batch endpoint, or single remembers against Engram)
+// and prepares the cue pools, with their ground truth when their memories
+// were preloaded. Without a preload its cost does not grow with the pool.
+func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind string, seed int64, logf func(string, ...any)) (*workload, SetupInfo, error) {
+	w := &workload{sc: sc, weights: sc.Operations.list(), k: sc.GroundTruth.K, engram: kind == TargetEngram,
 		runID: strconv.FormatUint(rand.Uint64()%1_000_000_000, 36)}
 	for _, x := range w.weights {
 		w.total += x
@@ -185,50 +191,85 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, seed int
 	start := time.Now()
 	d := sc.Data
 	needVec := sc.Operations.EmbeddingSearch > 0
-	perSpace := d.NumNodes / d.MemorySpaces
-	// Reserve a tenth of the text memories for forget, outside the cue pools.
+	if w.engram && needVec && d.EmbeddingDim != EngramDimension {
+		return nil, info, &ScenarioError{Problems: []string{fmt.Sprintf(
+			"[data] embedding_dim = %d: an Engram server accepts only %d-dimension embeddings", d.EmbeddingDim, EngramDimension)}}
+	}
+	pool := sc.PoolSize() / d.MemorySpaces
+	preload := sc.PreloadPerSpace()
+	w.truth = !sc.GroundTruth.Disabled && preload > 0
+	// Reserve a tenth of the preloaded text memories for forget, outside
+	// the cue pools.
 	reserve := 0
 	if sc.Operations.Forget > 0 {
-		reserve = perSpace / 10
+		reserve = preload / 10
+	}
+	createSpace := func(name string, dim int) error {
+		req := api.CreateSpaceRequest{ID: name, Dimension: dim}
+		if w.engram { // Engram's spaces take an id only
+			req = api.CreateSpaceRequest{ID: name}
+		}
+		_, _, err := c.CreateSpace(ctx, req)
+		return err
+	}
+	write := func(cl *client.Client, batch []api.BatchMemory) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		var err error
+		if w.engram {
+			err = rememberEach(ctx, cl, batch)
+		} else {
+			err = retryUnavailable(ctx, func() error {
+				_, err := cl.Batch(ctx, api.BatchRequest{Memories: batch})
+				return err
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("preload into %s: %w", cl.CurrentSpace(), err)
+		}
+		info.Preloaded += len(batch)
+		return nil
 	}
 	for s := 0; s < d.MemorySpaces; s++ {
 		t := &tenant{textName: fmt.Sprintf("%s-%d", d.SpacePrefix, s)}
 		t.text = c.WithSpace(t.textName)
-		if _, _, err := c.CreateSpace(ctx, api.CreateSpaceRequest{ID: t.textName}); err != nil {
+		if err := createSpace(t.textName, 0); err != nil {
 			return nil, info, fmt.Errorf("create space %s: %w", t.textName, err)
 		}
 		info.Spaces = append(info.Spaces, t.textName)
 		rng := rand.New(rand.NewPCG(uint64(seed), uint64(s)))
 		// Text population.
 		batch := make([]api.BatchMemory, 0, sc.Preload.BatchSize)
-		flush := func(cl *client.Client) error {
-			if len(batch) == 0 {
-				return nil
-			}
-			if _, err := cl.Batch(ctx, api.BatchRequest{Memories: batch}); err != nil {
-				return fmt.Errorf("preload batch into %s: %w", cl.CurrentSpace(), err)
-			}
-			info.Preloaded += len(batch)
-			batch = batch[:0]
-			return nil
-		}
-		for i := 0; i < perSpace; i++ {
+		for i := 0; i < preload; i++ {
 			words := memoryWords(seed, s, i, d.WordsPerMemory)
 			batch = append(batch, api.BatchMemory{ID: memID(i), Content: strings.Join(words, " ")})
 			if len(batch) == cap(batch) {
-				if err := flush(t.text); err != nil {
+				if err := write(t.text, batch); err != nil {
 					return nil, info, err
 				}
+				batch = batch[:0]
 			}
 		}
-		if err := flush(t.text); err != nil {
+		if err := write(t.text, batch); err != nil {
 			return nil, info, err
 		}
-		for i := perSpace - reserve; i < perSpace; i++ {
+		batch = batch[:0]
+		for i := preload - reserve; i < preload; i++ {
 			t.forgettable = append(t.forgettable, memID(i))
 		}
-		pool := min(sc.GroundTruth.CuePool, perSpace-reserve)
-		for _, i := range rng.Perm(perSpace - reserve)[:max(pool, 0)] {
+		// Text cues: of preloaded memories (ground truth known), else of
+		// any memory of the pool (not checked).
+		var cueIDs []int
+		if preload > 0 {
+			cueIDs = rng.Perm(preload - reserve)[:min(sc.GroundTruth.CuePool, preload-reserve)]
+		} else if pool > 0 {
+			cueIDs = make([]int, min(sc.GroundTruth.CuePool, pool))
+			for j := range cueIDs {
+				cueIDs[j] = rng.IntN(pool)
+			}
+		}
+		for _, i := range cueIDs {
 			words := memoryWords(seed, s, i, d.WordsPerMemory)
 			var kept []string
 			for _, wd := range words {
@@ -239,30 +280,40 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, seed int
 			if len(kept) == 0 {
 				kept = words[:1]
 			}
-			t.textCues = append(t.textCues, textCue{id: memID(i), recall: strings.Join(kept, " "),
-				partial: strings.Join(words[:max(1, len(words)*4/10)], " ")})
+			tc := textCue{recall: strings.Join(kept, " "), partial: strings.Join(words[:max(1, len(words)*4/10)], " ")}
+			if preload > 0 {
+				tc.id = memID(i)
+			}
+			t.textCues = append(t.textCues, tc)
 		}
 		// Vector population.
-		if needVec && perSpace > 0 {
+		if needVec && pool > 0 {
 			t.vecName = t.textName + "-vec"
 			t.vec = c.WithSpace(t.vecName)
-			if _, _, err := c.CreateSpace(ctx, api.CreateSpaceRequest{ID: t.vecName, Dimension: d.EmbeddingDim}); err != nil {
+			if err := createSpace(t.vecName, d.EmbeddingDim); err != nil {
 				return nil, info, fmt.Errorf("create space %s (dimension %d): %w", t.vecName, d.EmbeddingDim, err)
 			}
 			info.Spaces = append(info.Spaces, t.vecName)
-			vs := vectors(d, seed, s, perSpace)
-			for i, v := range vs {
-				batch = append(batch, api.BatchMemory{ID: memID(i), Content: "vector " + memID(i), Embedding: v})
+			// The pool's first vectors: the preloaded ones, or as many
+			// as there are cues (vectors is prefix-stable).
+			n := preload
+			if n == 0 {
+				n = min(sc.GroundTruth.CuePool, pool)
+			}
+			vs := vectors(d, seed, s, n)
+			for i := 0; i < preload; i++ {
+				batch = append(batch, api.BatchMemory{ID: memID(i), Content: "vector " + memID(i), Embedding: vs[i]})
 				if len(batch) == cap(batch) {
-					if err := flush(t.vec); err != nil {
+					if err := write(t.vec, batch); err != nil {
 						return nil, info, err
 					}
+					batch = batch[:0]
 				}
 			}
-			if err := flush(t.vec); err != nil {
+			if err := write(t.vec, batch); err != nil {
 				return nil, info, err
 			}
-			for _, i := range rng.Perm(perSpace)[:min(sc.GroundTruth.CuePool, perSpace)] {
+			for _, i := range rng.Perm(n)[:min(sc.GroundTruth.CuePool, n)] {
 				cue := make([]float32, d.EmbeddingDim)
 				// Half a cluster's spread (at least 0.025 of the length).
 				noise := max(d.Distribution.StdDev, 0.05) / 2 / math.Sqrt(float64(d.EmbeddingDim))
@@ -278,12 +329,80 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, seed int
 			}
 		}
 		w.tenants = append(w.tenants, t)
-		if logf != nil {
+		if logf != nil && preload > 0 {
 			logf("preloaded space %d/%d (%d memories so far)", s+1, d.MemorySpaces, info.Preloaded)
 		}
 	}
 	info.PreloadSeconds = time.Since(start).Seconds()
 	return w, info, nil
+}
+
+// preloadRetries bounds how many times a preload write is sent again
+// after a 503 (the index backlog's refusal: the write was not stored).
+const preloadRetries = 120
+
+// retryUnavailable runs write, and again after the server's Retry-After
+// (at least 100ms, at most 5s) while it answers 503: a preload larger than
+// the server's index backlog bound (index.max_pending) proceeds at the
+// indexing rate instead of failing the run.
+func retryUnavailable(ctx context.Context, write func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := write()
+		var ae *client.APIError
+		if err == nil || !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || attempt == preloadRetries {
+			return err
+		}
+		t := time.NewTimer(min(max(ae.RetryAfter, 100*time.Millisecond), 5*time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+}
+
+// preloadWriters is how many single remembers a preload without the batch
+// endpoint keeps in flight.
+const preloadWriters = 16
+
+// rememberEach writes memories one POST /api/v1/memories/remember at a
+// time, preloadWriters in flight: the write path an Engram server has.
+func rememberEach(ctx context.Context, cl *client.Client, batch []api.BatchMemory) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan api.BatchMemory)
+	errs := make(chan error, preloadWriters)
+	var wg sync.WaitGroup
+	for range min(preloadWriters, len(batch)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range next {
+				req := api.RememberRequest{ID: m.ID, Content: m.Content, Embedding: m.Embedding}
+				if err := retryUnavailable(ctx, func() error { _, err := cl.RememberID(ctx, req); return err }); err != nil {
+					errs <- fmt.Errorf("remember %s: %w", m.ID, err)
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, m := range batch {
+		select {
+		case next <- m:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // exactTopK is the brute-force k nearest neighbours by cosine (the vectors
@@ -398,8 +517,8 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 		}
 		req := api.RecallRequest{Query: q, MaxResults: k}
 		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
-			resp, err := t.text.Recall(ctx, req)
-			if err != nil || !w.truth {
+			resp, err := w.recall(ctx, t.text, req)
+			if err != nil || !w.truth || cue.id == "" {
 				return attack.Outcome{}, err
 			}
 			found := 0
@@ -414,7 +533,7 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 		cue := t.vecCues[w.popular(r, len(t.vecCues))]
 		req := api.RecallRequest{Embedding: cue.vec, MaxResults: k, Threshold: -1, Mode: "similarity"}
 		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
-			resp, err := t.vec.Recall(ctx, req)
+			resp, err := w.recall(ctx, t.vec, req)
 			if err != nil || cue.truth == nil {
 				return attack.Outcome{}, err
 			}
@@ -427,6 +546,15 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 			return attack.Outcome{Expected: len(cue.truth), Found: found}, nil
 		})
 	}
+}
+
+// recall sends a recall: GET with query parameters to an Engram server
+// (the form its router has), POST otherwise.
+func (w *workload) recall(ctx context.Context, cl *client.Client, req api.RecallRequest) (*api.RecallResponse, error) {
+	if w.engram {
+		return cl.RecallGet(ctx, req)
+	}
+	return cl.Recall(ctx, req)
 }
 
 // topK lists the ids of a recall's answers in rank order: direct matches

@@ -28,6 +28,7 @@ type loadtestCmd struct {
 
 	// run
 	target     string
+	targetKind string
 	token      string
 	rate       float64
 	duration   time.Duration
@@ -88,15 +89,19 @@ scenario or flag; 3 a [validation] limit or a compare gate did not pass.`,
 	run := &cobra.Command{
 		Use:   "run SCENARIO",
 		Short: "Run a scenario (a built-in name or a TOML file) and report",
-		Long: `Run a scenario: create its spaces, preload its data set through the batch endpoint,
-wait for the server to index it ([preload] settle_timeout_seconds, default 300),
-prepare cues with their ground truth, then offer the load for [warmup] plus
+		Long: `Run a scenario: create its spaces, preload [preload] memories of its id pool
+([data] num_nodes) through the batch endpoint, wait for the server to index them
+([preload] settle_timeout_seconds, default 300), prepare cues (with their ground
+truth when their memories were preloaded), then offer the load for [warmup] plus
 [duration] and report per operation: count, rate, errors by kind, and
 p50/p90/p95/p99/p99.9/max latency, corrected and uncorrected, with recall@k where
 the scenario checks answers.
 
 Without --target an embedded server is started on a temporary data directory,
-which is removed afterwards. A live progress line is drawn on a terminal; plain
+which is removed afterwards. --target-kind engram drives an Engram server with
+only the routes its router has (single remembers, GET recall, no batch and no
+index backlog), so the same scenario compares both servers; auto tells them
+apart by GET /health. A live progress line is drawn on a terminal; plain
 progress lines are printed otherwise (none with --quiet).
 
 Ctrl-C stops the load, lets in-flight requests finish (2 s at most) and still
@@ -114,6 +119,7 @@ writes the partial result (exit 1). [validation] limits that are not met exit 3.
 	}
 	f := run.Flags()
 	f.StringVar(&l.target, "target", "", "base URL of the server (default: an embedded server on a temporary data directory)")
+	f.StringVar(&l.targetKind, "target-kind", loadtest.TargetEngramOps, "server kind: engram-ops, engram (only routes Engram has: single remembers, GET recall, no batch), or auto (detected from GET /health)")
 	f.StringVar(&l.token, "token", "", "API key sent as Authorization: Bearer (default $ENGRAM_API_KEY)")
 	f.Float64Var(&l.rate, "rate", 0, "mean arrival rate in operations per second (scales the pattern; default: the scenario's)")
 	f.DurationVar(&l.duration, "duration", 0, "measured duration (default: the scenario's [duration])")
@@ -258,7 +264,11 @@ func (l *loadtestCmd) run(cmd *cobra.Command, name string) error {
 		return err
 	}
 	flags := cmd.Flags()
-	cfg := loadtest.Config{Scenario: sc, Source: src, Version: a.build.Version}
+	kind, err := loadtest.ParseTargetKind(l.targetKind)
+	if err != nil {
+		return usagef("--target-kind: %v", err)
+	}
+	cfg := loadtest.Config{Scenario: sc, Source: src, Version: a.build.Version, TargetKind: kind}
 	if flags.Changed("rate") {
 		if err := sc.SetRate(l.rate); err != nil {
 			return &usageError{fmt.Errorf("--rate: %w", err)}
@@ -370,6 +380,10 @@ func (l *loadtestCmd) run(cmd *cobra.Command, name string) error {
 		var te *loadtest.TargetError
 		if errors.As(err, &te) {
 			return fmt.Errorf("%w\nTry: start a server (engram-ops serve) and check --target, or omit --target to test an embedded server", err)
+		}
+		var se *loadtest.ScenarioError
+		if errors.As(err, &se) {
+			return &usageError{err}
 		}
 		return err
 	}

@@ -347,7 +347,8 @@ func TestLoadtestInterruptWritesPartialResult(t *testing.T) {
 func TestLoadtestPreloadSettlesIndex(t *testing.T) {
 	url := startServer(t)
 	out := filepath.Join(t.TempDir(), "r.json")
-	code, stdout, errOut := runLoad(t, writeScenario(t, tinyScenario), "--target", url, "--out", out)
+	preload := tinyScenario + "[preload]\nmemories = 50\n"
+	code, stdout, errOut := runLoad(t, writeScenario(t, preload), "--target", url, "--out", out)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, errOut)
 	}
@@ -362,7 +363,7 @@ func TestLoadtestPreloadSettlesIndex(t *testing.T) {
 		t.Errorf("the report does not mention the wait:\n%s", stdout)
 	}
 	// settle_timeout_seconds = 0 does not wait; whatever is pending is reported.
-	code, stdout, errOut = runLoad(t, writeScenario(t, tinyScenario+"[preload]\nsettle_timeout_seconds = 0\n"), "--target", url, "--output", "json")
+	code, stdout, errOut = runLoad(t, writeScenario(t, preload+"settle_timeout_seconds = 0\n"), "--target", url, "--output", "json")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, errOut)
 	}

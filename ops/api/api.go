@@ -28,6 +28,9 @@ const (
 	DefaultSpace = "default"
 	// ServiceName is reported by GET /health, as Engram does.
 	ServiceName = "engram"
+	// Implementation is GET /health's implementation field, which Engram
+	// lacks: it tells the two servers apart (loadtest --target-kind auto).
+	Implementation = "engram-ops"
 )
 
 // Route paths.
@@ -499,11 +502,14 @@ type SpacesResponse struct {
 // Health is the body of GET /health (Engram's shape). When the status is
 // unhealthy (503), Error says why.
 type Health struct {
-	Status    string     `json:"status"` // healthy | unhealthy
-	Service   string     `json:"service"`
-	Version   string     `json:"version"`
-	Timestamp time.Time  `json:"timestamp"`
-	Error     *ErrorBody `json:"error,omitempty"`
+	Status    string    `json:"status"` // healthy | unhealthy
+	Service   string    `json:"service"`
+	Version   string    `json:"version"`
+	Timestamp time.Time `json:"timestamp"`
+	// Implementation is api.Implementation on engram-ops; Engram's
+	// /health has no such field.
+	Implementation string     `json:"implementation,omitempty"`
+	Error          *ErrorBody `json:"error,omitempty"`
 }
 
 // Probe is the body of /health/alive and /health/ready.

@@ -11,7 +11,8 @@ import (
 )
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
-	h := api.Health{Status: health.Healthy, Service: api.ServiceName, Version: s.info.Version, Timestamp: time.Now().UTC()}
+	h := api.Health{Status: health.Healthy, Service: api.ServiceName, Version: s.info.Version, Timestamp: time.Now().UTC(),
+		Implementation: api.Implementation}
 	status := http.StatusOK
 	if err := s.eng.Ready(); err != nil {
 		_, body := errorResponse(err)

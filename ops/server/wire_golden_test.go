@@ -82,8 +82,8 @@ func wireSamples() map[string]any {
 			Details: map[string]any{"field": "memories[3].embedding", "offset": int64(17), "limit": 1 << 20, "ratio": 0.5,
 				"accepted": []string{"a", "b"}, "none": []string(nil), "nested": map[string]any{"b": 1, "a": nil}}}),
 		"error_no_details": envelope(404, api.ErrorBody{Code: "NOT_FOUND", Message: "memory \"x\" not found"}),
-		"health":           api.Health{Status: "healthy", Service: api.ServiceName, Version: "v1.2.3", Timestamp: t0},
-		"health_unhealthy": api.Health{Status: "unhealthy", Service: api.ServiceName, Timestamp: t0,
+		"health":           api.Health{Status: "healthy", Service: api.ServiceName, Version: "v1.2.3", Timestamp: t0, Implementation: api.Implementation},
+		"health_unhealthy": api.Health{Status: "unhealthy", Service: api.ServiceName, Timestamp: t0, Implementation: api.Implementation,
 			Error: &api.ErrorBody{Code: "ENGINE_CLOSED", Message: "closed"}},
 		"probe": api.Probe{Status: "ready"},
 		"system_health": api.SystemHealth{
