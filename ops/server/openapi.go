@@ -47,7 +47,8 @@ type routeDoc struct {
 	// Example is a request that succeeds on a server holding what the
 	// examples before it wrote: path with query, and body. TestOpenAPILive
 	// sends each in the order of routeDocs; KEY_ID stands for the id of
-	// the key the API key example created.
+	// the key the API key example created, BELIEF_ID for the first belief
+	// the replay example wrote.
 	Example example
 }
 
@@ -116,7 +117,7 @@ var recallParamDocs = []paramDoc{
 }
 
 // routeDocs documents every route, in the order the examples run.
-var routeDocs = slices.Concat(restRouteDocs, streamRouteDocs)
+var routeDocs = slices.Concat(restRouteDocs, cognitiveRouteDocs, streamRouteDocs)
 
 var restRouteDocs = []routeDoc{
 	{Pattern: "POST " + api.PathSpaces, Tag: "spaces", Summary: "Create a space",
@@ -148,7 +149,7 @@ var restRouteDocs = []routeDoc{
 		Desc: "Writes memories and associations in one atomic batch, with an optional importer cursor stored in the same write (exactly-once resume).",
 		Body: api.BatchRequest{}, OK: created(api.BatchResponse{}, "the batch was written"),
 		Errors:  errs(errsBody, errsSpace, errsWrite),
-		Example: example{Body: `{"memories":[{"id":"b1","content":"first imported memory"},{"id":"b2","content":"second imported memory"}],"associations":[{"from":"b1","to":"b2","weight":0.5}],"cursor":{"source":"example-import","value":"2"}}`}},
+		Example: example{Body: `{"memories":[{"id":"b1","content":"first imported memory","memory_type":"episodic"},{"id":"b2","content":"second imported memory","memory_type":"episodic"}],"associations":[{"from":"b1","to":"b2","weight":0.5}],"cursor":{"source":"example-import","value":"2"}}`}},
 	{Pattern: "GET " + api.PathBatchCursor, Tag: "memories", Summary: "Read an importer's cursor",
 		Query:  []paramDoc{{"source", "string", "the importer's source name", true}, {"space", "string", "accepted and not used: cursors are per source", false}},
 		OK:     ok(api.CursorResponse{}, "the stored cursor"),
@@ -231,6 +232,7 @@ var restRouteDocs = []routeDoc{
 var docTags = []openapi.Tag{
 	{Name: "memories", Description: "Write, read, list and forget memories; associations; batches."},
 	{Name: "recall", Description: "Recall and search."},
+	{Name: "cognitive", Description: "Engram's cognitive routes: recognition, the query language, probabilistic recall, pattern completion, consolidation and introspection."},
 	{Name: "streams", Description: "Server-sent event streams of the engine operations of a space."},
 	{Name: "spaces", Description: "Memory spaces (tenants)."},
 	{Name: "health", Description: "Probes, system health and metrics."},
@@ -360,6 +362,7 @@ func openAPIDocument() *openapi.Document {
 			docErrorResponse(d, envelope, name, fmt.Sprintf("%d %s", c.Status, http.StatusText(c.Status)), allCodes(c.Status))
 		}
 	}
+	refineCognitiveSchemas(ref.Schemas)
 	d.Components.Schemas = ref.Schemas
 	return d
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/api/openapi"
 )
@@ -373,17 +373,27 @@ func TestOpenAPILive(t *testing.T) {
 	admin := bearer(k.admin)
 
 	// Success: every example, in order, as the admin.
-	keyID := ""
+	keyID, beliefID := "", ""
 	for _, rd := range routeDocs {
-		path := strings.ReplaceAll(rd.Example.Path, "KEY_ID", keyID)
+		path := strings.NewReplacer("KEY_ID", keyID, "BELIEF_ID", beliefID).Replace(rd.Example.Path)
 		want := rd.OK[0].Status
 		body := l.call(liveCall{pattern: rd.Pattern, path: path, body: rd.Example.Body, headers: admin, valid: true, want: want})
-		if rd.Pattern == "POST "+api.PathAdminAPIKeys {
+		switch rd.Pattern {
+		case "POST " + api.PathAdminAPIKeys:
 			var created api.APIKeyCreated
 			if err := json.Unmarshal(body, &created); err != nil {
 				t.Fatal(err)
 			}
 			keyID = created.Key.ID
+		case "POST " + api.PathReplay:
+			var replay api.ReplayResponse
+			if err := json.Unmarshal(body, &replay); err != nil {
+				t.Fatal(err)
+			}
+			if len(replay.Beliefs) == 0 {
+				t.Fatalf("the replay example wrote no belief for GET %s's example: %s", api.PathConsolidation, body)
+			}
+			beliefID = replay.Beliefs[0]
 		}
 	}
 
@@ -392,7 +402,7 @@ func TestOpenAPILive(t *testing.T) {
 		if acc := routeAccess[rd.Pattern]; acc == accessPublic || acc == accessMetrics {
 			continue // metrics: public under the default auth.metrics
 		}
-		path := strings.ReplaceAll(rd.Example.Path, "KEY_ID", "nope")
+		path := strings.NewReplacer("KEY_ID", "nope", "BELIEF_ID", "nope").Replace(rd.Example.Path)
 		l.call(liveCall{pattern: rd.Pattern, path: path, body: rd.Example.Body, want: http.StatusUnauthorized})
 	}
 	read, wrong := bearer(k.read), bearer(k.wrongSpace)
@@ -433,6 +443,26 @@ func TestOpenAPILive(t *testing.T) {
 		{pattern: "POST " + api.PathAdminAPIKeyRotate, path: "/api/v1/admin/apikeys/nope/rotate", body: `{"overlap":"1h"}`, headers: admin, want: 404},
 		{pattern: "POST " + PathAdminFaults, body: `{"error_ratio":2}`, headers: admin, want: 400},
 		{pattern: "GET " + api.PathDocsAsset, path: "/docs/secrets.txt", want: 404},
+		{pattern: "POST " + api.PathRecognize, body: `{"input":"  "}`, headers: admin, want: 400},
+		{pattern: "POST " + api.PathRecognize, body: `{"input":"x","threshold":2}`, headers: admin, want: 400},
+		{pattern: "POST " + api.PathRecognize, body: `{"input":"x","space":"other-space"}`, headers: wrong, want: 403},
+		{pattern: "POST " + api.PathComplete, body: `{"partial":{"when":"2025-01-02T15:04:05Z"}}`, headers: admin, want: 400},
+		{pattern: "POST " + api.PathComplete, body: `{"partial":{"what":"x"},"params":{"num_hypotheses":99}}`, headers: admin, want: 400},
+		{pattern: "POST " + api.PathQuery, body: `{"query_text":"RECALL \"unterminated"}`, headers: admin, want: 400},
+		{pattern: "POST " + api.PathQuery, body: `{"query_text":"PREDICT \"rain\" GIVEN clouds"}`, headers: admin, want: 400},
+		{pattern: "POST " + api.PathQuery, body: `{"query_text":"SPREAD FROM mito MAX_HOPS 9"}`, headers: admin, want: 400},
+		{pattern: "POST " + api.PathQuery, body: `{"query_text":"SPREAD FROM never-stored"}`, headers: admin, want: 404},
+		{pattern: "POST " + api.PathQueryExecute, body: `{"query":"RECALL *","memory_space_id":"no-such-space"}`, headers: admin, want: 404},
+		{pattern: "POST " + api.PathQueryExecute, body: `{"query":"RECALL *"}`, headers: map[string]string{"Authorization": "Bearer " + k.wrongSpace, api.HeaderSpace: "other-space"}, want: 403},
+		{pattern: "GET " + api.PathProbabilistic, path: api.PathProbabilistic + "?query=x&include_evidence=perhaps", headers: admin, want: 400},
+		{pattern: "POST " + api.PathReplay, body: `{"min_episodes":1}`, headers: admin, want: 400},
+		{pattern: "POST " + api.PathReplay, body: `{"min_similarity":1.5}`, headers: admin, want: 400},
+		{pattern: "POST " + api.PathReplay, body: `{}`, headers: read, want: 403},
+		{pattern: "GET " + api.PathConsolidations, path: api.PathConsolidations + "?max_episodes=-1", headers: admin, want: 400},
+		{pattern: "GET " + api.PathConsolidation, path: "/api/v1/consolidations/mito", headers: admin, want: 404},
+		{pattern: "GET " + api.PathConsolidation, path: "/api/v1/consolidations/never-stored", headers: admin, want: 404},
+		{pattern: "GET " + api.PathIntrospect, path: api.PathIntrospect + "?x=1", headers: admin, want: 400},
+		{pattern: "GET " + api.PathHealthSpreading, path: api.PathHealthSpreading + "?x=1", want: 400},
 		{pattern: "GET " + api.PathStreamActivities, path: api.PathStreamActivities + "?buffer_size=0", headers: admin, want: 400},
 		{pattern: "GET " + api.PathStreamActivities, path: api.PathStreamActivities + "?event_types=telepathy", headers: admin, want: 400},
 		{pattern: "GET " + api.PathStreamMemories, path: api.PathStreamMemories + "?memory_types=dream", headers: admin, want: 400},
@@ -466,14 +496,14 @@ func TestOpenAPILive(t *testing.T) {
 		plain.call(c)
 	}
 	for _, rd := range routeDocs {
-		path := strings.ReplaceAll(rd.Example.Path, "KEY_ID", "nope")
+		path := strings.NewReplacer("KEY_ID", "nope", "BELIEF_ID", "nope").Replace(rd.Example.Path)
 		plain.call(liveCall{pattern: rd.Pattern, path: path, body: rd.Example.Body,
 			headers: map[string]string{"Host": "rebind.example"}, want: http.StatusMisdirectedRequest})
 	}
 	fake := newFake()
-	fake.readyErr = fmt.Errorf("engine is opening")
+	fake.readyErr = core.ErrClosed
 	down := newLiveAPI(t, newTestServer(t, testConfig(), fake).Handler())
-	for _, p := range []string{"GET " + api.PathHealth, "GET " + api.PathHealthReady} {
+	for _, p := range []string{"GET " + api.PathHealth, "GET " + api.PathHealthReady, "GET " + api.PathHealthSpreading, "GET " + api.PathIntrospect} {
 		down.call(liveCall{pattern: p, want: 503})
 	}
 
