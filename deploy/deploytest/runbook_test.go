@@ -108,6 +108,9 @@ func TestRunbookPlainBinary(t *testing.T) {
 	dir := t.TempDir()
 	data, backups := filepath.Join(dir, "engram-data"), filepath.Join(dir, "backups")
 	backupURL := "file://" + backups
+	if err := os.MkdirAll(backups, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	s, err := testsupport.TryStartServe(t, data, testsupport.ServeOptions{Binary: engramBinary(t)}, "--backup-to", backupURL, "--snapshot-interval", "1h")
 	if err != nil {
 		t.Fatal(err)
@@ -171,8 +174,10 @@ func TestRunbookSystemd(t *testing.T) {
 	u := readUnit(t)
 	dir := t.TempDir()
 	state, backups := filepath.Join(dir, "var-lib-engram-ops"), filepath.Join(dir, "backups")
-	if err := os.MkdirAll(state, 0o750); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{state, backups} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
 	}
 	token := createAdminKey(t, state)
 	addr := testsupport.FreeAddr(t)
@@ -200,8 +205,10 @@ func TestRunbookSystemd(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed once the process has exited, with waitErr set.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		select {
 		case <-exited:
@@ -216,10 +223,14 @@ func TestRunbookSystemd(t *testing.T) {
 		if exec.Command(engramBinary(t), "health", "--target", base, "--quiet", "--timeout", "1s").Run() == nil {
 			break
 		}
+		select {
+		case <-exited:
+			t.Fatalf("the unit's server exited (%v):\n%s", waitErr, logs.String())
+		case <-time.After(100 * time.Millisecond):
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the unit's server is not ready within 30s:\n%s", logs.String())
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	// Without a key the API refuses: auth.mode = api_key took effect.
 	if resp, err := http.Get(base + "/api/v1/spaces"); err != nil || resp.StatusCode != http.StatusUnauthorized {
@@ -232,9 +243,9 @@ func TestRunbookSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("after %v the server exited with %v:\n%s", u.killSig, err, logs.String())
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("after %v the server exited with %v:\n%s", u.killSig, waitErr, logs.String())
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatalf("the server did not stop within TimeoutStopSec (60s) of %v", u.killSig)
