@@ -192,9 +192,8 @@ func TestRunbookSystemd(t *testing.T) {
 	var env []string
 	env = append(env, "PATH="+os.Getenv("PATH"), "HOME="+dir)
 	env = append(env, u.env...)
-	for _, l := range strings.Split(strings.TrimSpace(envFile), "\n") {
-		env = append(env, l) // later entries win, as EnvironmentFile= does over Environment=
-	}
+	// Later entries win, as EnvironmentFile= does over Environment=.
+	env = append(env, strings.Split(strings.TrimSpace(envFile), "\n")...)
 	if u.execStart[0] != "/usr/local/bin/engram-ops" {
 		t.Fatalf("ExecStart runs %s, not /usr/local/bin/engram-ops", u.execStart[0])
 	}
