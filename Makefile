@@ -7,6 +7,8 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 # Packages whose tests run under the race detector (all of them).
 PKGS := ./...
+# The deployment files' checks, a module of their own (see its doc.go).
+DEPLOYTEST := deploy/deploytest
 
 .PHONY: build run test test-go bench lint fuzz docs proto clean
 
@@ -28,6 +30,7 @@ test:
 test-go:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 15m $(PKGS)
+	cd $(DEPLOYTEST) && $(GO) vet ./... && $(GO) test -race -timeout 10m ./...
 
 ## bench: the benchmarks recorded in docs/benchmarks.md
 bench: build
@@ -42,6 +45,8 @@ lint:
 	$(GO) vet $(PKGS)
 	@$(GO) mod tidy -diff || { echo "go.mod is not tidy: run go mod tidy"; exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+	cd $(DEPLOYTEST) && $(GO) vet ./... && { $(GO) mod tidy -diff || { echo "$(DEPLOYTEST)/go.mod is not tidy: run go mod tidy there"; exit 1; }; } \
+		&& $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	GO=$(GO) scripts/vulncheck.sh
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)

@@ -11,7 +11,7 @@
 //
 // Export writes all of it in the layout the compose file and the Grafana
 // provisioning expect (see Layout). These directories are the only copy in
-// the repository: deploy/monitoring/docker-compose.yml mounts them from
+// the repository: deploy/docker-compose.yml mounts them from
 // here, and a test fails while grafana/*.json differs from what
 // internal/build renders (regenerate with `go generate ./dashboards`).
 //

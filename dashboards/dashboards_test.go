@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,18 +63,14 @@ func TestGeneratedDashboardsUpToDate(t *testing.T) {
 func sortedCopy(s []string) []string { s = slices.Clone(s); sort.Strings(s); return s }
 
 // The monitoring files live once, in this package's directories: the
-// repository's compose file (deploy/monitoring) is the exported stack with
-// each mount pointing at the file or directory here that Export copies to
-// that place, and deploy/monitoring holds nothing else.
+// repository's compose file (deploy/docker-compose.yml) is the exported
+// stack, plus the backup profile's services, with each mount pointing at
+// the file or directory here that Export copies to that place.
 func TestDeployMonitoringMountsTheOnePlace(t *testing.T) {
-	root := filepath.Join("..", "deploy", "monitoring")
-	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && d.Name() != "docker-compose.yml" {
-			rel, _ := filepath.Rel("..", p)
-			t.Errorf("%s is a second copy: the monitoring files live in dashboards/ (grafana/, prometheus/, stack/), which deploy/monitoring/docker-compose.yml mounts; remove it", filepath.ToSlash(rel))
-		}
-		return nil
-	})
+	root := filepath.Join("..", "deploy")
+	if _, err := os.Stat(filepath.Join(root, "monitoring")); err == nil {
+		t.Errorf("deploy/monitoring is a second copy: the monitoring files live in dashboards/ (grafana/, prometheus/, stack/), which deploy/docker-compose.yml mounts; remove it")
+	}
 	repo := readCompose(t, filepath.Join(root, "docker-compose.yml"))
 	files, err := dashboards.Files()
 	if err != nil {
@@ -95,7 +90,7 @@ func TestDeployMonitoringMountsTheOnePlace(t *testing.T) {
 	for name, es := range exported.Services {
 		rs, ok := repo.Services[name]
 		if !ok {
-			t.Errorf("service %s of dashboards/stack/docker-compose.yml is missing from deploy/monitoring's", name)
+			t.Errorf("service %s of dashboards/stack/docker-compose.yml is missing from deploy/docker-compose.yml", name)
 			continue
 		}
 		if !slices.Equal(rs.Profiles, es.Profiles) {
@@ -105,7 +100,7 @@ func TestDeployMonitoringMountsTheOnePlace(t *testing.T) {
 		for _, v := range es.Volumes {
 			host, rest, _ := strings.Cut(v, ":")
 			if strings.HasPrefix(host, ".") {
-				host = "../../dashboards/" + exportSource(t, strings.TrimPrefix(host, "./"))
+				host = "../dashboards/" + exportSource(t, strings.TrimPrefix(host, "./"))
 			}
 			want = append(want, host+":"+rest)
 		}
@@ -113,9 +108,9 @@ func TestDeployMonitoringMountsTheOnePlace(t *testing.T) {
 			t.Errorf("service %s mounts %v, want %v (the exported stack's mounts, from dashboards/)", name, rs.Volumes, want)
 		}
 	}
-	for name := range repo.Services {
-		if _, ok := exported.Services[name]; !ok {
-			t.Errorf("service %s of deploy/monitoring/docker-compose.yml is not in dashboards/stack/docker-compose.yml", name)
+	for name, rs := range repo.Services {
+		if _, ok := exported.Services[name]; !ok && !slices.Equal(rs.Profiles, []string{"backup"}) {
+			t.Errorf("service %s of deploy/docker-compose.yml is not in dashboards/stack/docker-compose.yml (nor only in the backup profile)", name)
 		}
 	}
 }
@@ -484,8 +479,8 @@ var envDefault = regexp.MustCompile(`\$\{[A-Z_]+:-([^}]*)\}`)
 // provisioning points at where the dashboards are mounted.
 // Checked for the repository's compose file and for an export's.
 func TestComposeMountsAndProvisioning(t *testing.T) {
-	t.Run("deploy/monitoring", func(t *testing.T) {
-		checkCompose(t, filepath.Join("..", "deploy", "monitoring"))
+	t.Run("deploy", func(t *testing.T) {
+		checkCompose(t, filepath.Join("..", "deploy"))
 	})
 	t.Run("export", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "a", "b") // ENGRAM_OPS_SRC's default, ../.., is then the temp dir

@@ -35,6 +35,13 @@ examples_deps() {
 }
 examples_deps
 
+# systemd-analyze (Debian's systemd package) verifies deploy/systemd's unit;
+# podman with runc builds and runs the Dockerfile's image (crun refuses this
+# machine's hybrid cgroups). deploy/deploytest skips those checks only when
+# the tools are absent.
+command -v systemd-analyze >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq systemd >/dev/null; }
+{ command -v podman >/dev/null && command -v runc >/dev/null; } || { apt-get update -qq >/dev/null && apt-get install -y -qq podman runc >/dev/null; }
+
 # Services are added here as the features that need them land; each exports
 # the env var its tests read (tests skip with a clear message when unset).
 
@@ -96,3 +103,7 @@ if [ -n "$norace" ]; then
 	echo "without the race detector: $norace"
 	go test -count=1 -timeout 10m $norace
 fi
+
+# The deployment files' checks: a module of their own (Helm, Kubernetes and
+# compose-go stay out of the binary's module graph).
+(cd deploy/deploytest && go test -race -timeout 10m ./...)
