@@ -62,6 +62,7 @@ var Docs = map[string]string{
 	"ForgetResponse":                        "ForgetResponse is the body of DELETE /api/v1/memories/{id}.",
 	"ForgetResponse.Status":                 "\"forgotten\"",
 	"Health":                                "Health is the body of GET /health (Engram's shape). When the status is unhealthy (503), Error says why.",
+	"Health.Implementation":                 "Implementation is api.Implementation on engram-ops; Engram's /health has no such field.",
 	"Health.Status":                         "healthy | unhealthy",
 	"HealthCheck":                           "HealthCheck is one check of system health, with the figures it judged.",
 	"HealthCheck.Status":                    "healthy | degraded | unhealthy",
