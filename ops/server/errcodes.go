@@ -140,6 +140,7 @@ var errorCodes = []errorCode{
 	{"EMBEDDER_FAILED", 503, "The configured embedder (an HTTP embedding service) failed or timed out.", "Check the embedding service; retry.", engramSystemError, ""},
 	{"CONCURRENT_UPDATE", 409, "Another write changed the same memory at the same time.", "Retry the write.", engramSystemError, ""},
 	{"DATA_DIR_IN_USE", 503, "Another process holds the data directory's lock.", "Stop the other process, or use another data directory.", engramSystemError, ""},
+	{"NOT_A_DATA_DIR", 400, "The directory given is not an engram-ops data directory (it has no db/ directory); only offline commands (validate data) report it.", "Check the path: it is the directory serve's --data-dir names.", engramInvalidInput, ""},
 	{"STORAGE_CORRUPT", 500, "A stored record cannot be decoded.", "Restore from a backup (engram-ops runbook show disaster-recovery); the server log names the file.", engramSystemError, ""},
 	{"STORAGE_ERROR", 500, "The storage engine failed a read or write.", "Read the server log; check the disk.", engramSystemError, ""},
 	{"UNSUPPORTED_FORMAT", 500, "A stored record or change-log entry is of a newer format than this binary reads.", "Run the newer binary that wrote it.", engramSystemError, ""},

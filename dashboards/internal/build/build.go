@@ -185,6 +185,15 @@ func memoryOperations() board {
 				ts("Index backpressure wait", "s", "Mean time a held write waited for the indexer before it was admitted or refused (index.pending_wait is the most).", 8,
 					q(`sum(rate(engram_index_backpressure_wait_seconds_total{`+inst+`}[$__rate_interval])) / sum(rate(engram_index_backpressure_waits_total{`+inst+`}[$__rate_interval]))`, "mean wait")),
 			}},
+			{"Consolidation (episodes into semantic memories)", []panel{
+				ts("Consolidation passes", "ops", "Passes per second (POST /api/v1/episodes/replay and consolidation.interval), by result.", 6,
+					q(`sum by (result) (rate(engram_consolidation_runs_total{`+inst+`}[$__rate_interval]))`, "{{result}}")),
+				ts("Episodes read and beliefs written", "ops", "Episodes the passes grouped, and semantic memories (beliefs) they wrote or updated, per second.", 6,
+					q(`sum(rate(engram_consolidation_episodes_total{`+inst+`}[$__rate_interval]))`, "episodes"),
+					q(`sum(rate(engram_consolidation_beliefs_written_total{`+inst+`}[$__rate_interval]))`, "beliefs")),
+				ts("Pass duration p95", "s", "p95 duration of a consolidation pass over 1h.", 12,
+					q(`histogram_quantile(0.95, sum by (le) (rate(engram_consolidation_duration_seconds_bucket{`+inst+`}[1h])))`, "p95")),
+			}},
 			{"Migration (engram-ops migrate --metrics-listen; Instance: All)", []panel{
 				ts("Records migrated per second", "short", "Source records a running migration committed per second (engram_migrate_records_total), by source and object (table, key pattern, label or relationship type). A migration is its own process: scrape its --metrics-listen address (runbooks/migrate-postgresql.md).", 8,
 					q(`sum by (source, object) (rate(engram_migrate_records_total{`+inst+`}[$__rate_interval]))`, "{{source}} {{object}}")),
@@ -296,6 +305,14 @@ func apiPerformance() board {
 				ts("gRPC stream messages", "ops", "Messages per second on gRPC streams, by method and direction; in-flight calls include open streams.", 8,
 					q(`sum by (method, direction) (rate(engram_grpc_stream_messages_total{`+inst+`}[$__rate_interval]))`, "{{method}} {{direction}}"),
 					q(`engram_grpc_in_flight_requests{`+inst+`}`, "in flight {{instance}}")),
+			}},
+			{"Event streams (/api/v1/stream/*)", []panel{
+				ts("Open streams", "short", "Server-sent event streams open, by stream, against streams.max_subscribers.", 8,
+					q(`sum by (stream) (engram_stream_subscribers{`+inst+`})`, "{{stream}}")),
+				ts("Events dropped for slow clients", "ops", "Events a stream's bounded queue dropped per second (the client is told with event: warning), by stream.", 8,
+					q(`sum by (stream) (rate(engram_stream_events_dropped_total{`+inst+`}[$__rate_interval]))`, "{{stream}}")),
+				ts("Streams refused", "ops", "Stream requests refused per second at streams.max_subscribers (503 TOO_MANY_STREAMS).", 8,
+					q(`sum(rate(engram_stream_refused_total{`+inst+`}[$__rate_interval]))`, "refused")),
 			}},
 			{"Access control", []panel{
 				ts("Rate-limited requests", "reqps", "Requests rejected by rate limiting (429), by space (alert TooManyRateLimited).", 12,
