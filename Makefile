@@ -54,11 +54,12 @@ FUZZTIME ?= 30s
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
-## docs: regenerate docs/cli.md from the command tree, and docs/openapi.json and
-## docs/reference/rest-api.md from the server's route table (tests fail when they are stale)
+## docs: regenerate docs/cli.md from the command tree, docs/openapi.json and docs/reference/rest-api.md
+## from the server's route table, and docs/reference/error-codes.md (tests fail when they are stale)
 docs:
 	$(GO) test ./cmd/engram-ops -run '^(TestCLIReferenceUpToDate|TestConfigurationRunbookUpToDate)$$' -count=1 -update
 	$(GO) generate ./ops/api ./ops/server
+	$(GO) test ./ops/server -run '^TestErrorCodeDoc$$' -count=1 -update
 
 ## proto: regenerate the gRPC Go code (proto/engram/v1) from its .proto files (needs protoc)
 proto:
