@@ -1,6 +1,6 @@
-// Package examples runs every example under examples/rest against a live
-// `engram-ops serve` with API keys required, and checks each one's exit
-// code and output. A missing toolchain fails the test (scripts/test.sh
+// Package examples runs every example under examples/rest and
+// examples/grpc against a live `engram-ops serve` with API keys required,
+// and checks each one's exit code and output. A missing toolchain fails the test (scripts/test.sh
 // installs them); with ENGRAM_TEST_EXAMPLES_SKIP_MISSING=1 it skips instead.
 package examples
 
@@ -119,13 +119,7 @@ func TestRESTExamples(t *testing.T) {
 	for _, ex := range examples(t) {
 		t.Run(ex.lang, func(t *testing.T) {
 			t.Parallel()
-			if miss := ex.missing(); len(miss) > 0 {
-				msg := fmt.Sprintf("the %s example needs %s, which this machine lacks (scripts/test.sh installs it)", ex.lang, strings.Join(miss, ", "))
-				if os.Getenv(skipMissingEnv) != "" {
-					t.Skipf("%s; skipped because %s is set", msg, skipMissingEnv)
-				}
-				t.Fatalf("%s; set %s=1 to skip it locally", msg, skipMissingEnv)
-			}
+			skipMissing(t, ex)
 			space := "examples-" + ex.lang
 			env := append([]string{"ENGRAM_URL=" + s.URL, "ENGRAM_API_KEY=" + token, "ENGRAM_SPACE=" + space}, ex.env...)
 			var stdout string
@@ -136,6 +130,81 @@ func TestRESTExamples(t *testing.T) {
 				t.Errorf("%s example printed:\n%s\nwant:\n%s", ex.lang, stdout, w)
 			}
 		})
+	}
+}
+
+// grpcSpace is the space the gRPC example in lang works in.
+func grpcSpace(lang string) string { return "examples-grpc-" + lang }
+
+// grpcExamples are the examples under grpc/, given the server's gRPC
+// address (the Go one takes flags, the others ENGRAM_GRPC_ADDR and
+// ENGRAM_SPACE).
+func grpcExamples(addr string) []example {
+	return []example{
+		{lang: "go", steps: [][]string{{"go", "run", ".", "-addr", addr, "-space", grpcSpace("go")}}, tools: []string{"go"}},
+		{
+			// Debian's Python: python3-grpcio and python3-grpc-tools install
+			// into its dist-packages only.
+			lang:  "python",
+			steps: [][]string{{"/usr/bin/python3", "main.py"}},
+			tools: []string{"/usr/bin/python3"},
+			files: []string{"/usr/lib/python3/dist-packages/grpc/__init__.py", "/usr/lib/python3/dist-packages/grpc_tools/protoc.py"},
+		},
+		{
+			lang:  "typescript",
+			steps: [][]string{{"npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", "--silent"}, {"npm", "start", "--silent"}},
+			tools: []string{"node", "npm"},
+		},
+	}
+}
+
+// wantGRPC is the output every gRPC example prints.
+const wantGRPC = `remembered deploy-failed (confidence 0.90)
+remembered disk-alert (confidence 0.80)
+experienced postmortem
+associated deploy-failed -> disk-alert
+  vivid      deploy-failed (0.55)
+  vivid      postmortem (0.22)
+  associated disk-alert (0.19)
+recall: 2 vivid, 1 associated
+batch: 3 remembered
+forgot batch-0
+refused: InvalidArgument EMPTY_CONTENT: content is empty; a memory needs text to remember
+`
+
+// TestGRPCExamples runs each gRPC example, each in its own space, against
+// one server with auth on, gRPC on a free port and a read/write key.
+func TestGRPCExamples(t *testing.T) {
+	dataDir := t.TempDir()
+	token := createKey(t, dataDir)
+	addr := testsupport.FreeAddr(t)
+	testsupport.StartServe(t, dataDir, "--set", "auth.mode=api_key", "--no-access-log", "--grpc-listen", addr)
+	for _, ex := range grpcExamples(addr) {
+		t.Run(ex.lang, func(t *testing.T) {
+			t.Parallel()
+			skipMissing(t, ex)
+			env := []string{"ENGRAM_GRPC_ADDR=" + addr, "ENGRAM_API_KEY=" + token, "ENGRAM_SPACE=" + grpcSpace(ex.lang)}
+			var stdout string
+			for _, argv := range ex.steps {
+				stdout = run(t, filepath.Join("grpc", ex.lang), env, argv)
+			}
+			if stdout != wantGRPC {
+				t.Errorf("%s gRPC example printed:\n%s\nwant:\n%s", ex.lang, stdout, wantGRPC)
+			}
+		})
+	}
+}
+
+// skipMissing fails (or, with skipMissingEnv set, skips) the test when the
+// machine lacks what ex needs.
+func skipMissing(t *testing.T, ex example) {
+	t.Helper()
+	if miss := ex.missing(); len(miss) > 0 {
+		msg := fmt.Sprintf("the %s example needs %s, which this machine lacks (scripts/test.sh installs it)", ex.lang, strings.Join(miss, ", "))
+		if os.Getenv(skipMissingEnv) != "" {
+			t.Skipf("%s; skipped because %s is set", msg, skipMissingEnv)
+		}
+		t.Fatalf("%s; set %s=1 to skip it locally", msg, skipMissingEnv)
 	}
 }
 

@@ -28,6 +28,8 @@ examples_deps() {
 	command -v cargo >/dev/null || pkgs+=(cargo)
 	compgen -G '/usr/share/cargo/registry/ureq-2.*' >/dev/null || pkgs+=(librust-ureq-dev)
 	compgen -G '/usr/share/cargo/registry/serde_json-1.*' >/dev/null || pkgs+=(librust-serde-json-dev)
+	[ -f /usr/lib/python3/dist-packages/grpc/__init__.py ] || pkgs+=(python3-grpcio)
+	[ -f /usr/lib/python3/dist-packages/grpc_tools/protoc.py ] || pkgs+=(python3-grpc-tools)
 	[ "${#pkgs[@]}" -gt 0 ] || return 0
 	echo "installing ${pkgs[*]}"
 	apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||
