@@ -155,7 +155,35 @@ func grpcExamples(addr string) []example {
 			steps: [][]string{{"npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", "--silent"}, {"npm", "start", "--silent"}},
 			tools: []string{"node", "npm"},
 		},
+		{
+			// run.sh generates the classes with protoc and Debian's
+			// protoc-gen-grpc-java, then compiles and runs them against
+			// Debian's jars.
+			lang:  "java",
+			steps: [][]string{{"sh", "run.sh"}},
+			tools: []string{"java", "javac", "protoc"},
+			files: grpcJavaFiles,
+		},
 	}
+}
+
+// grpcJavaFiles are what the Java gRPC example needs from Debian's
+// packages: the plugin, the gRPC runtime with its Netty transport, and the
+// annotation the generated stubs carry.
+var grpcJavaFiles = []string{
+	"/usr/bin/grpc_java_plugin",
+	"/usr/share/java/grpc-api.jar",
+	"/usr/share/java/grpc-context.jar",
+	"/usr/share/java/grpc-core.jar",
+	"/usr/share/java/grpc-netty.jar",
+	"/usr/share/java/grpc-protobuf.jar",
+	"/usr/share/java/grpc-protobuf-lite.jar",
+	"/usr/share/java/grpc-stub.jar",
+	"/usr/share/java/protobuf.jar",
+	"/usr/share/java/guava.jar",
+	"/usr/share/java/perfmark-api.jar",
+	"/usr/share/java/netty-codec-http2.jar",
+	"/usr/share/java/geronimo-annotation-1.3-spec.jar",
 }
 
 // wantGRPC is the output every gRPC example prints.

@@ -30,6 +30,13 @@ examples_deps() {
 	compgen -G '/usr/share/cargo/registry/serde_json-1.*' >/dev/null || pkgs+=(librust-serde-json-dev)
 	[ -f /usr/lib/python3/dist-packages/grpc/__init__.py ] || pkgs+=(python3-grpcio)
 	[ -f /usr/lib/python3/dist-packages/grpc_tools/protoc.py ] || pkgs+=(python3-grpc-tools)
+	[ -x /usr/bin/grpc_java_plugin ] || pkgs+=(protobuf-compiler-grpc-java-plugin)
+	[ -f /usr/share/java/grpc-netty.jar ] || pkgs+=(libgrpc-java)
+	[ -f /usr/share/java/protobuf.jar ] || pkgs+=(libprotobuf-java)
+	[ -f /usr/share/java/netty-codec-http2.jar ] || pkgs+=(libnetty-java)
+	[ -f /usr/share/java/guava.jar ] || pkgs+=(libguava-java)
+	[ -f /usr/share/java/perfmark-api.jar ] || pkgs+=(libperfmark-java)
+	[ -f /usr/share/java/geronimo-annotation-1.3-spec.jar ] || pkgs+=(libgeronimo-annotation-1.3-spec-java)
 	[ "${#pkgs[@]}" -gt 0 ] || return 0
 	echo "installing ${pkgs[*]}"
 	apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||
