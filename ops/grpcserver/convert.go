@@ -152,7 +152,7 @@ func recallRequest(req *engramv1.RecallRequest) (*api.RecallRequest, error) {
 	case *engramv1.Cue_Temporal:
 		return nil, unimplemented("Recall by a temporal cue", "the engine recalls by text or vector, optionally within a time range (a context cue)")
 	case *engramv1.Cue_Pattern:
-		return nil, unimplemented("Recall by a pattern cue", "the engine has no pattern completion")
+		return nil, unimplemented("Recall by a pattern cue", "not mapped to gRPC: pattern completion runs over REST, POST /api/v1/complete")
 	}
 	in.Threshold = float64(threshold)
 	return in, nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/engram-ops/engram-ops/core"
@@ -315,26 +316,16 @@ func (v *service) Introspect(ctx context.Context, req *engramv1.IntrospectReques
 }
 
 func (v *service) StreamingRemember(stream engramv1.EngramService_StreamingRememberServer) error {
-	ctx := stream.Context()
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		resp, err := v.Remember(ctx, req)
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
-	}
+	return eachMessage(stream, v.Remember)
 }
 
 func (v *service) StreamingRecall(stream engramv1.EngramService_StreamingRecallServer) error {
+	return eachMessage(stream, v.Recall)
+}
+
+// eachMessage answers every message of a bidirectional stream with call, in
+// order, until the client closes its side; the first error ends the stream.
+func eachMessage[Req, Resp any](stream grpc.BidiStreamingServer[Req, Resp], call func(context.Context, *Req) (*Resp, error)) error {
 	ctx := stream.Context()
 	for {
 		req, err := stream.Recv()
@@ -344,7 +335,7 @@ func (v *service) StreamingRecall(stream engramv1.EngramService_StreamingRecallS
 		if err != nil {
 			return err
 		}
-		resp, err := v.Recall(ctx, req)
+		resp, err := call(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -354,26 +345,26 @@ func (v *service) StreamingRecall(stream engramv1.EngramService_StreamingRecallS
 	}
 }
 
-// The calls below have no engine behaviour behind them.
+// The calls below are not served over gRPC; each says why and what to use.
 
 func (v *service) Consolidate(context.Context, *engramv1.ConsolidateRequest) (*engramv1.ConsolidateResponse, error) {
-	return nil, unimplemented("Consolidate", "the engine has no consolidation step (tiers move by use and age: see README, decay and tiers)")
+	return nil, unimplemented("Consolidate", "not mapped to gRPC: a consolidation pass runs over REST, POST /api/v1/episodes/replay (docs/engram-compatibility.md, Consolidation)")
 }
 
 func (v *service) Dream(*engramv1.DreamRequest, engramv1.EngramService_DreamServer) error {
-	return unimplemented("Dream", "the engine has no memory replay")
+	return unimplemented("Dream", "Dream's generative replay has no engine counterpart; POST /api/v1/episodes/replay runs a consolidation pass over REST")
 }
 
 func (v *service) Complete(context.Context, *engramv1.CompleteRequest) (*engramv1.CompleteResponse, error) {
-	return nil, unimplemented("Complete", "the engine has no pattern completion; use Recall")
+	return nil, unimplemented("Complete", "not mapped to gRPC: pattern completion runs over REST, POST /api/v1/complete")
 }
 
 func (v *service) ExecuteQuery(context.Context, *engramv1.QueryRequest) (*engramv1.QueryResponse, error) {
-	return nil, unimplemented("ExecuteQuery", "the engine has no query language; use Recall")
+	return nil, unimplemented("ExecuteQuery", "not mapped to gRPC: the query language runs over REST, POST /api/v1/query (docs/query-language.md)")
 }
 
 func (v *service) Stream(*engramv1.StreamRequest, engramv1.EngramService_StreamServer) error {
-	return unimplemented("Stream", "there is no activity feed; /metrics has the figures")
+	return unimplemented("Stream", "not mapped to gRPC: the activity feed is served as server-sent events, GET /api/v1/stream/activities")
 }
 
 func (v *service) RebalanceSpaces(context.Context, *engramv1.RebalanceRequest) (*engramv1.RebalanceResponse, error) {

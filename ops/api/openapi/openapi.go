@@ -281,7 +281,7 @@ func (r *Reflector) schema(t reflect.Type) *Schema {
 		}
 		name := r.name(t)
 		if _, ok := r.Schemas[name]; !ok {
-			r.Schemas[name] = &Schema{} // placeholder against recursion
+			r.Schemas[name] = &Schema{} // reserved first: a type that refers to itself gets a $ref, not endless recursion
 			r.Schemas[name] = r.object(t)
 		}
 		return &Schema{Ref: "#/components/schemas/" + name}
