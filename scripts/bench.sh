@@ -101,6 +101,17 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = backup ]; then
 	go test ./backup/ -run '^$' -bench BenchmarkRestoreReplay -benchtime=1x -timeout 60m
 fi
 
+# serve_build BIN: a fresh data directory and BIN serving it on a free
+# port; sets port and pid (the caller kills it).
+serve_build() {
+	port=$(free_port)
+	rm -rf "$STATE/data" && mkdir "$STATE/data"
+	"$1" serve --listen "127.0.0.1:$port" --data-dir "$STATE/data" --no-access-log >"$STATE/serve.log" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	wait_http "http://127.0.0.1:$port/health/ready" 30 "$pid" "$STATE/serve.log" -f
+}
+
 # --- ab: two builds side by side on durable remembers ---------------------
 # `scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]`: alternates the
 # two builds (a fresh server and data directory each run), offering the
@@ -117,12 +128,7 @@ if [ "$SECTION" = ab ]; then
 		for which in old new; do
 			bin=$OLD
 			[ "$which" = new ] && bin=$NEW
-			port=$(free_port)
-			rm -rf "$STATE/data" && mkdir "$STATE/data"
-			"$bin" serve --listen "127.0.0.1:$port" --data-dir "$STATE/data" --no-access-log >"$STATE/serve.log" 2>&1 &
-			pid=$!
-			PIDS+=("$pid")
-			wait_http "http://127.0.0.1:$port/health/ready" 30 "$pid" "$STATE/serve.log" -f
+			serve_build "$bin"
 			"$BIN" loadtest run e2e/testdata/remember_open_loop.toml --rate "$RATE" --target "http://127.0.0.1:$port" \
 				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
 			echo "pair $pair $which ($bin): $("$BIN" loadtest report "$STATE/r.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')"
@@ -147,12 +153,7 @@ if [ "$SECTION" = ab-mixed ]; then
 		for which in old new; do
 			bin=$OLD
 			[ "$which" = new ] && bin=$NEW
-			port=$(free_port)
-			rm -rf "$STATE/data" && mkdir "$STATE/data"
-			"$bin" serve --listen "127.0.0.1:$port" --data-dir "$STATE/data" --no-access-log >"$STATE/serve.log" 2>&1 &
-			pid=$!
-			PIDS+=("$pid")
-			wait_http "http://127.0.0.1:$port/health/ready" 30 "$pid" "$STATE/serve.log" -f
+			serve_build "$bin"
 			"$BIN" loadtest run mixed_balanced --rate "$RATE" --duration 20s --target "http://127.0.0.1:$port" \
 				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
 			ops=$("$BIN" loadtest report "$STATE/r.json" | grep -E '^(store|recall|embedding_search) +corrected' |
