@@ -308,7 +308,9 @@ func TestFollowerS3(t *testing.T) {
 	r.ship()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.archive().NewFollower(r.replica, backup.FollowerOptions{Interval: 20 * time.Millisecond}).Run(ctx) }()
+	go func() {
+		done <- r.archive().NewFollower(r.replica, backup.FollowerOptions{Interval: 20 * time.Millisecond}).Run(ctx)
+	}()
 	defer func() { cancel(); <-done }()
 	for deadline := time.Now().Add(10 * time.Second); !r.has("over-s3"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
