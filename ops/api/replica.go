@@ -9,18 +9,21 @@ type ReplicaState struct {
 	Role    string `json:"role"`              // follower
 	Primary string `json:"primary,omitempty"` // where writes go (replica.primary_url)
 	Archive string `json:"archive"`           // the archive followed (without credentials)
-	// AppliedSequence is the last change applied; HeadSequence the newest
-	// the archive's head.json named at the last poll.
+	// AppliedSequence is the last change applied.
 	AppliedSequence uint64 `json:"applied_sequence"`
-	HeadSequence    uint64 `json:"head_sequence"`
+	// HeadSequence is the newest change the archive's head.json named at
+	// the last poll.
+	HeadSequence uint64 `json:"head_sequence"`
 	// LagSeconds is 0 when applied = head, else the age of the first
 	// change not applied (its commit time on the primary).
-	LagSeconds    float64    `json:"lag_seconds"`
+	LagSeconds float64 `json:"lag_seconds"`
+	// MaxLagSeconds is replica.max_lag.
 	MaxLagSeconds float64    `json:"max_lag_seconds"`
 	LastPoll      *time.Time `json:"last_poll,omitempty"` // the last poll that read the head
-	// Error is why applying stopped short of the head; ErrorSequence the
-	// first change not applied because of it (0: not about a change).
-	Error         string `json:"error,omitempty"`
+	// Error is why applying stopped short of the head.
+	Error string `json:"error,omitempty"`
+	// ErrorSequence is the first change not applied because of Error (0:
+	// the error is not about a change, e.g. the archive is unreachable).
 	ErrorSequence uint64 `json:"error_sequence,omitempty"`
 	// Stopped: the archive went behind the follower; it applies nothing
 	// more until seeded again.
