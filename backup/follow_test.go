@@ -165,13 +165,11 @@ func TestFollowerAppliesShippedSegments(t *testing.T) {
 	}
 }
 
-// TestFollowerStopsAtDamagedSegment: a segment that fails its checks stops
-// applying at its first change; nothing past it is applied; the status
-// names the error and the sequence, the lag grows; once the segment is
-// good again the follower catches up.
-func TestFollowerStopsAtDamagedSegment(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
+// shipThreeSegments ships memories a, b and c, one segment each, to a
+// file:// archive in dir, and returns the rig (its follower has applied
+// none of them) with the key and first sequence of b's segment.
+func shipThreeSegments(t *testing.T, dir string) (*followRig, string, uint64) {
+	t.Helper()
 	store, err := file.New(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -179,12 +177,27 @@ func TestFollowerStopsAtDamagedSegment(t *testing.T) {
 	r := newFollowRig(t, store)
 	r.remember("a", "first shipped")
 	r.ship()
-	r.remember("b", "second shipped, to be damaged")
+	r.remember("b", "second shipped, to be damaged or lost")
 	r.ship()
 	all := r.segments()
-	bad := all[len(all)-1]
-	r.remember("c", "third shipped, after the damage")
+	middle := all[len(all)-1]
+	r.remember("c", "third shipped")
 	r.ship()
+	var first uint64
+	if _, err := fmt.Sscanf(strings.TrimPrefix(middle, "segments/"), "%d-", &first); err != nil {
+		t.Fatal(err)
+	}
+	return r, middle, first
+}
+
+// TestFollowerStopsAtDamagedSegment: a segment that fails its checks stops
+// applying at its first change; nothing past it is applied; the status
+// names the error and the sequence, the lag grows; once the segment is
+// good again the follower catches up.
+func TestFollowerStopsAtDamagedSegment(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r, bad, badFirst := shipThreeSegments(t, dir)
 	path := filepath.Join(dir, filepath.FromSlash(bad))
 	good, err := os.ReadFile(path)
 	if err != nil {
@@ -195,9 +208,6 @@ func TestFollowerStopsAtDamagedSegment(t *testing.T) {
 	if err := os.WriteFile(path, damaged, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var badFirst uint64
-	fmt.Sscanf(strings.TrimPrefix(bad, "segments/"), "%d-", &badFirst)
-
 	err = r.fol.Poll(ctx)
 	if !errors.Is(err, backup.ErrCorrupt) {
 		t.Fatalf("poll over a damaged segment: %v, want ErrCorrupt", err)
@@ -227,26 +237,11 @@ func TestFollowerStopsAtDamagedSegment(t *testing.T) {
 // an archive whose head went behind the follower stops it for good.
 func TestFollowerStopsAtGap(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := file.New(dir)
-	if err != nil {
+	r, lost, lostFirst := shipThreeSegments(t, t.TempDir())
+	if err := r.store.Delete(ctx, lost); err != nil {
 		t.Fatal(err)
 	}
-	r := newFollowRig(t, store)
-	r.remember("a", "first shipped")
-	r.ship()
-	r.remember("b", "second shipped, then lost")
-	r.ship()
-	all := r.segments()
-	lost := all[len(all)-1]
-	r.remember("c", "third shipped")
-	r.ship()
-	if err := store.Delete(ctx, lost); err != nil {
-		t.Fatal(err)
-	}
-	var lostFirst uint64
-	fmt.Sscanf(strings.TrimPrefix(lost, "segments/"), "%d-", &lostFirst)
-	err = r.fol.Poll(ctx)
+	err := r.fol.Poll(ctx)
 	if !errors.Is(err, backup.ErrCorrupt) || !strings.Contains(err.Error(), "segment missing") {
 		t.Fatalf("poll over a gap: %v", err)
 	}
