@@ -63,7 +63,8 @@ type FollowerStatus struct {
 	LastPoll        time.Time `json:"last_poll,omitzero"` // last poll that read the head
 	// LastError is why the last poll did not reach the head; empty after
 	// one that did. ErrorSequence is the first change it could not apply
-	// (0 when the error is not about a change, e.g. the target is down).
+	// because of the archive (a missing or damaged segment, a change the
+	// engine refused); 0 when the archive could not be reached.
 	LastError     string `json:"last_error,omitempty"`
 	ErrorSequence uint64 `json:"error_sequence,omitempty"`
 	// Stopped: the archive's head went behind the applied sequence, so
@@ -248,12 +249,13 @@ func (f *Follower) poll(ctx context.Context) error {
 	f.mu.Unlock()
 	segs, gap, err := f.a.segmentsToFollow(ctx, applied, head.Sequence)
 	if err != nil {
-		return f.stuck(applied+1, err)
+		return f.stuck(applied+1, err, false)
 	}
 	for _, s := range segs {
 		_, changes, err := f.a.ReadSegment(ctx, s)
 		if err != nil {
-			return f.stuck(applied+1, err)
+			// A listed segment that is gone is missing, like a gap.
+			return f.stuck(applied+1, err, errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound))
 		}
 		var batch []core.Change
 		for _, c := range changes {
@@ -268,7 +270,7 @@ func (f *Follower) poll(ctx context.Context) error {
 		f.pendingSince = batch[0].Time
 		f.mu.Unlock()
 		if err := f.eng.ApplyChanges(ctx, batch); err != nil {
-			return f.stuck(f.eng.LastSequence()+1, fmt.Errorf("apply %s: %w", s.Key, err))
+			return f.stuck(f.eng.LastSequence()+1, fmt.Errorf("apply %s: %w", s.Key, err), true)
 		}
 		applied = batch[len(batch)-1].Seq
 		if f.o.Applied != nil {
@@ -285,10 +287,10 @@ func (f *Follower) poll(ctx context.Context) error {
 		f.report()
 	}
 	if gap != nil {
-		return f.stuck(applied+1, gap)
+		return f.stuck(applied+1, gap, true)
 	}
 	if applied < head.Sequence {
-		return f.stuck(applied+1, fmt.Errorf("%w: change-log segments end at sequence %d, but %s names %d", ErrCorrupt, applied, headKey, head.Sequence))
+		return f.stuck(applied+1, fmt.Errorf("%w: change-log segments end at sequence %d, but %s names %d", ErrCorrupt, applied, headKey, head.Sequence), true)
 	}
 	f.mu.Lock()
 	f.status.LastError, f.status.ErrorSequence = "", 0
@@ -296,11 +298,17 @@ func (f *Follower) poll(ctx context.Context) error {
 	return nil
 }
 
-// stuck records that applying stopped before change seq because of err.
-func (f *Follower) stuck(seq uint64, err error) error {
+// stuck records that applying stopped before change seq because of err;
+// damaged says the archive itself is at fault (a gap, a segment that fails
+// its checks, a change the engine refuses), which the status names with
+// seq, rather than a failure to reach it, which the next poll may not meet.
+func (f *Follower) stuck(seq uint64, err error, damaged bool) error {
 	f.mu.Lock()
 	f.status.AppliedSequence = f.eng.LastSequence()
-	f.status.ErrorSequence = seq
+	f.status.ErrorSequence = 0
+	if damaged {
+		f.status.ErrorSequence = seq
+	}
 	f.mu.Unlock()
 	return fmt.Errorf("change %d not applied: %w", seq, err)
 }
