@@ -13,8 +13,8 @@ import (
 // changes; lifting the barrier makes it writable again, continuing the
 // applied sequence.
 func TestWriteBarrierRefusesWritesButReplay(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	src := open(t, t.TempDir())
+	clk := &clock{t: time.Now().UTC()}
+	src := open(t, t.TempDir(), func(o *core.Options) { o.Now = clk.Now; o.Tiers.InitialStability = time.Hour })
 	a := remember(t, src, "default", "the primary remembers lighthouses").ID
 	b := remember(t, src, "default", "the primary remembers harbours").ID
 	if _, err := src.Associate(ctx, "default", core.Association{From: a, To: b, Weight: 0.5}); err != nil {

@@ -56,9 +56,9 @@ type running struct {
 // start is the composition of `serve`: it validates cfg, sets the garbage
 // collector's pacing, opens the engine in cfg.DataDir (a follower's, of
 // cfg.Replica, seeded from its archive first and read-only), builds the
-// backup shipper of cfg.Backup or the follower, binds cfg.Listen, cfg.GRPC.Listen and the debug
-// listener, and
-// serves until ctx is cancelled. Then it stops accepting connections,
+// backup shipper of cfg.Backup or the follower, binds cfg.Listen,
+// cfg.GRPC.Listen and the debug listener, and serves until ctx is
+// cancelled. Then it stops accepting connections,
 // drains in-flight requests (server.shutdown_timeout), lets the shipper
 // ship what is left and closes the engine (which flushes and syncs). Wait
 // returns after all of that.
