@@ -103,6 +103,16 @@
 // exactly the target sequence or time (a change whose commit time is after
 // --to-time is not applied).
 //
+// # Followers
+//
+// A follower (follow.go, serve --follow) is a read-only engine kept
+// current from the archive alone: SeedFollower restores the newest
+// snapshot into an empty data directory, and a Follower polls head.json,
+// the commit point, and applies the segments after its sequence up to the
+// head through ApplyChanges, verified and decrypted as restore reads them.
+// A gap, a damaged segment or a refused change stops it at that change; a
+// head behind it (the archive replaced or rewound) stops it for good.
+//
 // # Content digest
 //
 // Manifest.ContentDigest is "sha256:" + hex of SHA-256 over, for every space

@@ -24,9 +24,11 @@ func (e *Engine) ChangeLogRange() (first, last uint64) {
 
 // ApplyChangeLogRetention removes entries older than the configured
 // retention, keeping the newest entry and everything at or after the hold.
-// It returns how many entries it removed.
+// It returns how many entries it removed. It removes nothing while the
+// write barrier is up: a follower keeps the log it applied, which it ships
+// from if it becomes the primary.
 func (e *Engine) ApplyChangeLogRetention() (int, error) {
-	if e.opts.ChangeLog.Retention <= 0 {
+	if e.opts.ChangeLog.Retention <= 0 || e.barrier.Load() != nil {
 		return 0, nil
 	}
 	return e.TruncateChangeLogBefore(e.now().Add(-e.opts.ChangeLog.Retention))

@@ -165,8 +165,12 @@ func (e *Engine) commit(mode commitMode, build func(t *txn) error) (uint64, erro
 // commitLocked builds one txn, commits its batch without syncing and runs
 // its in-memory updates; on failure the sequences it assigned are given
 // back. It returns the engine's last assigned sequence, 0 on failure.
-// commitMu is held.
+// While the write barrier is up it refuses all but a replay. commitMu is
+// held.
 func (e *Engine) commitLocked(build func(t *txn) error, replay bool) (uint64, error) {
+	if b := e.barrier.Load(); b != nil && !replay {
+		return 0, b.err
+	}
 	t := &txn{e: e, batch: e.db.NewBatch(), replay: replay}
 	if !replay {
 		t.now = e.now().UTC()
@@ -186,9 +190,7 @@ func (e *Engine) commitLocked(build func(t *txn) error, replay bool) (uint64, er
 	for _, f := range t.after {
 		f()
 	}
-	if !replay {
-		e.obs.emitChanges(t.changes)
-	}
+	e.obs.emitChanges(t.changes)
 	return e.seq, nil
 }
 

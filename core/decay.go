@@ -8,11 +8,15 @@ import (
 )
 
 // touch reinforces a recall's memories in memory; flushTouches persists
-// it. One exclusive hold of the space's lock covers the whole recall:
+// it. Nothing is reinforced while the write barrier is up (barrier.go).
+// One exclusive hold of the space's lock covers the whole recall:
 // taking it once per memory would queue every concurrent recall's readers
 // behind each of its writers in turn (docs/benchmarks.md, "Recall
 // reinforcement").
 func (e *Engine) touch(sp *space, lists [][]Recalled, now time.Time) {
+	if e.barrier.Load() != nil {
+		return
+	}
 	var buf [32]uint32
 	slots := buf[:0]
 	sp.mu.Lock()
@@ -66,6 +70,9 @@ func (e *Engine) flushTouchesPaced(paced bool) error {
 	touched := e.touched
 	e.touched = map[*space]map[uint32]struct{}{}
 	e.touchMu.Unlock()
+	if e.barrier.Load() != nil {
+		return nil // reinforcement from before the barrier went up is dropped
+	}
 	var errs []error
 	for sp, slots := range touched {
 		if err := e.flushSpaceTouches(sp, slots, paced); err != nil {
@@ -261,7 +268,11 @@ func (t *txn) rewarm(sp *space, r *record) error {
 // Sweep moves warm memories whose retrievability fell below the cold
 // threshold to the cold tier: out of the ANN index, vector quantised to int8.
 // It runs in the background every SweepInterval; tests call it directly.
+// It moves nothing while the write barrier is up (barrier.go).
 func (e *Engine) Sweep() error {
+	if e.barrier.Load() != nil {
+		return nil
+	}
 	var errs []error
 	now := e.now()
 	for _, sp := range e.spaceList() {

@@ -97,6 +97,8 @@ type Engine struct {
 	diskCheckFailing atomic.Bool // the last measurement failed (logged once)
 	// obs are told of operations that took effect (observe.go).
 	obs observers
+	// barrier, when set, refuses every write but replay (barrier.go).
+	barrier atomic.Pointer[writeBarrier]
 }
 
 // Open opens (creating if needed) the data directory dir.

@@ -21,6 +21,9 @@ const (
 	// KindInsufficientStorage: the data directory's filesystem is under
 	// its reserve, so writes are refused (507).
 	KindInsufficientStorage
+	// KindReadOnly: the engine refuses writes (its write barrier is up,
+	// e.g. on a follower); writes belong to another server (421).
+	KindReadOnly
 )
 
 func (k ErrorKind) String() string {
@@ -37,6 +40,8 @@ func (k ErrorKind) String() string {
 		return "unavailable"
 	case KindInsufficientStorage:
 		return "insufficient_storage"
+	case KindReadOnly:
+		return "read_only"
 	}
 	return "internal"
 }

@@ -41,7 +41,8 @@ func (k EventKind) String() string {
 
 // Event is one operation that took effect, as observers see it. Events
 // of mutations are reported once committed (visible to reads), in commit
-// order; replayed change-log entries (restore, PITR) are not reported.
+// order. Replayed change-log entries (ApplyChanges) are reported too, so a
+// follower's observers see its primary's writes as they are applied.
 // An Event is a copy: observers may keep it.
 type Event struct {
 	Kind  EventKind

@@ -163,6 +163,9 @@ func (e *Engine) spaceFor(ctx context.Context, name string, create bool) (*space
 // auto-creation is on — but only after check accepts the input against the
 // space the write would create, so invalid input creates nothing.
 func (e *Engine) spaceForWrite(ctx context.Context, name string, check func(*space) error) (*space, error) {
+	if b := e.barrier.Load(); b != nil {
+		return nil, b.err // before the input is embedded: the commit would refuse it
+	}
 	sp, err := e.spaceFor(ctx, name, false)
 	if err == nil || KindOf(err) != KindNotFound || e.opts.NoAutoCreateSpaces {
 		return sp, err

@@ -49,6 +49,10 @@ var notFromServe = map[string]string{
 	"engram_migrate_records_total":                  "exported by engram-ops migrate --metrics-listen, not serve",
 	"engram_migrate_rejects_total":                  "exported by engram-ops migrate --metrics-listen, not serve",
 	"engram_migrate_source_position":                "exported by engram-ops migrate --metrics-listen, not serve",
+	"engram_replica_lag_seconds":                    "exported by a follower (serve --follow); this scrape is of a primary",
+	"engram_replica_applied_sequence":               "exported by a follower (serve --follow); this scrape is of a primary",
+	"engram_replica_head_sequence":                  "exported by a follower (serve --follow); this scrape is of a primary",
+	"engram_replica_apply_errors_total":             "exported by a follower (serve --follow); this scrape is of a primary",
 }
 
 // post sends a JSON request and returns the status and body.

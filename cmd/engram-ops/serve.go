@@ -39,6 +39,9 @@ type serveCmd struct {
 	snapshotInterval string
 	encryptRecipient string
 
+	follow     string
+	primaryURL string
+
 	tlsCert     string
 	tlsKey      string
 	tlsClientCA string
@@ -73,6 +76,10 @@ address needs auth.mode = "api_key" and keys from "engram-ops apikey create", or
 --insecure-allow-no-auth, which warns at startup and in /api/v1/system/health.
 See runbooks/security.md.
 
+Followers: --follow URL serves reads from a copy of the primary whose archive (its
+--backup-to) is at URL, applying what the primary ships there; writes answer 421
+naming --primary-url. See runbooks/scaling-and-capacity.md, Followers.
+
 Shutdown: SIGINT or SIGTERM stops accepting connections, drains in-flight requests
 (server.shutdown_timeout) and closes the engine, which flushes to disk. A second
 signal exits immediately.`,
@@ -91,6 +98,10 @@ signal exits immediately.`,
 
   # TLS, with client certificates required (mutual TLS); kill -HUP reloads the certificate
   engram-ops serve --tls-cert /etc/engram/tls.crt --tls-key /etc/engram/tls.key --tls-client-ca /etc/engram/clients-ca.pem
+
+  # A read-only follower of a primary shipping to /srv/engram-archive
+  engram-ops serve --data-dir /var/lib/engram-follower --listen 127.0.0.1:7433 --grpc-listen off \
+    --follow file:///srv/engram-archive --primary-url http://127.0.0.1:7432
 
   # The same through the environment
   ENGRAM_AUTH_MODE=api_key ENGRAM_LISTEN=:7432 ENGRAM_DURABILITY=sync engram-ops serve`,
@@ -111,6 +122,8 @@ signal exits immediately.`,
 	f.StringVar(&s.backupInterval, "backup-interval", "", `how often new changes are shipped (default "1s")`)
 	f.StringVar(&s.snapshotInterval, "snapshot-interval", "", `how often a snapshot is taken while shipping; 0s disables (default "1h")`)
 	f.StringVar(&s.encryptRecipient, "encrypt-recipient", "", "age public key (age1...) backups are encrypted to")
+	f.StringVar(&s.follow, "follow", "", "run as a read-only follower of the backup archive at s3://bucket/prefix or file:///dir (replica.follow): an empty --data-dir is seeded from its newest snapshot, then shipped changes are applied; writes answer 421")
+	f.StringVar(&s.primaryURL, "primary-url", "", "the primary's base URL, named in a follower's 421 answer to writes (replica.primary_url)")
 	f.BoolVar(&s.noAuth, "insecure-allow-no-auth", false, "INSECURE: serve without API keys on a non-loopback address (auth.insecure_allow_no_auth); warns at startup and in system health")
 	f.StringVar(&s.tlsCert, "tls-cert", "", "serve over TLS (1.2+) with this PEM certificate (chain); reloaded on change and SIGHUP")
 	f.StringVar(&s.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -140,6 +153,8 @@ func (s *serveCmd) loadConfig(flags *pflag.FlagSet) (config.Config, string, erro
 	set("backup-interval", "backup.interval", s.backupInterval)
 	set("snapshot-interval", "backup.snapshot_interval", s.snapshotInterval)
 	set("encrypt-recipient", "backup.encrypt_recipient", s.encryptRecipient)
+	set("follow", "replica.follow", s.follow)
+	set("primary-url", "replica.primary_url", s.primaryURL)
 	set("tls-cert", "tls.cert_file", s.tlsCert)
 	set("tls-key", "tls.key_file", s.tlsKey)
 	set("tls-client-ca", "tls.client_ca_file", s.tlsClientCA)

@@ -54,10 +54,11 @@ type running struct {
 }
 
 // start is the composition of `serve`: it validates cfg, sets the garbage
-// collector's pacing, opens the engine in cfg.DataDir, builds the backup
-// shipper of cfg.Backup, binds cfg.Listen, cfg.GRPC.Listen and the debug
-// listener, and
-// serves until ctx is cancelled. Then it stops accepting connections,
+// collector's pacing, opens the engine in cfg.DataDir (a follower's, of
+// cfg.Replica, seeded from its archive first and read-only), builds the
+// backup shipper of cfg.Backup or the follower, binds cfg.Listen,
+// cfg.GRPC.Listen and the debug listener, and serves until ctx is
+// cancelled. Then it stops accepting connections,
 // drains in-flight requests (server.shutdown_timeout), lets the shipper
 // ship what is left and closes the engine (which flushes and syncs). Wait
 // returns after all of that.
@@ -84,6 +85,13 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 		}
 	}
 	engOpts := cfg.EngineOptions(logger.With("component", "engine"), cfg.EmbedderFactory(opts.getenv))
+	var followed *backup.Archive
+	if cfg.Replica.Follow != "" {
+		// A follower's empty data directory is seeded before it opens.
+		if followed, err = followArchive(ctx, cfg, engOpts, logger, opts.getenv); err != nil {
+			return nil, err
+		}
+	}
 	eng, err := core.Open(cfg.DataDir, engOpts)
 	if err != nil {
 		return nil, fmt.Errorf("open data directory %s: %w", cfg.DataDir, err)
@@ -138,6 +146,13 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 		}
 		srvOpts = append(srvOpts, server.WithBackup(shipperAdmin{shipper}))
 	}
+	var follower *backup.Follower
+	if followed != nil {
+		if follower, err = newFollower(cfg, followed, eng, keys, reg, logger); err != nil {
+			return nil, err
+		}
+		srvOpts = append(srvOpts, server.WithReplica(followerState{follower}))
+	}
 	srv, err := server.New(cfg, eng, logger, reg, srvOpts...)
 	if err != nil {
 		return nil, err
@@ -173,6 +188,14 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 			defer close(shipped)
 			if err := shipper.Run(ctx); err != nil {
 				logger.Error("backup shipping stopped", "err", err)
+			}
+		}()
+	} else if follower != nil {
+		// The follower stops applying with ctx, before the engine closes.
+		go func() {
+			defer close(shipped)
+			if err := follower.Run(ctx); err != nil {
+				logger.Error("follower stopped applying the archive", "err", err)
 			}
 		}()
 	} else {

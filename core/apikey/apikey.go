@@ -271,19 +271,33 @@ type Store struct {
 // Open loads the keys of be. An unreadable or undecodable record is an
 // error: a server must not start with keys it cannot check.
 func Open(be Backend) (*Store, error) {
-	recs, err := be.SystemRecords(recordPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("read the API keys: %w", err)
+	s := &Store{be: be, now: time.Now}
+	if err := s.Reload(); err != nil {
+		return nil, err
 	}
-	s := &Store{be: be, now: time.Now, keys: make(map[string]*Key, len(recs))}
+	return s, nil
+}
+
+// Reload reads the keys from the backend again, for a follower whose
+// engine applied key changes made on its primary. A failure keeps the
+// keys held before.
+func (s *Store) Reload() error {
+	recs, err := s.be.SystemRecords(recordPrefix)
+	if err != nil {
+		return fmt.Errorf("read the API keys: %w", err)
+	}
+	keys := make(map[string]*Key, len(recs))
 	for _, r := range recs {
 		k := new(Key)
 		if err := json.Unmarshal(r.Value, k); err != nil || k.ID == "" || r.Key != recordPrefix+k.ID {
-			return nil, fmt.Errorf("the API key record %q is damaged (%v); restore the data directory from a backup or revoke every key and create new ones", r.Key, err)
+			return fmt.Errorf("the API key record %q is damaged (%v); restore the data directory from a backup or revoke every key and create new ones", r.Key, err)
 		}
-		s.keys[k.ID] = k
+		keys[k.ID] = k
 	}
-	return s, nil
+	s.mu.Lock()
+	s.keys = keys
+	s.mu.Unlock()
+	return nil
 }
 
 // SetClock replaces time.Now (tests).

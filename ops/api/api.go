@@ -510,6 +510,8 @@ type Health struct {
 	// /health has no such field.
 	Implementation string     `json:"implementation,omitempty"`
 	Error          *ErrorBody `json:"error,omitempty"`
+	// Replica is set on a follower (serve --follow) only.
+	Replica *ReplicaState `json:"replica,omitempty"`
 }
 
 // Probe is the body of /health/alive and /health/ready.
@@ -531,7 +533,9 @@ type SystemHealth struct {
 	// empty when the engine is not ready.
 	Durability string      `json:"durability,omitempty"`
 	Backup     BackupState `json:"backup"`
-	Error      *ErrorBody  `json:"error,omitempty"`
+	// Replica is set on a follower (serve --follow) only.
+	Replica *ReplicaState `json:"replica,omitempty"`
+	Error   *ErrorBody    `json:"error,omitempty"`
 }
 
 // HealthCheck is one check of system health, with the figures it judged.

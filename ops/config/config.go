@@ -62,6 +62,7 @@ type Config struct {
 	GRPC      GRPCConfig      `toml:"grpc"`
 	TLS       TLSConfig       `toml:"tls"`
 	Backup    BackupConfig    `toml:"backup"`
+	Replica   ReplicaConfig   `toml:"replica"`
 	ChangeLog ChangeLogConfig `toml:"changelog"`
 	Metrics   MetricsConfig   `toml:"metrics"`
 	Auth      AuthConfig      `toml:"auth"`
@@ -321,6 +322,7 @@ func Default() Config {
 		CORS: CORSConfig{AllowedOrigins: []string{}, AllowedMethods: []string{"GET", "POST", "DELETE"},
 			AllowedHeaders: []string{"Authorization", "Content-Type", "X-API-Key", "X-Memory-Space"}, MaxAge: Duration{10 * time.Minute}},
 		Streams: defaultStreams(),
+		Replica: defaultReplica(),
 	}
 }
 
@@ -648,6 +650,7 @@ func (c *Config) Validate() error {
 	c.validateCORS(bad)
 	c.validateStreams(bad)
 	c.validateConsolidation(bad)
+	c.validateReplica(bad)
 	if r := c.RateLimit.Space; math.IsNaN(r) || r < 0 || r > 1e6 {
 		bad("rate_limit.space", r, "must be in 0..1000000 requests per second (0: no limit)")
 	}

@@ -186,7 +186,7 @@ func grpcCode(httpStatus int) codes.Code {
 		return codes.PermissionDenied
 	case http.StatusNotFound:
 		return codes.NotFound
-	case http.StatusConflict:
+	case http.StatusConflict, http.StatusMisdirectedRequest: // 421: a follower's READ_ONLY_REPLICA
 		return codes.FailedPrecondition
 	case http.StatusTooManyRequests, http.StatusInsufficientStorage:
 		return codes.ResourceExhausted

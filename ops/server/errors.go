@@ -56,6 +56,8 @@ func statusOfKind(k core.ErrorKind) int {
 		return http.StatusServiceUnavailable
 	case core.KindInsufficientStorage:
 		return http.StatusInsufficientStorage
+	case core.KindReadOnly:
+		return http.StatusMisdirectedRequest
 	}
 	return http.StatusInternalServerError
 }

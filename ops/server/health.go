@@ -14,7 +14,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	h := api.Health{Status: health.Healthy, Service: api.ServiceName, Version: s.info.Version, Timestamp: time.Now().UTC(),
 		Implementation: api.Implementation}
 	status := http.StatusOK
-	if err := s.eng.Ready(); err != nil {
+	err := s.eng.Ready()
+	if h.Replica = s.replicaState(h.Timestamp); err == nil && h.Replica != nil {
+		err = replicaNotReady(h.Replica, h.Timestamp)
+	}
+	if err != nil {
 		_, body := errorResponse(err)
 		h.Status, h.Error, status = health.Unhealthy, &body, http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
@@ -29,7 +33,11 @@ func (s *Server) handleAlive(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
-	if err := s.eng.Ready(); err != nil {
+	err := s.eng.Ready()
+	if st := s.replicaState(time.Now()); err == nil && st != nil {
+		err = replicaNotReady(st, time.Now())
+	}
+	if err != nil {
 		_, body := errorResponse(err)
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 		s.writeJSON(w, http.StatusServiceUnavailable, api.Probe{Status: "not_ready", Error: &body})
@@ -92,6 +100,9 @@ func (s *Server) handleSystemHealth(w http.ResponseWriter, r *http.Request) erro
 	out := health.Evaluate(in, s.thresholds)
 	if bh, ok := s.backup.(backupHealther); ok {
 		out.Backup = bh.Health()
+	}
+	if out.Replica = s.replicaState(in.Now); out.Replica != nil {
+		health.AddCheck(&out, replicaCheck(out.Replica, in.Now))
 	}
 	// A key limited to spaces sees only its spaces.
 	visible := out.Spaces[:0]

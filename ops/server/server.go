@@ -106,6 +106,7 @@ type Server struct {
 	faults    *faults // test-only fault injection (faults.go)
 
 	backup     BackupAdmin // nil unless serve --backup-to (backup.go)
+	replica    Replica     // nil unless serve --follow (replica.go)
 	authState              // API keys, Host check, rate limits (auth.go)
 	corsPolicy corsPolicy  // browser cross-origin policy (cors.go)
 	audit      *auditLog   // nil: admin operations go to the server log (audit.go)

@@ -127,6 +127,14 @@ func systemOverview() board {
 				ts("Data directory on disk", "bytes", "Bytes the storage engine uses on disk (engram_storage_disk_bytes).", 12,
 					q(`engram_storage_disk_bytes{`+inst+`}`, "{{instance}}")),
 			}},
+			{"Followers (serve --follow)", []panel{
+				ts("Follower lag", "s", "0 when a follower applied its archive's head, else the age of the first change it has not applied (alert EngramReplicaLagHigh at 30s; readiness fails past replica.max_lag).", 12,
+					q(`engram_replica_lag_seconds{`+inst+`}`, "{{instance}}")),
+				ts("Follower sequences and apply errors", "short", "The archive's head sequence and the sequence each follower applied, and its failed polls per minute (a missing or damaged segment, an unreachable archive).", 12,
+					q(`engram_replica_head_sequence{`+inst+`}`, "{{instance}} head"),
+					q(`engram_replica_applied_sequence{`+inst+`}`, "{{instance}} applied"),
+					q(`rate(engram_replica_apply_errors_total{`+inst+`}[$__rate_interval]) * 60`, "{{instance}} apply errors/min")),
+			}},
 			{"Go runtime (latency tails on a busy host)", []panel{
 				ts("Garbage collector CPU share", "percentunit", "CPU the Go garbage collector used, as a share of the CPU the process used (runtime estimates). Its concurrent marking takes a core's share from requests while it runs; see runbooks/serving.md, Memory and garbage collection.", 6,
 					q(`rate(go_cpu_classes_gc_total_cpu_seconds_total{`+job+`}[$__rate_interval]) / (rate(go_cpu_classes_gc_total_cpu_seconds_total{`+job+`}[$__rate_interval]) + rate(go_cpu_classes_user_cpu_seconds_total{`+job+`}[$__rate_interval]))`, "{{instance}}")),
