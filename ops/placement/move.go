@@ -285,4 +285,3 @@ func applyPage(ctx context.Context, dst *client.Client, changes []api.SpaceChang
 	}
 	return flush(cur)
 }
-
