@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/engram-ops/engram-ops/ops/api"
 )
@@ -119,5 +120,35 @@ func TestSpaceChangesAndPurge(t *testing.T) {
 	}
 	if st, _ := s.eng.Space("noise"); st.Total() != 5 {
 		t.Fatalf("another space lost memories: %d", st.Total())
+	}
+}
+
+// A hold waits for the writes in flight: its sequence bounds a write that
+// was running when it was asked for, and a held write gets no sequence.
+func TestSpaceHoldWaitsForWritesInFlight(t *testing.T) {
+	cfg := testConfig()
+	cfg.Testing.FaultInjection = true
+	s := newTestServer(t, cfg, openEngine(t, cfg))
+	h := s.Handler()
+	hdr := map[string]string{api.HeaderSpace: "moving"}
+	do(t, h, request{method: "POST", path: api.PathRemember, body: `{"id":"a","content":"x"}`, headers: hdr})
+	if w := do(t, h, request{method: "POST", path: PathAdminFaults, body: `{"operations":["remember"],"latency":"300ms"}`}); w.Code != http.StatusOK {
+		t.Fatalf("fault: %d %s", w.Code, w.Body)
+	}
+	written := make(chan api.RememberResponse, 1)
+	go func() {
+		w := do(t, h, request{method: "POST", path: api.PathRemember, body: `{"id":"slow","content":"x"}`, headers: hdr})
+		written <- decodeJSONBody[api.RememberResponse](t, w)
+	}()
+	time.Sleep(100 * time.Millisecond) // the slow write is in flight
+	w := do(t, h, request{method: "POST", path: "/api/v1/admin/spaces/moving/hold"})
+	hold := decodeJSONBody[api.SpaceHold](t, w)
+	select {
+	case r := <-written:
+		if r.Sequence == 0 || r.Sequence > hold.Sequence {
+			t.Fatalf("the write in flight got sequence %d, after the hold's %d", r.Sequence, hold.Sequence)
+		}
+	default:
+		t.Fatal("the hold answered while a write to the space was still running")
 	}
 }
