@@ -140,15 +140,17 @@ func TestSpaceHoldWaitsForWritesInFlight(t *testing.T) {
 		w := do(t, h, request{method: "POST", path: api.PathRemember, body: `{"id":"slow","content":"x"}`, headers: hdr})
 		written <- decodeJSONBody[api.RememberResponse](t, w)
 	}()
-	time.Sleep(100 * time.Millisecond) // the slow write is in flight
+	// Wait until the slow write holds the gate (it is in flight).
+	for start := time.Now(); s.holds.gate.TryLock(); {
+		s.holds.gate.Unlock()
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("the slow write never entered the hold gate")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	w := do(t, h, request{method: "POST", path: "/api/v1/admin/spaces/moving/hold"})
 	hold := decodeJSONBody[api.SpaceHold](t, w)
-	select {
-	case r := <-written:
-		if r.Sequence == 0 || r.Sequence > hold.Sequence {
-			t.Fatalf("the write in flight got sequence %d, after the hold's %d", r.Sequence, hold.Sequence)
-		}
-	default:
-		t.Fatal("the hold answered while a write to the space was still running")
+	if r := <-written; r.Sequence == 0 || r.Sequence > hold.Sequence {
+		t.Fatalf("the write in flight got sequence %d, after the hold's %d: the hold did not wait for it", r.Sequence, hold.Sequence)
 	}
 }
