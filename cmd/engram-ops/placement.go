@@ -185,6 +185,7 @@ func (c *spaceCmd) move(ctx context.Context, name string) error {
 	if strings.TrimRight(c.from, "/") == strings.TrimRight(c.to, "/") {
 		return usagef("--from and --to are the same server (%s)", c.from)
 	}
+	c.from, c.to = strings.TrimRight(c.from, "/"), strings.TrimRight(c.to, "/")
 	if c.pageSize < 1 || c.pageSize > 5000 {
 		return usagef("--page-size %d must be 1..5000", c.pageSize)
 	}

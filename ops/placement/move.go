@@ -148,7 +148,8 @@ func Move(ctx context.Context, o MoveOptions) (*MoveReport, error) {
 	}
 	purged, err := src.PurgeSpace(ctx, o.Space)
 	if err != nil {
-		return rep, fmt.Errorf("purge the source's copy of %s: %w", o.Space, err)
+		return rep, fmt.Errorf("the space is on the destination and the move is recorded done, but purging the source's copy failed (writes stay held there): purge it with POST %s, then release the hold with DELETE %s: %w",
+			api.PathAdminSpacePurge, api.PathAdminSpaceHold, err)
 	}
 	rep.Purged = purged.Forgotten
 	if o.Router == nil {
