@@ -5,7 +5,7 @@ package server
 // The mover copies the space from this server's change log (the only read
 // that carries associations and forgets as well as memories with their
 // embeddings), then holds writes to the space here: a held space answers
-// every write route with 503 and Retry-After, while reads are served. A
+// every write route (and gRPC write) with 503 and Retry-After, while reads are served. A
 // hold waits for the writes in flight to finish (writeGate), so the
 // sequence it answers bounds every acknowledged write to the space; the
 // mover copies what came after, switches the router, purges the copy here
@@ -62,11 +62,19 @@ func (s *Server) writeGate(pattern string, h func(w http.ResponseWriter, r *http
 	}
 }
 
+// rpcWrites are the operations of the RPC calls (rpc.go) that write.
+var rpcWrites = map[string]bool{opRemember: true, opForget: true, opAssociate: true, opBatch: true}
+
 // checkHold refuses a write to a held space.
 func (s *Server) checkHold(r *http.Request, space string) error {
 	if routeAccess[r.Pattern] != accessWrite {
 		return nil
 	}
+	return s.heldError(space)
+}
+
+// heldError is the answer to a write to space while it is held.
+func (s *Server) heldError(space string) error {
 	s.holds.mu.Lock()
 	since, held := s.holds.held[space]
 	s.holds.mu.Unlock()

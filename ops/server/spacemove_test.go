@@ -154,3 +154,25 @@ func TestSpaceHoldWaitsForWritesInFlight(t *testing.T) {
 		t.Fatalf("the write in flight got sequence %d, after the hold's %d: the hold did not wait for it", r.Sequence, hold.Sequence)
 	}
 }
+
+// gRPC's writes (the RPC calls) are held as REST's are; its reads are not.
+func TestSpaceHoldCoversRPCWrites(t *testing.T) {
+	cfg := testConfig()
+	s := newTestServer(t, cfg, openEngine(t, cfg))
+	ctx := t.Context()
+	rpc := s.RPC()
+	if _, err := rpc.Remember(ctx, "moving", &api.RememberRequest{ID: "a", Content: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	do(t, s.Handler(), request{method: "POST", path: "/api/v1/admin/spaces/moving/hold"})
+	_, err := rpc.Remember(ctx, "moving", &api.RememberRequest{ID: "b", Content: "x"})
+	if status, code, _, _ := ErrorOf(err); status != http.StatusServiceUnavailable || code != "SPACE_HELD" {
+		t.Fatalf("an RPC write to a held space: %v", err)
+	}
+	if _, err := rpc.Forget(ctx, "moving", "a"); err == nil {
+		t.Fatal("an RPC forget in a held space was let through")
+	}
+	if _, err := rpc.Remember(ctx, "other", &api.RememberRequest{Content: "x"}); err != nil {
+		t.Fatalf("an RPC write to another space: %v", err)
+	}
+}
