@@ -121,6 +121,7 @@ type spaceCmd struct {
 	timeout   time.Duration
 	yes       bool
 	dryRun    bool
+	dropAssoc bool
 }
 
 func newSpaceCmd(a *app) *spaceCmd { return &spaceCmd{app: a} }
@@ -140,7 +141,10 @@ func (c *spaceCmd) command() *cobra.Command {
 
  1. copy the space's change log (memories with embeddings, forgets, associations) from
     the source to the destination through POST /api/v1/memories/batch, ids preserved, a
-    cursor stored with every batch so an interrupted move resumes when run again;
+    cursor stored with every batch so an interrupted move resumes when run again; when
+    the log no longer reaches back to the space's beginning (changelog.retention), the
+    memories are exported first and the log copied from there (associations older than
+    the log cannot be read: such a move needs --drop-old-associations);
  2. hold writes to the space on the source (they get 503 SPACE_HELD with Retry-After;
     reads are served) once the writes in flight finish;
  3. copy what changed since the first pass, so the destination equals the source;
@@ -174,6 +178,7 @@ resume); 2 a bad flag.`),
 	f.DurationVar(&c.timeout, "timeout", 30*time.Second, "timeout of each request to a server")
 	f.BoolVar(&c.yes, "yes", false, "move without asking (the source's copy is purged)")
 	f.BoolVar(&c.dryRun, "dry-run", false, "print what would be copied and switched, change nothing")
+	f.BoolVar(&c.dropAssoc, "drop-old-associations", false, "move a space whose change log no longer reaches back to its beginning, dropping its associations older than the log")
 	group.AddCommand(move)
 	return group
 }
@@ -244,7 +249,7 @@ func (c *spaceCmd) move(ctx context.Context, name string) error {
 		}
 	}
 	rep, err := placement.Move(ctx, placement.MoveOptions{Space: name, From: src, To: dst, FromURL: c.from,
-		Router: router, MapPath: c.mapPath, Shard: c.shard, PageSize: c.pageSize, DryRun: c.dryRun, Progress: progress})
+		Router: router, MapPath: c.mapPath, Shard: c.shard, PageSize: c.pageSize, DryRun: c.dryRun, DropOldAssociations: c.dropAssoc, Progress: progress})
 	if err != nil {
 		return err
 	}
@@ -260,7 +265,12 @@ func (c *spaceCmd) move(ctx context.Context, name string) error {
 		if rep.Resumed {
 			fmt.Fprintf(w, "would resume after sequence %d (an unfinished move is recorded on the destination)\n", rep.ResumeAt)
 		}
-		fmt.Fprintf(w, "would copy %d change-log entries, hold writes on the source, copy the rest\n", rep.Copied)
+		if rep.Mode == "export" {
+			fmt.Fprintf(w, "would export %d memories (the change log no longer reaches back to the space's beginning), then copy the change log after the export\n", rep.Exported)
+		} else {
+			fmt.Fprintf(w, "would copy %d change-log entries\n", rep.Copied)
+		}
+		fmt.Fprintf(w, "would then hold writes on the source and copy the rest\n")
 		if router != nil {
 			from := rep.SwitchFrom
 			if from == "" {
@@ -272,6 +282,9 @@ func (c *spaceCmd) move(ctx context.Context, name string) error {
 		}
 		fmt.Fprintf(w, "would purge %s on %s\n", name, c.from)
 		return nil
+	}
+	if rep.Exported > 0 {
+		fmt.Fprintf(w, "exported %d memories\n", rep.Exported)
 	}
 	fmt.Fprintf(w, "moved space %s from %s to %s: %d change-log entries copied, %d while held\n", name, c.from, c.to, rep.Copied, rep.Delta)
 	fmt.Fprintf(w, "writes to %s were held for %.1f ms\n", name, rep.HeldMillis)

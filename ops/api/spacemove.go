@@ -14,6 +14,10 @@ const (
 	// space after a sequence (memories with their embeddings, forgets and
 	// associations), in order.
 	PathAdminSpaceChanges = "/api/v1/admin/spaces/{name}/changes"
+	// PathAdminSpaceExport: GET streams every memory of the space (with
+	// its embedding) as JSON lines: a SpaceExportHead, one BatchMemory per
+	// memory, then a SpaceExportEnd.
+	PathAdminSpaceExport = "/api/v1/admin/spaces/{name}/export"
 	// PathAdminSpacePurge: POST forgets every memory of a held space (its
 	// associations go with them).
 	PathAdminSpacePurge = "/api/v1/admin/spaces/{name}/purge"
@@ -73,4 +77,22 @@ type SpacePurge struct {
 	Space     string `json:"space"`
 	Forgotten int    `json:"forgotten"`
 	Sequence  uint64 `json:"sequence"`
+}
+
+// SpaceExportHead is the first line of an export: the engine's last
+// durable sequence before the memories were read (the change log after it
+// carries every change the export may have missed).
+type SpaceExportHead struct {
+	Space    string `json:"space"`
+	Sequence uint64 `json:"sequence"`
+	// Memories is the space's count when the export began.
+	Memories int64 `json:"memories"`
+}
+
+// SpaceExportEnd is the last line of a complete export.
+type SpaceExportEnd struct {
+	End      bool `json:"end"`
+	Exported int  `json:"exported"`
+	// Error is set when the export stopped part way.
+	Error string `json:"error,omitempty"`
 }

@@ -1,11 +1,15 @@
 package client
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/go-json-experiment/json"
 
 	"github.com/engram-ops/engram-ops/ops/api"
 )
@@ -58,4 +62,68 @@ func (c *Client) PurgeSpace(ctx context.Context, name string) (*api.SpacePurge, 
 		return nil, err
 	}
 	return &out, nil
+}
+
+// maxExportLine bounds one line of an export (one memory).
+const maxExportLine = 64 << 20
+
+// ExportSpace streams every memory of a space (GET
+// /api/v1/admin/spaces/{name}/export): head is called with the head line
+// before the first memory, fn with each memory in id order. An export that
+// ends without its end line is an error.
+func (c *Client) ExportSpace(ctx context.Context, name string, head func(api.SpaceExportHead) error, fn func(api.BatchMemory) error) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+spaceAdminPath(api.PathAdminSpaceExport, name), nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", "application/x-ndjson")
+	if c.ua != "" {
+		req.Header.Set("User-Agent", c.ua)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, decodeError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxExportLine)
+	if !sc.Scan() {
+		return 0, fmt.Errorf("export of %s: no head line: %v", name, sc.Err())
+	}
+	var h api.SpaceExportHead
+	if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+		return 0, fmt.Errorf("export of %s: head line: %w", name, err)
+	}
+	if err := head(h); err != nil {
+		return 0, err
+	}
+	n := 0
+	for sc.Scan() {
+		b := sc.Bytes()
+		if strings.HasPrefix(string(b[:min(len(b), 16)]), `{"end"`) {
+			var end api.SpaceExportEnd
+			if err := json.Unmarshal(b, &end); err != nil {
+				return n, fmt.Errorf("export of %s: end line: %w", name, err)
+			}
+			if !end.End || end.Exported != n {
+				return n, fmt.Errorf("export of %s stopped after %d memories: %s", name, n, end.Error)
+			}
+			return n, nil
+		}
+		var m api.BatchMemory
+		if err := json.Unmarshal(b, &m); err != nil {
+			return n, fmt.Errorf("export of %s: memory line %d: %w", name, n+1, err)
+		}
+		if err := fn(m); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, fmt.Errorf("export of %s ended after %d memories without its end line: %v", name, n, sc.Err())
 }

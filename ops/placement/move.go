@@ -28,16 +28,25 @@ type MoveOptions struct {
 	// PageSize is the change-log entries read and written per batch.
 	PageSize int
 	DryRun   bool
+	// DropOldAssociations moves a space whose change log no longer
+	// reaches back to its beginning although its associations older than
+	// the log cannot be copied.
+	DropOldAssociations bool
 	// Progress, when set, is told each step.
 	Progress func(format string, args ...any)
 }
 
 // MoveReport is what a move did (or, dry, would do).
 type MoveReport struct {
-	Space    string `json:"space"`
-	From     string `json:"from"`
-	DryRun   bool   `json:"dry_run"`
-	Resumed  bool   `json:"resumed"`
+	Space   string `json:"space"`
+	From    string `json:"from"`
+	DryRun  bool   `json:"dry_run"`
+	Resumed bool   `json:"resumed"`
+	// Mode is how the space is copied: "change_log" (its whole change
+	// log) or "export" (its memories, then the change log after them).
+	Mode string `json:"mode"`
+	// Exported counts memories copied through the export.
+	Exported int    `json:"exported_memories"`
 	ResumeAt uint64 `json:"resume_after_sequence"`
 	// Copied counts change-log entries applied before the hold, Delta
 	// those applied while writes were held.
@@ -86,17 +95,40 @@ func Move(ctx context.Context, o MoveOptions) (*MoveReport, error) {
 		return nil, fmt.Errorf("the source's space %s: %w", o.Space, err)
 	}
 	rep.Memories, rep.Associations = sp.Memories.Total, sp.Associations
-	after, err := resumePoint(ctx, o, dst)
+	rp, err := resumePoint(ctx, o, dst)
 	if err != nil {
 		return nil, err
 	}
-	rep.Resumed, rep.ResumeAt = after > 0, after
+	if !rp.resumed {
+		// The change log copies everything, associations included, when
+		// it still reaches back to the space's beginning; else the
+		// memories are exported and the log copied after the export.
+		if _, err := src.SpaceChanges(ctx, o.Space, 0, 1); client.CodeOf(err) == "CHANGE_LOG_TRUNCATED" {
+			rp.export = true
+		} else if err != nil {
+			return nil, fmt.Errorf("read the source's change log of %s: %w", o.Space, err)
+		}
+	}
+	if rp.export && rp.lastID == "" && sp.Associations > 0 && !o.DropOldAssociations {
+		return nil, fmt.Errorf("the source's change log no longer reaches back to the beginning of space %s (changelog.retention), and its %d associations can be read only from the log: "+
+			"a move would drop those made before the log's oldest entry. Add --drop-old-associations to move anyway", o.Space, sp.Associations)
+	}
+	rep.Mode = "change_log"
+	if rp.export {
+		rep.Mode = "export"
+	}
+	after := rp.seq
+	rep.Resumed, rep.ResumeAt = rp.resumed, after
 	if o.Router != nil {
 		if rep.SwitchFrom, err = o.Router.GetMap(ctx, o.MapPath, o.Space); err != nil {
 			return nil, err
 		}
 	}
 	if o.DryRun {
+		if rp.export {
+			rep.Exported = int(sp.Memories.Total)
+			return rep, nil
+		}
 		n, err := countChanges(ctx, src, o.Space, after, o.PageSize)
 		if err != nil {
 			return nil, err
@@ -106,6 +138,14 @@ func Move(ctx context.Context, o MoveOptions) (*MoveReport, error) {
 	}
 	if _, _, err := o.To.CreateSpace(ctx, api.CreateSpaceRequest{ID: o.Space, Dimension: sp.Dimension, Embedder: sp.Embedder}); err != nil {
 		return nil, fmt.Errorf("create space %s on the destination: %w", o.Space, err)
+	}
+	if rp.export {
+		n, seq, err := exportSpace(ctx, src, dst, o, rp)
+		if err != nil {
+			return rep, err
+		}
+		rep.Exported, after = n, seq
+		say("exported %d memories (the change log follows from sequence %d)", n, seq)
 	}
 	// Copy until a pass finds little left, so the hold copies little.
 	for pass := 1; pass <= maxCatchUpPasses; pass++ {
@@ -164,35 +204,99 @@ func Move(ctx context.Context, o MoveOptions) (*MoveReport, error) {
 	return rep, nil
 }
 
-// resumePoint is the sequence to copy after: the destination's cursor of
-// an unfinished move from the same source, else 0 when the destination
-// does not hold the space already.
-func resumePoint(ctx context.Context, o MoveOptions, dst *client.Client) (uint64, error) {
+// resume is where a move starts: after seq in the change log, or (export)
+// by exporting the memories after lastID and then the log after seq.
+type resume struct {
+	resumed bool
+	export  bool
+	seq     uint64
+	lastID  string
+}
+
+// Cursor values on the destination: "log SEQ FROM" (the change log is
+// copied up to SEQ), "export SEQ LASTID FROM" (the export is copied up to
+// LASTID; the log follows from SEQ), "done FROM".
+func logCursor(seq uint64, from string) string { return fmt.Sprintf("log %d %s", seq, from) }
+func exportCursor(seq uint64, lastID, from string) string {
+	return fmt.Sprintf("export %d %s %s", seq, lastID, from)
+}
+
+// resumePoint reads the destination's cursor of an unfinished move from
+// the same source; without one, the destination must not hold the space
+// already.
+func resumePoint(ctx context.Context, o MoveOptions, dst *client.Client) (resume, error) {
 	v, ok, err := o.To.Cursor(ctx, moveCursorSource(o.Space))
 	if err != nil {
-		return 0, fmt.Errorf("read the destination's move cursor: %w", err)
+		return resume{}, fmt.Errorf("read the destination's move cursor: %w", err)
 	}
 	if ok {
-		seq, from, _ := strings.Cut(v, " ")
-		if seq != cursorDone && from == o.FromURL {
-			n, err := strconv.ParseUint(seq, 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("the destination's move cursor %q is not a sequence", v)
+		f := strings.Fields(v)
+		if len(f) >= 3 && f[len(f)-1] == o.FromURL && f[0] != cursorDone {
+			seq, err := strconv.ParseUint(f[1], 10, 64)
+			switch {
+			case err != nil:
+			case f[0] == "log" && len(f) == 3:
+				return resume{resumed: true, seq: seq}, nil
+			case f[0] == "export" && len(f) == 4:
+				return resume{resumed: true, export: true, seq: seq, lastID: f[2]}, nil
 			}
-			return n, nil
+			return resume{}, fmt.Errorf("the destination's move cursor %q is not one this version writes", v)
 		}
 	}
 	sp, err := o.To.Space(ctx, o.Space)
 	switch {
 	case client.IsNotFound(err):
-		return 0, nil
+		return resume{}, nil
 	case err != nil:
-		return 0, fmt.Errorf("the destination's space %s: %w", o.Space, err)
+		return resume{}, fmt.Errorf("the destination's space %s: %w", o.Space, err)
 	case sp.Memories.Total > 0:
-		return 0, fmt.Errorf("the destination already holds %d memories in space %s and no unfinished move of it from %s: refusing to mix two copies (forget them there, or move from the server that has them)",
+		return resume{}, fmt.Errorf("the destination already holds %d memories in space %s and no unfinished move of it from %s: refusing to mix two copies (forget them there, or move from the server that has them)",
 			sp.Memories.Total, o.Space, o.FromURL)
 	}
-	return 0, nil
+	return resume{}, nil
+}
+
+// exportSpace copies the source's memories through its export, in
+// batches carrying the cursor (skipping those a cut run copied), and
+// returns how many it copied and the sequence the change log follows from.
+func exportSpace(ctx context.Context, src, dst *client.Client, o MoveOptions, rp resume) (int, uint64, error) {
+	seq := rp.seq
+	var batch []api.BatchMemory
+	copied := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		last := batch[len(batch)-1].ID
+		if _, err := dst.Batch(ctx, api.BatchRequest{Memories: batch, Cursor: &api.Cursor{Source: moveCursorSource(o.Space), Value: exportCursor(seq, last, o.FromURL)}}); err != nil {
+			return fmt.Errorf("write a batch of %d exported memories to the destination: %w", len(batch), err)
+		}
+		copied += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	_, err := src.ExportSpace(ctx, o.Space, func(h api.SpaceExportHead) error {
+		if !rp.resumed {
+			seq = h.Sequence
+		}
+		return nil
+	}, func(m api.BatchMemory) error {
+		if rp.lastID != "" && m.ID <= rp.lastID {
+			return nil
+		}
+		batch = append(batch, m)
+		if len(batch) >= o.PageSize {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return copied, seq, fmt.Errorf("export %s from the source: %w", o.Space, err)
+	}
+	return copied, seq, nil
 }
 
 // countChanges counts the space's change-log entries after a sequence.
@@ -222,7 +326,7 @@ func copyChanges(ctx context.Context, src, dst *client.Client, o MoveOptions, af
 		if err != nil {
 			return total, after, fmt.Errorf("read the source's change log of %s after %d: %w", o.Space, after, err)
 		}
-		if err := applyPage(ctx, dst, ch.Changes, &api.Cursor{Source: moveCursorSource(o.Space), Value: fmt.Sprintf("%d %s", ch.Next, o.FromURL)}); err != nil {
+		if err := applyPage(ctx, dst, ch.Changes, &api.Cursor{Source: moveCursorSource(o.Space), Value: logCursor(ch.Next, o.FromURL)}); err != nil {
 			return total, after, err
 		}
 		total += len(ch.Changes)

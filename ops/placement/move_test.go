@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
@@ -20,6 +21,11 @@ import (
 
 // inProcess serves a fresh engine over HTTP in this process.
 func inProcess(t *testing.T) string {
+	url, _ := inProcessEngine(t)
+	return url
+}
+
+func inProcessEngine(t *testing.T) (string, *core.Engine) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
@@ -36,7 +42,7 @@ func inProcess(t *testing.T) string {
 	}
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	return hs.URL
+	return hs.URL, eng
 }
 
 // failingBatches fails every batch request after the first n.
@@ -139,5 +145,53 @@ func TestMoveRefusesAndDryRun(t *testing.T) {
 	_, err = Move(ctx, MoveOptions{Space: "tenant", From: src, To: dst, FromURL: srcURL})
 	if err == nil || !strings.Contains(err.Error(), "already holds 2 memories") {
 		t.Fatalf("a move onto another copy: %v", err)
+	}
+}
+
+// A source whose change log no longer reaches back to the space's
+// beginning is copied through its export, then the log: refused while the
+// space has associations the export cannot carry, unless told to drop
+// them; an export cut part way resumes after the last id copied.
+func TestMoveExportsWhenTheChangeLogIsTruncated(t *testing.T) {
+	ctx := context.Background()
+	srcURL, eng := inProcessEngine(t)
+	dstURL := inProcess(t)
+	src, _ := client.New(srcURL)
+	dst, _ := client.New(dstURL)
+	seed(t, src.WithSpace("tenant"), 250)
+	if n, err := eng.TruncateChangeLogBefore(time.Now().Add(time.Second)); err != nil || n == 0 {
+		t.Fatalf("truncate: %d %v", n, err)
+	}
+	if _, err := src.WithSpace("tenant").Remember(ctx, api.RememberRequest{ID: "after-truncation", Content: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	o := MoveOptions{Space: "tenant", From: src, To: dst, FromURL: srcURL, PageSize: 100}
+	if _, err := Move(ctx, o); err == nil || !strings.Contains(err.Error(), "--drop-old-associations") {
+		t.Fatalf("a move that would drop associations: %v", err)
+	}
+	o.DropOldAssociations = true
+	o.To, _ = client.New(dstURL, client.WithHTTPClient(&http.Client{Transport: &failingBatches{n: 1}}))
+	if _, err := Move(ctx, o); err == nil {
+		t.Fatal("the cut move succeeded")
+	}
+	o.To = dst
+	rep, err := Move(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Mode != "export" || !rep.Resumed || rep.Exported != 250-100 {
+		t.Fatalf("report %+v", rep)
+	}
+	sp, err := dst.Space(ctx, "tenant")
+	if err != nil || sp.Memories.Total != 250 {
+		t.Fatalf("destination: %+v %v", sp, err)
+	}
+	for _, id := range []string{"m000", "m249", "after-truncation"} {
+		if m, err := dst.WithSpace("tenant").Get(ctx, id, true); err != nil || len(m.Embedding) != 16 {
+			t.Fatalf("%s on the destination: %v", id, err)
+		}
+	}
+	if _, err := dst.WithSpace("tenant").Get(ctx, "m010", false); !client.IsNotFound(err) {
+		t.Fatalf("the forgotten memory is on the destination: %v", err)
 	}
 }

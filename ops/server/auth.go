@@ -100,6 +100,7 @@ var routeAccess = map[string]access{
 	"POST " + api.PathAdminSpaceHold:    accessAdmin,
 	"DELETE " + api.PathAdminSpaceHold:  accessAdmin,
 	"GET " + api.PathAdminSpaceChanges:  accessAdmin,
+	"GET " + api.PathAdminSpaceExport:   accessAdmin,
 	"POST " + api.PathAdminSpacePurge:   accessAdmin,
 	"GET " + api.PathMetrics:            accessMetrics,
 	"GET " + api.PathMetricsProm:        accessMetrics,

@@ -129,6 +129,7 @@ func TestRouteTable(t *testing.T) {
 		"POST " + api.PathAdminSpaceHold:     {U, F, F, reached, F},
 		"DELETE " + api.PathAdminSpaceHold:   {U, F, F, reached, F},
 		"GET " + api.PathAdminSpaceChanges:   {U, F, F, reached, F},
+		"GET " + api.PathAdminSpaceExport:    {U, F, F, reached, F},
 		"POST " + api.PathAdminSpacePurge:    {U, F, F, reached, F},
 		"GET " + api.PathMetrics:             {reached, reached, reached, reached, reached}, // auth.metrics = public
 		"GET " + api.PathMetricsProm:         {reached, reached, reached, reached, reached},

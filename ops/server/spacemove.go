@@ -13,6 +13,9 @@ package server
 // them.
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
+	"github.com/engram-ops/engram-ops/ops/api/apijson"
 )
 
 // holdRetryAfter is the Retry-After a held write is answered with.
@@ -45,9 +49,11 @@ type spaceHolds struct {
 	held map[string]time.Time
 }
 
-// changeReader is the engine's change log (core.Engine has it).
+// changeReader is the engine's change log and full scan (core.Engine
+// has them).
 type changeReader interface {
 	ChangesSince(after uint64, limit int) ([]core.Change, error)
+	ScanMemories(ctx context.Context, space string, withEmbedding bool, fn func(core.Memory) error) error
 }
 
 // writeGate runs a write route's handler inside the hold gate.
@@ -94,6 +100,7 @@ func (s *Server) spaceMoveRoutes() {
 	s.handle("POST "+api.PathAdminSpaceHold, s.handleHold)
 	s.handle("DELETE "+api.PathAdminSpaceHold, s.handleRelease)
 	s.handle("GET "+api.PathAdminSpaceChanges, s.handleSpaceChanges)
+	s.handle("GET "+api.PathAdminSpaceExport, s.handleSpaceExport)
 	s.handle("POST "+api.PathAdminSpacePurge, s.handlePurge)
 }
 
@@ -238,17 +245,20 @@ func (s *Server) handleSpaceChanges(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
+// batchMemory is m in the shape a batch writes.
+func batchMemory(m *core.Memory) *api.BatchMemory {
+	conf, at := m.Confidence, m.ObservedAt
+	return &api.BatchMemory{ID: m.ID, Content: m.Content, Embedding: m.Embedding, Confidence: &conf,
+		Tags: m.Tags, MemoryType: string(m.Type), Timestamp: &at, Metadata: m.Metadata}
+}
+
 // spaceChangeOut is c in the shapes a batch writes; ok is false for
 // entries a copy does not carry (access touches, the space's creation).
 func spaceChangeOut(c core.Change) (api.SpaceChange, bool) {
 	out := api.SpaceChange{Sequence: c.Seq}
 	switch {
 	case c.Op == core.OpPutMemory && c.Memory != nil:
-		m := c.Memory
-		conf, at := m.Confidence, m.ObservedAt
-		out.Op = api.ChangePutMemory
-		out.Memory = &api.BatchMemory{ID: m.ID, Content: m.Content, Embedding: m.Embedding, Confidence: &conf,
-			Tags: m.Tags, MemoryType: string(m.Type), Timestamp: &at, Metadata: m.Metadata}
+		out.Op, out.Memory = api.ChangePutMemory, batchMemory(c.Memory)
 	case c.Op == core.OpDeleteMemory:
 		out.Op, out.ID = api.ChangeDeleteMemory, c.ID
 	case c.Op == core.OpPutAssociation && c.Association != nil:
@@ -259,6 +269,62 @@ func spaceChangeOut(c core.Change) (api.SpaceChange, bool) {
 		return out, false
 	}
 	return out, true
+}
+
+// handleSpaceExport streams the space's memories as JSON lines, for the
+// first copy of a move whose change log no longer reaches back to the
+// space's beginning.
+func (s *Server) handleSpaceExport(w http.ResponseWriter, r *http.Request) error {
+	if err := newParams(r).check(); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if err := core.ValidateSpaceName(name); err != nil {
+		return err
+	}
+	setSpace(r, name)
+	setTarget(r, name)
+	cl, err := s.changeLog()
+	if err != nil {
+		return err
+	}
+	st, err := s.eng.Space(name)
+	if err != nil {
+		return err
+	}
+	seq := s.eng.LastSequence()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var buf bytes.Buffer
+	line := func(v any) error {
+		buf.Reset()
+		if err := apijson.Encode(&buf, v); err != nil {
+			return err
+		}
+		if !bytes.HasSuffix(buf.Bytes(), []byte("\n")) {
+			buf.WriteByte('\n')
+		}
+		_, err := bw.Write(buf.Bytes())
+		return err
+	}
+	if err := line(api.SpaceExportHead{Space: name, Sequence: seq, Memories: st.Total()}); err != nil {
+		return nil // the client went away
+	}
+	n := 0
+	err = cl.ScanMemories(r.Context(), name, true, func(m core.Memory) error {
+		n++
+		return line(batchMemory(&m))
+	})
+	end := api.SpaceExportEnd{End: err == nil, Exported: n}
+	if err != nil {
+		end.Error = err.Error()
+		s.log.Warn("space export stopped", "space", name, "err", err)
+	}
+	if line(end) == nil {
+		_ = bw.Flush()
+	}
+	return nil
 }
 
 func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request) error {

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,5 +176,39 @@ func TestSpaceHoldCoversRPCWrites(t *testing.T) {
 	}
 	if _, err := rpc.Remember(ctx, "other", &api.RememberRequest{Content: "x"}); err != nil {
 		t.Fatalf("an RPC write to another space: %v", err)
+	}
+}
+
+// The export streams a head, every memory with its embedding in id
+// order, and an end line counting them.
+func TestSpaceExport(t *testing.T) {
+	cfg := testConfig()
+	s := newTestServer(t, cfg, openEngine(t, cfg))
+	h := s.Handler()
+	hdr := map[string]string{api.HeaderSpace: "src"}
+	for _, id := range []string{"b", "a", "c"} {
+		do(t, h, request{method: "POST", path: api.PathRemember, body: fmt.Sprintf(`{"id":%q,"content":"memory %s","tags":["t"]}`, id, id), headers: hdr})
+	}
+	w := do(t, h, request{method: "GET", path: "/api/v1/admin/spaces/src/export"})
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("export: %d %s", w.Code, w.Body)
+	}
+	lines := strings.Split(strings.TrimSuffix(w.Body.String(), "\n"), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("%d lines: %q", len(lines), lines)
+	}
+	var head api.SpaceExportHead
+	var end api.SpaceExportEnd
+	if err := json.Unmarshal([]byte(lines[0]), &head); err != nil || head.Space != "src" || head.Memories != 3 || head.Sequence == 0 {
+		t.Fatalf("head %q: %+v %v", lines[0], head, err)
+	}
+	for i, id := range []string{"a", "b", "c"} {
+		var m api.BatchMemory
+		if err := json.Unmarshal([]byte(lines[1+i]), &m); err != nil || m.ID != id || m.Content != "memory "+id || len(m.Embedding) != cfg.Spaces.DefaultDimension || len(m.Tags) != 1 {
+			t.Fatalf("line %d %q: %v", 1+i, lines[1+i], err)
+		}
+	}
+	if err := json.Unmarshal([]byte(lines[4]), &end); err != nil || !end.End || end.Exported != 3 {
+		t.Fatalf("end %q: %+v %v", lines[4], end, err)
 	}
 }
