@@ -251,7 +251,7 @@ moving = "a"
 	}
 	t.Logf("moved: %d entries copied, %d while held; writes held %.1f ms; %d acknowledged writes during the test, %d retried after 503",
 		rep.Copied, rep.Delta, rep.HeldMillis, len(acked), retried)
-	if !rep.Switched || !rep.Released || len(acked) == 0 {
+	if !rep.Switched || !rep.Released || rep.SwitchFrom != "a" || rep.Mode != "change_log" || len(acked) == 0 {
 		t.Fatalf("report %+v, %d writes acknowledged", rep, len(acked))
 	}
 
@@ -280,6 +280,18 @@ moving = "a"
 	m, err := ReadMapFile(r.mapPath)
 	if err != nil || m["moving"] != "b" {
 		t.Fatalf("map file after the move: %v %v", m, err)
+	}
+	// A space the map does not hold yet is added (add map after set map
+	// finds no entry).
+	rt := Runtime{Addr: r.socket}
+	if err := rt.SetMap(context.Background(), r.mapPath, "fresh-space", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rt.GetMap(context.Background(), r.mapPath, "fresh-space"); err != nil || v != "b" {
+		t.Fatalf("fresh-space maps to %q (%v)", v, err)
+	}
+	if code, _ := call(t, "POST", r.url+api.PathRemember, map[string]string{api.HeaderSpace: "fresh-space"}, `{"id":"f","content":"x"}`); code != http.StatusCreated || !has(t, b.URL, "fresh-space", "f") {
+		t.Fatalf("a write to a space added at run time did not reach its shard: %d", code)
 	}
 	// The router now sends the space to b, reads and writes.
 	if code, body := call(t, "POST", r.url+api.PathRemember, hdr, `{"id":"after-move","content":"x"}`); code != http.StatusCreated || !has(t, b.URL, "moving", "after-move") {
