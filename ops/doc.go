@@ -16,6 +16,8 @@
 //   - ops/api: the plain wire types of the REST API.
 //   - ops/client: the typed REST client (load tester, tools, tests).
 //   - ops/embedder: the embedders spaces can use (hashing, OpenAI-compatible).
+//   - ops/placement: spaces placed on shards — the placement file, the
+//     HAProxy router rendered from it, and moving a space between servers.
 //
 // cmd/engram-ops composes them: it loads the configuration, opens the
 // engine, builds the backup shipper and hands them to the server.

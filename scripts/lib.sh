@@ -129,3 +129,15 @@ start_redis() {
 	export ENGRAM_TEST_REDIS_ADDR="127.0.0.1:$port"
 	echo "Redis: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on $ENGRAM_TEST_REDIS_ADDR (pid $pid)"
 }
+
+# use_haproxy: Debian's haproxy (installed when missing); the tests start
+# their own on loopback. Exports ENGRAM_TEST_HAPROXY.
+use_haproxy() {
+	if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
+		apt-get install -y -qq --no-install-recommends haproxy >/dev/null ||
+			{ apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends haproxy >/dev/null; }
+	fi
+	ENGRAM_TEST_HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+	export ENGRAM_TEST_HAPROXY
+	echo "HAProxy: $("$ENGRAM_TEST_HAPROXY" -v | head -1)"
+}

@@ -101,6 +101,8 @@ s3_server
 start_postgres
 # Redis for migrate/redis and the Redis migration tests.
 start_redis
+# HAProxy for the router tests (ops/placement).
+use_haproxy
 
 go test -race -timeout 25m ./...
 

@@ -229,6 +229,8 @@ listens on 127.0.0.1:7432 and embeds text with the built-in hashing embedder.`,
 		newConfigCmd(a).command(),
 		newDocsCmd(a, root).command(),
 		newCapacityCmd(a).command(),
+		newPlacementCmd(a).command(),
+		newSpaceCmd(a).command(),
 	)
 	wrapErrors(root)
 	return root

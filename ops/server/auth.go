@@ -96,6 +96,12 @@ var routeAccess = map[string]access{
 	"POST " + api.PathAdminAPIKeys:      accessAdmin,
 	"DELETE " + api.PathAdminAPIKey:     accessAdmin,
 	"POST " + api.PathAdminAPIKeyRotate: accessAdmin,
+	"GET " + api.PathAdminSpaceHold:     accessAdmin,
+	"POST " + api.PathAdminSpaceHold:    accessAdmin,
+	"DELETE " + api.PathAdminSpaceHold:  accessAdmin,
+	"GET " + api.PathAdminSpaceChanges:  accessAdmin,
+	"GET " + api.PathAdminSpaceExport:   accessAdmin,
+	"POST " + api.PathAdminSpacePurge:   accessAdmin,
 	"GET " + api.PathMetrics:            accessMetrics,
 	"GET " + api.PathMetricsProm:        accessMetrics,
 	// Event streams (streams.go): read, in the key's spaces.

@@ -125,6 +125,12 @@ func TestRouteTable(t *testing.T) {
 		"POST " + api.PathAdminAPIKeys:       {U, F, F, reached, F},
 		"DELETE " + api.PathAdminAPIKey:      {U, F, F, reached, F},
 		"POST " + api.PathAdminAPIKeyRotate:  {U, F, F, reached, F},
+		"GET " + api.PathAdminSpaceHold:      {U, F, F, reached, F},
+		"POST " + api.PathAdminSpaceHold:     {U, F, F, reached, F},
+		"DELETE " + api.PathAdminSpaceHold:   {U, F, F, reached, F},
+		"GET " + api.PathAdminSpaceChanges:   {U, F, F, reached, F},
+		"GET " + api.PathAdminSpaceExport:    {U, F, F, reached, F},
+		"POST " + api.PathAdminSpacePurge:    {U, F, F, reached, F},
 		"GET " + api.PathMetrics:             {reached, reached, reached, reached, reached}, // auth.metrics = public
 		"GET " + api.PathMetricsProm:         {reached, reached, reached, reached, reached},
 		"GET " + api.PathStreamActivities:    {U, reached, reached, reached, F},

@@ -79,6 +79,9 @@ var errorCodes = []errorCode{
 	{"HOST_NOT_ALLOWED", 421, "Without authentication the server answers only requests addressed to a loopback host name (protection against DNS rebinding).", "Address the server as localhost or 127.0.0.1, or turn authentication on.", "", "Engram does not check Host"},
 	{"RATE_LIMITED", 429, "The key's request rate was exceeded; Retry-After says when to retry.", "Retry after the delay, or raise the key's rate.", "", "Engram does not rate-limit"},
 	{"API_KEY_NOT_FOUND", 404, "No API key has this id.", "List keys with GET /api/v1/admin/apikeys.", engramNotFound, "Engram has no key management API"},
+	{"SPACE_HELD", 503, "Writes to the space are held while it moves to another server (engram-ops space move); reads are served.", "Retry after Retry-After through the router, which sends the space to its new server once the move switches it.", "", "Engram has no space moves"},
+	{"SPACE_NOT_HELD", 409, "A space is purged only while its writes are held.", "Hold it first (POST /api/v1/admin/spaces/{name}/hold); engram-ops space move does both.", "", "Engram has no space moves"},
+	{"CHANGE_LOG_UNAVAILABLE", 501, "The server's engine keeps no change log to read a space from.", "Move the space from a server on the engram-ops engine.", "", "Engram has no space moves"},
 	{"APIKEYS_NOT_CONFIGURED", 409, "API key management needs authentication turned on.", "Set auth = \"api_key\" in the configuration.", "", "Engram has no key management API"},
 	{"INVALID_API_KEY_SPEC", 400, "A key to create names an unknown permission, an invalid space, a negative expiry or rate.", "Fix the field the message names.", engramBadRequest, "Engram has no key management API"},
 

@@ -82,6 +82,9 @@ func (s *Server) checkSpace(r *http.Request, space string) (string, error) {
 	if err := s.allowSpace(r, space); err != nil {
 		return "", err
 	}
+	if err := s.checkHold(r, space); err != nil {
+		return "", err
+	}
 	return space, nil
 }
 

@@ -117,7 +117,7 @@ var recallParamDocs = []paramDoc{
 }
 
 // routeDocs documents every route, in the order the examples run.
-var routeDocs = slices.Concat(restRouteDocs, cognitiveRouteDocs, streamRouteDocs)
+var routeDocs = slices.Concat(restRouteDocs, cognitiveRouteDocs, streamRouteDocs, spaceMoveRouteDocs)
 
 var restRouteDocs = []routeDoc{
 	{Pattern: "POST " + api.PathSpaces, Tag: "spaces", Summary: "Create a space",

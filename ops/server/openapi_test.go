@@ -230,7 +230,7 @@ type liveAPI struct {
 
 func newLiveAPI(t *testing.T, h http.Handler) *liveAPI {
 	registerDecoders.Do(func() {
-		for _, ct := range []string{"text/html", "text/javascript", "text/css", "text/event-stream"} {
+		for _, ct := range []string{"text/html", "text/javascript", "text/css", "text/event-stream", "application/x-ndjson"} {
 			openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
 		}
 	})

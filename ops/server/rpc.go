@@ -120,6 +120,15 @@ func (r RPC) Limits() config.LimitsConfig { return r.s.cfg.Limits }
 // call is engineOp's timing and counting without HTTP.
 func call[Req, Resp any](s *Server, ctx context.Context, op, space string, req Req,
 	f func(ctx context.Context, space string, req Req) (Resp, error)) (Resp, error) {
+	if rpcWrites[op] {
+		// Inside the hold gate, as REST's write routes (spacemove.go).
+		s.holds.gate.RLock()
+		defer s.holds.gate.RUnlock()
+		if err := s.heldError(space); err != nil {
+			var zero Resp
+			return zero, err
+		}
+	}
 	start := time.Now()
 	resp, err := f(ctx, space, req)
 	s.observe(op, space, start, err)

@@ -115,6 +115,7 @@ type Server struct {
 	tls   *TLS // nil: plain HTTP (tls.go)
 	conns *metrics.Connections
 	cons  *consolidator // consolidation passes (consolidate.go)
+	holds spaceHolds    // spaces whose writes are held (spacemove.go)
 
 	hub           *events.Hub // engine events for the streams (streams.go)
 	streamMetrics *metrics.Streams
@@ -230,6 +231,7 @@ func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 // handle registers a handler returning an error; errors become envelopes.
 func (s *Server) handle(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
 	s.patterns[pattern] = true
+	h = s.writeGate(pattern, h)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
@@ -251,6 +253,7 @@ func (s *Server) routes() {
 	s.backupRoutes()
 	s.faultRoutes()
 	s.apiKeyRoutes()
+	s.spaceMoveRoutes()
 	s.streamRoutes()
 	s.docsRoutes()
 	metricsHandler := s.metrics.Handler()
