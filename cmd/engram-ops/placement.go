@@ -287,9 +287,11 @@ func (c *spaceCmd) move(ctx context.Context, name string) error {
 		fmt.Fprintf(w, "exported %d memories\n", rep.Exported)
 	}
 	fmt.Fprintf(w, "moved space %s from %s to %s: %d change-log entries copied, %d while held\n", name, c.from, c.to, rep.Copied, rep.Delta)
-	fmt.Fprintf(w, "writes to %s were held for %.1f ms\n", name, rep.HeldMillis)
 	if rep.Switched {
+		fmt.Fprintf(w, "writes to %s were held for %.1f ms\n", name, rep.HeldMillis)
 		fmt.Fprintf(w, "router: %s → shard %s (runtime map and %s)\n", name, c.shard, c.mapPath)
+	} else {
+		fmt.Fprintf(w, "writes to %s stay held on the source (no router was switched; %.1f ms from the hold to the purge): point its clients at %s\n", name, rep.HeldMillis, c.to)
 	}
 	fmt.Fprintf(w, "purged %d memories on the source\n", rep.Purged)
 	return nil

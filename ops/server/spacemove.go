@@ -30,6 +30,10 @@ import (
 // holdRetryAfter is the Retry-After a held write is answered with.
 const holdRetryAfter = 1
 
+// relaxedSyncWait outlasts one sync of relaxed durability (core syncs
+// once a second).
+const relaxedSyncWait = 1100 * time.Millisecond
+
 // Limits of one GET PathAdminSpaceChanges answer.
 const (
 	changesDefaultLimit = 500
@@ -156,6 +160,16 @@ func (s *Server) handleHold(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.holds.mu.Unlock()
 	s.holds.gate.Unlock()
+	if s.cfg.Durability == string(core.DurabilityRelaxed) {
+		// Relaxed durability acknowledges writes before the once-a-second
+		// sync makes them durable, and the change log is read up to the
+		// durable sequence: wait for the next sync to cover them.
+		select {
+		case <-time.After(relaxedSyncWait):
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+	}
 	s.log.Warn("writes to a space are held (space move)", "space", name)
 	s.writeJSON(w, http.StatusOK, s.holdAnswer(name))
 	return nil

@@ -212,3 +212,21 @@ func TestSpaceExport(t *testing.T) {
 		t.Fatalf("end %q: %+v %v", lines[4], end, err)
 	}
 }
+
+// With relaxed durability the hold's sequence still covers every
+// acknowledged write (it waits for the sync that makes them durable).
+func TestSpaceHoldCoversRelaxedWrites(t *testing.T) {
+	cfg := testConfig()
+	cfg.Durability = "relaxed"
+	s := newTestServer(t, cfg, openEngine(t, cfg))
+	h := s.Handler()
+	var last uint64
+	for i := range 20 {
+		w := do(t, h, request{method: "POST", path: api.PathRemember, body: fmt.Sprintf(`{"content":"m%d"}`, i), headers: map[string]string{api.HeaderSpace: "moving"}})
+		last = decodeJSONBody[api.RememberResponse](t, w).Sequence
+	}
+	hold := decodeJSONBody[api.SpaceHold](t, do(t, h, request{method: "POST", path: "/api/v1/admin/spaces/moving/hold"}))
+	if hold.Sequence < last {
+		t.Fatalf("hold sequence %d is before the last acknowledged write's %d", hold.Sequence, last)
+	}
+}
