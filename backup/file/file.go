@@ -172,11 +172,11 @@ func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader, size int
 	if err != nil {
 		return "", "", fmt.Errorf("put %s: %w", key, err)
 	}
-	tmp = f.Name()
+	name := f.Name() // tmp is cleared by the error returns before this runs
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			os.Remove(name)
 		}
 	}()
 
@@ -207,7 +207,7 @@ func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader, size int
 	if err := ctx.Err(); err != nil {
 		return "", "", fmt.Errorf("put %s: %w", key, err)
 	}
-	return tmp, hex.EncodeToString(h.Sum(nil)), nil
+	return name, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // publish moves the temporary file tmp to key's name with place (os.Rename,
