@@ -237,7 +237,9 @@ func (s *Shipper) Snapshot(ctx context.Context) (*SnapshotResult, error) {
 	defer s.snapMu.Unlock()
 	res, err := s.a.SnapshotEngine(ctx, s.eng)
 	if err != nil {
-		s.fail("snapshot", err)
+		if !s.fence(err) {
+			s.fail("snapshot", err)
+		}
 		return nil, err
 	}
 	s.mu.Lock()
@@ -361,6 +363,11 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 			return nil
 		case now := <-tick.C:
+			if s.Fenced() { // found by a snapshot
+				stop()
+				wg.Wait()
+				return nil
+			}
 			rpo := s.rpo(shipped)
 			pending := s.eng.LastSequence() - shipped
 			// Interval bounds the recovery point: a round starts early

@@ -99,6 +99,17 @@ func (a *Archive) SnapshotDataDir(ctx context.Context, dataDir string) (*Snapsho
 
 // snapshotCheckpoint digests, uploads and records the checkpoint in dir.
 func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64, created time.Time, source string) (*SnapshotResult, error) {
+	// A writer of a superseded generation adds no snapshot: it would hold
+	// the changes it made after it was fenced.
+	if _, ok := a.store.(ConditionalStore); ok {
+		head, err := a.Head(ctx)
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			return nil, fmt.Errorf("read %s: %w", headKey, err)
+		}
+		if mine := a.Generation(); head.Gen() > mine {
+			return nil, &FencedError{Generation: mine, Current: head.Gen(), Sequence: head.Sequence}
+		}
+	}
 	m := &Manifest{FormatVersion: ManifestFormat, ID: SnapshotID(created, seq), Sequence: seq, Created: created,
 		Encryption: a.codec.encryption(), Source: source}
 
