@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/engram-ops/engram-ops/core"
 )
 
 // ErrNotCaughtUp is returned (wrapped) by Promote when the engine to be
@@ -107,6 +109,115 @@ func (a *Archive) Promote(ctx context.Context, applied uint64, o PromoteOptions)
 	a.head = headState{loaded: true, tag: tag, raw: b, head: &h}
 	a.gen, a.headSeq = res.Generation, h.Sequence
 	return res, nil
+}
+
+// PromoteDataDirResult is what PromoteDataDir did: the promotion, and the
+// change-log catch-up before it.
+type PromoteDataDirResult struct {
+	PromoteResult
+	DataDir string `json:"data_dir"`
+	// EngineSequence is the data directory's sequence before the catch-up,
+	// Replayed the changes applied (or, dry, to apply) from the archive.
+	EngineSequence uint64 `json:"engine_sequence"`
+	Replayed       int    `json:"replayed_changes"`
+	Recorded       string `json:"recorded,omitempty"` // the generation file written
+}
+
+// PromoteDataDir promotes a stopped follower's data directory: it opens
+// the engine (which locks the directory: a running server's is refused),
+// applies the change log's changes it lacks up to head.json, claims the
+// next generation (Promote) and records it in the data directory, so
+// that a server started on it ships as that generation. A dry run reads
+// the segments it would apply and predicts the rest.
+func (a *Archive) PromoteDataDir(ctx context.Context, dataDir string, o PromoteOptions) (res *PromoteDataDirResult, err error) {
+	if st, err := os.Stat(filepath.Join(dataDir, "db")); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%s holds no engine (no db directory). Try: --data-dir with the follower's data directory", dataDir)
+	}
+	eng, err := core.Open(dataDir, a.engineOptions())
+	if core.CodeOf(err) == "DATA_DIR_IN_USE" {
+		return nil, fmt.Errorf("open %s: %w. Try: stop the follower first", dataDir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dataDir, err)
+	}
+	defer func() {
+		if cerr := eng.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", dataDir, cerr)
+		}
+	}()
+	res = &PromoteDataDirResult{DataDir: dataDir, EngineSequence: eng.LastSequence()}
+	apply := eng.ApplyChanges
+	if o.DryRun {
+		apply = nil
+	}
+	applied, n, err := a.catchUp(ctx, eng.LastSequence(), apply)
+	res.Replayed = n
+	var gap *gapError
+	switch {
+	case errors.As(err, &gap) && o.Force:
+		// Promote where the change log ends for this engine.
+	case errors.As(err, &gap):
+		return res, fmt.Errorf("%w: %v. Try: --force to promote at sequence %d, discarding the shipped changes after it", ErrNotCaughtUp, err, applied)
+	case err != nil:
+		return res, err
+	}
+	pr, err := a.Promote(ctx, applied, o)
+	if err != nil {
+		return res, err
+	}
+	res.PromoteResult = *pr
+	if o.DryRun {
+		return res, nil
+	}
+	rec := GenerationRecord{Target: a.Target(), Generation: pr.Generation, FirstSequence: pr.FirstSequence, Promoted: a.opts.Now().UTC()}
+	if err := WriteGeneration(dataDir, rec); err != nil {
+		return res, fmt.Errorf("%s is at generation %d now, but %w; a server on %s would ship as generation 1 and be fenced. Try: engram-ops promote again (it claims the next generation)",
+			a.Target(), pr.Generation, err, dataDir)
+	}
+	res.Recorded = filepath.Join(dataDir, generationFile)
+	return res, nil
+}
+
+// catchUp passes the change log's changes after sequence from, up to
+// head.json, to apply in order (nil: only count them), and returns the
+// sequence reached and the number of changes. A gap in the change log is
+// an error.
+func (a *Archive) catchUp(ctx context.Context, from uint64, apply func(context.Context, []core.Change) error) (uint64, int, error) {
+	segs, _, err := a.ChangeLog(ctx)
+	if err != nil {
+		return from, 0, err
+	}
+	at, n := from, 0
+	for _, s := range segs {
+		if s.End() <= at {
+			continue
+		}
+		if s.First > at+1 {
+			return at, n, &gapError{from: at + 1, to: s.First - 1, target: a.Target()}
+		}
+		_, changes, err := a.ReadSegment(ctx, s)
+		if err != nil {
+			return at, n, err
+		}
+		batch := changes[at+1-s.First:]
+		if apply != nil {
+			if err := apply(ctx, batch); err != nil {
+				return at, n, fmt.Errorf("apply %s: %w", s.Key, err)
+			}
+		}
+		at, n = s.End(), n+len(batch)
+	}
+	return at, n, nil
+}
+
+// gapError: the change log lacks sequences from..to.
+type gapError struct {
+	from, to uint64
+	target   string
+}
+
+func (e *gapError) Error() string {
+	return fmt.Sprintf("change-log segment missing: sequences %d-%d are not on %s, so this engine cannot catch up past %d", e.from, e.to, e.target, e.from-1)
 }
 
 // headAt is the head record for sequence seq, earlier than cur's: the

@@ -63,6 +63,16 @@ func (a *Archive) SnapshotDataDir(ctx context.Context, dataDir string) (*Snapsho
 	if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("data directory %s does not exist. Try: --data-dir with the server's data_dir", dataDir)
 	}
+	// A promoted data directory snapshots as its generation.
+	gen, err := ReadGeneration(dataDir, a.Target())
+	if err != nil {
+		return nil, err
+	}
+	a.headMu.Lock()
+	if a.gen == 0 {
+		a.gen = gen
+	}
+	a.headMu.Unlock()
 	eng, err := core.Open(dataDir, a.engineOptions())
 	if core.CodeOf(err) == "DATA_DIR_IN_USE" {
 		return nil, fmt.Errorf("open %s: %w. Try: snapshot through the server: engram-ops backup create --server URL", dataDir, err)
