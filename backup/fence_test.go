@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,14 @@ func TestFencedPromotion(t *testing.T) {
 			}
 			if ids, seq := restoredIDs(t, archB); !slices.Equal(ids, []string{"a1", "a2", "a3"}) || seq != shippedA {
 				t.Fatalf("restore after A's orphan write holds %q at sequence %d, want a1-a3 at %d", ids, seq, shippedA)
+			}
+			// Verify checks the change log without the orphan, and says so.
+			rep, err := archB.Verify(ctx, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() || !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "1 segment(s) are not part of the change log") }) {
+				t.Fatalf("verify after A's orphan write: problems %q, warnings %q", rep.Problems, rep.Warnings)
 			}
 
 			// B ships as generation 2.

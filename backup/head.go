@@ -207,6 +207,23 @@ func (a *Archive) loadHead(ctx context.Context, cs ConditionalStore) error {
 	return nil
 }
 
+// startHead reads head.json for a writer starting: on a ConditionalStore
+// with its version tag, which the writer's first head write must then
+// match (a change by anyone else in between fails it).
+func (a *Archive) startHead(ctx context.Context) (*Head, error) {
+	cs, ok := a.store.(ConditionalStore)
+	if !ok {
+		return a.Head(ctx)
+	}
+	a.headMu.Lock()
+	defer a.headMu.Unlock()
+	if err := a.loadHead(ctx, cs); err != nil {
+		a.head.loaded = false
+		return nil, err
+	}
+	return a.head.head, a.head.err
+}
+
 // FencedError is returned by the head writes of an archive whose
 // generation is no longer the archive's current one: another primary was
 // promoted, and this one must not ship again.

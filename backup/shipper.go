@@ -173,7 +173,7 @@ func (s *Shipper) fail(stage string, err error) {
 // was restored) is refused, and so is an archive at a later generation
 // (FencedError: another primary was promoted).
 func (s *Shipper) Resume(ctx context.Context) (uint64, error) {
-	head, herr := s.a.Head(ctx)
+	head, herr := s.a.startHead(ctx)
 	if herr != nil && !errors.Is(herr, ErrCorrupt) {
 		return 0, fmt.Errorf("read %s: %w", headKey, herr)
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/engram-ops/engram-ops/backup"
 	"github.com/engram-ops/engram-ops/backup/file"
@@ -23,14 +26,7 @@ import (
 func TestPromoteCLI(t *testing.T) {
 	ctx := context.Background()
 	target, root, newest := fileArchive(t, 3, 2)
-	st, err := file.New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := backup.New(st, backup.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openFileArchive(t, root)
 	dir := filepath.Join(t.TempDir(), "follower")
 	rep, err := a.Restore(ctx, backup.RestoreOptions{DataDir: dir, SnapshotOnly: true})
 	if err != nil {
@@ -105,4 +101,62 @@ func TestPromoteCLI(t *testing.T) {
 	if got := eng.LastSequence(); got != newest {
 		t.Fatalf("the promoted data directory is at sequence %d, want %d (caught up)", got, newest)
 	}
+}
+
+// TestServeFencedUnhealthy: a server shipping as generation 1 to an archive
+// a promotion moved to generation 2 is fenced at start: the health check
+// backup_fencing makes /api/v1/system/health unhealthy (503),
+// engram_backup_fenced is 1 and backup list shows the generation.
+func TestServeFencedUnhealthy(t *testing.T) {
+	target, root, newest := fileArchive(t, 3, 2)
+	a := openFileArchive(t, root)
+	if _, err := a.Promote(context.Background(), newest, backup.PromoteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, nil, "backup", "list", "--from", target); code != 0 || !strings.Contains(out, "(generation 2)") {
+		t.Fatalf("backup list: exit %d, no generation 2:\n%s%s", code, out, errOut)
+	}
+	srv := startServe(t, t.TempDir(), "--backup-to", target, "--snapshot-interval", "0s")
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(srv.base + "/api/v1/system/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body, `"backup_fencing"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never reported the fenced shipper: %d %s", resp.StatusCode, body)
+		}
+	}
+	if !strings.Contains(body, "generation 2") {
+		t.Fatalf("the backup_fencing check does not name the current generation: %s", body)
+	}
+	resp, err := http.Get(srv.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), "engram_backup_fenced{target=\""+target+"\"} 1") {
+		t.Fatalf("engram_backup_fenced{target=%q} is not 1 in /metrics", target)
+	}
+}
+
+// openFileArchive opens the archive in the directory root.
+func openFileArchive(t *testing.T, root string) *backup.Archive {
+	t.Helper()
+	st, err := file.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := backup.New(st, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
