@@ -81,6 +81,9 @@ type Archive struct {
 	headSeq uint64     // the highest sequence this archive wrote to head.json
 	head    headState  // head.json as last read or written (conditional stores)
 	gen     uint64     // the generation this archive writes as (0: 1)
+	// headSent is a head record whose conditional write failed without an
+	// answer: it may be stored (see reconcile).
+	headSent []byte
 }
 
 // New opens an archive on store.

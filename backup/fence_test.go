@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -298,5 +299,123 @@ func TestPromoteRefusesBehind(t *testing.T) {
 				t.Fatalf("restore after a forced promotion at %d holds %q at %d", behind, ids, seq)
 			}
 		})
+	}
+}
+
+// flakyStore is a conditional store with hooks: loseHead makes the next
+// conditional write of head.json store the object but report a failure
+// (a response lost on the way back), and onManifest runs before a
+// manifest is stored.
+type flakyStore struct {
+	backup.ConditionalStore
+	mu         sync.Mutex
+	loseHead   bool
+	onManifest func()
+}
+
+func (f *flakyStore) PutIfMatch(ctx context.Context, key string, r io.Reader, size int64, tag string) (string, error) {
+	t, err := f.ConditionalStore.PutIfMatch(ctx, key, r, size, tag)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil && key == "head.json" && f.loseHead {
+		f.loseHead = false
+		return "", errors.New("connection reset by peer")
+	}
+	return t, err
+}
+
+func (f *flakyStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	f.mu.Lock()
+	hook := f.onManifest
+	f.mu.Unlock()
+	if hook != nil && strings.HasPrefix(key, "snapshots/") {
+		hook()
+	}
+	return f.ConditionalStore.Put(ctx, key, r, size)
+}
+
+// TestHeadWriteLostResponse: a head write that was stored although its
+// response was lost is recognised as the writer's own when the retry's
+// condition fails, so the shipper is not fenced and ships on.
+func TestHeadWriteLostResponse(t *testing.T) {
+	st, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &flakyStore{ConditionalStore: st}
+	eng := fenceEngine(t, t.TempDir())
+	fenceRemember(t, eng, "a1")
+	s := startShipper(t, fenceArchive(t, fs), eng, backup.ShipperOptions{})
+	s.caughtUp(t)
+	fs.mu.Lock()
+	fs.loseHead = true
+	fs.mu.Unlock()
+	fenceRemember(t, eng, "a2")
+	s.caughtUp(t)
+	fenceRemember(t, eng, "a3")
+	s.caughtUp(t)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		h, err := fenceArchive(t, st).Head(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Sequence == eng.LastSequence() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("head at %d, engine at %d: %+v", h.Sequence, eng.LastSequence(), s.sh.Status())
+		}
+	}
+	if st := s.sh.Status(); st.Fenced || !st.Running {
+		t.Fatalf("a lost head-write response fenced the shipper: %+v", st)
+	}
+	if ids, _ := restoredIDs(t, fenceArchive(t, st)); !slices.Equal(ids, []string{"a1", "a2", "a3"}) {
+		t.Fatalf("restore holds %q", ids)
+	}
+}
+
+// TestSnapshotWithdrawnWhenPromotedDuringUpload: a promotion that lands
+// while the old primary uploads a snapshot makes that snapshot's head
+// write fail; the snapshot's manifest is deleted again, so no restore
+// picks a snapshot holding changes outside the new generation's history.
+func TestSnapshotWithdrawnWhenPromotedDuringUpload(t *testing.T) {
+	ctx := t.Context()
+	st, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &flakyStore{ConditionalStore: st}
+	eng := fenceEngine(t, t.TempDir())
+	fenceRemember(t, eng, "a1", "a2")
+	a := fenceArchive(t, fs)
+	s := startShipper(t, a, eng, backup.ShipperOptions{})
+	s.caughtUp(t)
+	shipped := eng.LastSequence()
+	s.stop()
+	<-s.done
+	s.done <- nil
+	fenceRemember(t, eng, "unshipped")
+	fs.mu.Lock()
+	fs.onManifest = func() {
+		if _, err := fenceArchive(t, st).Promote(ctx, shipped, backup.PromoteOptions{}); err != nil {
+			t.Error(err)
+		}
+	}
+	fs.mu.Unlock()
+	_, err = a.SnapshotEngine(ctx, eng)
+	if !errors.Is(err, backup.ErrFenced) {
+		t.Fatalf("snapshot during a promotion: %v, want a FencedError", err)
+	}
+	snaps, err := a.Snapshots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sn := range snaps {
+		if sn.Sequence > shipped {
+			t.Fatalf("the fenced snapshot %s (sequence %d) is still listed", sn.ID, sn.Sequence)
+		}
+	}
+	if ids, seq := restoredIDs(t, fenceArchive(t, st)); !slices.Equal(ids, []string{"a1", "a2"}) || seq != shipped {
+		t.Fatalf("restore holds %q at %d, want a1, a2 at %d", ids, seq, shipped)
 	}
 }

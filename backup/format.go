@@ -162,12 +162,6 @@ func genSegmentKey(first, last, gen uint64) string {
 	return fmt.Sprintf("%s%020d-%020d.g%d.seg", segmentsPrefix, first, last, gen)
 }
 
-// parseSegmentKey returns the sequence range a segment key names.
-func parseSegmentKey(key string) (first, last uint64, ok bool) {
-	first, last, _, ok = parseGenSegmentKey(key)
-	return first, last, ok
-}
-
 // parseGenSegmentKey returns the sequence range and the generation a
 // segment key names. ".g1" is not a key genSegmentKey writes, so it is not
 // a segment.

@@ -287,9 +287,18 @@ func (a *Archive) writeHead(ctx context.Context, h Head, onlyAhead bool) error {
 	a.headMu.Lock()
 	defer a.headMu.Unlock()
 	cs, conditional := a.store.(ConditionalStore)
-	if conditional && !a.head.loaded {
+	// A snapshot reads head.json afresh: whether it is behind the head it
+	// stores must not be judged on a head another generation replaced.
+	if conditional && (!a.head.loaded || onlyAhead) {
+		known, tag := a.head.loaded, a.head.tag
 		if err := a.loadHead(ctx, cs); err != nil {
+			a.head.loaded = false
 			return err
+		}
+		if known && a.head.tag != tag {
+			if err := a.reconcile(); err != nil {
+				return err
+			}
 		}
 	}
 	if conditional {
@@ -347,40 +356,65 @@ func (a *Archive) writeHead(ctx context.Context, h Head, onlyAhead bool) error {
 // putHead stores b as head.json conditionally on the version in a.head and
 // records the new tag (a.headMu held). A failed condition is resolved by
 // reading head.json again: the record this writer sent (its response was
-// lost and the request retried) is success; anything else is a FencedError.
+// lost and the request retried) is success; one it sent earlier with an
+// unknown outcome is adopted and the write retried once; anything else is
+// a FencedError.
 func (a *Archive) putHead(ctx context.Context, cs ConditionalStore, b []byte) error {
-	var (
-		tag string
-		err error
-	)
-	if a.head.tag == "" {
-		tag, err = cs.PutIfAbsent(ctx, headKey, bytes.NewReader(b), int64(len(b)))
-	} else {
-		tag, err = cs.PutIfMatch(ctx, headKey, bytes.NewReader(b), int64(len(b)), a.head.tag)
+	for attempt := 0; ; attempt++ {
+		var (
+			tag string
+			err error
+		)
+		if a.head.tag == "" {
+			tag, err = cs.PutIfAbsent(ctx, headKey, bytes.NewReader(b), int64(len(b)))
+		} else {
+			tag, err = cs.PutIfMatch(ctx, headKey, bytes.NewReader(b), int64(len(b)), a.head.tag)
+		}
+		if err == nil {
+			a.head.tag, a.headSent = tag, nil
+			return nil
+		}
+		if !errors.Is(err, ErrPrecondition) {
+			// It may have been stored all the same (a lost response).
+			a.headSent = b
+			return fmt.Errorf("write %s to %s: %w", headKey, a.Target(), err)
+		}
+		if lerr := a.loadHead(ctx, cs); lerr != nil {
+			a.head.loaded = false
+			return fmt.Errorf("write %s to %s: %w (and reading it back: %v)", headKey, a.Target(), err, lerr)
+		}
+		if bytes.Equal(a.head.raw, b) {
+			a.headSent = nil
+			return nil
+		}
+		if rerr := a.reconcile(); rerr != nil {
+			return rerr
+		}
+		if attempt > 0 {
+			return fmt.Errorf("write %s to %s: %w", headKey, a.Target(), err)
+		}
 	}
-	if err == nil {
-		a.head.tag = tag
+}
+
+// reconcile judges head.json just read again when its version is not the
+// one this writer last read or wrote (a.headMu held): a later generation
+// fences it; the bytes of an earlier write of its own whose outcome was
+// unknown are its own; anything else is another writer of the same
+// generation, which fences it too (two writers of one generation cannot
+// be told apart).
+func (a *Archive) reconcile() error {
+	if err := a.checkGeneration(); err != nil {
+		return err
+	}
+	if a.headSent != nil && bytes.Equal(a.head.raw, a.headSent) {
+		a.headSent = nil
 		return nil
 	}
-	if !errors.Is(err, ErrPrecondition) {
-		return fmt.Errorf("write %s to %s: %w", headKey, a.Target(), err)
-	}
-	if lerr := a.loadHead(ctx, cs); lerr != nil {
-		a.head.loaded = false
-		return fmt.Errorf("write %s to %s: %w (and reading it back: %v)", headKey, a.Target(), err, lerr)
-	}
-	if bytes.Equal(a.head.raw, b) {
-		return nil
-	}
-	if ferr := a.checkGeneration(); ferr != nil {
-		return ferr
-	}
-	cur := a.head.head.Gen()
 	reason := "it was replaced by another writer of this generation"
 	if a.head.err != nil {
 		reason = fmt.Sprintf("it was replaced by another writer and is unreadable (%v)", a.head.err)
 	} else if a.head.head == nil {
 		reason = "it was deleted by another writer"
 	}
-	return &FencedError{Generation: max(a.gen, 1), Current: cur, Reason: reason}
+	return &FencedError{Generation: max(a.gen, 1), Current: a.head.head.Gen(), Reason: reason}
 }

@@ -296,6 +296,14 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 	// A snapshot ahead of the shipped change log (or on a target without
 	// one) is the newest stored change: the head record says so.
 	if err := a.writeHead(ctx, Head{Sequence: m.Sequence, LastChange: m.LastChange, Snapshot: m.ID}, true); err != nil {
+		if errors.Is(err, ErrFenced) {
+			// Promoted over while uploading: the snapshot may hold changes
+			// the new generation's history does not, so it is withdrawn.
+			if derr := a.store.Delete(ctx, manifestKey(m.ID)); derr != nil {
+				return nil, fmt.Errorf("snapshot %s: %w; and withdrawing its manifest failed (delete %s by hand): %v", m.ID, err, manifestKey(m.ID), derr)
+			}
+			return nil, fmt.Errorf("snapshot %s withdrawn: %w", m.ID, err)
+		}
 		return nil, fmt.Errorf("snapshot %s is stored, but %w", m.ID, err)
 	}
 	a.obs.Uploaded(res.UploadedBytes)
