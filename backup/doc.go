@@ -148,8 +148,13 @@
 //     it in head.json's history, and nothing past head.json's sequence
 //     (which also keeps a follower from applying a segment a promotion is
 //     about to orphan). Restore, verify and a follower use it; prune
-//     deletes the segments no generation owns; a fenced writer's snapshot
-//     is refused before upload.
+//     deletes the segments no generation owns.
+//   - A fenced writer's snapshot is refused before upload, and one whose
+//     head write is fenced (the promotion landed during the upload)
+//     deletes its manifest again. A snapshot reads head.json afresh for
+//     its head write; a head write that failed without an answer is
+//     remembered, and found stored later it is the writer's own, not
+//     another writer's.
 //   - A promoted data directory records its generation in
 //     backup-generation.json (ReadGeneration), and its shipper writes as
 //     that generation. Any other data directory writes generation 1, so an
