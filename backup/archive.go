@@ -244,10 +244,10 @@ func (s SegmentInfo) End() uint64 {
 	return s.Last
 }
 
-// Segments lists every segment in sequence order, whichever generation
-// wrote it: what is stored, for listing and pruning. Readers of the change
-// log use SelectSegments (or ChangeLog).
-func (a *Archive) Segments(ctx context.Context) ([]SegmentInfo, error) {
+// StoredSegments lists every segment in sequence order, whichever
+// generation wrote it: what is stored, for listing and pruning. Readers of
+// the change log use Segments (or ChangeLog).
+func (a *Archive) StoredSegments(ctx context.Context) ([]SegmentInfo, error) {
 	objs, err := a.store.List(ctx, segmentsPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("list segments on %s: %w", a.Target(), err)
@@ -323,7 +323,7 @@ func (a *Archive) ChangeLog(ctx context.Context) ([]SegmentInfo, *Head, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	segs, err := a.Segments(ctx)
+	segs, err := a.StoredSegments(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -350,12 +350,14 @@ func (a *Archive) ReadSegment(ctx context.Context, s SegmentInfo) (SegmentHeader
 	return h, ch, nil
 }
 
-// logSegments is ChangeLog for restore, which still restores what it can
-// when head.json is unreadable (and then reports that it cannot tell
-// whether that is everything): the segments are then selected as for an
-// archive without a head.
-func (a *Archive) logSegments(ctx context.Context) ([]SegmentInfo, error) {
-	segs, err := a.Segments(ctx)
+// Segments returns, in sequence order, the change log as readers take it:
+// the stored segments SelectSegments picks by head.json. An unreadable
+// head.json is not an error here (restore still restores what it can, and
+// reports that it cannot tell whether that is everything): the segments
+// are then selected as for an archive without a head. Use ChangeLog to
+// have the head too, and StoredSegments for everything stored.
+func (a *Archive) Segments(ctx context.Context) ([]SegmentInfo, error) {
+	segs, err := a.StoredSegments(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -189,7 +189,7 @@ func TestFencedPromotion(t *testing.T) {
 				t.Fatalf("OnFenced calls: %v, want one with a FencedError", fencedA)
 			}
 			mu.Unlock()
-			all, err := archB.Segments(ctx)
+			all, err := archB.StoredSegments(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,7 +243,7 @@ func TestFencedPromotion(t *testing.T) {
 			if _, err := archB.Prune(ctx, backup.PruneOptions{Retention: backup.Retention{KeepLast: 10}}); err != nil {
 				t.Fatal(err)
 			}
-			if all, err = archB.Segments(ctx); err != nil {
+			if all, err = archB.StoredSegments(ctx); err != nil {
 				t.Fatal(err)
 			}
 			for _, s := range all {

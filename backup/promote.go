@@ -223,7 +223,7 @@ func (e *gapError) Error() string {
 // headAt is the head record for sequence seq, earlier than cur's: the
 // change-log segment holding it, or a snapshot at it.
 func (a *Archive) headAt(ctx context.Context, cur *Head, seq uint64) (Head, error) {
-	segs, err := a.Segments(ctx)
+	segs, err := a.StoredSegments(ctx)
 	if err != nil {
 		return Head{}, err
 	}

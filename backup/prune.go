@@ -244,7 +244,7 @@ func (a *Archive) Prune(ctx context.Context, o PruneOptions) (*PrunePlan, error)
 
 	// Segments: those holding only changes at or before the oldest kept
 	// snapshot are outside every kept snapshot's PITR window.
-	segs, err := a.Segments(ctx)
+	segs, err := a.StoredSegments(ctx)
 	if err != nil {
 		return nil, err
 	}

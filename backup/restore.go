@@ -171,7 +171,7 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 	}
 	segs, err := lc.segs, error(nil)
 	if !lc.listed {
-		if segs, err = a.logSegments(ctx); err != nil {
+		if segs, err = a.Segments(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -234,7 +234,7 @@ func (l *lastChangeCheck) check(ctx context.Context, m *Manifest) error {
 	if !l.listed {
 		// A listing that fails leaves the check undone; the plan lists
 		// the segments again and reports the failure.
-		segs, err := l.a.logSegments(ctx)
+		segs, err := l.a.Segments(ctx)
 		if err != nil {
 			return nil
 		}

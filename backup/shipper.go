@@ -183,7 +183,7 @@ func (s *Shipper) Resume(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("%w: this data directory was promoted to generation %d of %s, but the archive's %s says generation %d; shipping would fork the history. Try: engram-ops promote again, or --backup-to a new prefix",
 			errFork, s.o.Generation, s.a.Target(), headKey, cur)
 	}
-	all, err := s.a.Segments(ctx)
+	all, err := s.a.StoredSegments(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -158,13 +158,13 @@ func (a *Archive) VerifyWith(ctx context.Context, o VerifyOptions) (*VerifyRepor
 			}
 		}
 	}
-	all, err := a.Segments(ctx)
+	all, err := a.StoredSegments(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Only the change log head.json's generations make up is checked; the
 	// rest (segments a fenced primary wrote) is ignored by every reader.
-	segs, err := a.logSegments(ctx)
+	segs, err := a.Segments(ctx)
 	if err != nil {
 		return nil, err
 	}

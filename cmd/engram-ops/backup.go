@@ -297,7 +297,7 @@ func (b *backupCmd) listCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			all, err := ar.Segments(cmd.Context())
+			all, err := ar.StoredSegments(cmd.Context())
 			if err != nil {
 				return err
 			}
