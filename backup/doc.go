@@ -147,8 +147,9 @@
 //     each sequence range, only the segments of the generation that owns
 //     it in head.json's history, and nothing past head.json's sequence
 //     (which also keeps a follower from applying a segment a promotion is
-//     about to orphan). Restore, verify and a follower use it; prune
-//     deletes the segments no generation owns.
+//     about to orphan). Archive.Segments applies it, so restore, verify
+//     and a follower get only those; StoredSegments is the raw listing,
+//     from which prune deletes the segments no generation owns.
 //   - A fenced writer's snapshot is refused before upload, and one whose
 //     head write is fenced (the promotion landed during the upload)
 //     deletes its manifest again. A snapshot reads head.json afresh for
