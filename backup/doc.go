@@ -156,6 +156,10 @@
 //     its head write; a head write that failed without an answer is
 //     remembered, and found stored later it is the writer's own, not
 //     another writer's.
+//   - A writer does not replace a head.json it cannot read, nor recreate
+//     a missing one for a generation after the first: either could undo
+//     the fence. Shipping then fails, saying so, until an operator
+//     restores the record.
 //   - A promoted data directory records its generation in
 //     backup-generation.json (ReadGeneration), and its shipper writes as
 //     that generation. Any other data directory writes generation 1, so an

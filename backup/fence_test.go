@@ -1,6 +1,7 @@
 package backup_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -417,5 +418,46 @@ func TestSnapshotWithdrawnWhenPromotedDuringUpload(t *testing.T) {
 	}
 	if ids, seq := restoredIDs(t, fenceArchive(t, st)); !slices.Equal(ids, []string{"a1", "a2"}) || seq != shipped {
 		t.Fatalf("restore holds %q at %d, want a1, a2 at %d", ids, seq, shipped)
+	}
+}
+
+// TestUnreadableHeadNotReplaced: on a conditional store a shipper does not
+// overwrite a head.json it cannot read (its generation, which fences
+// writers, is unknown): shipping fails with an error saying so, and the
+// damaged record stays for the operator.
+func TestUnreadableHeadNotReplaced(t *testing.T) {
+	dir := t.TempDir()
+	st, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := fenceEngine(t, t.TempDir())
+	fenceRemember(t, eng, "a1")
+	s := startShipper(t, fenceArchive(t, st), eng, backup.ShipperOptions{})
+	s.caughtUp(t)
+	s.stop()
+	<-s.done
+	s.done <- nil
+	path := filepath.Join(dir, "head.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := []byte(strings.Replace(string(b), `"sequence":`, `"sequence":1`, 1))
+	if err := os.WriteFile(path, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fenceRemember(t, eng, "a2")
+	again := startShipper(t, fenceArchive(t, st), eng, backup.ShipperOptions{})
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(again.sh.Status().LastError, "not replaced"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("shipper status %+v, want an error saying head.json is not replaced", again.sh.Status())
+		}
+	}
+	if st := again.sh.Status(); st.Fenced {
+		t.Fatalf("an unreadable head fenced the shipper: %+v", st)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, damaged) {
+		t.Fatalf("head.json was replaced:\n%s", got)
 	}
 }

@@ -305,6 +305,15 @@ func (a *Archive) writeHead(ctx context.Context, h Head, onlyAhead bool) error {
 		if err := a.checkGeneration(); err != nil {
 			return err
 		}
+		// Fencing rests on the generation head.json records: a writer
+		// that cannot read it does not replace it (that could resurrect a
+		// fenced generation or drop a later one's history).
+		if a.head.err != nil {
+			return fmt.Errorf("%w; its generation is unknown, so it is not replaced. Try: engram-ops backup verify --from %s, then restore %s from the bucket's object versions", a.head.err, a.Target(), headKey)
+		}
+		if a.head.head == nil && a.gen > 1 {
+			return fmt.Errorf("%s is missing on %s, which this primary writes as generation %d: the generation history is gone, so it is not recreated. Try: restore %s from the bucket's object versions", headKey, a.Target(), a.gen, headKey)
+		}
 	}
 	if h.Sequence < a.headSeq {
 		return nil
