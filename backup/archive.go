@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type Observer interface {
 	Error(stage string) // stage: log, snapshot, resume, verify, restore
 	Verified(at time.Time)
 	RestoreDrill(d time.Duration)
+	Fenced() // shipping stopped: another generation took over the archive
 }
 
 type nopObserver struct{}
@@ -37,6 +39,7 @@ func (nopObserver) Uploaded(int64)             {}
 func (nopObserver) Error(string)               {}
 func (nopObserver) Verified(time.Time)         {}
 func (nopObserver) RestoreDrill(time.Duration) {}
+func (nopObserver) Fenced()                    {}
 
 // Event is one progress report. Long operations emit them through
 // Options.Progress; the CLI renders them as log lines (or a bar on a terminal).
@@ -76,6 +79,11 @@ type Archive struct {
 
 	headMu  sync.Mutex // serialises head.json writes (writeHead)
 	headSeq uint64     // the highest sequence this archive wrote to head.json
+	head    headState  // head.json as last read or written (conditional stores)
+	gen     uint64     // the generation this archive writes as (0: 1)
+	// headSent is a head record whose conditional write failed without an
+	// answer: it may be stored (see reconcile).
+	headSent []byte
 }
 
 // New opens an archive on store.
@@ -220,34 +228,110 @@ func (a *Archive) Manifest(ctx context.Context, id string) (*Manifest, error) {
 type SegmentInfo struct {
 	Key         string
 	First, Last uint64
+	Generation  uint64 // the generation that wrote it (1 for keys without one)
 	Size        int64
 	Modified    time.Time
+	// Limit, when set by SelectSegments, is the last sequence readers take
+	// from the segment (the end of its generation's range or the head).
+	Limit uint64
 }
 
-// Segments lists every segment in sequence order.
-func (a *Archive) Segments(ctx context.Context) ([]SegmentInfo, error) {
+// End is the last sequence a reader takes from the segment.
+func (s SegmentInfo) End() uint64 {
+	if s.Limit > 0 && s.Limit < s.Last {
+		return s.Limit
+	}
+	return s.Last
+}
+
+// StoredSegments lists every segment in sequence order, whichever
+// generation wrote it: what is stored, for listing and pruning. Readers of
+// the change log use Segments (or ChangeLog).
+func (a *Archive) StoredSegments(ctx context.Context) ([]SegmentInfo, error) {
 	objs, err := a.store.List(ctx, segmentsPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("list segments on %s: %w", a.Target(), err)
 	}
 	out := make([]SegmentInfo, 0, len(objs))
 	for _, o := range objs {
-		f, l, ok := parseSegmentKey(o.Key)
+		f, l, g, ok := parseGenSegmentKey(o.Key)
 		if !ok {
 			continue
 		}
-		out = append(out, SegmentInfo{Key: o.Key, First: f, Last: l, Size: o.Size, Modified: o.Modified})
+		out = append(out, SegmentInfo{Key: o.Key, First: f, Last: l, Generation: g, Size: o.Size, Modified: o.Modified})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].First != out[j].First {
 			return out[i].First < out[j].First
 		}
-		return out[i].Last < out[j].Last
+		if out[i].Last != out[j].Last {
+			return out[i].Last < out[j].Last
+		}
+		return out[i].Generation < out[j].Generation
 	})
 	return out, nil
 }
 
-// ReadSegment downloads and decodes one segment.
+// SelectSegments returns, in sequence order, the segments that make up the
+// archive's change log according to head: for each sequence range only the
+// segments of the generation that owns it in head's history, and nothing
+// past head's sequence (a segment whose head write has not happened, or
+// failed, is not yet part of the log). A segment that runs past its
+// generation's range or the head is kept with Limit set to where readers
+// stop in it. With a nil head (an archive written before head records) only
+// generation 1 segments are taken, without a bound. This is the one rule
+// every reader applies: restore, verify and a follower choosing what to
+// apply.
+func SelectSegments(segs []SegmentInfo, head *Head) []SegmentInfo {
+	var bound uint64 = math.MaxUint64
+	if head != nil {
+		bound = head.Sequence
+	}
+	return selectSegments(segs, head, bound)
+}
+
+// selectSegments is SelectSegments with the bound given.
+func selectSegments(segs []SegmentInfo, head *Head, bound uint64) []SegmentInfo {
+	hist := head.History()
+	var out []SegmentInfo
+	for _, s := range segs {
+		i := slices.IndexFunc(hist, func(g GenStart) bool { return g.Generation == s.Generation })
+		if i < 0 {
+			continue // a generation the history does not know: never promoted
+		}
+		end := bound
+		if i+1 < len(hist) {
+			end = min(end, hist[i+1].First-1)
+		}
+		if s.First < hist[i].First || s.First > end {
+			continue // outside its generation's range: an orphan
+		}
+		if s.Last > end {
+			s.Limit = end
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// ChangeLog lists the segments and reads head.json, and returns the
+// segments SelectSegments picks with the head they were picked by (nil
+// when the target has none). A head.json that cannot be read is an error:
+// without it the generations are unknown.
+func (a *Archive) ChangeLog(ctx context.Context) ([]SegmentInfo, *Head, error) {
+	head, err := a.Head(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	segs, err := a.StoredSegments(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return SelectSegments(segs, head), head, nil
+}
+
+// ReadSegment downloads and decodes one segment, returning its changes up
+// to s.End().
 func (a *Archive) ReadSegment(ctx context.Context, s SegmentInfo) (SegmentHeader, []core.Change, error) {
 	b, err := a.readAll(ctx, s.Key, maxSegmentPlain)
 	if err != nil {
@@ -260,7 +344,28 @@ func (a *Archive) ReadSegment(ctx context.Context, s SegmentInfo) (SegmentHeader
 	if h.FirstSeq != s.First || h.LastSeq != s.Last {
 		return h, nil, fmt.Errorf("%w: segment %s holds sequences %d-%d", ErrCorrupt, s.Key, h.FirstSeq, h.LastSeq)
 	}
+	if n := s.End() - s.First + 1; uint64(len(ch)) > n {
+		ch = ch[:n]
+	}
 	return h, ch, nil
+}
+
+// Segments returns, in sequence order, the change log as readers take it:
+// the stored segments SelectSegments picks by head.json. An unreadable
+// head.json is not an error here (restore still restores what it can, and
+// reports that it cannot tell whether that is everything): the segments
+// are then selected as for an archive without a head. Use ChangeLog to
+// have the head too, and StoredSegments for everything stored.
+func (a *Archive) Segments(ctx context.Context) ([]SegmentInfo, error) {
+	segs, err := a.StoredSegments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	head, err := a.Head(ctx)
+	if err != nil {
+		head = nil
+	}
+	return SelectSegments(segs, head), nil
 }
 
 const digestPage = 2000

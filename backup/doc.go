@@ -17,6 +17,8 @@
 //	segments/<first>-<last>.seg change-log segments, first and last sequence as
 //	                           20 decimal digits (see Segment), so restore picks
 //	                           the range it needs from the listing alone.
+//	                           Generation 2 and later write
+//	                           <first>-<last>.g<generation>.seg (see below).
 //	head.json                  the newest change stored on the target (see Head):
 //	                           overwritten by the shipper after every segment and
 //	                           by a snapshot ahead of it, so that verify and
@@ -121,6 +123,61 @@
 // embedding as little-endian float32 bits (cold memories contribute their
 // dequantised vector). It is computed by opening the checkpoint with the
 // engine; verify level 4 recomputes it on a restored copy.
+//
+// # Generations and fencing
+//
+// No two primaries may ever both append to one archive. The fence is the
+// object store's conditional writes (ConditionalStore: S3's If-None-Match
+// and If-Match; backup/file's hard-link create and flock'd
+// compare-and-rename), applied to the one object every writer rewrites:
+// head.json.
+//
+//   - head.json carries the generation (term) of the primary that writes
+//     the archive and the history of generation starts (generation → first
+//     sequence it owns). An archive without them is generation 1 from
+//     sequence 1, and a generation-1 head is written as format 1, so such
+//     archives stay readable by older binaries; a later generation's head
+//     is format 2, which older binaries refuse as a newer format.
+//   - A writer rewrites head.json only with If-Match on the version it last
+//     read or wrote (If-None-Match when there was none), after checking
+//     that the generation there is its own. Promote writes generation+1
+//     from applied+1 the same way. So once a promotion is stored, the old
+//     primary's next head write fails; it reads head.json again, sees the
+//     later generation (FencedError) and stops shipping for good. A failed
+//     condition whose stored head is byte for byte the one just sent is a
+//     retried request whose first attempt landed, and counts as success;
+//     any other change within the same generation is treated as fencing
+//     too, since two writers of one generation cannot be told apart.
+//   - Segments of generation 2 and later carry it in their key, so two
+//     generations never write the same key, and are created with
+//     If-None-Match. A segment is stored before the head write that
+//     publishes it; the old primary's last segment (stored before its
+//     failed head write) is an orphan.
+//   - Readers never trust the listing alone: SelectSegments takes, for
+//     each sequence range, only the segments of the generation that owns
+//     it in head.json's history, and nothing past head.json's sequence
+//     (which also keeps a follower from applying a segment a promotion is
+//     about to orphan). Archive.Segments applies it, so restore, verify
+//     and a follower get only those; StoredSegments is the raw listing,
+//     from which prune deletes the segments no generation owns.
+//   - A fenced writer's snapshot is refused before upload, and one whose
+//     head write is fenced (the promotion landed during the upload)
+//     deletes its manifest again. A snapshot reads head.json afresh for
+//     its head write; a head write that failed without an answer is
+//     remembered, and found stored later it is the writer's own, not
+//     another writer's.
+//   - A writer does not replace a head.json it cannot read, nor recreate
+//     a missing one for a generation after the first: either could undo
+//     the fence. Shipping then fails, saying so, until an operator
+//     restores the record.
+//   - A promoted data directory records its generation in
+//     backup-generation.json (ReadGeneration), and its shipper writes as
+//     that generation. Any other data directory writes generation 1, so an
+//     old primary restarted after a promotion is fenced before it ships.
+//
+// A promotion of a follower that has not applied everything head.json
+// names is refused (ErrNotCaughtUp): it would discard shipped changes. With
+// Force it cuts the history where the follower is, and readers stop there.
 //
 // Everything here imports core, the standard library, klauspost/compress
 // (zstd) and filippo.io/age; never Prometheus, net/http or cobra. Metrics

@@ -112,7 +112,7 @@ func (m *Manifest) Memories() int64 {
 var (
 	snapshotIDRe = regexp.MustCompile(`^(\d{8}T\d{6}Z)-(\d{20})$`)
 	hexSHARe     = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	segmentKeyRe = regexp.MustCompile(`^segments/(\d{20})-(\d{20})\.seg$`)
+	segmentKeyRe = regexp.MustCompile(`^segments/(\d{20})-(\d{20})(?:\.g(\d{1,20}))?\.seg$`)
 )
 
 // SnapshotID builds the id of a snapshot taken at t containing seq.
@@ -146,23 +146,44 @@ func fileKey(sum string, encrypted bool) string {
 	return filesPrefix + sum + ".zst"
 }
 
-// segmentKey names the segment holding changes first..last.
+// segmentKey names the segment holding changes first..last written by
+// generation 1 (or an archive without generations).
 func segmentKey(first, last uint64) string {
-	return fmt.Sprintf("%s%020d-%020d.seg", segmentsPrefix, first, last)
+	return genSegmentKey(first, last, 1)
 }
 
-// parseSegmentKey returns the sequence range a segment key names.
-func parseSegmentKey(key string) (first, last uint64, ok bool) {
+// genSegmentKey names the segment holding changes first..last written by
+// generation gen: generation 1 keeps the key it always had, later ones add
+// ".g<gen>" so that two generations never write one key.
+func genSegmentKey(first, last, gen uint64) string {
+	if gen <= 1 {
+		return fmt.Sprintf("%s%020d-%020d.seg", segmentsPrefix, first, last)
+	}
+	return fmt.Sprintf("%s%020d-%020d.g%d.seg", segmentsPrefix, first, last, gen)
+}
+
+// parseGenSegmentKey returns the sequence range and the generation a
+// segment key names. ".g1" is not a key genSegmentKey writes, so it is not
+// a segment.
+func parseGenSegmentKey(key string) (first, last, gen uint64, ok bool) {
 	m := segmentKeyRe.FindStringSubmatch(key)
 	if m == nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	f, err1 := strconv.ParseUint(m[1], 10, 64)
 	l, err2 := strconv.ParseUint(m[2], 10, 64)
 	if err1 != nil || err2 != nil || f == 0 || l < f {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return f, l, true
+	gen = 1
+	if m[3] != "" {
+		g, err := strconv.ParseUint(m[3], 10, 64)
+		if err != nil || g < 2 || m[3][0] == '0' {
+			return 0, 0, 0, false
+		}
+		gen = g
+	}
+	return f, l, gen, true
 }
 
 // EncodeManifest sets m.Digest (format 2 and later) and renders m as

@@ -23,7 +23,13 @@ func FuzzDecodeManifest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
-	f.Add([]byte(`{"format_version":2}`))
+	g := &Head{FormatVersion: 2, Sequence: 200, LastChange: time.Unix(300, 0).UTC(), Segment: genSegmentKey(151, 200, 3),
+		Written: time.Unix(400, 0).UTC(), Generation: 3, Generations: []GenStart{{2, 114}, {3, 151}}}
+	if b, err = EncodeHead(g); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"format_version":3}`))
 	f.Add([]byte(`{"format_version":1,"id":"x","files":[{"path":"../etc/passwd"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeManifest(b)
@@ -45,18 +51,24 @@ func FuzzDecodeManifest(f *testing.F) {
 // FuzzDecodeHead: whatever decodes re-encodes to the same bytes (a head
 // is stored exactly as written) and names what it claims consistently.
 func FuzzDecodeHead(f *testing.F) {
-	h := &Head{FormatVersion: HeadFormat, Sequence: 113, LastChange: time.Unix(100, 0).UTC(), Segment: segmentKey(110, 113), Written: time.Unix(200, 0).UTC()}
+	h := &Head{FormatVersion: 1, Sequence: 113, LastChange: time.Unix(100, 0).UTC(), Segment: segmentKey(110, 113), Written: time.Unix(200, 0).UTC()}
 	b, err := EncodeHead(h)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(b)
-	s := &Head{FormatVersion: HeadFormat, Snapshot: SnapshotID(time.Unix(0, 0), 0), Written: time.Unix(1, 0).UTC()}
+	s := &Head{FormatVersion: 1, Snapshot: SnapshotID(time.Unix(0, 0), 0), Written: time.Unix(1, 0).UTC()}
 	if b, err = EncodeHead(s); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(b)
-	f.Add([]byte(`{"format_version":2}`))
+	g := &Head{FormatVersion: 2, Sequence: 200, LastChange: time.Unix(300, 0).UTC(), Segment: genSegmentKey(151, 200, 3),
+		Written: time.Unix(400, 0).UTC(), Generation: 3, Generations: []GenStart{{2, 114}, {3, 151}}}
+	if b, err = EncodeHead(g); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"format_version":3}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := DecodeHead(b)
 		if err != nil {
@@ -67,9 +79,21 @@ func FuzzDecodeHead(f *testing.F) {
 			t.Fatalf("decoded head does not re-encode to its bytes: %v\n%s\n%s", err, b, again)
 		}
 		if h.Segment != "" {
-			if _, last, ok := parseSegmentKey(h.Segment); !ok || last != h.Sequence {
+			// It ends at the head, or (a forced promotion) holds it and
+			// belongs to an earlier generation.
+			first, last, gen, ok := parseGenSegmentKey(h.Segment)
+			if !ok || (last != h.Sequence && (gen >= h.Gen() || first > h.Sequence || last < h.Sequence)) {
 				t.Fatalf("head names segment %q for sequence %d", h.Segment, h.Sequence)
 			}
+		}
+		hist := h.History()
+		for i := 1; i < len(hist); i++ {
+			if hist[i].Generation <= hist[i-1].Generation || hist[i].First < hist[i-1].First {
+				t.Fatalf("generation history %+v is not increasing", hist)
+			}
+		}
+		if hist[len(hist)-1].Generation != h.Gen() {
+			t.Fatalf("head of generation %d with history %+v", h.Gen(), hist)
 		}
 	})
 }

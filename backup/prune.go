@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -243,13 +244,26 @@ func (a *Archive) Prune(ctx context.Context, o PruneOptions) (*PrunePlan, error)
 
 	// Segments: those holding only changes at or before the oldest kept
 	// snapshot are outside every kept snapshot's PITR window.
-	segs, err := a.Segments(ctx)
+	segs, err := a.StoredSegments(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// Segments that no generation of the history owns (written by a
+	// primary after it was fenced) are read by nobody. The head is read
+	// after the listing, so every generation that wrote a listed segment
+	// is in its history; without a readable head none is judged orphaned.
+	owned := map[string]bool{}
+	head, herr := a.Head(ctx)
+	for _, s := range selectSegments(segs, head, math.MaxUint64) {
+		owned[s.Key] = true
+	}
+	orphans := 0
 	var doomedSegs []string
 	for _, s := range segs {
-		if s.Last <= oldestKept {
+		if orphan := herr == nil && head != nil && !owned[s.Key]; orphan || s.Last <= oldestKept {
+			if orphan {
+				orphans++
+			}
 			doomedSegs = append(doomedSegs, s.Key)
 			plan.Segments.Deleted++
 			plan.Segments.DeletedBytes += s.Size
@@ -260,6 +274,9 @@ func (a *Archive) Prune(ctx context.Context, o PruneOptions) (*PrunePlan, error)
 		}
 	}
 	plan.Segments.Reason = fmt.Sprintf("deleted: every change in them is at or before sequence %d, the oldest kept snapshot", oldestKept)
+	if orphans > 0 {
+		plan.Segments.Reason += fmt.Sprintf(", or (%d) written by a superseded generation after it was fenced", orphans)
+	}
 
 	if o.DryRun {
 		plan.Seconds = time.Since(start).Seconds()

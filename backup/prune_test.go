@@ -53,7 +53,7 @@ func synthHistory(t *testing.T, st *memStore, first, last time.Time) (ids map[st
 		seqOf[m.ID] = seq
 	}
 	put(segmentKey(seq+1, seq+50), []byte("tail"))
-	hb, err := EncodeHead(&Head{FormatVersion: HeadFormat, Sequence: seq + 50, LastChange: last.Add(4 * time.Hour),
+	hb, err := EncodeHead(&Head{FormatVersion: 1, Sequence: seq + 50, LastChange: last.Add(4 * time.Hour),
 		Segment: segmentKey(seq+1, seq+50), Written: last.Add(4 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)

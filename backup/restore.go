@@ -183,7 +183,7 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 		return p, nil
 	}
 	if n := len(segs); n > 0 {
-		p.newest = segs[n-1].Last
+		p.newest = segs[n-1].End()
 	}
 	if p.newest < p.manifest.Sequence {
 		p.newest = p.manifest.Sequence
@@ -196,7 +196,7 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 		if o.ToSequence > 0 && next > o.ToSequence {
 			break
 		}
-		if s.Last < next {
+		if s.End() < next {
 			continue // covered by the snapshot or an earlier segment
 		}
 		if s.First > next {
@@ -204,7 +204,7 @@ func (a *Archive) plan(ctx context.Context, o RestoreOptions) (*restorePlan, err
 				next, s.First-1, a.Target(), p.manifest.ID, next-1)
 		}
 		p.segments = append(p.segments, s)
-		next = s.Last + 1
+		next = s.End() + 1
 	}
 	if o.ToSequence > 0 && next <= o.ToSequence {
 		return nil, fmt.Errorf("change-log segment missing: sequences %d-%d are not on %s", next, o.ToSequence, a.Target())
@@ -241,7 +241,7 @@ func (l *lastChangeCheck) check(ctx context.Context, m *Manifest) error {
 		l.segs, l.listed = segs, true
 	}
 	for _, s := range l.segs {
-		if s.First > m.Sequence || s.Last < m.Sequence {
+		if s.First > m.Sequence || s.End() < m.Sequence {
 			continue
 		}
 		// An unreadable segment is reported by the replay that needs it

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -39,6 +40,15 @@ type ShipperOptions struct {
 	// export the last passed verification and restore drill; default 1m,
 	// negative disables it.
 	VerifyPoll time.Duration
+	// Generation is the primary's generation (see "Generations and
+	// fencing" in the package doc): 0 or 1 for a data directory never
+	// promoted, else what ReadGeneration finds for the target.
+	Generation uint64
+	// OnFenced is called once, from the shipping goroutine, when the
+	// shipper finds the archive at a later generation (another primary was
+	// promoted) and stops for good; err is a *FencedError. The server stops
+	// accepting writes and reports it.
+	OnFenced func(err error)
 }
 
 // ShipperStatus is the shipper's state, for GET /api/v1/admin/backup.
@@ -53,6 +63,11 @@ type ShipperStatus struct {
 	LastSnapshotAt  time.Time `json:"last_snapshot_at,omitzero"`
 	LastError       string    `json:"last_error,omitempty"`
 	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
+	// Generation is the one this primary ships as; Fenced is set when the
+	// archive moved on to CurrentGeneration and shipping stopped for good.
+	Generation        uint64 `json:"generation"`
+	Fenced            bool   `json:"fenced,omitempty"`
+	CurrentGeneration uint64 `json:"current_generation,omitempty"`
 }
 
 // Shipper ships an engine's change log to an archive as segments and takes
@@ -72,6 +87,8 @@ type Shipper struct {
 	// headPending is the head record a failed write left to write again
 	// (used only by the shipping goroutine, through shipAll).
 	headPending *Head
+
+	fenceOnce sync.Once
 }
 
 // NewShipper builds a shipper; Run starts it.
@@ -97,7 +114,38 @@ func (a *Archive) NewShipper(eng *core.Engine, o ShipperOptions) *Shipper {
 	// Change-log retention keeps everything until the shipper knows where
 	// the target stands (Run), then everything not yet shipped.
 	eng.HoldChangeLog(1)
-	return &Shipper{a: a, eng: eng, o: o, status: ShipperStatus{Target: a.Target()}}
+	o.Generation = max(o.Generation, 1)
+	a.SetGeneration(o.Generation)
+	return &Shipper{a: a, eng: eng, o: o, status: ShipperStatus{Target: a.Target(), Generation: o.Generation}}
+}
+
+// Fenced reports whether the shipper stopped because another generation
+// took over the archive.
+func (s *Shipper) Fenced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status.Fenced
+}
+
+// fence stops shipping for good if err says the archive moved on to
+// another generation, and reports whether it did.
+func (s *Shipper) fence(err error) bool {
+	var fe *FencedError
+	if !errors.As(err, &fe) {
+		return false
+	}
+	s.fenceOnce.Do(func() {
+		s.a.log.Error("backup shipping fenced", "target", s.a.Target(), "generation", fe.Generation, "current_generation", fe.Current, "err", err)
+		s.mu.Lock()
+		s.status.Fenced, s.status.CurrentGeneration = true, fe.Current
+		s.status.LastError, s.status.LastErrorAt = err.Error(), time.Now()
+		s.mu.Unlock()
+		s.a.obs.Fenced()
+		if s.o.OnFenced != nil {
+			s.o.OnFenced(err)
+		}
+	})
+	return true
 }
 
 // Status reports the shipper's state.
@@ -117,18 +165,41 @@ func (s *Shipper) fail(stage string, err error) {
 	s.mu.Unlock()
 }
 
-// Resume finds where shipping continues: after the highest stored segment;
-// without segments, after the newest snapshot; with neither, it takes a
-// first snapshot. A target that is ahead of the engine (another timeline,
-// e.g. the data directory was restored) is refused.
+// Resume finds where shipping continues: after the highest segment of the
+// change log (SelectSegments, plus this generation's segments past
+// head.json, whose head write is then repeated); without segments, after
+// the newest snapshot; with neither, it takes a first snapshot. A target
+// that is ahead of the engine (another timeline, e.g. the data directory
+// was restored) is refused, and so is an archive at a later generation
+// (FencedError: another primary was promoted).
 func (s *Shipper) Resume(ctx context.Context) (uint64, error) {
-	segs, err := s.a.Segments(ctx)
+	head, herr := s.a.startHead(ctx)
+	if herr != nil && !errors.Is(herr, ErrCorrupt) {
+		return 0, fmt.Errorf("read %s: %w", headKey, herr)
+	}
+	if cur := head.Gen(); cur > s.o.Generation {
+		return 0, &FencedError{Generation: s.o.Generation, Current: cur, Sequence: head.Sequence}
+	} else if cur < s.o.Generation {
+		return 0, fmt.Errorf("%w: this data directory was promoted to generation %d of %s, but the archive's %s says generation %d; shipping would fork the history. Try: engram-ops promote again, or --backup-to a new prefix",
+			errFork, s.o.Generation, s.a.Target(), headKey, cur)
+	}
+	all, err := s.a.StoredSegments(ctx)
 	if err != nil {
 		return 0, err
 	}
+	segs := selectSegments(all, head, math.MaxUint64)
 	var shipped uint64
 	if n := len(segs); n > 0 {
-		shipped = segs[n-1].Last
+		last := segs[n-1]
+		shipped = last.End()
+		if head != nil && shipped > head.Sequence && last.Generation == s.o.Generation && last.Limit == 0 {
+			// Stored, but the head write after it did not happen.
+			_, ch, err := s.a.ReadSegment(ctx, last)
+			if err != nil {
+				return 0, err
+			}
+			s.headPending = &Head{Sequence: last.Last, LastChange: ch[len(ch)-1].Time, Segment: last.Key}
+		}
 	} else {
 		snaps, err := s.a.Snapshots(ctx)
 		if err != nil {
@@ -149,6 +220,10 @@ func (s *Shipper) Resume(ctx context.Context) (uint64, error) {
 			shipped = res.Manifest.Sequence
 		}
 	}
+	if head != nil && head.Gen() > 1 {
+		// A promoted primary continues where its generation starts.
+		shipped = max(shipped, head.History()[len(head.History())-1].First-1)
+	}
 	if last := s.eng.LastSequence(); shipped > last {
 		return 0, fmt.Errorf("%w: target %s already holds changes up to sequence %d but this data directory is at %d (was it restored from this backup?); shipping would fork the history. Try: --backup-to a new prefix", errFork, s.a.Target(), shipped, last)
 	}
@@ -162,7 +237,9 @@ func (s *Shipper) Snapshot(ctx context.Context) (*SnapshotResult, error) {
 	defer s.snapMu.Unlock()
 	res, err := s.a.SnapshotEngine(ctx, s.eng)
 	if err != nil {
-		s.fail("snapshot", err)
+		if !s.fence(err) {
+			s.fail("snapshot", err)
+		}
 		return nil, err
 	}
 	s.mu.Lock()
@@ -183,6 +260,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if s.fence(err) {
+			return nil
+		}
 		s.fail("resume", err)
 		if isFatalResume(err) {
 			return err
@@ -197,7 +277,11 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.status.Running, s.status.ShippedSequence = true, shipped
 	s.mu.Unlock()
 	s.a.obs.ShippedSequence(shipped)
-	s.a.log.Info("backup shipping started", "target", s.a.Target(), "from_sequence", shipped+1)
+	s.a.log.Info("backup shipping started", "target", s.a.Target(), "from_sequence", shipped+1, "generation", s.o.Generation)
+
+	// A fenced shipper stops everything it runs, for good.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 
 	var wg sync.WaitGroup
 	if s.o.SnapshotInterval > 0 {
@@ -273,11 +357,17 @@ func (s *Shipper) Run(ctx context.Context) error {
 				fctx, cancel := context.WithTimeout(context.Background(), s.o.FinalFlush)
 				// What this last round cannot ship stays in the engine's
 				// log, and the next start ships it.
-				_, _ = s.shipAll(fctx, shipped)
+				_, err := s.shipAll(fctx, shipped)
+				s.fence(err)
 				cancel()
 			}
 			return nil
 		case now := <-tick.C:
+			if s.Fenced() { // found by a snapshot
+				stop()
+				wg.Wait()
+				return nil
+			}
 			rpo := s.rpo(shipped)
 			pending := s.eng.LastSequence() - shipped
 			// Interval bounds the recovery point: a round starts early
@@ -292,6 +382,11 @@ func (s *Shipper) Run(ctx context.Context) error {
 			lastRound = now
 			n, err := s.shipAll(ctx, shipped)
 			shipped = n
+			if s.fence(err) {
+				stop()
+				wg.Wait()
+				return nil
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					continue
@@ -356,15 +451,19 @@ func (s *Shipper) shipAll(ctx context.Context, shipped uint64) (uint64, error) {
 		if err := s.putSegment(ctx, changes); err != nil {
 			return shipped, err
 		}
-		shipped = changes[len(changes)-1].Seq
+		last := changes[len(changes)-1]
+		h := Head{Sequence: last.Seq, LastChange: last.Time, Segment: genSegmentKey(changes[0].Seq, last.Seq, s.o.Generation)}
+		headErr := s.a.writeHead(ctx, h, false)
+		if errors.Is(headErr, ErrFenced) {
+			// The segment just stored is an orphan: no reader takes it.
+			return shipped, headErr
+		}
+		shipped = last.Seq
 		s.eng.HoldChangeLog(shipped + 1)
 		// The segment is stored; the head record says so (retried by the
 		// next round when this write fails). The status is published after
 		// that attempt, so a reader that sees a sequence shipped finds the
 		// head naming it unless the write failed.
-		last := changes[len(changes)-1]
-		h := Head{Sequence: last.Seq, LastChange: last.Time, Segment: segmentKey(changes[0].Seq, last.Seq)}
-		headErr := s.a.writeHead(ctx, h, false)
 		s.a.obs.ShippedSequence(shipped)
 		now := time.Now()
 		s.a.obs.Success("log", now)
@@ -393,15 +492,38 @@ func (s *Shipper) putSegment(ctx context.Context, changes []core.Change) error {
 	return err
 }
 
-// PutSegment encodes contiguous changes as one segment and stores it.
+// PutSegment encodes contiguous changes as one segment and stores it under
+// the key of the archive's generation. On a ConditionalStore the segment is
+// created only if absent: an existing object with other bytes is another
+// writer's, so it is left alone and reported (a FencedError when head.json
+// shows a later generation).
 func (a *Archive) PutSegment(ctx context.Context, changes []core.Change) error {
 	b, h, err := EncodeSegment(changes, a.codec)
 	if err != nil {
 		return err
 	}
-	key := segmentKey(h.FirstSeq, h.LastSeq)
-	if err := a.store.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
-		return fmt.Errorf("upload %s to %s: %w", key, a.Target(), err)
+	key := genSegmentKey(h.FirstSeq, h.LastSeq, a.Generation())
+	cs, ok := a.store.(ConditionalStore)
+	if !ok {
+		if err := a.store.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
+			return fmt.Errorf("upload %s to %s: %w", key, a.Target(), err)
+		}
+		a.obs.Uploaded(int64(len(b)))
+		return nil
+	}
+	if _, err := cs.PutIfAbsent(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
+		if !errors.Is(err, ErrPrecondition) {
+			return fmt.Errorf("upload %s to %s: %w", key, a.Target(), err)
+		}
+		// A retried request whose first attempt was stored finds its own bytes.
+		if have, rerr := a.readAll(ctx, key, maxSegmentPlain); rerr == nil && bytes.Equal(have, b) {
+			return nil
+		}
+		mine := a.Generation()
+		if head, herr := a.Head(ctx); herr == nil && head.Gen() > mine {
+			return &FencedError{Generation: mine, Current: head.Gen(), Sequence: head.Sequence}
+		}
+		return fmt.Errorf("upload %s to %s: another object exists under this key (another writer of generation %d?): %w", key, a.Target(), a.Generation(), err)
 	}
 	a.obs.Uploaded(int64(len(b)))
 	return nil

@@ -63,6 +63,16 @@ func (a *Archive) SnapshotDataDir(ctx context.Context, dataDir string) (*Snapsho
 	if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("data directory %s does not exist. Try: --data-dir with the server's data_dir", dataDir)
 	}
+	// A promoted data directory snapshots as its generation.
+	gen, err := ReadGeneration(dataDir, a.Target())
+	if err != nil {
+		return nil, err
+	}
+	a.headMu.Lock()
+	if a.gen == 0 {
+		a.gen = gen
+	}
+	a.headMu.Unlock()
 	eng, err := core.Open(dataDir, a.engineOptions())
 	if core.CodeOf(err) == "DATA_DIR_IN_USE" {
 		return nil, fmt.Errorf("open %s: %w. Try: snapshot through the server: engram-ops backup create --server URL", dataDir, err)
@@ -99,6 +109,17 @@ func (a *Archive) SnapshotDataDir(ctx context.Context, dataDir string) (*Snapsho
 
 // snapshotCheckpoint digests, uploads and records the checkpoint in dir.
 func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64, created time.Time, source string) (*SnapshotResult, error) {
+	// A writer of a superseded generation adds no snapshot: it would hold
+	// the changes it made after it was fenced.
+	if _, ok := a.store.(ConditionalStore); ok {
+		head, err := a.Head(ctx)
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			return nil, fmt.Errorf("read %s: %w", headKey, err)
+		}
+		if mine := a.Generation(); head.Gen() > mine {
+			return nil, &FencedError{Generation: mine, Current: head.Gen(), Sequence: head.Sequence}
+		}
+	}
 	m := &Manifest{FormatVersion: ManifestFormat, ID: SnapshotID(created, seq), Sequence: seq, Created: created,
 		Encryption: a.codec.encryption(), Source: source}
 
@@ -275,6 +296,14 @@ func (a *Archive) snapshotCheckpoint(ctx context.Context, dir string, seq uint64
 	// A snapshot ahead of the shipped change log (or on a target without
 	// one) is the newest stored change: the head record says so.
 	if err := a.writeHead(ctx, Head{Sequence: m.Sequence, LastChange: m.LastChange, Snapshot: m.ID}, true); err != nil {
+		if errors.Is(err, ErrFenced) {
+			// Promoted over while uploading: the snapshot may hold changes
+			// the new generation's history does not, so it is withdrawn.
+			if derr := a.store.Delete(ctx, manifestKey(m.ID)); derr != nil {
+				return nil, fmt.Errorf("snapshot %s: %w; and withdrawing its manifest failed (delete %s by hand): %v", m.ID, err, manifestKey(m.ID), derr)
+			}
+			return nil, fmt.Errorf("snapshot %s withdrawn: %w", m.ID, err)
+		}
 		return nil, fmt.Errorf("snapshot %s is stored, but %w", m.ID, err)
 	}
 	a.obs.Uploaded(res.UploadedBytes)

@@ -36,3 +36,26 @@ type ObjectInfo struct {
 
 // ErrNotFound is returned (wrapped) for a missing object.
 var ErrNotFound = errors.New("object not found")
+
+// ConditionalStore is an ObjectStore with the conditional writes that fence
+// an archive's writers (see "Generations and fencing" in the package doc):
+// a put that creates only (S3's If-None-Match: *) and one that replaces only
+// the version read (If-Match: <etag>). A failed condition returns an error
+// matching ErrPrecondition and stores nothing. Both stores in this module
+// implement it; the conformance suite (backup/storetest) checks them.
+type ConditionalStore interface {
+	ObjectStore
+	// PutIfAbsent stores the object only if key does not exist, and
+	// returns the stored version's tag.
+	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) (tag string, err error)
+	// PutIfMatch replaces the object only if its current version has the
+	// tag given (a missing object does not match), and returns the new tag.
+	PutIfMatch(ctx context.Context, key string, r io.Reader, size int64, tag string) (newTag string, err error)
+	// GetTagged opens an object and returns the tag of the version opened.
+	GetTagged(ctx context.Context, key string) (io.ReadCloser, string, error)
+}
+
+// ErrPrecondition is returned (wrapped) by a conditional put whose
+// condition does not hold: the object exists (PutIfAbsent), or it is
+// missing or another version (PutIfMatch).
+var ErrPrecondition = errors.New("precondition failed")

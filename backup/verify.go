@@ -158,9 +158,18 @@ func (a *Archive) VerifyWith(ctx context.Context, o VerifyOptions) (*VerifyRepor
 			}
 		}
 	}
+	all, err := a.StoredSegments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Only the change log head.json's generations make up is checked; the
+	// rest (segments a fenced primary wrote) is ignored by every reader.
 	segs, err := a.Segments(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if n := len(all) - len(segs); n > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d segment(s) are not part of the change log (written by a superseded generation, or past %s) and are ignored; prune removes the superseded ones", n, headKey))
 	}
 	rep.Segments = len(segs)
 	if n := len(noDigest); n > 0 {
@@ -179,13 +188,13 @@ func (a *Archive) VerifyWith(ctx context.Context, o VerifyOptions) (*VerifyRepor
 	if len(snaps) > 0 {
 		next := snaps[0].Sequence + 1
 		for _, s := range segs {
-			if s.Last < next {
+			if s.End() < next {
 				continue
 			}
 			if s.First > next {
 				problem("change-log gap: sequences %d-%d are missing", next, s.First-1)
 			}
-			next = s.Last + 1
+			next = s.End() + 1
 		}
 	}
 	if level >= 2 {
@@ -274,7 +283,7 @@ type timeClaim struct {
 func (s SegmentInfo) claimsAbout(claims map[uint64][]timeClaim) string {
 	var seqs []uint64
 	for seq := range claims {
-		if seq >= s.First && seq <= s.Last {
+		if seq >= s.First && seq <= s.End() {
 			seqs = append(seqs, seq)
 		}
 	}
@@ -308,7 +317,7 @@ func (a *Archive) verifyHead(ctx context.Context, snaps []SnapshotInfo, segs []S
 	}
 	var have uint64 // newest sequence on the target
 	if n := len(segs); n > 0 {
-		have = segs[n-1].Last
+		have = segs[n-1].End()
 	}
 	for _, s := range snaps {
 		have = max(have, s.Sequence)

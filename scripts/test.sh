@@ -88,8 +88,14 @@ echo "promtool: $ENGRAM_TEST_PROMTOOL ($("$ENGRAM_TEST_PROMTOOL" --version 2>&1 
 # bucket is a mkdir. Built with go install the first time (about a minute).
 s3_server() {
 	local version=v1.8.0
-	if ! command -v versitygw >/dev/null; then
-		echo "installing versitygw $version"
+	# Archive fencing needs its conditional PUTs (If-None-Match, If-Match),
+	# which $version honours: an install of another version is replaced.
+	local have=
+	if command -v versitygw >/dev/null; then
+		have=$(go version -m "$(command -v versitygw)" 2>/dev/null | awk '$1 == "mod" { print $3 }')
+	fi
+	if [ "$have" != "$version" ]; then
+		echo "installing versitygw $version (found: ${have:-none})"
 		go install "github.com/versity/versitygw/cmd/versitygw@$version"
 	fi
 	start_versitygw engram-test

@@ -23,6 +23,10 @@
 //     appeared on the root filesystem because a mount was missing would be
 //     worse than an error.
 //   - Files are created 0600 and directories 0750: backups hold tenant data.
+//   - Conditional puts (backup.ConditionalStore): the tag of an object is
+//     the hex sha256 of its content. Create-only publishes with a hard link,
+//     which fails when the name exists; replace-if-unchanged compares and
+//     renames under an flock of the root directory.
 //   - Unlike S3, a directory cannot be both an object and a key prefix: with
 //     "a/b" stored, Put("a") fails (and the other way round). Backup layouts
 //     never need both.
@@ -30,6 +34,8 @@ package file
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -62,7 +68,7 @@ type Store struct {
 	root string // absolute, cleaned
 }
 
-var _ backup.ObjectStore = (*Store)(nil)
+var _ backup.ConditionalStore = (*Store)(nil)
 
 // New opens the directory dir (which must exist) as an object store and
 // removes temporary files left there by Puts that crashed more than
@@ -145,24 +151,32 @@ func (s *Store) path(key string) string {
 // Put stores r under key atomically and durably. With size >= 0 the reader
 // must yield exactly size bytes; anything else is an error and stores nothing.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
-	if err := CheckKey(key); err != nil {
+	tmp, _, err := s.writeTemp(ctx, key, r, size)
+	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	final := s.path(key)
-	dir := filepath.Dir(final)
+	return s.publish(key, tmp, os.Rename)
+}
 
-	f, err := s.createTemp(dir)
-	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+// writeTemp checks key and writes r to a synced temporary file in the
+// directory key goes to. It returns the file's path and the tag of its
+// content (hex sha256, see GetTagged).
+func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader, size int64) (tmp, tag string, err error) {
+	if err := CheckKey(key); err != nil {
+		return "", "", err
 	}
-	tmp := f.Name()
+	if err := ctx.Err(); err != nil {
+		return "", "", fmt.Errorf("put %s: %w", key, err)
+	}
+	f, err := s.createTemp(filepath.Dir(s.path(key)))
+	if err != nil {
+		return "", "", fmt.Errorf("put %s: %w", key, err)
+	}
+	name := f.Name() // tmp is cleared by the error returns before this runs
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			os.Remove(name)
 		}
 	}()
 
@@ -171,37 +185,159 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 		// One byte past size tells a too-long reader from an exact one.
 		src = io.LimitReader(src, size+1)
 	}
+	h := sha256.New()
 	// Hide ReadFrom/WriteTo so the copy goes through ctxReader and can stop.
-	n, err := io.Copy(struct{ io.Writer }{f}, struct{ io.Reader }{src})
+	n, err := io.Copy(struct{ io.Writer }{io.MultiWriter(f, h)}, struct{ io.Reader }{src})
 	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return "", "", fmt.Errorf("put %s: %w", key, err)
 	}
 	if size >= 0 && n != size {
 		if n > size {
-			return fmt.Errorf("put %s: reader has more than the declared %d bytes", key, size)
+			return "", "", fmt.Errorf("put %s: reader has more than the declared %d bytes", key, size)
 		}
-		return fmt.Errorf("put %s: reader ended after %d of the declared %d bytes: %w", key, n, size, io.ErrUnexpectedEOF)
+		return "", "", fmt.Errorf("put %s: reader ended after %d of the declared %d bytes: %w", key, n, size, io.ErrUnexpectedEOF)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("put %s: sync: %w", key, err)
+		return "", "", fmt.Errorf("put %s: sync: %w", key, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("put %s: close: %w", key, err)
+		return "", "", fmt.Errorf("put %s: close: %w", key, err)
 	}
-	// Last chance to honour a cancellation: after the rename the object exists.
+	// Last chance to honour a cancellation: after publish the object exists.
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return "", "", fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	return name, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// publish moves the temporary file tmp to key's name with place (os.Rename,
+// or os.Link for create-only) and makes the directory entry durable. The
+// temporary file is gone afterwards whatever happens.
+func (s *Store) publish(key, tmp string, place func(oldname, newname string) error) error {
+	final := s.path(key)
+	err := place(tmp, final)
+	if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	if err != nil {
 		if fi, serr := os.Stat(final); serr == nil && fi.IsDir() {
 			return fmt.Errorf("put %s: the key is already used as a prefix of other keys", key)
 		}
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("put %s: the object exists: %w", key, backup.ErrPrecondition)
+		}
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(filepath.Dir(final)); err != nil {
 		return fmt.Errorf("put %s: sync directory: %w", key, err)
 	}
 	return nil
+}
+
+// PutIfAbsent stores r under key only if no object has that key: the
+// temporary file is hard-linked to the final name, which the kernel
+// refuses when the name exists.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) (string, error) {
+	tmp, tag, err := s.writeTemp(ctx, key, r, size)
+	if err != nil {
+		return "", err
+	}
+	if err := s.publish(key, tmp, os.Link); err != nil {
+		return "", err
+	}
+	return tag, nil
+}
+
+// PutIfMatch replaces the object under key only if its content has the tag
+// given. The comparison and the rename happen under an exclusive flock of
+// the root directory, which every PutIfMatch on this directory takes (from
+// any process on the host); PutIfAbsent cannot interleave harmfully, as it
+// creates only a name that does not exist.
+func (s *Store) PutIfMatch(ctx context.Context, key string, r io.Reader, size int64, tag string) (string, error) {
+	tmp, newTag, err := s.writeTemp(ctx, key, r, size)
+	if err != nil {
+		return "", err
+	}
+	unlock, err := s.lockRoot()
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	defer unlock()
+	cur, err := fileTag(s.path(key))
+	switch {
+	case err != nil && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)):
+		os.Remove(tmp)
+		return "", fmt.Errorf("put %s: the object does not exist: %w", key, backup.ErrPrecondition)
+	case err != nil:
+		os.Remove(tmp)
+		return "", fmt.Errorf("put %s: %w", key, err)
+	case cur != tag:
+		os.Remove(tmp)
+		return "", fmt.Errorf("put %s: the object is version %.12s…, not %.12s…: %w", key, cur, tag, backup.ErrPrecondition)
+	}
+	if err := s.publish(key, tmp, os.Rename); err != nil {
+		return "", err
+	}
+	return newTag, nil
+}
+
+// lockRoot takes an exclusive flock on the root directory.
+func (s *Store) lockRoot() (func(), error) {
+	d, err := os.Open(s.root)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("lock %s: %w", s.root, err)
+	}
+	return func() { d.Close() }, nil // closing the descriptor releases the lock
+}
+
+// fileTag is the tag of a stored file: hex sha256 of its content.
+func fileTag(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return readerTag(f)
+}
+
+func readerTag(f *os.File) (string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", &fs.PathError{Op: "open", Path: f.Name(), Err: fs.ErrNotExist}
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// GetTagged opens the object under key and returns the hex sha256 of its
+// content as its tag. Objects are replaced by rename, never rewritten, so
+// the file opened keeps the content the tag was computed from.
+func (s *Store) GetTagged(ctx context.Context, key string) (io.ReadCloser, string, error) {
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	f := rc.(*os.File)
+	tag, err := readerTag(f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, "", fmt.Errorf("get %s: %w", key, err)
+	}
+	return f, tag, nil
 }
 
 // createTemp makes the destination directory (fsyncing each directory it

@@ -101,7 +101,7 @@ type Store struct {
 	probes   sync.Pool // *[]byte of partSize, for putStream
 }
 
-var _ backup.ObjectStore = (*Store)(nil)
+var _ backup.ConditionalStore = (*Store)(nil)
 
 // New connects to the target and checks that the bucket exists and accepts
 // the credentials. It makes one request (two when Region is empty).
@@ -312,6 +312,73 @@ func (s *Store) put(ctx context.Context, key, obj string, r io.Reader, size int6
 		return fmt.Errorf("put %s to %s: %w", key, s, err)
 	}
 	return nil
+}
+
+// PutIfAbsent uploads r under key with If-None-Match: *, so the server
+// refuses it (412) when the key exists.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) (string, error) {
+	opts := minio.PutObjectOptions{}
+	opts.SetMatchETagExcept("*")
+	return s.putConditional(ctx, key, r, size, opts)
+}
+
+// PutIfMatch uploads r under key with If-Match: "tag", so the server
+// refuses it (412, or 404 for a missing key) unless the stored version has
+// that ETag.
+func (s *Store) PutIfMatch(ctx context.Context, key string, r io.Reader, size int64, tag string) (string, error) {
+	if tag == "" || tag == "*" {
+		return "", fmt.Errorf("put %s: PutIfMatch needs a version tag, got %q", key, tag)
+	}
+	opts := minio.PutObjectOptions{}
+	opts.SetMatchETag(tag)
+	return s.putConditional(ctx, key, r, size, opts)
+}
+
+// putConditional sends one PUT (a multipart upload would move the condition
+// to its completion, which not every server checks) and maps a failed
+// condition onto backup.ErrPrecondition.
+func (s *Store) putConditional(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions) (string, error) {
+	obj, err := s.object(key)
+	if err != nil {
+		return "", err
+	}
+	if size < 0 {
+		return "", fmt.Errorf("put %s: a conditional put needs the object's size", key)
+	}
+	opts.ContentType = "application/octet-stream"
+	opts.DisableMultipart = true
+	info, err := s.client.PutObject(ctx, s.bucket, obj, r, size, opts)
+	if err != nil {
+		resp := minio.ToErrorResponse(err)
+		// A missing key fails If-Match with 404 NoSuchKey; a racing
+		// conditional write gets 409 ConditionalRequestConflict on AWS.
+		if resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed" ||
+			resp.Code == minio.NoSuchKey || resp.Code == "ConditionalRequestConflict" {
+			return "", fmt.Errorf("put %s to %s: %w: %w", key, s, backup.ErrPrecondition, err)
+		}
+		return "", fmt.Errorf("put %s to %s: %w", key, s, err)
+	}
+	if info.ETag == "" {
+		return "", fmt.Errorf("put %s to %s: the server returned no ETag, which conditional writes need", key, s)
+	}
+	return strings.Trim(info.ETag, `"`), nil
+}
+
+// GetTagged opens the object under key and returns its ETag.
+func (s *Store) GetTagged(ctx context.Context, key string) (io.ReadCloser, string, error) {
+	obj, err := s.object(key)
+	if err != nil {
+		return nil, "", err
+	}
+	body, info, _, err := s.core.GetObject(ctx, s.bucket, obj, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, "", s.wrap("get", key, err)
+	}
+	if info.ETag == "" {
+		body.Close()
+		return nil, "", fmt.Errorf("get %s from %s: the server returned no ETag, which conditional writes need", key, s)
+	}
+	return body, strings.Trim(info.ETag, `"`), nil
 }
 
 // putStream uploads a reader of unknown length. It reads up to one part

@@ -50,6 +50,154 @@ func Run(t *testing.T, newStore func(t *testing.T) backup.ObjectStore) {
 	t.Run("CancelMidUpload", func(t *testing.T) { testCancelMidUpload(t, newStore(t)) })
 	t.Run("ConcurrentPuts", func(t *testing.T) { testConcurrentPuts(t, newStore(t)) })
 	t.Run("String", func(t *testing.T) { testString(t, newStore(t)) })
+	t.Run("PutIfAbsent", func(t *testing.T) { testPutIfAbsent(t, conditional(t, newStore(t))) })
+	t.Run("PutIfMatch", func(t *testing.T) { testPutIfMatch(t, conditional(t, newStore(t))) })
+	t.Run("ConditionalRace", func(t *testing.T) { testConditionalRace(t, conditional(t, newStore(t))) })
+}
+
+// conditional asserts that s supports the conditional writes an archive's
+// fencing relies on.
+func conditional(t *testing.T, s backup.ObjectStore) backup.ConditionalStore {
+	t.Helper()
+	c, ok := s.(backup.ConditionalStore)
+	if !ok {
+		t.Fatalf("%T does not implement backup.ConditionalStore", s)
+	}
+	return c
+}
+
+func getTagged(t *testing.T, s backup.ConditionalStore, key string) ([]byte, string) {
+	t.Helper()
+	rc, tag, err := s.GetTagged(ctxFor(t), key)
+	if err != nil {
+		t.Fatalf("GetTagged(%q): %v", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("GetTagged(%q): read: %v", key, err)
+	}
+	if tag == "" {
+		t.Fatalf("GetTagged(%q): empty tag", key)
+	}
+	return b, tag
+}
+
+func wantPrecondition(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, backup.ErrPrecondition) {
+		t.Fatalf("%s: err = %v, want one matching backup.ErrPrecondition", what, err)
+	}
+}
+
+func testPutIfAbsent(t *testing.T, s backup.ConditionalStore) {
+	ctx := ctxFor(t)
+	tag, err := s.PutIfAbsent(ctx, "c/k", bytes.NewReader([]byte("one")), 3)
+	if err != nil {
+		t.Fatalf("PutIfAbsent on a new key: %v", err)
+	}
+	b, gotTag := getTagged(t, s, "c/k")
+	sameBytes(t, "Get after PutIfAbsent", b, []byte("one"))
+	if gotTag != tag {
+		t.Fatalf("GetTagged tag %q, PutIfAbsent returned %q", gotTag, tag)
+	}
+	_, err = s.PutIfAbsent(ctx, "c/k", bytes.NewReader([]byte("two")), 3)
+	wantPrecondition(t, "PutIfAbsent on an existing key", err)
+	sameBytes(t, "Get after a refused PutIfAbsent", get(t, s, "c/k"), []byte("one"))
+	// Also refused when the existing object was written unconditionally.
+	put(t, s, "c/plain", []byte("x"))
+	_, err = s.PutIfAbsent(ctx, "c/plain", bytes.NewReader([]byte("y")), 1)
+	wantPrecondition(t, "PutIfAbsent over a plain Put", err)
+	if got := keys(list(t, s, "c/")); !slices.Equal(got, []string{"c/k", "c/plain"}) {
+		t.Fatalf("List after refused puts = %q (a refused put must leave nothing behind)", got)
+	}
+}
+
+func testPutIfMatch(t *testing.T, s backup.ConditionalStore) {
+	ctx := ctxFor(t)
+	_, err := s.PutIfMatch(ctx, "m", bytes.NewReader([]byte("v")), 1, "0123456789abcdef0123456789abcdef")
+	wantPrecondition(t, "PutIfMatch on a missing key", err)
+	wantNotFound(t, s, "m")
+
+	put(t, s, "m", []byte("v1"))
+	_, t1 := getTagged(t, s, "m")
+	t2, err := s.PutIfMatch(ctx, "m", bytes.NewReader([]byte("v2")), 2, t1)
+	if err != nil {
+		t.Fatalf("PutIfMatch with the current tag: %v", err)
+	}
+	if t2 == t1 {
+		t.Fatalf("the tag did not change with the content: %q", t2)
+	}
+	b, got := getTagged(t, s, "m")
+	sameBytes(t, "Get after PutIfMatch", b, []byte("v2"))
+	if got != t2 {
+		t.Fatalf("GetTagged tag %q, PutIfMatch returned %q", got, t2)
+	}
+	// The old tag is stale now.
+	_, err = s.PutIfMatch(ctx, "m", bytes.NewReader([]byte("v3")), 2, t1)
+	wantPrecondition(t, "PutIfMatch with a stale tag", err)
+	sameBytes(t, "Get after a refused PutIfMatch", get(t, s, "m"), []byte("v2"))
+	// An unconditional overwrite makes the tag stale too.
+	put(t, s, "m", []byte("v4"))
+	_, err = s.PutIfMatch(ctx, "m", bytes.NewReader([]byte("v5")), 2, t2)
+	wantPrecondition(t, "PutIfMatch after an unconditional Put", err)
+	if got := keys(list(t, s, "")); !slices.Equal(got, []string{"m"}) {
+		t.Fatalf("List after refused puts = %q", got)
+	}
+}
+
+// testConditionalRace: of writers that all read the same version, exactly
+// one replaces it; of writers that all create one key, exactly one wins.
+func testConditionalRace(t *testing.T, s backup.ConditionalStore) {
+	ctx := ctxFor(t)
+	put(t, s, "race", []byte("base"))
+	_, base := getTagged(t, s, "race")
+	const n = 8
+	var (
+		wg                sync.WaitGroup
+		mu                sync.Mutex
+		replaced, created []int
+		otherErrs         []error
+	)
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			v := []byte(fmt.Sprintf("writer %d", i))
+			_, err := s.PutIfMatch(ctx, "race", bytes.NewReader(v), int64(len(v)), base)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				replaced = append(replaced, i)
+			case !errors.Is(err, backup.ErrPrecondition):
+				otherErrs = append(otherErrs, err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			v := []byte(fmt.Sprintf("creator %d", i))
+			_, err := s.PutIfAbsent(ctx, "new", bytes.NewReader(v), int64(len(v)))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				created = append(created, i)
+			case !errors.Is(err, backup.ErrPrecondition):
+				otherErrs = append(otherErrs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(otherErrs) > 0 {
+		t.Fatalf("conditional puts failed otherwise: %v", otherErrs)
+	}
+	if len(replaced) != 1 || len(created) != 1 {
+		t.Fatalf("%d of %d PutIfMatch on one version and %d of %d PutIfAbsent on one key succeeded; want exactly one each",
+			len(replaced), n, len(created), n)
+	}
+	sameBytes(t, "the replacing writer's object", get(t, s, "race"), []byte(fmt.Sprintf("writer %d", replaced[0])))
+	sameBytes(t, "the creating writer's object", get(t, s, "new"), []byte(fmt.Sprintf("creator %d", created[0])))
 }
 
 func ctxFor(t *testing.T) context.Context {

@@ -297,10 +297,14 @@ func (b *backupCmd) listCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			segs, err := ar.Segments(cmd.Context())
+			all, err := ar.StoredSegments(cmd.Context())
 			if err != nil {
 				return err
 			}
+			// The change log as readers take it (head.json's generations);
+			// an unreadable head.json is verify's to report.
+			head, _ := ar.Head(cmd.Context())
+			segs := backup.SelectSegments(all, head)
 			rows := []snapshotRow{}
 			for _, s := range snaps {
 				r := snapshotRow{ID: s.ID, Sequence: s.Sequence}
@@ -315,11 +319,12 @@ func (b *backupCmd) listCmd() *cobra.Command {
 			}
 			var first, last uint64
 			if len(segs) > 0 {
-				first, last = segs[0].First, segs[len(segs)-1].Last
+				first, last = segs[0].First, segs[len(segs)-1].End()
 			}
+			ignored := len(all) - len(segs)
 			if a.global.output == "json" {
-				return a.printJSON(map[string]any{"target": ar.Target(), "snapshots": rows,
-					"segments": map[string]any{"count": len(segs), "first_sequence": first, "last_sequence": last}})
+				return a.printJSON(map[string]any{"target": ar.Target(), "snapshots": rows, "generation": head.Gen(),
+					"segments": map[string]any{"count": len(segs), "first_sequence": first, "last_sequence": last, "ignored": ignored}})
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSEQUENCE\tLAST CHANGE\tMEMORIES\tFILES\tSTORED\tENCRYPTION")
@@ -331,7 +336,14 @@ func (b *backupCmd) listCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\n", r.ID, r.Sequence, timeOrDash(r.LastChange, time.RFC3339), r.Memories, r.Files, r.StoredBytes, r.Encryption)
 			}
 			_ = tw.Flush()
-			fmt.Fprintf(a.stdout, "change log: %d segments, sequences %d-%d\n", len(segs), first, last)
+			fmt.Fprintf(a.stdout, "change log: %d segments, sequences %d-%d", len(segs), first, last)
+			if g := head.Gen(); g > 1 {
+				fmt.Fprintf(a.stdout, " (generation %d)", g)
+			}
+			if ignored > 0 {
+				fmt.Fprintf(a.stdout, "; %d segments ignored (a superseded generation's, or past head.json)", ignored)
+			}
+			fmt.Fprintln(a.stdout)
 			return nil
 		},
 	}

@@ -31,6 +31,7 @@ import (
 // dashboard panel shows, with the reason.
 var intentionallyUnused = map[string]string{
 	"engram_audit_write_failures_total": "reported by the security check of /api/v1/system/health (runbooks/security.md, Audit)",
+	"engram_backup_fenced":              "reported by the backup_fencing check of /api/v1/system/health, which turns unhealthy (runbooks/scaling-and-capacity.md, Promotion and fencing)",
 }
 
 // notFromServe are metrics the dashboards and rules use that `serve` does

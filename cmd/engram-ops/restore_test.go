@@ -52,11 +52,18 @@ func fileArchive(t *testing.T, before, after int) (string, string, uint64) {
 		put(i)
 	}
 	if after > 0 {
-		changes, err := eng.ChangesSince(snap.Manifest.Sequence, 10_000)
-		if err != nil {
-			t.Fatal(err)
+		// One segment, shipped as a server ships it (head.json names it).
+		sh := a.NewShipper(eng, backup.ShipperOptions{Interval: 10 * time.Millisecond, FinalFlush: -1, VerifyPoll: -1})
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- sh.Run(sctx) }()
+		for deadline := time.Now().Add(10 * time.Second); sh.Status().ShippedSequence < eng.LastSequence(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("shipped %d of %d after snapshot %s", sh.Status().ShippedSequence, eng.LastSequence(), snap.Manifest.ID)
+			}
 		}
-		if err := a.PutSegment(ctx, changes); err != nil {
+		stop()
+		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -141,7 +141,14 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 	}
 	var shipper *backup.Shipper
 	if cfg.Backup.To != "" {
-		if shipper, err = newShipper(ctx, cfg, eng, engOpts, reg, logger, opts.getenv); err != nil {
+		// onBackupFenced runs once when another primary was promoted and
+		// this server's shipping stopped for good: the health check turns
+		// unhealthy (shipperAdmin.Checks). This is the hook that stops the
+		// engine accepting writes.
+		onBackupFenced := func(err error) {
+			logger.Error("backup fenced: another primary was promoted; this server no longer ships its writes", "err", err)
+		}
+		if shipper, err = newShipper(ctx, cfg, eng, engOpts, reg, logger, opts.getenv, onBackupFenced); err != nil {
 			return nil, err
 		}
 		srvOpts = append(srvOpts, server.WithBackup(shipperAdmin{shipper}))
@@ -265,7 +272,7 @@ func (r *running) wait() error {
 // (S3 settings from getenv). Unusable encryption or an unopenable target
 // is a refusal to start.
 func newShipper(ctx context.Context, cfg config.Config, eng *core.Engine, engOpts core.Options, reg prometheus.Registerer, logger *slog.Logger,
-	getenv func(string) string) (*backup.Shipper, error) {
+	getenv func(string) string, onFenced func(error)) (*backup.Shipper, error) {
 	store, err := target.Open(ctx, cfg.Backup.To, target.Options{}, getenv)
 	if err != nil {
 		return nil, fmt.Errorf("backup.to: %w", err)
@@ -287,8 +294,14 @@ func newShipper(ctx context.Context, cfg config.Config, eng *core.Engine, engOpt
 	if err != nil {
 		return nil, err
 	}
+	// A data directory promoted by `engram-ops promote` ships as the
+	// generation it claimed.
+	gen, err := backup.ReadGeneration(cfg.DataDir, store.String())
+	if err != nil {
+		return nil, err
+	}
 	return a.NewShipper(eng, backup.ShipperOptions{Interval: cfg.Backup.Interval.Duration,
-		SnapshotInterval: cfg.Backup.SnapshotInterval.Duration}), nil
+		SnapshotInterval: cfg.Backup.SnapshotInterval.Duration, Generation: gen, OnFenced: onFenced}), nil
 }
 
 // shipperAdmin is the server's view of the backup shipper (its admin
@@ -324,6 +337,18 @@ func (a shipperAdmin) Health() api.BackupState {
 		b.LastSuccess = &last
 	}
 	return b
+}
+
+// Checks adds an unhealthy "backup_fencing" check once shipping was fenced.
+func (a shipperAdmin) Checks() []api.HealthCheck {
+	st := a.sh.Status()
+	if !st.Fenced {
+		return nil
+	}
+	return []api.HealthCheck{{Name: "backup_fencing", Status: "unhealthy",
+		Message: fmt.Sprintf("another primary was promoted: %s is at generation %d and this server (generation %d) no longer ships its writes there; writes accepted now are not backed up. Try: stop this server and make it a follower, or restore its data directory from the archive",
+			st.Target, st.CurrentGeneration, st.Generation),
+		Figures: map[string]float64{"generation": float64(st.Generation), "current_generation": float64(st.CurrentGeneration)}}}
 }
 
 // snapshotResponse reports a snapshot stored on target.

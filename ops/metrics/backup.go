@@ -18,6 +18,7 @@ type Backup struct {
 	errors       *prometheus.CounterVec
 	lastVerified *prometheus.GaugeVec
 	drill        *prometheus.GaugeVec
+	fenced       *prometheus.GaugeVec
 }
 
 // BackupStages are the stage labels of engram_backup_errors_total, exported
@@ -43,8 +44,10 @@ func NewBackup(reg prometheus.Registerer, target string) (*Backup, error) {
 			Help: "Unix time of the last passed backup verification."}, []string{"target"}),
 		drill: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "engram_backup_last_restore_drill_seconds",
 			Help: "Duration of the last restore drill (verify level 4)."}, []string{"target"}),
+		fenced: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "engram_backup_fenced",
+			Help: "1 when shipping stopped because another primary was promoted (the archive is at a later generation), else 0."}, []string{"target"}),
 	}
-	for _, c := range []prometheus.Collector{b.shipped, b.rpo, b.lastSuccess, b.uploaded, b.errors, b.lastVerified, b.drill} {
+	for _, c := range []prometheus.Collector{b.shipped, b.rpo, b.lastSuccess, b.uploaded, b.errors, b.lastVerified, b.drill, b.fenced} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -52,6 +55,7 @@ func NewBackup(reg prometheus.Registerer, target string) (*Backup, error) {
 	b.shipped.WithLabelValues(target)
 	b.rpo.WithLabelValues(target)
 	b.uploaded.WithLabelValues(target)
+	b.fenced.WithLabelValues(target)
 	for _, s := range BackupStages {
 		b.errors.WithLabelValues(target, s)
 	}
@@ -82,3 +86,6 @@ func (b *Backup) Verified(at time.Time) {
 
 // RestoreDrill sets engram_backup_last_restore_drill_seconds.
 func (b *Backup) RestoreDrill(d time.Duration) { b.drill.WithLabelValues(b.target).Set(d.Seconds()) }
+
+// Fenced sets engram_backup_fenced to 1.
+func (b *Backup) Fenced() { b.fenced.WithLabelValues(b.target).Set(1) }

@@ -26,6 +26,12 @@ type backupHealther interface {
 	Health() api.BackupState
 }
 
+// backupChecker is a BackupAdmin that adds checks to /api/v1/system/health
+// (an unhealthy one once shipping was fenced by a promotion).
+type backupChecker interface {
+	Checks() []api.HealthCheck
+}
+
 // WithBackup serves the admin backup endpoint for b.
 func WithBackup(b BackupAdmin) Option { return func(s *Server) { s.backup = b } }
 

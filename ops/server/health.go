@@ -113,6 +113,11 @@ func (s *Server) handleSystemHealth(w http.ResponseWriter, r *http.Request) erro
 	}
 	out.Spaces = visible
 	health.AddCheck(&out, s.securityCheck())
+	if bc, ok := s.backup.(backupChecker); ok {
+		for _, c := range bc.Checks() {
+			health.AddCheck(&out, c)
+		}
+	}
 	status := http.StatusOK
 	if out.Status == health.Unhealthy {
 		status = http.StatusServiceUnavailable
