@@ -47,3 +47,12 @@ func ReadOnlyReplica(primary string) *Error {
 	}
 	return (&Error{Kind: KindReadOnly, Code: "READ_ONLY_REPLICA", Message: msg}).WithDetails("primary", primary)
 }
+
+// PrimaryFenced is the error a primary refuses writes with once another
+// primary was promoted over its archive: PRIMARY_FENCED, carrying why
+// (the fencing error) in the message. Its writes would never be shipped, so
+// accepting them would acknowledge data the new primary never sees.
+func PrimaryFenced(why error) *Error {
+	return &Error{Kind: KindReadOnly, Code: "PRIMARY_FENCED",
+		Message: "this server is no longer the primary and refuses writes: " + why.Error()}
+}

@@ -145,6 +145,11 @@ func TestServeFencedUnhealthy(t *testing.T) {
 	if !strings.Contains(string(m), "engram_backup_fenced{target=\""+target+"\"} 1") {
 		t.Fatalf("engram_backup_fenced{target=%q} is not 1 in /metrics", target)
 	}
+	// A fenced primary's writes would never be shipped: it refuses them.
+	code, w := httpDo(t, "POST", srv.base+"/api/v1/memories/remember", `{"content":"written after the promotion"}`)
+	if code != http.StatusMisdirectedRequest || !strings.Contains(string(w), "PRIMARY_FENCED") {
+		t.Fatalf("a write on the fenced primary: %d %s, want 421 PRIMARY_FENCED", code, w)
+	}
 }
 
 // openFileArchive opens the archive in the directory root.

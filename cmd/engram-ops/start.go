@@ -143,10 +143,11 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 	if cfg.Backup.To != "" {
 		// onBackupFenced runs once when another primary was promoted and
 		// this server's shipping stopped for good: the health check turns
-		// unhealthy (shipperAdmin.Checks). This is the hook that stops the
-		// engine accepting writes.
+		// unhealthy (shipperAdmin.Checks) and the engine refuses writes,
+		// which could no longer reach the archive.
 		onBackupFenced := func(err error) {
-			logger.Error("backup fenced: another primary was promoted; this server no longer ships its writes", "err", err)
+			eng.SetWriteBarrier(core.PrimaryFenced(err))
+			logger.Error("backup fenced: another primary was promoted; this server refuses writes", "err", err)
 		}
 		if shipper, err = newShipper(ctx, cfg, eng, engOpts, reg, logger, opts.getenv, onBackupFenced); err != nil {
 			return nil, err
