@@ -259,7 +259,9 @@ func (f *Follower) poll(ctx context.Context) error {
 		}
 		var batch []core.Change
 		for _, c := range changes {
-			if c.Seq > applied && c.Seq <= head.Sequence {
+			// s.End(): a generation's segment may run past the sequence a
+			// forced promotion cut its history at.
+			if c.Seq > applied && c.Seq <= min(s.End(), head.Sequence) {
 				batch = append(batch, c)
 			}
 		}
@@ -328,14 +330,14 @@ func (a *Archive) segmentsToFollow(ctx context.Context, applied, head uint64) (s
 		if next > head {
 			break
 		}
-		if s.Last < next {
+		if s.End() < next {
 			continue // applied already
 		}
 		if s.First > next {
 			return segs, fmt.Errorf("%w: change-log segment missing: sequences %d-%d are not on %s", ErrCorrupt, next, min(s.First-1, head), a.Target()), nil
 		}
 		segs = append(segs, s)
-		next = s.Last + 1
+		next = s.End() + 1
 	}
 	if next <= head {
 		return segs, fmt.Errorf("%w: change-log segment missing: sequences %d-%d are not on %s, though %s names %d", ErrCorrupt, next, head, a.Target(), headKey, head), nil
