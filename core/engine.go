@@ -81,7 +81,10 @@ type Engine struct {
 	// between requests from an idle server.
 	lastForeground atomic.Int64
 
-	kick   chan struct{} // wakes the indexer
+	kick chan struct{} // wakes the indexer
+	// saveMu serialises index saves (the periodic save and BuildIndex's
+	// write the same files).
+	saveMu sync.Mutex
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	bgErrs atomic.Uint64

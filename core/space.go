@@ -605,6 +605,8 @@ func (sp *space) graphWorthSaving() bool {
 }
 
 func (e *Engine) saveIndexes() error {
+	e.saveMu.Lock()
+	defer e.saveMu.Unlock()
 	var errs []error
 	for _, sp := range e.spaceList() {
 		if sp.dirty.Load() {
@@ -671,6 +673,9 @@ func (e *Engine) runIndexer() {
 	for {
 		worked := false
 		for _, sp := range e.spaceList() {
+			if e.opts.Index.Defer {
+				break // BuildIndex inserts
+			}
 			for i := 0; i < 256; i++ {
 				start := time.Now()
 				rest, width := e.indexerPace(sp)
@@ -807,15 +812,29 @@ func (e *Engine) indexStep(sp *space, width int) bool {
 	if len(batch) == 1 {
 		insert(batch[0])
 	} else {
-		var wg sync.WaitGroup
+		// One worker per core takes the next entry, so a slow insert
+		// holds up only its own worker until the step's end.
+		todo := make([]queued, 0, len(batch))
 		seen := make(map[uint32]bool, len(batch))
 		for _, q := range batch {
 			if seen[q.slot] { // the same slot queued twice (re-warmed)
 				continue
 			}
 			seen[q.slot] = true
+			todo = append(todo, q)
+		}
+		var (
+			wg   sync.WaitGroup
+			next atomic.Int64
+		)
+		for range min(runtime.GOMAXPROCS(0), len(todo)) {
 			wg.Add(1)
-			go func() { defer wg.Done(); insert(q) }()
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
+					insert(todo[i])
+				}
+			}()
 		}
 		wg.Wait()
 	}
@@ -839,6 +858,44 @@ func (e *Engine) indexStep(sp *space, width int) bool {
 	}
 	sp.dirty.Store(true)
 	return true
+}
+
+// buildStep is how many queued vectors one BuildIndex step inserts: the
+// step holds the space's index lock, and recall scans the entries being
+// inserted exactly until the step ends.
+const buildStep = 512
+
+// BuildIndex inserts every space's backlog into its ANN index on every
+// core, then persists the index graphs; it returns how many vectors it
+// inserted. It is the end of a bulk load (Index.Defer), where the
+// background indexer inserts nothing; with ctx cancelled it stops between
+// steps, and what it had not inserted is indexed by the next BuildIndex or
+// open.
+func (e *Engine) BuildIndex(ctx context.Context) (int, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, sp := range e.spaceList() {
+		for {
+			if err := ctxErr(ctx); err != nil {
+				return done, err
+			}
+			sp.mu.RLock()
+			before := len(sp.pending)
+			sp.mu.RUnlock()
+			if !e.indexStep(sp, buildStep) {
+				break
+			}
+			sp.mu.RLock()
+			done += max(before-len(sp.pending), 0)
+			sp.mu.RUnlock()
+		}
+	}
+	if err := e.saveIndexes(); err != nil {
+		return done, err
+	}
+	return done, nil
 }
 
 func (e *Engine) kickIndexer() {

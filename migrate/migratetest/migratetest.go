@@ -23,6 +23,63 @@ func OpenEngine(tb testing.TB, dir string) *core.Engine {
 	})
 }
 
+// OpenBulkEngine opens an engine on dir as `migrate --data-dir` does: sync
+// durability, no tier sweep, index insertion deferred to BuildIndex.
+func OpenBulkEngine(tb testing.TB, dir string) *core.Engine {
+	tb.Helper()
+	return testsupport.OpenEngine(tb, dir, func(o *core.Options) {
+		o.Durability = core.DurabilitySync
+		o.Tiers.SweepInterval = -1
+		o.Index.Defer = true
+	})
+}
+
+// BenchmarkBulkLoad migrates src into a fresh data directory per iteration
+// as `migrate --data-dir` does, in two sub-benchmarks: "load" (records
+// durable per second) and "load+index" (with the ANN index built after
+// the load, as the command does before it exits). Each reports unit/s for
+// records records a run and, when readRate > 0, its ratio to readRate, the
+// raw read of the same source in the same run. check validates a run's
+// summary.
+func BenchmarkBulkLoad(b *testing.B, src migrate.Source, m *migrate.Mapping, records, readRate float64, unit string, check func(*migrate.Summary) error) {
+	for _, index := range []bool{false, true} {
+		name := "load"
+		if index {
+			name = "load+index"
+		}
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				e := OpenBulkEngine(b, b.TempDir())
+				b.StartTimer()
+				sum, err := migrate.Run(context.Background(), migrate.Options{Source: src, SourceName: "bench", Mapping: m,
+					Sink: &migrate.EngineSink{E: e}, BatchSize: migrate.BulkBatchSize, BatchBytes: migrate.BulkBatchBytes})
+				if err == nil {
+					err = check(sum)
+				}
+				if err != nil {
+					b.Fatalf("%+v: %v", sum, err)
+				}
+				if index {
+					if _, err := e.BuildIndex(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				if err := e.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			rate := records * float64(b.N) / b.Elapsed().Seconds()
+			b.ReportMetric(rate, unit+"/s")
+			if readRate > 0 {
+				b.ReportMetric(rate/readRate, "ratio-to-read")
+			}
+		})
+	}
+}
+
 // Compile compiles mappingTOML ("" for the default mapping) for src's
 // objects, with space as the default target space.
 func Compile(tb testing.TB, src migrate.Source, mappingTOML, space string) *migrate.Mapping {
