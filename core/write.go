@@ -575,6 +575,7 @@ func (e *Engine) Batch(ctx context.Context, spaceName string, b BatchInput) (Bat
 	}
 	res := BatchResult{IDs: make([]string, len(ps)), Associations: len(b.Associations)}
 	seq, err := e.commit(commitAcked, func(t *txn) error {
+		t.changes = make([]Change, 0, len(ps)+len(b.Associations)+1) // one change each, and the cursor
 		for i, p := range ps {
 			p.m.StoredAt, p.m.LastAccess = t.now, t.now
 			if _, err := t.putMemory(sp, &p.m, p.norm, p.derived); err != nil {
