@@ -81,10 +81,8 @@ type Engine struct {
 	// between requests from an idle server.
 	lastForeground atomic.Int64
 
-	kick chan struct{} // wakes the indexer
-	// saveMu serialises index saves (the periodic save and BuildIndex's
-	// write the same files).
-	saveMu sync.Mutex
+	kick   chan struct{} // wakes the indexer
+	saveMu sync.Mutex    // serialises index saves (the periodic one, BuildIndex's)
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	bgErrs atomic.Uint64
