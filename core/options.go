@@ -50,8 +50,10 @@ type IndexOptions struct {
 	MaxPending  int
 	PendingWait time.Duration // how long a write waits for room in the backlog
 	// Defer is the bulk-load mode: the background indexer inserts nothing
-	// and MaxPending does not apply. Writes stay durable and recall scans
-	// the backlog exactly; BuildIndex (or the next open without Defer)
+	// and MaxPending does not apply, and Batch does not compute the vectors
+	// a deterministic embedder derives from the content (nor holds them).
+	// Writes stay durable and recall scans the backlog exactly (computing
+	// those vectors first); BuildIndex (or the next open without Defer)
 	// indexes it on every core.
 	Defer bool
 }

@@ -76,6 +76,12 @@ type space struct {
 	// liveness and de-duplication afterwards.
 	queue   []queued
 	deletes []uint32 // indexer work: slots to tombstone
+	// unembedded are slots a bulk load (Index.Defer) stored without
+	// computing their vector: the embedder derives it from the content, so
+	// it is computed, and queued, only when the index is built or a recall
+	// needs it (embedDeferred). A bulk load holds no vectors meanwhile.
+	unembedded []uint32
+	embedMu    sync.Mutex // serialises embedDeferred
 	// reserved counts the vectors of writes admitted under
 	// Index.MaxPending and not yet committed; room is closed when the
 	// backlog falls under the bound (nil while no write waits).
@@ -274,7 +280,7 @@ func (sp *space) stats() SpaceStats {
 	sp.mu.RLock()
 	defer sp.mu.RUnlock()
 	hot := sp.hot.spaceCount(sp.num)
-	st := SpaceStats{SpaceInfo: sp.info, Associations: sp.assocs, IndexPending: len(sp.pending)}
+	st := SpaceStats{SpaceInfo: sp.info, Associations: sp.assocs, IndexPending: len(sp.pending) + len(sp.unembedded)}
 	st.Memories[TierHot] = hot
 	st.Memories[TierWarm] = sp.counts[TierWarm] - hot
 	st.Memories[TierCold] = sp.counts[TierCold]
@@ -877,6 +883,9 @@ func (e *Engine) BuildIndex(ctx context.Context) (int, error) {
 	}
 	done := 0
 	for _, sp := range e.spaceList() {
+		if err := e.embedDeferred(sp); err != nil {
+			return done, err
+		}
 		for {
 			if err := ctxErr(ctx); err != nil {
 				return done, err
@@ -896,6 +905,77 @@ func (e *Engine) BuildIndex(ctx context.Context) (int, error) {
 		return done, err
 	}
 	return done, nil
+}
+
+// embedDeferred computes, on every core, the vectors of the memories a
+// bulk load stored without one (space.unembedded) from their stored
+// content, and queues them for the index, where recall scans them exactly.
+// On failure the slots not queued stay for the next call.
+func (e *Engine) embedDeferred(sp *space) error {
+	sp.embedMu.Lock()
+	defer sp.embedMu.Unlock()
+	type job struct {
+		slot uint32
+		id   string
+	}
+	sp.mu.Lock()
+	var jobs []job
+	for _, s := range sp.unembedded {
+		if sl := &sp.slots[s]; sl.live && sl.tier == TierWarm {
+			jobs = append(jobs, job{s, sl.id})
+		}
+	}
+	sp.unembedded = nil
+	sp.mu.Unlock()
+	if len(jobs) == 0 {
+		return nil
+	}
+	vecs := make([][]float32, len(jobs))
+	workers := min(runtime.GOMAXPROCS(0), len(jobs))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(jobs); i += workers {
+				r, err := e.storedRecord(sp.info.Name, jobs[i].id)
+				if KindOf(err) == KindNotFound {
+					continue // forgotten meanwhile
+				}
+				if err == nil && r.slot != jobs[i].slot {
+					continue // replaced meanwhile: the new version has its own slot
+				}
+				var v []float32
+				if err == nil {
+					v, err = e.derive(sp, r.Content)
+				}
+				if err != nil {
+					errs[w] = fmt.Errorf("memory %s/%s: %w", sp.info.Name, jobs[i].id, err)
+					return
+				}
+				vecs[i] = e.vecs.normalized(v)
+			}
+		}()
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	sp.mu.Lock()
+	for i, j := range jobs {
+		if sl := &sp.slots[j.slot]; !sl.live || sl.tier != TierWarm {
+			continue
+		}
+		if vecs[i] == nil {
+			if err != nil {
+				sp.unembedded = append(sp.unembedded, j.slot)
+			}
+			continue
+		}
+		sp.pending[j.slot] = vecs[i]
+		sp.queue = append(sp.queue, queued{j.slot, vecs[i]})
+	}
+	sp.mu.Unlock()
+	return err
 }
 
 func (e *Engine) kickIndexer() {
