@@ -489,18 +489,41 @@ func (e *Engine) deriveMissing(sp *space, contents map[uint32]string, warm map[u
 	if len(todo) == 0 {
 		return nil
 	}
-	vecs := make([][]float32, len(todo))
-	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	vecs, err := e.deriveEach(sp, len(todo), func(i int) (string, string, error) {
+		return sp.slots[todo[i]].id, contents[todo[i]], nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, s := range todo {
+		warm[s] = vecs[i]
+	}
+	return nil
+}
+
+// deriveEach computes on every core the normalised vectors of n memories,
+// vecs[i] from what text(i) returns: the memory's id, its content, or ""
+// to skip it.
+func (e *Engine) deriveEach(sp *space, n int, text func(i int) (id, content string, err error)) ([][]float32, error) {
+	vecs := make([][]float32, n)
+	workers := min(runtime.GOMAXPROCS(0), n)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < len(todo); i += workers {
-				v, err := e.derive(sp, contents[todo[i]])
+			for i := w; i < n; i += workers {
+				id, content, err := text(i)
+				if err == nil && content == "" {
+					continue
+				}
+				var v []float32
+				if err == nil {
+					v, err = e.derive(sp, content)
+				}
 				if err != nil {
-					errs[w] = fmt.Errorf("memory %s/%s: %w", sp.info.Name, sp.slots[todo[i]].id, err)
+					errs[w] = fmt.Errorf("memory %s/%s: %w", sp.info.Name, id, err)
 					return
 				}
 				vecs[i] = e.vecs.normalized(v)
@@ -508,13 +531,7 @@ func (e *Engine) deriveMissing(sp *space, contents map[uint32]string, warm map[u
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for i, s := range todo {
-		warm[s] = vecs[i]
-	}
-	return nil
+	return vecs, errors.Join(errs...)
 }
 
 // setSlot installs r, stored in recBytes and its vector in vecBytes, into
@@ -930,36 +947,18 @@ func (e *Engine) embedDeferred(sp *space) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	vecs := make([][]float32, len(jobs))
-	workers := min(runtime.GOMAXPROCS(0), len(jobs))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(jobs); i += workers {
-				r, err := e.storedRecord(sp.info.Name, jobs[i].id)
-				if KindOf(err) == KindNotFound {
-					continue // forgotten meanwhile
-				}
-				if err == nil && r.slot != jobs[i].slot {
-					continue // replaced meanwhile: the new version has its own slot
-				}
-				var v []float32
-				if err == nil {
-					v, err = e.derive(sp, r.Content)
-				}
-				if err != nil {
-					errs[w] = fmt.Errorf("memory %s/%s: %w", sp.info.Name, jobs[i].id, err)
-					return
-				}
-				vecs[i] = e.vecs.normalized(v)
-			}
-		}()
-	}
-	wg.Wait()
-	err := errors.Join(errs...)
+	vecs, err := e.deriveEach(sp, len(jobs), func(i int) (string, string, error) {
+		r, err := e.storedRecord(sp.info.Name, jobs[i].id)
+		switch {
+		case KindOf(err) == KindNotFound:
+			return jobs[i].id, "", nil // forgotten meanwhile
+		case err != nil:
+			return jobs[i].id, "", err
+		case r.slot != jobs[i].slot:
+			return jobs[i].id, "", nil // replaced meanwhile: the new version has its own slot
+		}
+		return jobs[i].id, r.Content, nil
+	})
 	sp.mu.Lock()
 	for i, j := range jobs {
 		if sl := &sp.slots[j.slot]; !sl.live || sl.tier != TierWarm {
