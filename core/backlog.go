@@ -24,7 +24,7 @@ type backlogStats struct {
 
 // BacklogStats describes Index.MaxPending's effect since Open.
 type BacklogStats struct {
-	Limit       int     // Index.MaxPending; 0 when the bound is off
+	Limit       int     // Index.MaxPending; 0 when the bound is off or deferred
 	Waits       uint64  // writes that waited for the indexer
 	WaitSeconds float64 // the time they spent waiting, summed
 	Refused     uint64  // writes refused with INDEX_BACKLOG
@@ -32,11 +32,19 @@ type BacklogStats struct {
 
 func (e *Engine) backlogStats() BacklogStats {
 	return BacklogStats{
-		Limit:       max(e.opts.Index.MaxPending, 0),
+		Limit:       e.backlogLimit(),
 		Waits:       e.backlog.waits.Load(),
 		WaitSeconds: time.Duration(e.backlog.waitNanos.Load()).Seconds(),
 		Refused:     e.backlog.refused.Load(),
 	}
+}
+
+// backlogLimit is the bound admit applies: 0 when off or deferred.
+func (e *Engine) backlogLimit() int {
+	if e.opts.Index.Defer {
+		return 0
+	}
+	return max(e.opts.Index.MaxPending, 0)
 }
 
 // admit reserves room for n vectors in sp's backlog, waiting for the
@@ -44,7 +52,7 @@ func (e *Engine) backlogStats() BacklogStats {
 // returned release must be called once the write has committed or failed.
 // A write larger than the bound is admitted alone, into an empty backlog.
 func (e *Engine) admit(ctx context.Context, sp *space, n int) (release func(), err error) {
-	limit := e.opts.Index.MaxPending
+	limit := e.backlogLimit()
 	if limit <= 0 || n == 0 {
 		return func() {}, nil
 	}

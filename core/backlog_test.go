@@ -184,3 +184,74 @@ func TestBacklogRefusal(t *testing.T) {
 		t.Errorf("batch larger than the bound into an empty backlog: %v", err)
 	}
 }
+
+// TestDeferredIndexBulkLoad: with Index.Defer (a bulk load) the backlog
+// bound does not apply and nothing is inserted while writes come in;
+// recall finds the unindexed memories by its exact scan, and BuildIndex
+// inserts every one, after which recall finds them through the index and
+// a reopened engine has nothing left to index.
+func TestDeferredIndexBulkLoad(t *testing.T) {
+	const bound, n = 10, 300
+	o := DefaultOptions()
+	o.DefaultDimension = 64
+	o.Tiers.SweepInterval = 0
+	o.Durability = DurabilityRelaxed
+	o.Index.ExactThreshold = 1
+	o.Index.MaxPending, o.Index.PendingWait = bound, time.Millisecond
+	o.Index.Defer = true
+	dir := t.TempDir()
+	e, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	for b := range 3 { // after the first, each batch finds the backlog past the bound
+		var in BatchInput
+		for i := b * n / 3; i < (b+1)*n/3; i++ {
+			in.Memories = append(in.Memories, RememberInput{ID: fmt.Sprintf("m%d", i), Content: fmt.Sprintf("bulk memory number %d", i)})
+		}
+		if _, err := e.Batch(ctx, "bulk", in); err != nil {
+			t.Fatalf("batch %d with %d memories pending, index.max_pending %d: %v", b, pendingOf(e, "bulk"), bound, err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the indexer's idle wake-up
+	if st, _ := e.Space("bulk"); st.IndexPending != n || e.lookupSpace("bulk").index.Len() != 0 {
+		t.Fatalf("%d pending, %d indexed; want all %d pending: insertion is deferred", st.IndexPending, e.lookupSpace("bulk").index.Len(), n)
+	}
+	// Replaced and forgotten before their vectors were computed.
+	if _, err := e.Batch(ctx, "bulk", BatchInput{Memories: []RememberInput{{ID: "m5", Content: "replaced content of five"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Forget(ctx, "bulk", "m7"); err != nil {
+		t.Fatal(err)
+	}
+	find := func(what, text, id string) {
+		t.Helper()
+		res, err := e.Recall(ctx, "bulk", RecallQuery{Text: text, MaxResults: 1, NoReinforce: true})
+		if err != nil || len(res.Vivid) == 0 || res.Vivid[0].Memory.ID != id {
+			t.Fatalf("%s: recall %q: %+v %v", what, text, res.Vivid, err)
+		}
+	}
+	find("before the build", "bulk memory number 123", "m123")
+	if built, err := e.BuildIndex(ctx); err != nil || built != n-1 {
+		t.Fatalf("BuildIndex inserted %d of %d: %v", built, n-1, err)
+	}
+	if got := pendingOf(e, "bulk"); got != 0 || e.lookupSpace("bulk").index.Len() != n-1 {
+		t.Fatalf("after the build %d pending, %d indexed; want 0 and %d", got, e.lookupSpace("bulk").index.Len(), n-1)
+	}
+	find("after the build", "bulk memory number 123", "m123")
+	find("after the build", "replaced content of five", "m5")
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o.Index.Defer = false
+	e2, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	if got := pendingOf(e2, "bulk"); got != 0 || e2.lookupSpace("bulk").index.Len() != n-1 {
+		t.Fatalf("reopened: %d pending, %d in the saved index; want 0 and %d", got, e2.lookupSpace("bulk").index.Len(), n-1)
+	}
+}

@@ -82,6 +82,7 @@ type Engine struct {
 	lastForeground atomic.Int64
 
 	kick   chan struct{} // wakes the indexer
+	saveMu sync.Mutex    // serialises index saves (the periodic one, BuildIndex's)
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	bgErrs atomic.Uint64

@@ -49,6 +49,13 @@ type IndexOptions struct {
 	// when the backlog is already twice the bound. A switch: 0 is off.
 	MaxPending  int
 	PendingWait time.Duration // how long a write waits for room in the backlog
+	// Defer is the bulk-load mode: the background indexer inserts nothing
+	// and MaxPending does not apply, and Batch does not compute the vectors
+	// a deterministic embedder derives from the content (nor holds them).
+	// Writes stay durable and recall scans the backlog exactly (computing
+	// those vectors first); BuildIndex (or the next open without Defer)
+	// indexes it on every core.
+	Defer bool
 }
 
 // TierOptions tune decay and tier migration (defaults in DefaultOptions).

@@ -310,6 +310,17 @@ type hit struct {
 func (e *Engine) similar(sp *space, q []float32, k int, deep bool, dst []hit) []hit {
 	sp.lastRecall.Store(time.Now().UnixNano())
 	sp.mu.RLock()
+	unembedded := len(sp.unembedded) > 0
+	sp.mu.RUnlock()
+	if unembedded {
+		// A bulk load's memories without a vector yet: computed once, then
+		// scanned exactly with the rest of the backlog.
+		if err := e.embedDeferred(sp); err != nil {
+			e.bgErrs.Add(1)
+			e.log.Error("computing deferred vectors failed; recall leaves those memories out", "space", sp.info.Name, "err", err)
+		}
+	}
+	sp.mu.RLock()
 	small := int(sp.counts[TierWarm]) < e.opts.Index.ExactThreshold
 	backlog := sp.queue // entries are immutable: scanned after RUnlock
 	var smallIDs []uint32

@@ -76,6 +76,12 @@ type space struct {
 	// liveness and de-duplication afterwards.
 	queue   []queued
 	deletes []uint32 // indexer work: slots to tombstone
+	// unembedded are slots a bulk load (Index.Defer) stored without
+	// computing their vector: the embedder derives it from the content, so
+	// it is computed, and queued, only when the index is built or a recall
+	// needs it (embedDeferred). A bulk load holds no vectors meanwhile.
+	unembedded []uint32
+	embedMu    sync.Mutex // serialises embedDeferred
 	// reserved counts the vectors of writes admitted under
 	// Index.MaxPending and not yet committed; room is closed when the
 	// backlog falls under the bound (nil while no write waits).
@@ -277,7 +283,7 @@ func (sp *space) stats() SpaceStats {
 	sp.mu.RLock()
 	defer sp.mu.RUnlock()
 	hot := sp.hot.spaceCount(sp.num)
-	st := SpaceStats{SpaceInfo: sp.info, Associations: sp.assocs, IndexPending: len(sp.pending)}
+	st := SpaceStats{SpaceInfo: sp.info, Associations: sp.assocs, IndexPending: len(sp.pending) + len(sp.unembedded)}
 	st.Memories[TierHot] = hot
 	st.Memories[TierWarm] = sp.counts[TierWarm] - hot
 	st.Memories[TierCold] = sp.counts[TierCold]
@@ -486,18 +492,41 @@ func (e *Engine) deriveMissing(sp *space, contents map[uint32]string, warm map[u
 	if len(todo) == 0 {
 		return nil
 	}
-	vecs := make([][]float32, len(todo))
-	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	vecs, err := e.deriveEach(sp, len(todo), func(i int) (string, string, error) {
+		return sp.slots[todo[i]].id, contents[todo[i]], nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, s := range todo {
+		warm[s] = vecs[i]
+	}
+	return nil
+}
+
+// deriveEach computes on every core the normalised vectors of n memories,
+// vecs[i] from what text(i) returns: the memory's id, its content, or ""
+// to skip it.
+func (e *Engine) deriveEach(sp *space, n int, text func(i int) (id, content string, err error)) ([][]float32, error) {
+	vecs := make([][]float32, n)
+	workers := min(runtime.GOMAXPROCS(0), n)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < len(todo); i += workers {
-				v, err := e.derive(sp, contents[todo[i]])
+			for i := w; i < n; i += workers {
+				id, content, err := text(i)
+				if err == nil && content == "" {
+					continue
+				}
+				var v []float32
+				if err == nil {
+					v, err = e.derive(sp, content)
+				}
 				if err != nil {
-					errs[w] = fmt.Errorf("memory %s/%s: %w", sp.info.Name, sp.slots[todo[i]].id, err)
+					errs[w] = fmt.Errorf("memory %s/%s: %w", sp.info.Name, id, err)
 					return
 				}
 				vecs[i] = e.vecs.normalized(v)
@@ -505,13 +534,7 @@ func (e *Engine) deriveMissing(sp *space, contents map[uint32]string, warm map[u
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for i, s := range todo {
-		warm[s] = vecs[i]
-	}
-	return nil
+	return vecs, errors.Join(errs...)
 }
 
 // setSlot installs r, stored in recBytes and its vector in vecBytes, into
@@ -608,6 +631,8 @@ func (sp *space) graphWorthSaving() bool {
 }
 
 func (e *Engine) saveIndexes() error {
+	e.saveMu.Lock()
+	defer e.saveMu.Unlock()
 	var errs []error
 	for _, sp := range e.spaceList() {
 		if sp.dirty.Load() {
@@ -674,6 +699,9 @@ func (e *Engine) runIndexer() {
 	for {
 		worked := false
 		for _, sp := range e.spaceList() {
+			if e.opts.Index.Defer {
+				break // BuildIndex inserts
+			}
 			for i := 0; i < 256; i++ {
 				start := time.Now()
 				rest, width := e.indexerPace(sp)
@@ -810,15 +838,29 @@ func (e *Engine) indexStep(sp *space, width int) bool {
 	if len(batch) == 1 {
 		insert(batch[0])
 	} else {
-		var wg sync.WaitGroup
+		// One worker per core takes the next entry, so a slow insert
+		// holds up only its own worker until the step's end.
+		todo := make([]queued, 0, len(batch))
 		seen := make(map[uint32]bool, len(batch))
 		for _, q := range batch {
 			if seen[q.slot] { // the same slot queued twice (re-warmed)
 				continue
 			}
 			seen[q.slot] = true
+			todo = append(todo, q)
+		}
+		var (
+			wg   sync.WaitGroup
+			next atomic.Int64
+		)
+		for range min(runtime.GOMAXPROCS(0), len(todo)) {
 			wg.Add(1)
-			go func() { defer wg.Done(); insert(q) }()
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
+					insert(todo[i])
+				}
+			}()
 		}
 		wg.Wait()
 	}
@@ -842,6 +884,100 @@ func (e *Engine) indexStep(sp *space, width int) bool {
 	}
 	sp.dirty.Store(true)
 	return true
+}
+
+// buildStep is how many queued vectors one BuildIndex step inserts: the
+// step holds the space's index lock, and recall scans the entries being
+// inserted exactly until the step ends.
+const buildStep = 512
+
+// BuildIndex inserts every space's backlog into its ANN index on every
+// core, then persists the index graphs; it returns how many vectors it
+// inserted. It is the end of a bulk load (Index.Defer), where the
+// background indexer inserts nothing; with ctx cancelled it stops between
+// steps, and what it had not inserted is indexed by the next BuildIndex or
+// open.
+func (e *Engine) BuildIndex(ctx context.Context) (int, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, sp := range e.spaceList() {
+		if err := e.embedDeferred(sp); err != nil {
+			return done, err
+		}
+		for {
+			if err := ctxErr(ctx); err != nil {
+				return done, err
+			}
+			sp.mu.RLock()
+			before := len(sp.pending)
+			sp.mu.RUnlock()
+			if !e.indexStep(sp, buildStep) {
+				break
+			}
+			sp.mu.RLock()
+			done += max(before-len(sp.pending), 0)
+			sp.mu.RUnlock()
+		}
+	}
+	if err := e.saveIndexes(); err != nil {
+		return done, err
+	}
+	return done, nil
+}
+
+// embedDeferred computes, on every core, the vectors of the memories a
+// bulk load stored without one (space.unembedded) from their stored
+// content, and queues them for the index, where recall scans them exactly.
+// On failure the slots not queued stay for the next call.
+func (e *Engine) embedDeferred(sp *space) error {
+	sp.embedMu.Lock()
+	defer sp.embedMu.Unlock()
+	type job struct {
+		slot uint32
+		id   string
+	}
+	sp.mu.Lock()
+	var jobs []job
+	for _, s := range sp.unembedded {
+		if sl := &sp.slots[s]; sl.live && sl.tier == TierWarm {
+			jobs = append(jobs, job{s, sl.id})
+		}
+	}
+	sp.unembedded = nil
+	sp.mu.Unlock()
+	if len(jobs) == 0 {
+		return nil
+	}
+	vecs, err := e.deriveEach(sp, len(jobs), func(i int) (string, string, error) {
+		r, err := e.storedRecord(sp.info.Name, jobs[i].id)
+		switch {
+		case KindOf(err) == KindNotFound:
+			return jobs[i].id, "", nil // forgotten meanwhile
+		case err != nil:
+			return jobs[i].id, "", err
+		case r.slot != jobs[i].slot:
+			return jobs[i].id, "", nil // replaced meanwhile: the new version has its own slot
+		}
+		return jobs[i].id, r.Content, nil
+	})
+	sp.mu.Lock()
+	for i, j := range jobs {
+		if sl := &sp.slots[j.slot]; !sl.live || sl.tier != TierWarm {
+			continue
+		}
+		if vecs[i] == nil {
+			if err != nil {
+				sp.unembedded = append(sp.unembedded, j.slot)
+			}
+			continue
+		}
+		sp.pending[j.slot] = vecs[i]
+		sp.queue = append(sp.queue, queued{j.slot, vecs[i]})
+	}
+	sp.mu.Unlock()
+	return err
 }
 
 func (e *Engine) kickIndexer() {

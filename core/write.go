@@ -363,10 +363,14 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 			sp.dropSlot(old)
 		}
 		sp.setSlot(r, len(rec), len(vec))
-		// Only now, committed, does the vector take slab space.
-		kept := e.vecs.copyOf(norm)
-		sp.pending[s] = kept
-		sp.queue = append(sp.queue, queued{s, kept})
+		if norm == nil {
+			sp.unembedded = append(sp.unembedded, s) // a bulk load's: computed later
+		} else {
+			// Only now, committed, does the vector take slab space.
+			kept := e.vecs.copyOf(norm)
+			sp.pending[s] = kept
+			sp.queue = append(sp.queue, queued{s, kept})
+		}
 		sp.mu.Unlock()
 		e.cache.offer(sp.num, r)
 	})
@@ -567,7 +571,21 @@ func (e *Engine) Batch(ctx context.Context, spaceName string, b BatchInput) (Bat
 		return BatchResult{}, err
 	}
 	defer admitted()
-	if err := e.embedAll(ctx, sp, ps); err != nil {
+	embed := ps
+	if e.opts.Index.Defer && deterministic(sp.embedder) {
+		// A bulk load: a vector the embedder derives from the content is
+		// neither logged nor stored, and is computed when the index is
+		// built or a recall needs it (embedDeferred), not here.
+		embed = nil
+		for _, p := range ps {
+			if p.m.Embedding == nil {
+				p.derived = true
+			} else {
+				embed = append(embed, p)
+			}
+		}
+	}
+	if err := e.embedAll(ctx, sp, embed); err != nil {
 		return BatchResult{}, err
 	}
 	if err := ctxErr(ctx); err != nil {
@@ -575,6 +593,7 @@ func (e *Engine) Batch(ctx context.Context, spaceName string, b BatchInput) (Bat
 	}
 	res := BatchResult{IDs: make([]string, len(ps)), Associations: len(b.Associations)}
 	seq, err := e.commit(commitAcked, func(t *txn) error {
+		t.changes = make([]Change, 0, len(ps)+len(b.Associations)+1) // one change each, and the cursor
 		for i, p := range ps {
 			p.m.StoredAt, p.m.LastAccess = t.now, t.now
 			if _, err := t.putMemory(sp, &p.m, p.norm, p.derived); err != nil {

@@ -91,6 +91,17 @@ type Summary struct {
 	Batches      int             `json:"batches"`
 	Seconds      float64         `json:"seconds"`
 	Objects      []ObjectSummary `json:"objects"`
+	// Index reports the index build after a bulk load into a data
+	// directory (nil otherwise).
+	Index *IndexBuild `json:"index,omitempty"`
+}
+
+// IndexBuild reports the ANN index build that ends a bulk load.
+type IndexBuild struct {
+	// Deferred: left to the next start of the server (--defer-index).
+	Deferred bool    `json:"deferred"`
+	Vectors  int     `json:"vectors"`
+	Seconds  float64 `json:"seconds"`
 }
 
 // ErrTooManyRejects stops a run past Options.MaxRejects.
@@ -142,6 +153,7 @@ type runner struct {
 	space     string
 	mems      []Memory
 	memRecs   []*Record
+	memIDs    map[string]*Record // the batch's memory ids and their records
 	assocs    []Association
 	assocRecs []*Record
 	bytes     int
@@ -174,7 +186,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	start := timeNow()
 	r := &runner{o: o, sum: &Summary{Source: o.SourceName, DryRun: o.DryRun}, objs: map[string]*ObjectSummary{},
-		counts: map[string]int64{}, fp: o.Mapping.Fingerprint(), batchObjs: map[string]int64{}}
+		counts: map[string]int64{}, fp: o.Mapping.Fingerprint(), batchObjs: map[string]int64{}, memIDs: map[string]*Record{}}
 	for _, obj := range o.Mapping.Objects() {
 		s := &ObjectSummary{Name: obj.Name, Kind: obj.Kind.String()}
 		r.objs[obj.Name] = s
@@ -245,7 +257,7 @@ func (r *runner) obj(name string) *ObjectSummary {
 }
 
 func (r *runner) loop(ctx context.Context, it RecordIterator) error {
-	p := startPrefetch(it, r.o.Mapping)
+	p := startPrefetch(it, r.o.Mapping, r.o.BatchSize)
 	defer p.stop()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -302,8 +314,12 @@ const (
 	prefetchChunks = 4
 )
 
-func startPrefetch(it RecordIterator, m *Mapping) *prefetcher {
-	p := &prefetcher{ch: make(chan []mappedRecord, prefetchChunks), quit: make(chan struct{}), done: make(chan struct{})}
+// startPrefetch reads ahead at least prefetchChunks chunks, and a batch of
+// batchSize records, so the next batch is read and mapped while the sink
+// writes one.
+func startPrefetch(it RecordIterator, m *Mapping, batchSize int) *prefetcher {
+	depth := max(prefetchChunks, batchSize/prefetchChunk+1)
+	p := &prefetcher{ch: make(chan []mappedRecord, depth), quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		defer close(p.ch)
@@ -390,13 +406,12 @@ func (r *runner) take(ctx context.Context, rec *Record, m Mapped, err error) err
 	}
 	r.space = m.Space
 	if m.Memory != nil {
-		for i := range r.mems {
-			if r.mems[i].ID == m.Memory.ID {
-				r.cursor = rec.Cursor
-				return r.reject(rec.Object, rec.Position, rec.Cursor, rec.Key, rec.Fields,
-					fmt.Sprintf("memory id %q is also the id of the record at %s; the id template must give each record its own id", m.Memory.ID, r.memRecs[i].Position))
-			}
+		if prev, dup := r.memIDs[m.Memory.ID]; dup {
+			r.cursor = rec.Cursor
+			return r.reject(rec.Object, rec.Position, rec.Cursor, rec.Key, rec.Fields,
+				fmt.Sprintf("memory id %q is also the id of the record at %s; the id template must give each record its own id", m.Memory.ID, prev.Position))
 		}
+		r.memIDs[m.Memory.ID] = rec
 		r.mems = append(r.mems, *m.Memory)
 		r.memRecs = append(r.memRecs, rec)
 		r.bytes += memBytes(m.Memory)
@@ -488,6 +503,7 @@ func (r *runner) flush(ctx context.Context, final bool) error {
 	r.mems, r.memRecs, r.assocs, r.assocRecs = r.mems[:0], r.memRecs[:0], r.assocs[:0], r.assocRecs[:0]
 	r.bytes = 0
 	clear(r.batchObjs)
+	clear(r.memIDs)
 	r.emit(Event{Type: EventBatch, Position: r.committed})
 	return nil
 }
@@ -532,6 +548,7 @@ func (r *runner) dropItem(ie *ItemError) error {
 		return ie.Err
 	}
 	rec, id := r.memRecs[ie.Index], r.mems[ie.Index].ID
+	delete(r.memIDs, id)
 	r.mems = append(r.mems[:ie.Index], r.mems[ie.Index+1:]...)
 	r.memRecs = append(r.memRecs[:ie.Index], r.memRecs[ie.Index+1:]...)
 	if err := r.reject(rec.Object, rec.Position, rec.Cursor, rec.Key, rec.Fields, "refused by the target: "+ie.Err.Error()); err != nil {

@@ -71,6 +71,14 @@ func asItemError(msg string, err error) error {
 	return &ItemError{Association: m[1] == "associations", Index: i, Err: err}
 }
 
+// A bulk load into a data directory (an engine with Index.Defer) commits
+// larger batches than a server takes in one request: one WAL fsync per
+// batch, the cursor in each.
+const (
+	BulkBatchSize  = 5000
+	BulkBatchBytes = 32 << 20
+)
+
 // EngineSink writes into an engine opened on a stopped data directory.
 type EngineSink struct {
 	E       *core.Engine

@@ -94,8 +94,8 @@ type Reference struct {
 // RecordIterator yields records in source order. Next returns io.EOF at the
 // end. A *BadRecordError is one record that could not be read: the iterator
 // stays usable and the run rejects that record and continues; any other
-// error stops the run. Run calls Next on a goroutine of its own, reading a
-// few hundred records ahead of the writer, so a record must not share
+// error stops the run. Run calls Next on a goroutine of its own, reading up
+// to a batch ahead of the writer, so a record must not share
 // memory the iterator reuses for later records.
 type RecordIterator interface {
 	Next() (Record, error)

@@ -101,6 +101,41 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = backup ]; then
 	go test ./backup/ -run '^$' -bench BenchmarkRestoreReplay -benchtime=1x -timeout 60m
 fi
 
+# --- migrate: the ## Migration section of docs/benchmarks.md ----------------
+# Each source generated, read raw (PostgreSQL: COPY (SELECT *) TO STDOUT;
+# Redis: pipelined SCAN + TYPE + GET/HGETALL/...; APOC: line read + JSON
+# decode), then migrated into a fresh data directory as `migrate --data-dir`
+# does (a bulk load): "load" is records durable per second, "load+index"
+# adds the ANN index build the command ends with; each with its ratio to the
+# raw read of the same run and the process's peak RSS. The APOC export
+# always, at 100,000 and 1,000,000 records; PostgreSQL and Redis on the
+# servers in ENGRAM_TEST_POSTGRES_DSN / ENGRAM_TEST_REDIS_ADDR, started from
+# Debian's packages when unset and installed.
+if [ -z "${SECTION:-}" ] || [ "$SECTION" = migrate ]; then
+	for nodes in 50000 500000; do
+		echo "== migrate: APOC export, $((nodes * 2)) records"
+		ENGRAM_BENCH_APOC_NODES=$nodes go test ./migrate/neo4j -run '^$' -bench BenchmarkNeo4jExportMigrate -benchtime 1x -timeout 60m
+	done
+	if [ -z "${ENGRAM_TEST_POSTGRES_DSN:-}" ] && [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+		start_postgres
+	fi
+	if [ -n "${ENGRAM_TEST_POSTGRES_DSN:-}" ]; then
+		echo "== migrate: PostgreSQL, ${ENGRAM_BENCH_PG_ROWS:-100000} rows"
+		go test ./migrate/postgres -run '^$' -bench BenchmarkPostgresMigrate -benchtime 1x -timeout 60m
+	else
+		echo "no PostgreSQL (install postgresql or set ENGRAM_TEST_POSTGRES_DSN): skipped"
+	fi
+	if [ -z "${ENGRAM_TEST_REDIS_ADDR:-}" ] && command -v redis-server >/dev/null; then
+		start_redis
+	fi
+	if [ -n "${ENGRAM_TEST_REDIS_ADDR:-}" ]; then
+		echo "== migrate: Redis, 100,000 keys"
+		go test ./migrate/redis -run '^$' -bench BenchmarkRedisMigrate -benchtime 1x -timeout 60m
+	else
+		echo "no Redis (install redis-server or set ENGRAM_TEST_REDIS_ADDR): skipped"
+	fi
+fi
+
 # serve_build BIN: a fresh data directory and BIN serving it on a free
 # port; sets port and pid (the caller kills it).
 serve_build() {

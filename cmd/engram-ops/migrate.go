@@ -56,6 +56,7 @@ type migrateCmd struct {
 	batchBytes    int
 	retryFor      time.Duration
 	sample        int64
+	deferIndex    bool
 
 	// migrate postgres
 	pgDSN, pgDSNEnv, pgSchema string
@@ -276,9 +277,10 @@ migrate-neo4j (below).`
 		f.StringVar(&m.rejectFile, "reject-file", "", "append rejected records here as JSON lines (default: <source name>.rejects.jsonl in the current directory)")
 		f.StringVar(&m.metricsListen, "metrics-listen", "", "serve engram_migrate_* Prometheus metrics on this address (e.g. 127.0.0.1:9187)")
 		f.BoolVar(&m.printDefault, "print-default-mapping", false, "write the default mapping for this source as a mapping file and exit")
-		f.IntVar(&m.batchSize, "batch-size", 500, "memories and associations per batch")
-		f.IntVar(&m.batchBytes, "batch-bytes", 4<<20, "estimated bytes per batch")
+		f.IntVar(&m.batchSize, "batch-size", 500, fmt.Sprintf("memories and associations per batch (with --data-dir: %d)", migrate.BulkBatchSize))
+		f.IntVar(&m.batchBytes, "batch-bytes", 4<<20, fmt.Sprintf("estimated bytes per batch (with --data-dir: %d)", migrate.BulkBatchBytes))
 		f.DurationVar(&m.retryFor, "retry-for", 10*time.Minute, "how long one batch is retried while the server answers 429/503")
+		f.BoolVar(&m.deferIndex, "defer-index", false, "with --data-dir: end without building the ANN index; the server builds it when it starts (recall scans the memories exactly meanwhile)")
 		group.AddCommand(run)
 
 		v := &cobra.Command{
@@ -331,6 +333,14 @@ func (m *migrateCmd) addCommon(cmd *cobra.Command, k sourceKind) {
 func (m *migrateCmd) defaults(cmd *cobra.Command, k sourceKind) {
 	if !cmd.Flags().Changed("space") {
 		m.space = k.space
+	}
+	if m.dataDir != "" && m.target == "" {
+		if !cmd.Flags().Changed("batch-size") {
+			m.batchSize = migrate.BulkBatchSize
+		}
+		if !cmd.Flags().Changed("batch-bytes") {
+			m.batchBytes = migrate.BulkBatchBytes
+		}
 	}
 }
 
@@ -409,15 +419,42 @@ func (m *migrateCmd) sink(ctx context.Context, onRetry func(error, time.Duration
 // engineOptions are a server's defaults (the disk reserve, the cap on
 // spaces, the embedders), without the background tier sweep: a migration
 // into a data directory is held to what the server would hold it to. The
-// bound on the index backlog is off: nothing recalls during the load, and
-// what is not indexed when it ends is indexed when the server opens the
-// directory, on every core while it is idle.
+// engine runs as a bulk load (Index.Defer): no index insertion beside the
+// commits and no bound on the index backlog; the run builds the index on
+// every core once the load ends (or, with --defer-index, the server does
+// when it opens the directory).
 func (m *migrateCmd) engineOptions() core.Options {
 	cfg := config.Default()
 	o := cfg.EngineOptions(nil, cfg.EmbedderFactory(m.app.getenv))
 	o.Tiers.SweepInterval = 0
-	o.Index.MaxPending = 0
+	o.Index.Defer = true
 	return o
+}
+
+// buildIndex ends a bulk load into a data directory: it builds the ANN
+// index of what the engine has not indexed, unless --defer-index leaves
+// that to the server.
+func (m *migrateCmd) buildIndex(ctx context.Context, sink migrate.Sink) (*migrate.IndexBuild, error) {
+	es, ok := sink.(*migrate.EngineSink)
+	if !ok {
+		return nil, nil
+	}
+	if m.deferIndex {
+		n := 0
+		for _, st := range es.E.Spaces() {
+			n += st.IndexPending
+		}
+		return &migrate.IndexBuild{Deferred: true, Vectors: n}, nil
+	}
+	if !m.app.global.quiet && m.app.global.output != "json" {
+		fmt.Fprintln(m.app.stderr, "building the ANN index on every core (the memories are stored; --defer-index leaves this to the server)")
+	}
+	start := time.Now()
+	n, err := es.E.BuildIndex(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("build the ANN index (the memories are stored; run the same command again, or start the server, to finish it): %w", err)
+	}
+	return &migrate.IndexBuild{Vectors: n, Seconds: time.Since(start).Seconds()}, nil
 }
 
 func (m *migrateCmd) run(ctx context.Context, k sourceKind, args []string) error {
@@ -483,6 +520,13 @@ func (m *migrateCmd) run(ctx context.Context, k sourceKind, args []string) error
 	}
 	sum, runErr := migrate.Run(ctx, o)
 	prog.stop()
+	if runErr == nil && !m.dryRun {
+		ib, err := m.buildIndex(ctx, sink)
+		if err != nil {
+			return err
+		}
+		sum.Index = ib
+	}
 	if sum != nil {
 		if err := m.printSummary(sum, o.Rejects); err != nil {
 			return err
@@ -596,6 +640,15 @@ func (m *migrateCmd) printSummary(sum *migrate.Summary, rejects io.Writer) error
 	tw.Flush()
 	fmt.Fprintf(a.stdout, "%d records, %d memories, %d associations, %d rejected, %d batches in %.2fs\n",
 		sum.Records, sum.Memories, sum.Associations, sum.Rejects, sum.Batches, sum.Seconds)
+	if ib := sum.Index; ib != nil && sum.Seconds > 0 {
+		load := float64(sum.Records) / sum.Seconds
+		if ib.Deferred {
+			fmt.Fprintf(a.stdout, "load: %.0f records/s durable; ANN index deferred: %d memories wait for it, indexed when the server starts (recall scans them exactly meanwhile)\n", load, ib.Vectors)
+		} else {
+			fmt.Fprintf(a.stdout, "load: %.0f records/s durable; ANN index: %d vectors in %.2fs; end to end: %.0f records/s\n",
+				load, ib.Vectors, ib.Seconds, float64(sum.Records)/(sum.Seconds+ib.Seconds))
+		}
+	}
 	if lf, ok := rejects.(*lazyFile); ok && lf.f != nil {
 		fmt.Fprintf(a.stdout, "rejected records: %s\n", lf.path)
 	}

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -16,7 +17,8 @@ import (
 // mixed types, 30,000 doc->user references) into a data directory and, in
 // the same run, reads the same keys with a pipelined SCAN + TYPE and GET /
 // HGETALL / LRANGE / SMEMBERS / ZRANGE / XRANGE per page: the reference the
-// migration rate is compared with (keys/s of each, and their ratio).
+// migration rates (a bulk load, and the load with the index build) are
+// compared with (keys/s of each, and their ratios).
 // "objects" is the counting pass a command makes before the run.
 func BenchmarkRedisMigrate(b *testing.B) {
 	c := redistest.Client(b)
@@ -47,25 +49,12 @@ func BenchmarkRedisMigrate(b *testing.B) {
 		}
 		b.ReportMetric(keys*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
 	})
-	b.Run("migrate", func(b *testing.B) {
-		m := migratetest.Compile(b, src, "", "redis")
-		for i := 0; i < b.N; i++ {
-			b.StopTimer()
-			e := migratetest.OpenEngine(b, b.TempDir())
-			b.StartTimer()
-			sum, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "bench", Mapping: m, Sink: &migrate.EngineSink{E: e}, MaxRejects: 0})
-			if err != nil || sum.Memories != int64(cnt.Keys) || sum.Associations != int64(cnt.Refs) {
-				b.Fatalf("%+v %v", sum, err)
-			}
-			b.StopTimer()
-			e.Close()
-			b.StartTimer()
+	m := migratetest.Compile(b, src, "", "redis")
+	migratetest.BenchmarkBulkLoad(b, src, m, keys, readRate, "keys", func(sum *migrate.Summary) error {
+		if sum.Memories != int64(cnt.Keys) || sum.Associations != int64(cnt.Refs) {
+			return fmt.Errorf("%d memories and %d associations, want %d and %d", sum.Memories, sum.Associations, cnt.Keys, cnt.Refs)
 		}
-		rate := keys * float64(b.N) / b.Elapsed().Seconds()
-		b.ReportMetric(rate, "keys/s")
-		if readRate > 0 {
-			b.ReportMetric(rate/readRate, "ratio-to-read")
-		}
+		return nil
 	})
 }
 
