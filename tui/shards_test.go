@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/golden"
 
 	"github.com/engram-ops/engram-ops/ops/api"
@@ -114,5 +116,34 @@ func TestShardBoardJSON(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON lacks %s:\n%s", want, b)
 		}
+	}
+}
+
+// The live shard board draws the last poll at the terminal's width, polls
+// again on r (dropping the answer of the poll it replaces) and quits on q.
+func TestShardModel(t *testing.T) {
+	m := NewShardModel(NewShardScraper(shardMembers()), time.Hour, NewStyles(nil, false))
+	if v := m.View(); !strings.Contains(v, "waiting for the first scrape") {
+		t.Errorf("before the first poll: %q", v)
+	}
+	first := m.Init()().(shardSnapMsg)
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 20})
+	if _, cmd := m.Update(first); cmd == nil {
+		t.Error("no next poll scheduled after a poll")
+	}
+	v := m.View()
+	checkFits(t, v, 160, 20)
+	if !strings.Contains(v, "connection refused") || !strings.Contains(v, "r refresh  q quit") {
+		t.Errorf("160 columns: no error column or keys:\n%s", v)
+	}
+	_, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("r")})
+	if cmd == nil {
+		t.Fatal("r does not poll")
+	}
+	if _, next := m.Update(first); next != nil {
+		t.Error("the answer of a replaced poll scheduled another")
+	}
+	if _, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")}); cmd == nil || cmd() != tea.Quit() {
+		t.Error("q does not quit")
 	}
 }

@@ -191,6 +191,12 @@ func (t *tuiCmd) run(ctx context.Context) error {
 			return rb.Title, rb.Body, err
 		},
 	})
+	return t.runProgram(ctx, m)
+}
+
+// runProgram runs a board full screen until it quits.
+func (t *tuiCmd) runProgram(ctx context.Context, m tea.Model) error {
+	a := t.app
 	in := a.stdin
 	if f, ok := in.(*os.File); !ok || !isTerminal(f) {
 		in = nil // bubbletea opens the controlling terminal
@@ -325,12 +331,5 @@ func (t *tuiCmd) runShards(ctx context.Context) error {
 	if !isTerminal(a.stdout) {
 		return usagef("the board needs a terminal on stdout; use --once (with --output json for scripts)")
 	}
-	popts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithFPS(10), tea.WithContext(ctx), tea.WithOutput(a.stdout)}
-	if f, ok := a.stdin.(*os.File); ok && isTerminal(f) {
-		popts = append(popts, tea.WithInput(f))
-	}
-	if _, err := tea.NewProgram(tui.NewShardModel(sc, t.refresh, st), popts...).Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) {
-		return fmt.Errorf("tui: %w", err)
-	}
-	return nil
+	return t.runProgram(ctx, tui.NewShardModel(sc, t.refresh, st))
 }

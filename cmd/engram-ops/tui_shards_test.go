@@ -24,15 +24,20 @@ import (
 func TestTUIShardBoardOnce(t *testing.T) {
 	archive := t.TempDir()
 	primary := startServe(t, t.TempDir(), "--backup-to", "file://"+archive, "--backup-interval", "100ms", "--no-access-log")
-	for i := range 3 {
+	remember := func(i int) {
 		if code, b := httpDo(t, "POST", primary.base+"/api/v1/memories/remember", fmt.Sprintf(`{"content":"shard board %d"}`, i)); code != http.StatusCreated {
 			t.Fatalf("remember: %d %s", code, b)
 		}
 	}
+	remember(0)
+	// A follower seeds from a snapshot, then applies the shipped log (the
+	// later writes).
 	if code, b := httpDo(t, "POST", primary.base+api.PathAdminBackup, `{}`); code >= 300 {
 		t.Fatalf("snapshot: %d %s", code, b)
 	}
 	follower := startServe(t, t.TempDir(), "--follow", "file://"+archive, "--primary-url", primary.base, "--no-access-log")
+	remember(1)
+	remember(2)
 	down := "http://" + testsupport.FreeAddr(t)
 	file := filepath.Join(t.TempDir(), "placement.toml")
 	toml := fmt.Sprintf("default_shard = \"a\"\n[router]\nlisten = \"127.0.0.1:7400\"\nstats_socket = \"/run/r.sock\"\n"+
@@ -53,8 +58,9 @@ func TestTUIShardBoardOnce(t *testing.T) {
 			if code != exitFailed || !strings.Contains(errOut, "could not read 1 of 3 servers: "+down) {
 				t.Fatalf("tui %v: exit %d, want 1 naming %s\n%s", args, code, down, errOut)
 			}
-			// The follower catches up with the primary's three writes.
-			if f := s.Servers[1]; f.AppliedSequence != nil && *f.AppliedSequence >= 3 || time.Now().After(deadline) {
+			// The follower catches up with the primary's writes.
+			p, f := s.Servers[0], s.Servers[1]
+			if p.AppliedSequence != nil && f.AppliedSequence != nil && *p.AppliedSequence >= 3 && *f.AppliedSequence == *p.AppliedSequence || time.Now().After(deadline) {
 				return s
 			}
 			time.Sleep(200 * time.Millisecond)
