@@ -20,4 +20,10 @@
 // and one styles file (styles.go). It redraws only after a message
 // changed something, polls every Config.Refresh and doubles the interval
 // per failed poll up to Config.MaxBackoff, saying so in the header.
+//
+// With several servers (a sharded deployment) the board is the shard
+// board instead: a ShardScraper reads each Member's health and /metrics
+// in parallel and RenderShards draws one line per server with its shard,
+// role, applied sequence, lag and whether it is up (ShardModel is its
+// live program).
 package tui

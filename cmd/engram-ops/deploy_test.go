@@ -330,7 +330,9 @@ func dig(v any, path ...string) any {
 	return v
 }
 
-// podContainers returns the containers of a workload's pod template.
+// podContainers returns the containers and init containers of a
+// workload's pod template that run the engram-ops image (the router's
+// HAProxy container runs another).
 func podContainers(doc map[string]any) []any {
 	var spec any
 	switch doc["kind"] {
@@ -341,8 +343,13 @@ func podContainers(doc map[string]any) []any {
 	default:
 		return nil
 	}
-	cs, _ := dig(spec, "containers").([]any)
-	return cs
+	var out []any
+	for _, c := range append(asList(dig(spec, "initContainers")), asList(dig(spec, "containers"))...) {
+		if img, _ := dig(c, "image").(string); strings.HasPrefix(img, "engram-ops:") {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // containerUse reads a container running the image: args (the image's

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/spf13/cobra"
 
 	"github.com/engram-ops/engram-ops/ops/client"
+	"github.com/engram-ops/engram-ops/ops/placement"
 	"github.com/engram-ops/engram-ops/runbooks"
 	"github.com/engram-ops/engram-ops/tui"
 )
@@ -25,6 +27,8 @@ type tuiCmd struct {
 	prometheus string
 	once       bool
 	tls        tlsClientFlags
+	servers    []string // [SHARD=]URL: the shard board
+	placement  string   // the placement file: the shard board of its servers
 }
 
 func newTuiCmd(a *app) *tuiCmd { return &tuiCmd{app: a} }
@@ -71,8 +75,20 @@ once as plain text, or with --output json one snapshot as JSON, a stable shape
    "loadtest": {"spaces", "per_second"} or null,
    "unknown": {"field": "reason"}}
 
-Exit status: 0 ok; 1 the server could not be read (--once) or the terminal
-failed; 2 a bad flag.`,
+With several servers (--server, repeated, or --placement FILE naming every shard's
+primary and followers) the board is the shard board instead: one line per server with
+its shard, role (what the server reports: primary, or follower when its health has a
+replica block), applied sequence (a follower's engram_replica_applied_sequence, a
+primary's engram_changelog_sequence), lag (engram_replica_lag_seconds), archive
+generation (— while the servers export none) and whether it is up (see the runbook
+scaling-and-capacity, "Shards behind HAProxy"). Keys: r refresh, q quit. --once polls
+once; with --output json:
+
+  {"time": RFC3339, "servers": [{"shard", "target", "role", "up", "status", "error",
+   "applied_sequence", "lag_seconds", "generation"}], "unknown": {"field": "reason"}}
+
+Exit status: 0 ok; 1 the server (with several: any server) could not be read
+(--once) or the terminal failed; 2 a bad flag.`,
 		Example: `  # The board of a local server
   engram-ops tui
 
@@ -83,9 +99,21 @@ failed; 2 a bad flag.`,
   engram-ops tui --target https://engram.internal:7432 --ca-file /etc/engram/ca.pem
 
   # One snapshot for a script
-  engram-ops tui --once --output json | jq '.operations[] | {name, p99_seconds}'`,
+  engram-ops tui --once --output json | jq '.operations[] | {name, p99_seconds}'
+
+  # Every shard's servers: role, applied sequence, lag
+  engram-ops tui --placement placement.toml
+  engram-ops tui --server a=http://10.0.0.1:7432 --server a=http://10.0.0.2:7432 --once`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return t.run(cmd.Context()) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(t.servers) > 0 || t.placement != "" {
+				if cmd.Flags().Changed("target") || t.prometheus != "" {
+					return usagef("--server and --placement show the shard board: drop --target and --prometheus")
+				}
+				return t.runShards(cmd.Context())
+			}
+			return t.run(cmd.Context())
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&t.target, "target", "http://127.0.0.1:7432", "base URL of the server")
@@ -93,15 +121,15 @@ failed; 2 a bad flag.`,
 	f.StringVar(&t.apiKeyEnv, "api-key-env", "ENGRAM_API_KEY", "name of the environment variable holding the API key (sent as Authorization: Bearer)")
 	f.StringVar(&t.prometheus, "prometheus", "", "read alerts from this Prometheus (its /api/v1/alerts) instead of evaluating the shipped rules")
 	t.tls.add(f)
+	f.StringArrayVar(&t.servers, "server", nil, "[SHARD=]URL of a server for the shard board (repeatable)")
+	f.StringVar(&t.placement, "placement", "", "the placement file (TOML): the shard board of every shard's primary and followers")
 	f.BoolVar(&t.once, "once", false, "print the board once (two scrapes --refresh apart) and exit; with --output json, one JSON snapshot")
 	return cmd
 }
 
-func (t *tuiCmd) run(ctx context.Context) error {
+// clientOptions are the API key and TLS settings every server is read with.
+func (t *tuiCmd) clientOptions() ([]client.Option, error) {
 	a := t.app
-	if t.refresh < 100*time.Millisecond || t.refresh > time.Hour {
-		return usagef("--refresh %s: use between 100ms and 1h", t.refresh)
-	}
 	var opts []client.Option
 	if t.apiKeyEnv != "" {
 		if key := a.getenv(t.apiKeyEnv); key != "" {
@@ -110,9 +138,27 @@ func (t *tuiCmd) run(ctx context.Context) error {
 	}
 	hc, err := t.tls.httpClient(a)
 	if err != nil {
+		return nil, err
+	}
+	return append(opts, client.WithHTTPClient(hc), client.WithUserAgent("engram-ops-tui")), nil
+}
+
+func (t *tuiCmd) checkRefresh() error {
+	if t.refresh < 100*time.Millisecond || t.refresh > time.Hour {
+		return usagef("--refresh %s: use between 100ms and 1h", t.refresh)
+	}
+	return nil
+}
+
+func (t *tuiCmd) run(ctx context.Context) error {
+	a := t.app
+	if err := t.checkRefresh(); err != nil {
 		return err
 	}
-	opts = append(opts, client.WithHTTPClient(hc), client.WithUserAgent("engram-ops-tui"))
+	opts, err := t.clientOptions()
+	if err != nil {
+		return err
+	}
 	c, err := client.New(t.target, opts...)
 	if err != nil {
 		return usagef("--target: %v", err)
@@ -145,6 +191,12 @@ func (t *tuiCmd) run(ctx context.Context) error {
 			return rb.Title, rb.Body, err
 		},
 	})
+	return t.runProgram(ctx, m)
+}
+
+// runProgram runs a board full screen until it quits.
+func (t *tuiCmd) runProgram(ctx context.Context, m tea.Model) error {
+	a := t.app
 	in := a.stdin
 	if f, ok := in.(*os.File); !ok || !isTerminal(f) {
 		in = nil // bubbletea opens the controlling terminal
@@ -189,4 +241,95 @@ func (t *tuiCmd) runOnce(ctx context.Context, sc *tui.Scraper, color bool) error
 		return fmt.Errorf("could not read %s: %s", t.target, snap.Health.Error)
 	}
 	return nil
+}
+
+// members are the servers of the shard board: the placement file's
+// primaries and followers, or --server's.
+func (t *tuiCmd) members() ([]tui.Member, error) {
+	opts, err := t.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	var out []tui.Member
+	add := func(shard, role, u, from string) error {
+		c, err := client.New(u, opts...)
+		if err != nil {
+			return usagef("%s %q: %v", from, u, err)
+		}
+		out = append(out, tui.Member{Shard: shard, Role: role, Source: tui.ClientSource{C: c}})
+		return nil
+	}
+	if t.placement != "" {
+		if len(t.servers) > 0 {
+			return nil, usagef("give either --placement or --server, not both")
+		}
+		p, err := placement.Load(t.placement)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		for _, s := range p.Shards {
+			if err := add(s.Name, "primary", s.Primary, t.placement); err != nil {
+				return nil, err
+			}
+			for _, f := range s.Followers {
+				if err := add(s.Name, "follower", f, t.placement); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return out, nil
+	}
+	for _, sv := range t.servers {
+		shard, u := "", sv
+		if name, rest, ok := strings.Cut(sv, "="); ok && !strings.Contains(name, "://") {
+			if name == "" {
+				return nil, usagef("--server %q: the shard before = is empty (use [SHARD=]URL)", sv)
+			}
+			shard, u = name, rest
+		}
+		if err := add(shard, "", u, "--server"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// runShards is the shard board: live, or polled once with --once.
+func (t *tuiCmd) runShards(ctx context.Context) error {
+	a := t.app
+	if err := t.checkRefresh(); err != nil {
+		return err
+	}
+	members, err := t.members()
+	if err != nil {
+		return err
+	}
+	sc := tui.NewShardScraper(members)
+	st := tui.NewStyles(a.stdout, a.useColor(a.stdout))
+	if t.once {
+		pctx, cancel := context.WithTimeout(ctx, max(5*time.Second, t.refresh))
+		snap := sc.Poll(pctx)
+		cancel()
+		if a.global.output == "json" {
+			if err := a.printJSON(snap); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprint(a.stdout, tui.RenderShards(snap, 100, st))
+		}
+		if n := sc.Down(); n > 0 {
+			var down []string
+			for _, s := range snap.Servers {
+				if !s.Up {
+					down = append(down, s.Target+" ("+s.Error+")")
+				}
+			}
+			return fmt.Errorf("could not read %d of %d servers: %s", n, len(snap.Servers), strings.Join(down, ", "))
+		}
+		return nil
+	}
+	if !isTerminal(a.stdout) {
+		return usagef("the board needs a terminal on stdout; use --once (with --output json for scripts)")
+	}
+	return t.runProgram(ctx, tui.NewShardModel(sc, t.refresh, st))
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -36,8 +37,25 @@ const (
 	plainDir  = "../kubernetes"
 )
 
-// valuesFiles are the chart's values files: the defaults and each size.
-var valuesFiles = []string{"values.yaml", "values-small.yaml", "values-medium.yaml", "values-large.yaml"}
+// valuesFiles are the chart's values files: the defaults, each size and
+// the sharded layout.
+var valuesFiles = []string{"values.yaml", "values-small.yaml", "values-medium.yaml", "values-large.yaml", shardedValues}
+
+// shardedValues is the example of the sharded layout: two shards, the
+// first with two followers, behind the router.
+const shardedValues = "values-sharded.yaml"
+
+// wantKinds is how many objects of each kind a values file renders.
+func wantKinds(valuesFile string) map[string]int {
+	if valuesFile == shardedValues {
+		// Per shard a primary StatefulSet and Service and a restore drill;
+		// shard a's followers' StatefulSet and Service; the router's
+		// Deployment and Service and the placement ConfigMap.
+		return map[string]int{"StatefulSet": 3, "Service": 4, "Deployment": 1, "ConfigMap": 1, "CronJob": 2,
+			"PodDisruptionBudget": 1, "ServiceMonitor": 1, "PrometheusRule": 1}
+	}
+	return map[string]int{"StatefulSet": 1, "Service": 1, "PodDisruptionBudget": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "CronJob": 1}
+}
 
 // strictDecoder decodes YAML into the registered Kubernetes and Prometheus
 // Operator types, failing on unknown and duplicate fields and unknown kinds.
@@ -97,20 +115,30 @@ func stripComments(doc []byte) []byte {
 // the manifests by template name, empty ones left out.
 func render(t *testing.T, chrt *chartv2.Chart, values map[string]any) map[string]string {
 	t.Helper()
+	out, err := renderErr(chrt, values)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return out
+}
+
+// renderErr is render returning the error of a template that refuses the
+// values.
+func renderErr(chrt *chartv2.Chart, values map[string]any) (map[string]string, error) {
 	vals, err := util.ToRenderValues(chrt, values, common.ReleaseOptions{Name: "engram-ops", Namespace: "engram", IsInstall: true}, common.DefaultCapabilities)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	out, err := engine.Render(chrt, vals)
 	if err != nil {
-		t.Fatalf("render: %v", err)
+		return nil, err
 	}
 	for k, v := range out {
 		if strings.HasSuffix(k, ".tpl") || len(bytes.TrimSpace(stripComments([]byte(v)))) == 0 {
 			delete(out, k)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func loadChart(t *testing.T) *chartv2.Chart {
@@ -163,10 +191,8 @@ func TestChartRendersStrictly(t *testing.T) {
 					kinds[reflect.TypeOf(obj).Elem().Name()]++
 				}
 			}
-			for _, k := range []string{"StatefulSet", "Service", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule", "CronJob"} {
-				if kinds[k] != 1 {
-					t.Errorf("%s renders %d %s, want 1 (kinds: %v)", vf, kinds[k], k, kinds)
-				}
+			if want := wantKinds(vf); !maps.Equal(kinds, want) {
+				t.Errorf("%s renders %v, want %v", vf, kinds, want)
 			}
 			golden := filepath.Join(renderDir, strings.TrimSuffix(strings.TrimPrefix(vf, "values-"), ".yaml")+".yaml")
 			if vf == "values.yaml" {
