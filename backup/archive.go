@@ -27,7 +27,8 @@ type Observer interface {
 	Error(stage string) // stage: log, snapshot, resume, verify, restore
 	Verified(at time.Time)
 	RestoreDrill(d time.Duration)
-	Fenced() // shipping stopped: another generation took over the archive
+	Generation(gen uint64) // the generation this primary ships as
+	Fenced()               // shipping stopped: another generation took over the archive
 }
 
 type nopObserver struct{}
@@ -39,6 +40,7 @@ func (nopObserver) Uploaded(int64)             {}
 func (nopObserver) Error(string)               {}
 func (nopObserver) Verified(time.Time)         {}
 func (nopObserver) RestoreDrill(time.Duration) {}
+func (nopObserver) Generation(uint64)          {}
 func (nopObserver) Fenced()                    {}
 
 // Event is one progress report. Long operations emit them through

@@ -42,6 +42,7 @@ type FollowerOptions struct {
 type FollowerObserver interface {
 	AppliedSequence(seq uint64)
 	HeadSequence(seq uint64)
+	Generation(gen uint64)
 	Lag(seconds float64)
 	ApplyError()
 }
@@ -59,6 +60,7 @@ type FollowerStatus struct {
 	Target          string    `json:"target"`
 	AppliedSequence uint64    `json:"applied_sequence"`
 	HeadSequence    uint64    `json:"head_sequence"`
+	Generation      uint64    `json:"generation"` // the head's generation at the last poll (0 before one)
 	LagSeconds      float64   `json:"lag_seconds"`
 	LastPoll        time.Time `json:"last_poll,omitzero"` // last poll that read the head
 	// LastError is why the last poll did not reach the head; empty after
@@ -192,6 +194,7 @@ func (f *Follower) report() {
 	st := f.Status()
 	f.o.Observer.AppliedSequence(st.AppliedSequence)
 	f.o.Observer.HeadSequence(st.HeadSequence)
+	f.o.Observer.Generation(st.Generation)
 	f.o.Observer.Lag(st.LagSeconds)
 }
 
@@ -229,6 +232,7 @@ func (f *Follower) poll(ctx context.Context) error {
 	applied := f.eng.LastSequence()
 	f.mu.Lock()
 	f.status.LastPoll, f.status.HeadSequence, f.status.AppliedSequence = f.a.opts.Now(), head.Sequence, applied
+	f.status.Generation = head.Gen()
 	if head.Sequence < applied {
 		f.status.Stopped, f.status.ErrorSequence = true, 0
 		f.mu.Unlock()

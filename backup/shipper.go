@@ -116,6 +116,7 @@ func (a *Archive) NewShipper(eng *core.Engine, o ShipperOptions) *Shipper {
 	eng.HoldChangeLog(1)
 	o.Generation = max(o.Generation, 1)
 	a.SetGeneration(o.Generation)
+	a.obs.Generation(o.Generation)
 	return &Shipper{a: a, eng: eng, o: o, status: ShipperStatus{Target: a.Target(), Generation: o.Generation}}
 }
 

@@ -38,7 +38,9 @@ type ShardServer struct {
 	Shard  string `json:"shard"`
 	Target string `json:"target"`
 	// Role is what the server reports: follower (its health has a replica
-	// block) or primary; while it is down, the placement's role.
+	// block), primary, or fenced primary (engram_backup_fenced: another
+	// primary was promoted over its archive); while it is down, the
+	// placement's role.
 	Role string `json:"role"`
 	Up   bool   `json:"up"`
 	// Status is the health verdict as on the single-server board: ready,
@@ -51,14 +53,15 @@ type ShardServer struct {
 	// LagSeconds is a follower's engram_replica_lag_seconds; null on a
 	// primary.
 	LagSeconds *float64 `json:"lag_seconds"`
-	// Generation is the archive generation the server ships or follows;
-	// null while the servers export none.
+	// Generation is the archive generation a primary ships as
+	// (engram_backup_generation) or a follower last read in the archive's
+	// head (engram_replica_generation); null without an archive.
 	Generation *float64 `json:"generation"`
 }
 
 // Why figures are null on the shard board.
 const (
-	noGeneration = "the servers export no archive generation metric"
+	noGeneration = "down, or no archive (no backup target, not a follower)"
 	primaryLag   = "a primary has no replication lag"
 )
 
@@ -142,14 +145,24 @@ func (s *ShardScraper) observe(i int, h *api.SystemHealth, herr error, exp Expos
 		if lag, ok := sc.sum("engram_replica_lag_seconds", nil); ok {
 			out.LagSeconds = ptr(lag)
 		}
+		if gen, ok := sc.sum("engram_replica_generation", nil); ok && gen > 0 {
+			out.Generation = ptr(gen)
+		}
 		if h != nil && h.Replica != nil && h.Replica.Error != "" {
 			out.Error = h.Replica.Error
 		}
 		return out
 	}
 	out.Role = "primary"
+	if fenced, ok := sc.sum("engram_backup_fenced", nil); ok && fenced > 0 {
+		out.Role = "fenced primary"
+		out.Error = "fenced: another primary was promoted over its archive; it refuses writes"
+	}
 	if seq, ok := sc.sum("engram_changelog_sequence", nil); ok {
 		out.AppliedSequence = ptr(seq)
+	}
+	if gen, ok := sc.sum("engram_backup_generation", nil); ok && gen > 0 {
+		out.Generation = ptr(gen)
 	}
 	return out
 }

@@ -31,6 +31,7 @@ import (
 // dashboard panel shows, with the reason.
 var intentionallyUnused = map[string]string{
 	"engram_audit_write_failures_total": "reported by the security check of /api/v1/system/health (runbooks/security.md, Audit)",
+	"engram_backup_generation":          "shown per server by the shard board (engram-ops tui --placement), beside the followers' engram_replica_generation",
 	"engram_backup_fenced":              "reported by the backup_fencing check of /api/v1/system/health, which turns unhealthy (runbooks/scaling-and-capacity.md, Promotion and fencing)",
 }
 
@@ -52,6 +53,7 @@ var notFromServe = map[string]string{
 	"engram_migrate_source_position":                "exported by engram-ops migrate --metrics-listen, not serve",
 	"engram_replica_lag_seconds":                    "exported by a follower (serve --follow); this scrape is of a primary",
 	"engram_replica_applied_sequence":               "exported by a follower (serve --follow); this scrape is of a primary",
+	"engram_replica_generation":                     "exported by a follower (serve --follow); this scrape is of a primary",
 	"engram_replica_head_sequence":                  "exported by a follower (serve --follow); this scrape is of a primary",
 	"engram_replica_apply_errors_total":             "exported by a follower (serve --follow); this scrape is of a primary",
 }

@@ -19,6 +19,7 @@ type Backup struct {
 	lastVerified *prometheus.GaugeVec
 	drill        *prometheus.GaugeVec
 	fenced       *prometheus.GaugeVec
+	generation   *prometheus.GaugeVec
 }
 
 // BackupStages are the stage labels of engram_backup_errors_total, exported
@@ -46,8 +47,10 @@ func NewBackup(reg prometheus.Registerer, target string) (*Backup, error) {
 			Help: "Duration of the last restore drill (verify level 4)."}, []string{"target"}),
 		fenced: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "engram_backup_fenced",
 			Help: "1 when shipping stopped because another primary was promoted (the archive is at a later generation), else 0."}, []string{"target"}),
+		generation: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "engram_backup_generation",
+			Help: "Generation (primary term) this server ships to the archive as; a promotion claims the next one."}, []string{"target"}),
 	}
-	for _, c := range []prometheus.Collector{b.shipped, b.rpo, b.lastSuccess, b.uploaded, b.errors, b.lastVerified, b.drill, b.fenced} {
+	for _, c := range []prometheus.Collector{b.shipped, b.rpo, b.lastSuccess, b.uploaded, b.errors, b.lastVerified, b.drill, b.fenced, b.generation} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -86,6 +89,9 @@ func (b *Backup) Verified(at time.Time) {
 
 // RestoreDrill sets engram_backup_last_restore_drill_seconds.
 func (b *Backup) RestoreDrill(d time.Duration) { b.drill.WithLabelValues(b.target).Set(d.Seconds()) }
+
+// Generation sets engram_backup_generation.
+func (b *Backup) Generation(gen uint64) { b.generation.WithLabelValues(b.target).Set(float64(gen)) }
 
 // Fenced sets engram_backup_fenced to 1.
 func (b *Backup) Fenced() { b.fenced.WithLabelValues(b.target).Set(1) }
