@@ -77,10 +77,11 @@ once as plain text, or with --output json one snapshot as JSON, a stable shape
 
 With several servers (--server, repeated, or --placement FILE naming every shard's
 primary and followers) the board is the shard board instead: one line per server with
-its shard, role (what the server reports: primary, or follower when its health has a
-replica block), applied sequence (a follower's engram_replica_applied_sequence, a
-primary's engram_changelog_sequence), lag (engram_replica_lag_seconds), archive
-generation (— while the servers export none) and whether it is up (see the runbook
+its shard, role (what the server reports: primary, fenced primary, or follower when its
+health has a replica block), applied sequence (a follower's
+engram_replica_applied_sequence, a primary's engram_changelog_sequence), lag
+(engram_replica_lag_seconds), archive generation (engram_backup_generation or
+engram_replica_generation; — without an archive) and whether it is up (see the runbook
 scaling-and-capacity, "Shards behind HAProxy"). Keys: r refresh, q quit. --once polls
 once; with --output json:
 
