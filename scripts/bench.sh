@@ -253,14 +253,18 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = cluster ]; then
 	node primary --backup-to "$TARGET" --backup-interval 500ms
 	opid=$pid
 	wait_http "http://127.0.0.1:$port/health/alive" 30 "$opid" "$STATE/primary.log" -f
-	t0=$(now)
+	# Writes it acknowledges before it refuses them are lost: nobody
+	# ships or applies them.
+	t0=$(now) accepted=0
 	for _ in $(seq 100); do
 		code=$(curl -s -o "$STATE/old.json" -w '%{http_code}' --max-time 2 -H 'Content-Type: application/json' \
-			-d '{"id":"after-fence","content":"x"}' "http://127.0.0.1:$port/api/v1/memories/remember" || true)
+			-d "{\"id\":\"after-fence-$accepted\",\"content\":\"x\"}" "http://127.0.0.1:$port/api/v1/memories/remember" || true)
 		[ "$code" = 201 ] || break
+		accepted=$((accepted + 1))
 		sleep 0.1
 	done
-	echo "old primary restarted with --backup-to: $code $(grep -o '"code":"[A-Z_]*"' "$STATE/old.json" | head -1) after $(echo "$(now) $t0" | awk '{printf "%.2f", $1 - $2}') s; fenced: $(curl -s "http://127.0.0.1:$port/metrics" | awk '/^engram_backup_fenced/ {print $NF}')"
+	echo "old primary restarted with --backup-to: $code $(grep -o '"code":"[A-Z_]*"' "$STATE/old.json" | head -1) after $accepted accepted writes, $(echo "$(now) $t0" | awk '{printf "%.2f", $1 - $2}') s; engram_backup_fenced $(curl -s "http://127.0.0.1:$port/metrics" | awk '/^engram_backup_fenced/ {print $NF}')"
+	grep -E '"level":"(ERROR|WARN)"|fenced|serving' "$STATE/primary.log" | tail -n 6 | cut -c1-260 | sed 's/^/  old primary: /'
 	kill "$opid" "$npid" && wait "$opid" "$npid" 2>/dev/null || true
 
 	echo "== cluster: read throughput, primary + two followers behind HAProxy vs the primary alone"
@@ -335,7 +339,7 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = cluster ]; then
 		w1=$(now)
 		for p in $ppid $f1pid $f2pid $hpid; do after+=("$(ticks "$p")"); done
 		echo "$name: $("$BIN" loadtest report "$STATE/$name.json" | grep -E '^recall +corrected' |
-			awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}'); errors: $(grep -o '"errors":[0-9]*' "$STATE/$name.json" | head -1)"
+			awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}'), $("$BIN" loadtest report "$STATE/$name.json" | grep -o '[0-9]* errors')"
 		echo "  cores: primary, follower 1, follower 2, haproxy, load generator: $(awk -v w="$w0 $w1" -v hz="$HZ" \
 			-v b="${before[*]}" -v a="${after[*]}" -v g="$(cat "$STATE/gen.time" | tail -1)" 'BEGIN {
 			split(w, t, " "); split(b, x, " "); split(a, y, " "); split(g, z, " "); d = t[2] - t[1]
