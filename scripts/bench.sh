@@ -165,9 +165,9 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = cluster ]; then
 		ENGRAM_S3_SECRET_ACCESS_KEY=$ENGRAM_TEST_S3_SECRET_KEY ENGRAM_S3_INSECURE=1 ENGRAM_S3_PATH_STYLE=1 \
 		ENGRAM_S3_REGION=${ENGRAM_S3_REGION:-us-east-1}
 	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-	# node NAME ARGS...: serve on a free port with data directory
+	# start_node NAME ARGS...: serve on a free port with data directory
 	# $STATE/NAME; sets port and pid.
-	node() {
+	start_node() {
 		local name=$1
 		shift
 		port=$(free_port)
@@ -193,7 +193,7 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = cluster ]; then
 
 	echo "== cluster: follower lag under 1,000 writes/s over S3 (backup.interval 500ms, replica.poll_interval 250ms)"
 	TARGET="s3://$ENGRAM_TEST_S3_BUCKET/cluster"
-	node primary --backup-to "$TARGET" --backup-interval 500ms
+	start_node primary --backup-to "$TARGET" --backup-interval 500ms
 	pport=$port ppid=$pid
 	wait_http "http://127.0.0.1:$pport/health/ready" 30 "$ppid" "$STATE/primary.log" -f
 	# The follower seeds from the primary's first snapshot.
@@ -201,7 +201,7 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = cluster ]; then
 		curl -sf "http://127.0.0.1:$pport/api/v1/admin/backup" | grep -q '"last_snapshot' && break
 		sleep 0.1
 	done
-	node follower --follow "$TARGET" --primary-url "http://127.0.0.1:$pport" --set replica.poll_interval=250ms
+	start_node follower --follow "$TARGET" --primary-url "http://127.0.0.1:$pport" --set replica.poll_interval=250ms
 	fport=$port fpid=$pid
 	wait_http "http://127.0.0.1:$fport/health/ready" 60 "$fpid" "$STATE/follower.log" -f
 	secs=${ENGRAM_BENCH_CLUSTER_SECONDS:-30}
@@ -241,7 +241,7 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = cluster ]; then
 	"$BIN" promote --data-dir "$STATE/follower" --target "$TARGET" --yes >"$STATE/promote.log" 2>&1 ||
 		{ cat "$STATE/promote.log" >&2; exit 1; }
 	t2=$(now)
-	node follower --backup-to "$TARGET" --backup-interval 500ms
+	start_node follower --backup-to "$TARGET" --backup-interval 500ms
 	nport=$port npid=$pid
 	until [ "$(remember "http://127.0.0.1:$nport" after-promotion)" = 201 ]; do
 		kill -0 "$npid" || { cat "$STATE/follower.log" >&2; exit 1; }
@@ -250,7 +250,7 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = cluster ]; then
 	t3=$(now)
 	echo "$t0 $t1 $t2 $t3" | awk '{printf "kill -9 to first accepted write: %.2f s (stop follower %.2f, promote %.2f, serve + first write %.2f)\n", $4 - $1, $2 - $1, $3 - $2, $4 - $3}'
 	grep -v '^$' "$STATE/promote.log" | sed 's/^/  promote: /'
-	node primary --backup-to "$TARGET" --backup-interval 500ms
+	start_node primary --backup-to "$TARGET" --backup-interval 500ms
 	opid=$pid
 	wait_http "http://127.0.0.1:$port/health/alive" 30 "$opid" "$STATE/primary.log" -f
 	# Writes it acknowledges before it refuses them are lost: nobody
@@ -292,13 +292,13 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = cluster ]; then
 		memories = 10000
 	TOML
 	sed -e 's/^memories = 10000/memories = 0\ndisabled = true/' "$STATE/recall.toml" >"$STATE/recall-only.toml"
-	node p --backup-to "$TARGET" --backup-interval 500ms
+	start_node p --backup-to "$TARGET" --backup-interval 500ms
 	pport=$port ppid=$pid
 	wait_http "http://127.0.0.1:$pport/health/ready" 30 "$ppid" "$STATE/p.log" -f
 	nice "$BIN" loadtest run "$STATE/recall.toml" --duration 1s --rate 10 --target "http://127.0.0.1:$pport" --quiet >/dev/null || [ $? -eq 3 ]
-	node f1 --follow "$TARGET" --primary-url "http://127.0.0.1:$pport"
+	start_node f1 --follow "$TARGET" --primary-url "http://127.0.0.1:$pport"
 	f1port=$port f1pid=$pid
-	node f2 --follow "$TARGET" --primary-url "http://127.0.0.1:$pport"
+	start_node f2 --follow "$TARGET" --primary-url "http://127.0.0.1:$pport"
 	f2port=$port f2pid=$pid
 	[ "$(remember "http://127.0.0.1:$pport" after-load)" = 201 ] || { echo "cluster: remember on the primary failed" >&2; exit 1; }
 	wait_http "http://127.0.0.1:$f1port/health/ready" 120 "$f1pid" "$STATE/f1.log" -f
