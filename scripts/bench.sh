@@ -136,6 +136,235 @@ if [ -z "${SECTION:-}" ] || [ "$SECTION" = migrate ]; then
 	fi
 fi
 
+# --- cluster: followers, promotion and the router -------------------------
+# The real binary, versitygw and Debian's HAProxy (docs/benchmarks.md,
+# "Followers, promotion and the router"):
+# 1. a primary shipping to S3 every 500 ms and a follower polling it every
+#    250 ms; the load tester writes 1,000 remembers/s to the primary while
+#    the follower's engram_replica_lag_seconds is sampled every 100 ms, and
+#    marker memories written on the primary are timed until a get of each
+#    succeeds on the follower;
+# 2. promotion: kill -9 of the primary, then stop the follower, promote,
+#    serve it with --backup-to, and time to its first accepted write; the
+#    old primary restarted on its data directory must refuse writes;
+# 3. a fresh shard (a primary and two followers holding the same 10,000
+#    memories, index settled) behind the rendered router: recall-only
+#    throughput at an offered rate above what two cores serve, with the
+#    stale-read header through the router, then direct to the primary
+#    alone, with the cores each process used;
+# 4. the same recall at a low rate direct and through the router to the
+#    primary alone (no stale-read header), alternated.
+# ENGRAM_BENCH_CLUSTER_SECONDS (default 30) sets the duration of 1.
+if [ -z "${SECTION:-}" ] || [ "$SECTION" = cluster ]; then
+	if [ -z "${ENGRAM_TEST_S3_ENDPOINT:-}" ]; then
+		command -v versitygw >/dev/null || { echo "cluster: needs versitygw or ENGRAM_TEST_S3_*" >&2; exit 1; }
+		start_versitygw engram-bench
+	fi
+	use_haproxy
+	export ENGRAM_S3_ENDPOINT=$ENGRAM_TEST_S3_ENDPOINT ENGRAM_S3_ACCESS_KEY_ID=$ENGRAM_TEST_S3_ACCESS_KEY \
+		ENGRAM_S3_SECRET_ACCESS_KEY=$ENGRAM_TEST_S3_SECRET_KEY ENGRAM_S3_INSECURE=1 ENGRAM_S3_PATH_STYLE=1 \
+		ENGRAM_S3_REGION=${ENGRAM_S3_REGION:-us-east-1}
+	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	# start_node NAME ARGS...: serve on a free port with data directory
+	# $STATE/NAME; sets port and pid.
+	start_node() {
+		local name=$1
+		shift
+		port=$(free_port)
+		mkdir -p "$STATE/$name"
+		"$BIN" serve --listen "127.0.0.1:$port" --data-dir "$STATE/$name" --no-access-log "$@" >>"$STATE/$name.log" 2>&1 &
+		pid=$!
+		PIDS+=("$pid")
+	}
+	now() { date +%s.%N; }
+	# pcts FILE: p50, p99 and max of the numbers in FILE, one a line.
+	pcts() {
+		sort -g "$1" | awk '{v[NR] = $1} END {
+			if (NR == 0) { print "no samples"; exit }
+			i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
+			printf "%d samples, p50 %.3f s, p99 %.3f s, max %.3f s\n", NR, v[i50], v[i99], v[NR] }'
+	}
+	remember() { # URL ID: the HTTP status of a remember of ID
+		curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H 'Content-Type: application/json' \
+			-d "{\"id\":\"$2\",\"content\":\"marker $2\"}" "$1/api/v1/memories/remember" || true
+	}
+	ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+	HZ=$(getconf CLK_TCK)
+
+	echo "== cluster: follower lag under 1,000 writes/s over S3 (backup.interval 500ms, replica.poll_interval 250ms)"
+	TARGET="s3://$ENGRAM_TEST_S3_BUCKET/cluster"
+	start_node primary --backup-to "$TARGET" --backup-interval 500ms
+	pport=$port ppid=$pid
+	wait_http "http://127.0.0.1:$pport/health/ready" 30 "$ppid" "$STATE/primary.log" -f
+	# The follower seeds from the primary's first snapshot.
+	for _ in $(seq 300); do
+		curl -sf "http://127.0.0.1:$pport/api/v1/admin/backup" | grep -q '"last_snapshot' && break
+		sleep 0.1
+	done
+	start_node follower --follow "$TARGET" --primary-url "http://127.0.0.1:$pport" --set replica.poll_interval=250ms
+	fport=$port fpid=$pid
+	wait_http "http://127.0.0.1:$fport/health/ready" 60 "$fpid" "$STATE/follower.log" -f
+	secs=${ENGRAM_BENCH_CLUSTER_SECONDS:-30}
+	# One curl paces the scrapes (10/s) over one connection.
+	curl -s --rate 10/s "http://127.0.0.1:$fport/metrics?sample=[1-$(((secs + 5) * 10))]" |
+		awk '/^engram_replica_lag_seconds/ {print $NF}' >"$STATE/lag" &
+	sampler=$!
+	(
+		sleep 5
+		for i in 1 2 3 4 5; do
+			t0=$(now)
+			[ "$(remember "http://127.0.0.1:$pport" "marker-$i")" = 201 ] || { echo "marker-$i: not written" >&2; continue; }
+			ack=$(now)
+			until curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$fport/api/v1/memories/marker-$i"; do
+				sleep 0.02
+			done
+			echo "$(now) $t0 $ack" | awk '{printf "%.3f (%.3f after the ack)\n", $1 - $2, $1 - $3}' >>"$STATE/visible"
+			sleep 3
+		done
+	) &
+	markers=$!
+	nice "$BIN" loadtest run e2e/testdata/remember_open_loop.toml --rate 1000 --duration "${secs}s" \
+		--target "http://127.0.0.1:$pport" --quiet --out "$STATE/w.json" >/dev/null || [ $? -eq 3 ]
+	wait "$markers" "$sampler" || true
+	echo "writes: $("$BIN" loadtest report "$STATE/w.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p99 "$9" ms"}')"
+	echo "follower lag (engram_replica_lag_seconds every 100 ms): $(pcts "$STATE/lag")"
+	echo "marker visible on the follower, seconds from the send: $(paste -sd, "$STATE/visible" 2>/dev/null)"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+	echo "== cluster: promotion"
+	until [ "$(curl -sf "http://127.0.0.1:$fport/metrics" | awk '/^engram_replica_lag_seconds/ {print $NF}')" = 0 ]; do sleep 0.1; done
+	t0=$(now)
+	kill -9 "$ppid"
+	wait "$ppid" 2>/dev/null || true
+	kill "$fpid" && wait "$fpid" 2>/dev/null || true
+	t1=$(now)
+	"$BIN" promote --data-dir "$STATE/follower" --target "$TARGET" --yes >"$STATE/promote.log" 2>&1 ||
+		{ cat "$STATE/promote.log" >&2; exit 1; }
+	t2=$(now)
+	start_node follower --backup-to "$TARGET" --backup-interval 500ms
+	nport=$port npid=$pid
+	until [ "$(remember "http://127.0.0.1:$nport" after-promotion)" = 201 ]; do
+		kill -0 "$npid" || { cat "$STATE/follower.log" >&2; exit 1; }
+		sleep 0.02
+	done
+	t3=$(now)
+	echo "$t0 $t1 $t2 $t3" | awk '{printf "kill -9 to first accepted write: %.2f s (stop follower %.2f, promote %.2f, serve + first write %.2f)\n", $4 - $1, $2 - $1, $3 - $2, $4 - $3}'
+	grep -v '^$' "$STATE/promote.log" | sed 's/^/  promote: /'
+	start_node primary --backup-to "$TARGET" --backup-interval 500ms
+	opid=$pid
+	wait_http "http://127.0.0.1:$port/health/alive" 30 "$opid" "$STATE/primary.log" -f
+	# Writes it acknowledges before it refuses them are lost: nobody
+	# ships or applies them.
+	t0=$(now) accepted=0
+	for _ in $(seq 100); do
+		code=$(curl -s -o "$STATE/old.json" -w '%{http_code}' --max-time 2 -H 'Content-Type: application/json' \
+			-d "{\"id\":\"after-fence-$accepted\",\"content\":\"x\"}" "http://127.0.0.1:$port/api/v1/memories/remember" || true)
+		[ "$code" = 201 ] || break
+		accepted=$((accepted + 1))
+		sleep 0.1
+	done
+	echo "old primary restarted with --backup-to: $code $(grep -o '"code":"[A-Z_]*"' "$STATE/old.json" | head -1) after $accepted accepted writes, $(echo "$(now) $t0" | awk '{printf "%.2f", $1 - $2}') s; engram_backup_fenced $(curl -s "http://127.0.0.1:$port/metrics" | awk '/^engram_backup_fenced/ {print $NF}')"
+	grep -E '"level":"(ERROR|WARN)"|fenced|serving' "$STATE/primary.log" | tail -n 6 | cut -c1-260 | sed 's/^/  old primary: /'
+	kill "$opid" "$npid" && wait "$opid" "$npid" 2>/dev/null || true
+
+	echo "== cluster: read throughput, primary + two followers behind HAProxy vs the primary alone"
+	TARGET="s3://$ENGRAM_TEST_S3_BUCKET/router"
+	cat >"$STATE/recall.toml" <<-'TOML'
+		name = "cluster_recall"
+		description = "recall only over 10,000 memories"
+		[duration]
+		total_seconds = 10
+		[warmup]
+		seconds = 2
+		[arrival]
+		pattern = "constant"
+		rate = 3000.0
+		[operations]
+		store_weight = 0.0
+		recall_weight = 1.0
+		embedding_search_weight = 0.0
+		pattern_completion_weight = 0.0
+		[data]
+		num_nodes = 10000
+		embedding_dim = 768
+		memory_spaces = 1
+		[preload]
+		memories = 10000
+	TOML
+	sed -e 's/^memories = 10000/memories = 0\ndisabled = true/' "$STATE/recall.toml" >"$STATE/recall-only.toml"
+	start_node p --backup-to "$TARGET" --backup-interval 500ms
+	pport=$port ppid=$pid
+	wait_http "http://127.0.0.1:$pport/health/ready" 30 "$ppid" "$STATE/p.log" -f
+	nice "$BIN" loadtest run "$STATE/recall.toml" --duration 1s --rate 10 --target "http://127.0.0.1:$pport" --quiet >/dev/null || [ $? -eq 3 ]
+	start_node f1 --follow "$TARGET" --primary-url "http://127.0.0.1:$pport"
+	f1port=$port f1pid=$pid
+	start_node f2 --follow "$TARGET" --primary-url "http://127.0.0.1:$pport"
+	f2port=$port f2pid=$pid
+	[ "$(remember "http://127.0.0.1:$pport" after-load)" = 201 ] || { echo "cluster: remember on the primary failed" >&2; exit 1; }
+	wait_http "http://127.0.0.1:$f1port/health/ready" 120 "$f1pid" "$STATE/f1.log" -f
+	wait_http "http://127.0.0.1:$f2port/health/ready" 120 "$f2pid" "$STATE/f2.log" -f
+	# Every server holds the last memory written and has indexed them all.
+	for p in $pport $f1port $f2port; do
+		until curl -sf -o /dev/null "http://127.0.0.1:$p/api/v1/memories/after-load"; do sleep 0.2; done
+		until [ "$(curl -sf "http://127.0.0.1:$p/metrics" | awk '/^engram_index_pending_memories\{/ {s += $2} END {print s + 0}')" = 0 ]; do sleep 0.5; done
+	done
+	rport=$(free_port)
+	mkdir -p "$STATE/router"
+	cat >"$STATE/placement.toml" <<-TOML
+		default_shard = "a"
+		[router]
+		listen = "127.0.0.1:$rport"
+		stats_socket = "$STATE/router/admin.sock"
+		map_file = "$STATE/router/spaces.map"
+		[[shards]]
+		name = "a"
+		primary = "http://127.0.0.1:$pport"
+		followers = ["http://127.0.0.1:$f1port", "http://127.0.0.1:$f2port"]
+	TOML
+	"$BIN" placement haproxy --placement "$STATE/placement.toml" --out "$STATE/router" >/dev/null
+	"$ENGRAM_TEST_HAPROXY" -db -f "$STATE/router/haproxy.cfg" >"$STATE/haproxy.log" 2>&1 &
+	hpid=$!
+	PIDS+=("$hpid")
+	wait_http "http://127.0.0.1:$rport/health" 10 "$hpid" "$STATE/haproxy.log" -f
+	sleep 3 # every server passes its first health checks
+	# recall_run NAME URL [FLAGS...]: the recall-only load with the cores
+	# each process used over the run.
+	recall_run() {
+		local name=$1 url=$2 p before=() after=() w0 w1
+		shift 2
+		for p in $ppid $f1pid $f2pid $hpid; do before+=("$(ticks "$p")"); done
+		w0=$(now)
+		/usr/bin/time -f '%U %S' -o "$STATE/gen.time" "$BIN" loadtest run "$STATE/recall-only.toml" --target "$url" \
+			--quiet --out "$STATE/$name.json" "$@" >/dev/null || [ $? -eq 3 ]
+		w1=$(now)
+		for p in $ppid $f1pid $f2pid $hpid; do after+=("$(ticks "$p")"); done
+		echo "$name: $("$BIN" loadtest report "$STATE/$name.json" | grep -E '^recall +corrected' |
+			awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}'), $("$BIN" loadtest report "$STATE/$name.json" | grep -o '[0-9]* errors')"
+		echo "  cores: primary, follower 1, follower 2, haproxy, load generator: $(awk -v w="$w0 $w1" -v hz="$HZ" \
+			-v b="${before[*]}" -v a="${after[*]}" -v g="$(cat "$STATE/gen.time" | tail -1)" 'BEGIN {
+			split(w, t, " "); split(b, x, " "); split(a, y, " "); split(g, z, " "); d = t[2] - t[1]
+			for (i = 1; i <= 4; i++) printf "%.2f, ", (y[i] - x[i]) / hz / d
+			printf "%.2f (of %.1f s)\n", (z[1] + z[2]) / d, d }')"
+	}
+	for round in 1 2; do
+		recall_run "router-$round" "http://127.0.0.1:$rport" --read-stale
+		recall_run "direct-$round" "http://127.0.0.1:$pport"
+	done
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+	echo "== cluster: router added latency, recall at 100/s, direct vs through HAProxy to the primary"
+	for round in 1 2; do
+		for via in direct router; do
+			url="http://127.0.0.1:$pport"
+			[ "$via" = router ] && url="http://127.0.0.1:$rport"
+			nice "$BIN" loadtest run "$STATE/recall-only.toml" --rate 100 --duration 15s --target "$url" --quiet --out "$STATE/lat.json" >/dev/null || [ $? -eq 3 ]
+			echo "round $round $via: $("$BIN" loadtest report "$STATE/lat.json" | grep -E '^recall +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')"
+		done
+	done
+	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	kill "$hpid" "$ppid" "$f1pid" "$f2pid" && wait "$hpid" "$ppid" "$f1pid" "$f2pid" 2>/dev/null || true
+fi
+
 # serve_build BIN: a fresh data directory and BIN serving it on a free
 # port; sets port and pid (the caller kills it).
 serve_build() {

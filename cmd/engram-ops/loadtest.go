@@ -30,6 +30,7 @@ type loadtestCmd struct {
 	target     string
 	targetKind string
 	token      string
+	readStale  bool
 	rate       float64
 	duration   time.Duration
 	warmup     time.Duration
@@ -121,6 +122,7 @@ writes the partial result (exit 1). [validation] limits that are not met exit 3.
 	f.StringVar(&l.target, "target", "", "base URL of the server (default: an embedded server on a temporary data directory)")
 	f.StringVar(&l.targetKind, "target-kind", loadtest.TargetEngramOps, "server kind: engram-ops, engram (only routes Engram has: single remembers, GET recall, no batch), or auto (detected from GET /health)")
 	f.StringVar(&l.token, "token", "", "API key sent as Authorization: Bearer (default $ENGRAM_API_KEY)")
+	f.BoolVar(&l.readStale, "read-stale", false, "send X-Engram-Read-Stale: allow, so that a router (placement haproxy) may serve reads from a follower")
 	f.Float64Var(&l.rate, "rate", 0, "mean arrival rate in operations per second (scales the pattern; default: the scenario's)")
 	f.DurationVar(&l.duration, "duration", 0, "measured duration (default: the scenario's [duration])")
 	f.DurationVar(&l.warmup, "warmup", -1, "warm-up before measuring (default: the scenario's [warmup])")
@@ -318,6 +320,9 @@ func (l *loadtestCmd) run(cmd *cobra.Command, name string) error {
 	var opts []client.Option
 	if token != "" {
 		opts = append(opts, client.WithToken(token))
+	}
+	if l.readStale {
+		opts = append(opts, client.WithReadStale())
 	}
 	tc, err := l.tls.config(a)
 	if err != nil {

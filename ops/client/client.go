@@ -43,6 +43,7 @@ type Client struct {
 	space string
 	token string
 	ua    string
+	stale bool
 }
 
 // Option configures a Client.
@@ -61,6 +62,10 @@ func WithToken(token string) Option { return func(c *Client) { c.token = token }
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.ua = ua } }
+
+// WithReadStale sends X-Engram-Read-Stale: allow with every request, so that
+// a router (engram-ops placement haproxy) may send reads to a follower.
+func WithReadStale() Option { return func(c *Client) { c.stale = true } }
 
 // DefaultTransport returns the transport New uses when no HTTP client is
 // given: keep-alive with a large idle pool per host.
@@ -235,6 +240,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.stale {
+		req.Header.Set(api.HeaderReadStale, api.ReadStaleAllow)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -221,6 +221,36 @@ func TestClientHeadersAndForeignErrors(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// WithReadStale marks every request as allowing a follower's answer (the
+// router's X-Engram-Read-Stale: allow); a client without it never does.
+func TestWithReadStaleHeader(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get(api.HeaderReadStale))
+		mu.Unlock()
+		w.WriteHeader(404)
+		io.WriteString(w, `{"error":{"code":"NOT_FOUND","message":"no such memory"}}`)
+	}))
+	defer ts.Close()
+	ctx := context.Background()
+	for _, opts := range [][]client.Option{{client.WithReadStale()}, nil} {
+		c, err := client.New(ts.URL, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Get(ctx, "x", false); client.StatusOf(err) != 404 {
+			t.Fatalf("get: %v", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0] != api.ReadStaleAllow || got[1] != "" {
+		t.Errorf("%s per request = %q, want [%q \"\"]", api.HeaderReadStale, got, api.ReadStaleAllow)
+	}
+}
+
 func TestRetryableTransportErrors(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
