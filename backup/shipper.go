@@ -49,6 +49,10 @@ type ShipperOptions struct {
 	// promoted) and stops for good; err is a *FencedError. The server stops
 	// accepting writes and reports it.
 	OnFenced func(err error)
+	// OnStarted, if set, is called once, from the shipping goroutine,
+	// when the shipper has read the target's head and found this
+	// primary's generation current (Resume succeeded).
+	OnStarted func()
 }
 
 // ShipperStatus is the shipper's state, for GET /api/v1/admin/backup.
@@ -278,6 +282,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.status.Running, s.status.ShippedSequence = true, shipped
 	s.mu.Unlock()
 	s.a.obs.ShippedSequence(shipped)
+	if s.o.OnStarted != nil {
+		s.o.OnStarted()
+	}
 	s.a.log.Info("backup shipping started", "target", s.a.Target(), "from_sequence", shipped+1, "generation", s.o.Generation)
 
 	// A fenced shipper stops everything it runs, for good.

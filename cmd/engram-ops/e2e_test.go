@@ -67,6 +67,22 @@ func startServeEnv(t testing.TB, dir string, env map[string]string, extra ...str
 	}
 	p.c = c
 	t.Cleanup(func() { p.stop() })
+	if slices.Contains(extra, "--backup-to") {
+		// Writes wait for the shipper to confirm the archive
+		// (backup.start_hold); readiness says when they are taken.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			resp, err := http.Get(p.base + "/health/ready")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("serve did not become ready:\n%s", stderr.String())
+			}
+		}
+	}
 	return p
 }
 

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,4 +166,48 @@ func openFileArchive(t *testing.T, root string) *backup.Archive {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// A primary shipping to an archive takes no write until its shipper has
+// confirmed on the archive that it is still the primary: a primary
+// promoted over while it was down would otherwise acknowledge writes
+// nobody ships. An archive it cannot read holds writes (503
+// BACKUP_STARTING, not ready) for backup.start_hold, then lets them in.
+func TestServeHoldsWritesUntilBackupConfirms(t *testing.T) {
+	// An S3 service that answers the start's bucket check, then is down
+	// (503 to everything): shipping cannot confirm anything and retries.
+	var listed atomic.Bool
+	s3 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Query().Has("location"):
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">us-east-1</LocationConstraint>`)
+		case r.URL.Query().Has("list-type") && !listed.Swap(true):
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>engram</Name><Prefix>held/</Prefix><KeyCount>0</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>`)
+		default:
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		}
+	}))
+	defer s3.Close()
+	srv := startServeEnv(t, t.TempDir(), map[string]string{
+		"ENGRAM_BACKUP_TO": "s3://engram/held", "ENGRAM_S3_ENDPOINT": s3.URL,
+		"ENGRAM_S3_ACCESS_KEY_ID": "k", "ENGRAM_S3_SECRET_ACCESS_KEY": "s", "ENGRAM_BACKUP_START_HOLD": "2s"})
+	code, body := httpDo(t, "POST", srv.base+"/api/v1/memories/remember", `{"content":"before the archive answered"}`)
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "BACKUP_STARTING") {
+		t.Fatalf("a write before shipping confirmed the archive: %d %s, want 503 BACKUP_STARTING", code, body)
+	}
+	if code, body := httpDo(t, "GET", srv.base+"/health/ready", ""); code != http.StatusServiceUnavailable {
+		t.Fatalf("ready while writes are held: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, body = httpDo(t, "POST", srv.base+"/api/v1/memories/remember", `{"content":"after backup.start_hold"}`)
+		if code == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes still refused after backup.start_hold: %d %s", code, body)
+		}
+	}
+	if !strings.Contains(srv.stderr.String(), "accepting writes anyway") {
+		t.Fatalf("the log does not say writes opened unconfirmed:\n%s", srv.stderr.String())
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -145,11 +147,40 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 		// this server's shipping stopped for good: the health check turns
 		// unhealthy (shipperAdmin.Checks) and the engine refuses writes,
 		// which could no longer reach the archive.
+		var barrierMu sync.Mutex
 		onBackupFenced := func(err error) {
+			barrierMu.Lock()
+			defer barrierMu.Unlock()
 			eng.SetWriteBarrier(core.PrimaryFenced(err))
 			logger.Error("backup fenced: another primary was promoted; this server refuses writes", "err", err)
 		}
-		if shipper, err = newShipper(ctx, cfg, eng, engOpts, reg, logger, opts.getenv, onBackupFenced); err != nil {
+		// Until the shipper has read the archive's head and found this
+		// server's generation current, a write could be acknowledged by a
+		// primary that was promoted over while it was down, and never
+		// shipped: writes wait (503, and /health/ready fails) for that,
+		// for at most backup.start_hold.
+		onBackupStarted := func() {}
+		if hold := cfg.Backup.StartHold.Duration; hold > 0 {
+			starting := &core.Error{Kind: core.KindUnavailable, Code: "BACKUP_STARTING",
+				Message: fmt.Sprintf("writes wait until backup shipping has confirmed on its target that this server is still the primary (at most backup.start_hold, %s); retry shortly", hold)}
+			eng.SetWriteBarrier(starting)
+			var once sync.Once
+			lift := func(confirmed bool) {
+				once.Do(func() {
+					barrierMu.Lock()
+					defer barrierMu.Unlock()
+					if eng.WriteBarrier() == error(starting) {
+						eng.SetWriteBarrier(nil)
+					}
+					if !confirmed {
+						logger.Warn("backup shipping has not confirmed this server's generation within backup.start_hold; accepting writes anyway", "start_hold", hold.String())
+					}
+				})
+			}
+			onBackupStarted = func() { lift(true) }
+			time.AfterFunc(hold, func() { lift(false) })
+		}
+		if shipper, err = newShipper(ctx, cfg, eng, engOpts, reg, logger, opts.getenv, onBackupFenced, onBackupStarted); err != nil {
 			return nil, err
 		}
 		srvOpts = append(srvOpts, server.WithBackup(shipperAdmin{shipper}))
@@ -273,7 +304,7 @@ func (r *running) wait() error {
 // (S3 settings from getenv). Unusable encryption or an unopenable target
 // is a refusal to start.
 func newShipper(ctx context.Context, cfg config.Config, eng *core.Engine, engOpts core.Options, reg prometheus.Registerer, logger *slog.Logger,
-	getenv func(string) string, onFenced func(error)) (*backup.Shipper, error) {
+	getenv func(string) string, onFenced func(error), onStarted func()) (*backup.Shipper, error) {
 	store, err := target.Open(ctx, cfg.Backup.To, target.Options{}, getenv)
 	if err != nil {
 		return nil, fmt.Errorf("backup.to: %w", err)
@@ -302,7 +333,7 @@ func newShipper(ctx context.Context, cfg config.Config, eng *core.Engine, engOpt
 		return nil, err
 	}
 	return a.NewShipper(eng, backup.ShipperOptions{Interval: cfg.Backup.Interval.Duration,
-		SnapshotInterval: cfg.Backup.SnapshotInterval.Duration, Generation: gen, OnFenced: onFenced}), nil
+		SnapshotInterval: cfg.Backup.SnapshotInterval.Duration, Generation: gen, OnFenced: onFenced, OnStarted: onStarted}), nil
 }
 
 // shipperAdmin is the server's view of the backup shipper (its admin

@@ -149,6 +149,11 @@ type BackupConfig struct {
 	Interval         Duration `toml:"interval" comment:"how often new change-log entries are shipped"`
 	SnapshotInterval Duration `toml:"snapshot_interval" comment:"how often a snapshot is taken while shipping; \"0s\" disables"`
 	EncryptRecipient string   `toml:"encrypt_recipient" comment:"age public key (age1...) that backups are encrypted to (empty: not encrypted)"`
+	// StartHold keeps writes refused at start until the shipper has read
+	// the archive's head and confirmed this server still owns it (a
+	// primary that was promoted over while it was down would otherwise
+	// acknowledge writes nobody ships), but no longer than this.
+	StartHold Duration `toml:"start_hold" comment:"at start, writes answer 503 BACKUP_STARTING until the shipper has confirmed this server's generation on the archive, for at most this long (then writes open and shipping keeps retrying); \"0s\" opens writes at once"`
 }
 
 // ChangeLogConfig configures change-log retention.
@@ -315,7 +320,7 @@ func Default() Config {
 		},
 		GRPC:    GRPCConfig{Listen: "127.0.0.1:50051", MaxReceiveBytes: 4 << 20},
 		TLS:     TLSConfig{ReloadInterval: Duration{5 * time.Second}},
-		Backup:  BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}},
+		Backup:  BackupConfig{Interval: Duration{time.Second}, SnapshotInterval: Duration{time.Hour}, StartHold: Duration{30 * time.Second}},
 		Metrics: MetricsConfig{MaxSpaceLabels: 50},
 		Auth:    AuthConfig{Mode: AuthNone, Metrics: "public"},
 		Audit:   AuditConfig{MaxSize: 100 << 20, Keep: 5},

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/health"
 )
@@ -36,6 +38,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	err := s.eng.Ready()
 	if st := s.replicaState(time.Now()); err == nil && st != nil {
 		err = replicaNotReady(st, time.Now())
+	}
+	if err == nil {
+		err = unavailableBarrier(s.eng)
 	}
 	if err != nil {
 		_, body := errorResponse(err)
@@ -124,5 +129,22 @@ func (s *Server) handleSystemHealth(w http.ResponseWriter, r *http.Request) erro
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
 	s.writeJSON(w, status, out)
+	return nil
+}
+
+// unavailableBarrier is the engine's write barrier when it is a passing
+// one (KindUnavailable, e.g. BACKUP_STARTING while the shipper confirms
+// the archive at start): the server is not ready for traffic until it
+// lifts. A read-only barrier (a follower, a fenced primary) leaves reads
+// served, so it does not count.
+func unavailableBarrier(eng Engine) error {
+	wb, ok := eng.(interface{ WriteBarrier() error })
+	if !ok {
+		return nil
+	}
+	var ce *core.Error
+	if err := wb.WriteBarrier(); errors.As(err, &ce) && ce.Kind == core.KindUnavailable {
+		return err
+	}
 	return nil
 }
