@@ -117,18 +117,30 @@ func has(t *testing.T, base, space, id string) bool {
 	return code == http.StatusOK
 }
 
-// Two primaries and a stand-in follower behind a real HAProxy: writes and
-// reads go to the space's shard whichever way the request names it; a
-// read allowing staleness goes to the follower; a space moves between the
+// Two primaries and a real follower of the first behind a real HAProxy:
+// writes and reads go to the space's shard whichever way the request names
+// it; the follower catches up with what its primary ships and serves the
+// reads that allow staleness; a space moves between the
 // shards while a writer keeps writing through the router, and every
 // acknowledged write is on the destination afterwards.
 func TestRouterRoutesAndMovesASpace(t *testing.T) {
 	if os.Getenv("ENGRAM_TEST_HAPROXY") == "" {
 		t.Skip("ENGRAM_TEST_HAPROXY is unset (scripts/test.sh installs Debian's haproxy and sets it)")
 	}
-	a := testsupport.StartServe(t, t.TempDir())
+	archive := t.TempDir()
+	a := testsupport.StartServe(t, t.TempDir(), "--backup-to", "file://"+archive, "--backup-interval", "50ms")
 	b := testsupport.StartServe(t, t.TempDir())
-	f := testsupport.StartServe(t, t.TempDir()) // stands in for a's follower
+	// a's follower is seeded from the snapshot a's shipper takes at start.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m, _ := filepath.Glob(filepath.Join(archive, "snapshots", "*.json")); len(m) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot on a's archive")
+		}
+	}
+	f := testsupport.StartServe(t, t.TempDir(), "--follow", "file://"+archive, "--primary-url", a.URL,
+		"--set", "replica.poll_interval=50ms")
 	r := startRouter(t, func(listen, socket string) string {
 		return fmt.Sprintf(`default_shard = "a"
 [router]
@@ -171,16 +183,27 @@ moving = "a"
 	if code, body := call(t, "POST", r.url+api.PathRemember, nil, `{"id":"unmapped","content":"x"}`); code != http.StatusCreated || !has(t, a.URL, "default", "unmapped") {
 		t.Fatalf("a write to the default space did not land on the default shard: %d %s", code, body)
 	}
-	// A read allowing staleness goes to the follower; without it, to the primary.
-	if code, body := call(t, "POST", f.URL+api.PathRemember, map[string]string{api.HeaderSpace: "moving"}, `{"id":"only-on-follower","content":"x"}`); code != http.StatusCreated {
-		t.Fatalf("seed the follower: %d %s", code, body)
+	// The follower catches up with what a ships; a read allowing staleness
+	// goes to it (its own request count says so), one without to the
+	// primary.
+	if code, body := call(t, "POST", r.url+api.PathRemember, map[string]string{api.HeaderSpace: "moving"}, `{"id":"shipped","content":"x"}`); code != http.StatusCreated {
+		t.Fatalf("write through the router: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(15 * time.Second); !has(t, f.URL, "moving", "shipped"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the follower did not apply a's write within 15s")
+		}
 	}
 	stale := map[string]string{api.HeaderSpace: "moving", api.HeaderReadStale: api.ReadStaleAllow}
-	if code, _ := call(t, "GET", r.url+"/api/v1/memories/only-on-follower", stale, ""); code != http.StatusOK {
-		t.Fatalf("a stale-allowed read was not served by the follower: %d", code)
+	before := followerGets(t, f.URL)
+	if code, _ := call(t, "GET", r.url+"/api/v1/memories/shipped", stale, ""); code != http.StatusOK {
+		t.Fatalf("a stale-allowed read through the router: %d", code)
 	}
-	if code, _ := call(t, "GET", r.url+"/api/v1/memories/only-on-follower", map[string]string{api.HeaderSpace: "moving"}, ""); code != http.StatusNotFound {
-		t.Fatalf("a read without X-Engram-Read-Stale did not go to the primary: %d", code)
+	if code, _ := call(t, "GET", r.url+"/api/v1/memories/shipped", map[string]string{api.HeaderSpace: "moving"}, ""); code != http.StatusOK {
+		t.Fatalf("a read through the router: %d", code)
+	}
+	if got := followerGets(t, f.URL) - before; got != 1 {
+		t.Fatalf("the follower served %v of the two reads, want the stale-allowed one only", got)
 	}
 	if code, _ := call(t, "POST", r.url+api.PathRemember, stale, `{"id":"stale-write","content":"x"}`); code != http.StatusCreated || !has(t, a.URL, "moving", "stale-write") {
 		t.Fatalf("a write with X-Engram-Read-Stale did not go to the primary: %d", code)
@@ -258,7 +281,7 @@ moving = "a"
 	// Every acknowledged write is on the destination, the forget and the
 	// associations came along, and the source's copy is gone.
 	dst, _ := client.New(b.URL, client.WithSpace("moving"))
-	for _, id := range append([]string{"pre-0", "pre-299", "stale-write"}, acked...) {
+	for _, id := range append([]string{"pre-0", "pre-299", "stale-write", "shipped"}, acked...) {
 		if !has(t, b.URL, "moving", id) {
 			t.Fatalf("acknowledged write %s is not on the destination", id)
 		}
@@ -270,7 +293,7 @@ moving = "a"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(300 - 1 + 1 + len(acked)); sp.Memories.Total != want || sp.Associations != 1 {
+	if want := int64(300 - 1 + 2 + len(acked)); sp.Memories.Total != want || sp.Associations != 1 {
 		t.Fatalf("destination has %d memories and %d associations, want %d and 1", sp.Memories.Total, sp.Associations, want)
 	}
 	src, _ := client.New(a.URL)
@@ -297,4 +320,22 @@ moving = "a"
 	if code, body := call(t, "POST", r.url+api.PathRemember, hdr, `{"id":"after-move","content":"x"}`); code != http.StatusCreated || !has(t, b.URL, "moving", "after-move") {
 		t.Fatalf("a write after the move did not reach the destination: %d %s", code, body)
 	}
+}
+
+// followerGets is how many GET /api/v1/memories/{id} the server at base
+// answered 200 (engram_http_requests_total).
+func followerGets(t *testing.T, base string) float64 {
+	t.Helper()
+	_, body := call(t, "GET", base+"/metrics", nil, "")
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "engram_http_requests_total{") && strings.Contains(line, `code="200"`) &&
+			strings.Contains(line, `method="GET"`) && strings.Contains(line, `route="/api/v1/memories/{id}"`) {
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			return v
+		}
+	}
+	return 0
 }
