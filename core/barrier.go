@@ -1,6 +1,9 @@
 package core
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // The write barrier turns an engine read-only at run time: a follower
 // (a replica applying a primary's shipped change log) holds it from start,
@@ -55,4 +58,13 @@ func ReadOnlyReplica(primary string) *Error {
 func PrimaryFenced(why error) *Error {
 	return &Error{Kind: KindReadOnly, Code: "PRIMARY_FENCED",
 		Message: "this server is no longer the primary and refuses writes: " + why.Error()}
+}
+
+// BackupStarting is the passing barrier a primary with a backup archive
+// holds at start, until its shipper has confirmed on the archive that this
+// server is still the primary: BACKUP_STARTING (503), hold being the most
+// it waits. The server is not ready while it is up.
+func BackupStarting(hold time.Duration) *Error {
+	return &Error{Kind: KindUnavailable, Code: "BACKUP_STARTING",
+		Message: fmt.Sprintf("writes wait until backup shipping has confirmed on its target that this server is still the primary (at most backup.start_hold, %s); retry shortly", hold)}
 }

@@ -161,8 +161,7 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts sta
 		// for at most backup.start_hold.
 		onBackupStarted := func() {}
 		if hold := cfg.Backup.StartHold.Duration; hold > 0 {
-			starting := &core.Error{Kind: core.KindUnavailable, Code: "BACKUP_STARTING",
-				Message: fmt.Sprintf("writes wait until backup shipping has confirmed on its target that this server is still the primary (at most backup.start_hold, %s); retry shortly", hold)}
+			starting := core.BackupStarting(hold)
 			eng.SetWriteBarrier(starting)
 			var once sync.Once
 			lift := func(confirmed bool) {
