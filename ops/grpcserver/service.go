@@ -368,19 +368,19 @@ func (v *service) Stream(*engramv1.StreamRequest, engramv1.EngramService_StreamS
 }
 
 func (v *service) RebalanceSpaces(context.Context, *engramv1.RebalanceRequest) (*engramv1.RebalanceResponse, error) {
-	return nil, unimplemented("RebalanceSpaces", "engram-ops is a single node")
+	return nil, unimplemented("RebalanceSpaces", "spaces are placed on shards by a placement file behind HAProxy: engram-ops placement haproxy (runbooks/scaling-and-capacity.md, Shards behind HAProxy)")
 }
 
 func (v *service) MigrateSpace(context.Context, *engramv1.MigrateSpaceRpcRequest) (*engramv1.MigrateSpaceRpcResponse, error) {
-	return nil, unimplemented("MigrateSpace", "engram-ops is a single node")
+	return nil, unimplemented("MigrateSpace", "a space moves between shards with engram-ops space move NAME --from URL --to URL")
 }
 
 func (v *service) ApplyReplicationBatch(context.Context, *engramv1.ApplyReplicationBatchRequest) (*engramv1.ApplyReplicationBatchResponse, error) {
-	return nil, unimplemented("ApplyReplicationBatch", "engram-ops is a single node (backups ship the change log: engram-ops runbook show backup)")
+	return nil, unimplemented("ApplyReplicationBatch", "nothing is pushed to a replica: followers apply the change log the primary ships to its archive (serve --follow)")
 }
 
 func (v *service) GetReplicationStatus(context.Context, *engramv1.ReplicationStatusRequest) (*engramv1.ReplicationStatusResponse, error) {
-	return nil, unimplemented("GetReplicationStatus", "engram-ops is a single node")
+	return nil, unimplemented("GetReplicationStatus", "a follower reports its replication state over REST, GET /api/v1/system/health (replica), and in the engram_replica_* metrics")
 }
 
 func (v *service) MemoryFlow(engramv1.EngramService_MemoryFlowServer) error {

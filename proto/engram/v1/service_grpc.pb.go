@@ -68,27 +68,27 @@ type EngramServiceClient interface {
 	Experience(ctx context.Context, in *ExperienceRequest, opts ...grpc.CallOption) (*ExperienceResponse, error)
 	// Recalls episodes by topic, place, people or time.
 	Reminisce(ctx context.Context, in *ReminisceRequest, opts ...grpc.CallOption) (*ReminisceResponse, error)
-	// Not served: the engine has no consolidation step.
+	// Not served over gRPC yet: a consolidation pass runs over REST, POST /api/v1/episodes/replay.
 	Consolidate(ctx context.Context, in *ConsolidateRequest, opts ...grpc.CallOption) (*ConsolidateResponse, error)
-	// Not served: the engine has no replay.
+	// Not served: generative replay has no engine counterpart.
 	Dream(ctx context.Context, in *DreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DreamResponse], error)
-	// Not served: the engine has no pattern completion.
+	// Not served over gRPC yet: pattern completion runs over REST, POST /api/v1/complete.
 	Complete(ctx context.Context, in *CompleteRequest, opts ...grpc.CallOption) (*CompleteResponse, error)
 	// Links two memories (REST: POST /api/v1/associations).
 	Associate(ctx context.Context, in *AssociateRequest, opts ...grpc.CallOption) (*AssociateResponse, error)
-	// Not served: the engine has no query language.
+	// Not served over gRPC yet: the query language runs over REST, POST /api/v1/query.
 	ExecuteQuery(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (*QueryResponse, error)
 	// Counts and health of one space or of every space the key sees.
 	Introspect(ctx context.Context, in *IntrospectRequest, opts ...grpc.CallOption) (*IntrospectResponse, error)
-	// Not served: no activity feed.
+	// Not served over gRPC yet: the activity feed is server-sent events, GET /api/v1/stream/activities.
 	Stream(ctx context.Context, in *StreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamResponse], error)
-	// Not served: engram-ops is a single node.
+	// Not served: spaces are placed on shards by a placement file behind HAProxy (engram-ops placement haproxy).
 	RebalanceSpaces(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error)
-	// Not served: engram-ops is a single node.
+	// Not served: a space moves between shards with engram-ops space move.
 	MigrateSpace(ctx context.Context, in *MigrateSpaceRpcRequest, opts ...grpc.CallOption) (*MigrateSpaceRpcResponse, error)
-	// Not served: engram-ops is a single node.
+	// Not served: followers apply the primary's shipped archive (serve --follow); nothing is pushed.
 	ApplyReplicationBatch(ctx context.Context, in *ApplyReplicationBatchRequest, opts ...grpc.CallOption) (*ApplyReplicationBatchResponse, error)
-	// Not served: engram-ops is a single node.
+	// Not served: a follower reports its state in GET /api/v1/system/health (replica) and engram_replica_* metrics.
 	GetReplicationStatus(ctx context.Context, in *ReplicationStatusRequest, opts ...grpc.CallOption) (*ReplicationStatusResponse, error)
 	// Remember over one stream: one answer per request, in order; the first
 	// refused request ends the stream with its status.
@@ -401,27 +401,27 @@ type EngramServiceServer interface {
 	Experience(context.Context, *ExperienceRequest) (*ExperienceResponse, error)
 	// Recalls episodes by topic, place, people or time.
 	Reminisce(context.Context, *ReminisceRequest) (*ReminisceResponse, error)
-	// Not served: the engine has no consolidation step.
+	// Not served over gRPC yet: a consolidation pass runs over REST, POST /api/v1/episodes/replay.
 	Consolidate(context.Context, *ConsolidateRequest) (*ConsolidateResponse, error)
-	// Not served: the engine has no replay.
+	// Not served: generative replay has no engine counterpart.
 	Dream(*DreamRequest, grpc.ServerStreamingServer[DreamResponse]) error
-	// Not served: the engine has no pattern completion.
+	// Not served over gRPC yet: pattern completion runs over REST, POST /api/v1/complete.
 	Complete(context.Context, *CompleteRequest) (*CompleteResponse, error)
 	// Links two memories (REST: POST /api/v1/associations).
 	Associate(context.Context, *AssociateRequest) (*AssociateResponse, error)
-	// Not served: the engine has no query language.
+	// Not served over gRPC yet: the query language runs over REST, POST /api/v1/query.
 	ExecuteQuery(context.Context, *QueryRequest) (*QueryResponse, error)
 	// Counts and health of one space or of every space the key sees.
 	Introspect(context.Context, *IntrospectRequest) (*IntrospectResponse, error)
-	// Not served: no activity feed.
+	// Not served over gRPC yet: the activity feed is server-sent events, GET /api/v1/stream/activities.
 	Stream(*StreamRequest, grpc.ServerStreamingServer[StreamResponse]) error
-	// Not served: engram-ops is a single node.
+	// Not served: spaces are placed on shards by a placement file behind HAProxy (engram-ops placement haproxy).
 	RebalanceSpaces(context.Context, *RebalanceRequest) (*RebalanceResponse, error)
-	// Not served: engram-ops is a single node.
+	// Not served: a space moves between shards with engram-ops space move.
 	MigrateSpace(context.Context, *MigrateSpaceRpcRequest) (*MigrateSpaceRpcResponse, error)
-	// Not served: engram-ops is a single node.
+	// Not served: followers apply the primary's shipped archive (serve --follow); nothing is pushed.
 	ApplyReplicationBatch(context.Context, *ApplyReplicationBatchRequest) (*ApplyReplicationBatchResponse, error)
-	// Not served: engram-ops is a single node.
+	// Not served: a follower reports its state in GET /api/v1/system/health (replica) and engram_replica_* metrics.
 	GetReplicationStatus(context.Context, *ReplicationStatusRequest) (*ReplicationStatusResponse, error)
 	// Remember over one stream: one answer per request, in order; the first
 	// refused request ends the stream with its status.
