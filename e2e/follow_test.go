@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 )
 
 // TestFollowerTailsPrimary runs a primary shipping to a file:// archive
@@ -22,14 +23,7 @@ func TestFollowerTailsPrimary(t *testing.T) {
 	primary := startServer(t, t.TempDir(), "--backup-to", "file://"+archive, "--backup-interval", "50ms")
 	// The primary's shipper takes the first snapshot as it starts; the
 	// follower is seeded from it.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m, _ := filepath.Glob(filepath.Join(archive, "snapshots", "*.json")); len(m) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no snapshot on the archive; primary logs:\n%s", primary.Logs.String())
-		}
-	}
+	testsupport.WaitSnapshot(t, archive)
 	follower := startServer(t, t.TempDir(), "--follow", "file://"+archive, "--primary-url", primary.URL,
 		"--set", "replica.poll_interval=50ms")
 

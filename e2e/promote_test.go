@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 )
 
 // TestPromoteAfterKill9 is the failover a follower exists for, on real
@@ -24,14 +25,7 @@ func TestPromoteAfterKill9(t *testing.T) {
 	archive := "file://" + t.TempDir()
 	oldDir, followerDir := t.TempDir(), t.TempDir()
 	primary := startServer(t, oldDir, "--backup-to", archive, "--backup-interval", "50ms")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m, _ := filepath.Glob(filepath.Join(strings.TrimPrefix(archive, "file://"), "snapshots", "*.json")); len(m) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no snapshot on the archive; primary logs:\n%s", primary.Logs.String())
-		}
-	}
+	testsupport.WaitSnapshot(t, strings.TrimPrefix(archive, "file://"))
 	follower := startServer(t, followerDir, "--follow", archive, "--primary-url", primary.URL,
 		"--set", "replica.poll_interval=50ms")
 

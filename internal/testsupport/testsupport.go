@@ -91,6 +91,21 @@ func FreeAddr(tb testing.TB) string {
 	return addr
 }
 
+// WaitSnapshot waits until the file:// archive in dir holds a snapshot
+// manifest (a shipping server takes its first one as it starts; a
+// follower is seeded from it), failing the test after 30s.
+func WaitSnapshot(tb testing.TB, dir string) {
+	tb.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*.json")); len(m) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no snapshot on the archive %s after 30s", dir)
+		}
+	}
+}
+
 // OpenEngine opens an engine on dir with the built-in defaults changed by
 // mods, and closes it when the test ends (a second Close is harmless).
 func OpenEngine(tb testing.TB, dir string, mods ...func(*core.Options)) *core.Engine {

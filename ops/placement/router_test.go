@@ -131,14 +131,7 @@ func TestRouterRoutesAndMovesASpace(t *testing.T) {
 	a := testsupport.StartServe(t, t.TempDir(), "--backup-to", "file://"+archive, "--backup-interval", "50ms")
 	b := testsupport.StartServe(t, t.TempDir())
 	// a's follower is seeded from the snapshot a's shipper takes at start.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m, _ := filepath.Glob(filepath.Join(archive, "snapshots", "*.json")); len(m) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no snapshot on a's archive")
-		}
-	}
+	testsupport.WaitSnapshot(t, archive)
 	f := testsupport.StartServe(t, t.TempDir(), "--follow", "file://"+archive, "--primary-url", a.URL,
 		"--set", "replica.poll_interval=50ms")
 	r := startRouter(t, func(listen, socket string) string {
