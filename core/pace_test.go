@@ -30,8 +30,8 @@ func TestIndexerPace(t *testing.T) {
 	}{
 		{"writes only, small backlog", backlog(10), 9, 1},
 		{"writes only, backlog above maxYieldBacklog", backlog(maxYieldBacklog + 1), 0, 1},
-		{"recalls, small backlog", searched(backlog(recallYieldBacklog)), 2, 1},
-		{"recalls, backlog above recallYieldBacklog", searched(backlog(recallYieldBacklog + 1)), 0, 1},
+		{"recalls, small backlog", searched(backlog(10)), 0, 1},
+		{"recalls, large backlog", searched(backlog(5000)), 0, 1},
 	} {
 		if rest, width := e.indexerPace(c.sp); rest != c.rest || width != c.width {
 			t.Errorf("%s: rest %d width %d, want %d %d", c.name, rest, width, c.rest, c.width)

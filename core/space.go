@@ -714,6 +714,11 @@ func (e *Engine) runIndexer() {
 					case <-e.stop:
 					case <-time.After(time.Duration(rest) * time.Since(start)):
 					}
+				} else {
+					// A step has no scheduling point: requests made runnable
+					// on this P meanwhile would wait for the runtime's
+					// preemption (10 ms) unless another P steals them.
+					runtime.Gosched()
 				}
 			}
 			select {
@@ -735,22 +740,22 @@ func (e *Engine) runIndexer() {
 }
 
 // The not-yet-indexed vectors of a space (the backlog) are scanned exactly
-// by every recall, so the indexer yields to requests only while the backlog
-// is cheap to scan: up to maxYieldBacklog in a space nobody searches (a
-// write burst: ~300 MB of 768-dimension vectors at most, which the index
-// would hold anyway), up to recallYieldBacklog in one searched within the
-// last recallWindow, where a larger backlog would make every recall's exact
-// scan its largest cost.
+// by every recall, so the indexer yields to requests only while nobody
+// searches the space, and then only up to maxYieldBacklog (a write burst:
+// ~300 MB of 768-dimension vectors at most, which the index would hold
+// anyway). In a space searched within the last recallWindow every pending
+// vector costs each recall a read of it, so it is inserted at once: under
+// sustained load the inserts cost the same whenever they run, and a backlog
+// kept only adds scans.
 const (
 	// idleGrace is how long after the last request the server counts as
 	// idle. Between requests under load nothing is in flight for a moment
 	// (the engine's part of a request is short beside its HTTP, JSON and
 	// embedding); an indexer that went flat out in those gaps would take
 	// every core from the next requests.
-	idleGrace          = 50 * time.Millisecond
-	maxYieldBacklog    = 100_000
-	recallYieldBacklog = 1_000
-	recallWindow       = time.Second
+	idleGrace       = 50 * time.Millisecond
+	maxYieldBacklog = 100_000
+	recallWindow    = time.Second
 )
 
 // indexerPace keeps index maintenance behind the write path. rest says how
@@ -763,14 +768,15 @@ const (
 //     backlog past half of it): rest 0, on every core unless recalls search
 //     the space. The writes are held only for the indexer, so indexing is
 //     then their throughput.
-//   - Serving, with a backlog above its limit: rest 0 on one core. The
+//   - Serving, with a backlog above maxYieldBacklog: rest 0 on one core. The
 //     other cores stay with the requests: an indexer on every core under
 //     sustained writes multiplies their tail latency and still cannot keep
 //     up, since an insert costs several times a durable remember's CPU.
-//   - Serving, below the limit: rest 2 (a third of a core) while recalls
-//     search the space, 9 (a tenth) while only writes come in, since the
-//     backlog then costs memory only, and every core the indexer takes
-//     from the writes lengthens their tail.
+//   - Serving, while recalls search the space: rest 0 on one core, since
+//     each recall scans the whole backlog.
+//   - Serving, only writes, below the limit: rest 9 (a tenth of a core),
+//     since the backlog then costs memory only, and every core the indexer
+//     takes from the writes lengthens their tail.
 //
 // The figures behind these choices: docs/benchmarks.md, "Indexer pacing".
 func (e *Engine) indexerPace(sp *space) (rest, width int) {
@@ -790,14 +796,10 @@ func (e *Engine) indexerPace(sp *space) (rest, width int) {
 		}
 		return 0, runtime.GOMAXPROCS(0)
 	}
-	limit, rest := maxYieldBacklog, 9
-	if searched {
-		limit, rest = recallYieldBacklog, 2
-	}
-	if backlog > limit {
+	if searched || backlog > maxYieldBacklog {
 		return 0, 1
 	}
-	return rest, 1
+	return 9, 1
 }
 
 // indexStep performs one unit of index work, inserting up to width queued
