@@ -727,3 +727,48 @@ func TestPacedReinforcementFlushWritesEveryChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestAssociationCountStaysExact: the space's association count, kept in
+// memory as edges are written, equals the stored edges through a replayed
+// batch (a resumed import), a forget, a re-created endpoint, and a reopen.
+func TestAssociationCountStaysExact(t *testing.T) {
+	dir := t.TempDir()
+	e := open(t, dir)
+	count := func(e *core.Engine, want int64, when string) {
+		t.Helper()
+		if st, _ := e.Space("graph"); st.Associations != want {
+			t.Fatalf("%s: %d associations, want %d", when, st.Associations, want)
+		}
+	}
+	batch := core.BatchInput{
+		Memories:     []core.RememberInput{{ID: "a", Content: "alpha"}, {ID: "b", Content: "beta"}, {ID: "c", Content: "gamma"}},
+		Associations: []core.Association{{From: "a", To: "b", Weight: 0.5}, {From: "b", To: "c", Weight: 0.5}, {From: "a", To: "b", Weight: 0.7}},
+	}
+	for i := range 2 { // the second time, a resumed import replaying its batch
+		if _, err := e.Batch(ctx, "graph", batch); err != nil {
+			t.Fatal(err)
+		}
+		count(e, 2, "batch "+strconv.Itoa(i+1))
+	}
+	if _, err := e.Batch(ctx, "graph", core.BatchInput{Associations: []core.Association{{From: "c", To: "a", Weight: 0.5}, {From: "a", To: "b", Weight: 0.9}}}); err != nil {
+		t.Fatal(err)
+	}
+	count(e, 3, "edges between stored memories")
+	if _, err := e.Forget(ctx, "graph", "b"); err != nil {
+		t.Fatal(err)
+	}
+	count(e, 1, "after forgetting b")
+	if _, err := e.Batch(ctx, "graph", core.BatchInput{
+		Memories:     []core.RememberInput{{ID: "b", Content: "beta again"}},
+		Associations: []core.Association{{From: "a", To: "b", Weight: 0.5}, {From: "b", To: "c", Weight: 0.5}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	count(e, 3, "b re-created with its edges")
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = open(t, dir)
+	defer e.Close()
+	count(e, 3, "after reopening")
+}

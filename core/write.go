@@ -380,10 +380,21 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 // putAssociation writes a directed edge and its reverse index entry.
 func (t *txn) putAssociation(sp *space, a Association) {
 	fwd := memberKey(famAssoc, sp.info.Name, a.From, a.To)
-	_, closer, err := t.e.db.Get(fwd)
-	isNew := errors.Is(err, pebble.ErrNotFound)
-	if err == nil {
-		closer.Close()
+	// Deleting a memory deletes its edges, so an edge with an endpoint
+	// this txn creates (not yet in byID: the commit lock orders txns) is
+	// not stored: only this txn's own edges need checking. A bulk load
+	// links mostly new memories, and the lookup reads sstable blocks.
+	sp.mu.RLock()
+	_, fromStored := sp.byID[a.From]
+	_, toStored := sp.byID[a.To]
+	sp.mu.RUnlock()
+	isNew := true
+	if fromStored && toStored {
+		_, closer, err := t.e.db.Get(fwd)
+		isNew = errors.Is(err, pebble.ErrNotFound)
+		if err == nil {
+			closer.Close()
+		}
 	}
 	if t.edges == nil {
 		t.edges = map[string]bool{}
