@@ -3,7 +3,6 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -54,7 +53,7 @@ func BenchmarkRedisMigrate(b *testing.B) {
 	m := migratetest.Compile(b, src, "", "redis")
 	b.Run("records", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			if n := countRecords(b, src); n != cnt.Keys+cnt.Refs {
+			if n := len(migratetest.Records(b, src, "")); n != cnt.Keys+cnt.Refs {
 				b.Fatalf("%d records, want %d", n, cnt.Keys+cnt.Refs)
 			}
 		}
@@ -66,27 +65,6 @@ func BenchmarkRedisMigrate(b *testing.B) {
 		}
 		return nil
 	})
-}
-
-// countRecords reads every record of src, as the migration does without
-// mapping or writing them.
-func countRecords(b *testing.B, src *redis.Source) int {
-	it, err := src.Open(context.Background(), "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer it.Close()
-	n := 0
-	for {
-		_, err := it.Next()
-		if err == io.EOF {
-			return n
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		n++
-	}
 }
 
 // rawRead reads every key matching pattern: SCAN pages of 1000, each read
