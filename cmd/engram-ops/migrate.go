@@ -149,7 +149,7 @@ func (m *migrateCmd) kinds() []sourceKind {
 			f.IntVar(&m.redis.db, "db", 0, "database number")
 			f.StringVar(&m.redis.user, "user", "", "ACL user (default: the default user)")
 			f.StringVar(&m.redis.passwordEnv, "password-env", "", "name of the environment variable holding the password (never the password itself)")
-			f.Int64Var(&m.redis.count, "scan-count", redis.DefaultCount, "SCAN COUNT hint: keys per page, read with two pipelined round trips")
+			f.Int64Var(&m.redis.count, "scan-count", redis.DefaultCount, "SCAN COUNT hint: keys per page, read pipelined (one round trip a page)")
 		},
 		space:   "redis",
 		runbook: "migrate-redis",

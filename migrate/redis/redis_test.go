@@ -175,8 +175,8 @@ func TestReferences(t *testing.T) {
 		}
 	}
 	want := []string{
-		fmt.Sprintf("%s:u:*->boss %[1]s:u:1->%[1]s:u:*/%[1]s:u:2", p),
 		fmt.Sprintf("%s:d:*->by %[1]s:d:1->%[1]s:u:*/%[1]s:u:2", p),
+		fmt.Sprintf("%s:u:*->boss %[1]s:u:1->%[1]s:u:*/%[1]s:u:2", p),
 	}
 	if strings.Join(rels, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("references\n%s\nwant\n%s", strings.Join(rels, "\n"), strings.Join(want, "\n"))

@@ -3,9 +3,11 @@
 // github.com/redis/go-redis/v9.
 //
 // Keys are listed with SCAN MATCH pattern COUNT n, never KEYS; each SCAN
-// page is read with two pipelined round trips (TYPE and PEXPIRETIME, then
-// GET / HGETALL / LRANGE / SMEMBERS / ZRANGE WITHSCORES / XRANGE). A key
-// matching several patterns belongs to the first. What a key becomes:
+// page is read in stages (TYPE and PEXPIRETIME, then GET / HGETALL /
+// LRANGE / SMEMBERS / ZRANGE WITHSCORES / XRANGE, then EXISTS of the keys
+// its values name), pipelined across pages: one round trip carries the
+// next SCAN and a stage of each of the pages before it. A key matching
+// several patterns belongs to the first. What a key becomes:
 //
 //	string   a JSON object's members as fields; else one field "value"
 //	         (a JSON array decoded, other text as it is)
@@ -22,12 +24,15 @@
 //
 // References: a string field (a hash field, a JSON object's top-level
 // member, a plain string's value) whose value is the name of another key
-// that exists and matches one of the patterns is a reference. After every
-// pattern's keys, the source reads the patterns again and yields each
-// reference as a record of the relation object "PATTERN->FIELD", so the
-// default mapping makes it an association (weight 0.8, kind the object's
-// name) from the key's memory to the named key's; `skip = true` on that
-// object leaves it out. List, set and stream members are not references.
+// that exists and matches one of the patterns is a reference, yielded as
+// a record of the relation object "PATTERN->FIELD", so the default mapping
+// makes it an association (weight 0.8, kind the object's name) from the
+// key's memory to the named key's; `skip = true` on that object leaves it
+// out. A reference to a key of an earlier pattern (whose memories are all
+// written by then) follows its key's page; after every pattern's keys, the
+// source reads again the patterns holding references to keys of their own
+// or a later pattern, and yields those. List, set and stream members are
+// not references.
 //
 // The cursor is the phase (keys, then references), the pattern's index and
 // the SCAN cursor of a page, with a fingerprint of --db and the pattern
@@ -181,7 +186,9 @@ func connectError(cfg Config, err error) error {
 
 func setID(cfg Config) string {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%d", cfg.DB)
+	// "2": the order of records of this version (references to earlier
+	// patterns in the key phase), so a cursor of the one before is refused.
+	fmt.Fprintf(h, "2;%d", cfg.DB)
 	for _, p := range cfg.Patterns {
 		h.Write([]byte{0})
 		h.Write([]byte(p))
@@ -201,50 +208,48 @@ func (s *Source) Patterns() []string { return s.cfg.Patterns }
 // keys of pattern.
 func RelationName(pattern, field string) string { return pattern + "->" + field }
 
-// Objects scans every pattern once, reading its keys: per pattern the
-// number of keys and the union of their field names, and per pattern and
-// field holding references a relation object with their count.
+// Objects reads every pattern's keys once: per pattern the number of keys
+// and the union of their field names, and per pattern and field holding
+// references a relation object with their count.
 func (s *Source) Objects(ctx context.Context) ([]migrate.Object, error) {
 	type entAcc struct {
 		count  int64
 		fields map[string]bool
 	}
 	ents := make([]entAcc, len(s.cfg.Patterns))
+	for i := range ents {
+		ents[i].fields = map[string]bool{}
+	}
 	rels := map[string]int64{}
 	refPatterns := map[int]bool{}
-	for i := range s.cfg.Patterns {
-		a := &ents[i]
-		a.fields = map[string]bool{}
-		var dd dedup
-		err := s.scanPattern(ctx, i, 0, func(keys []string, _ uint64) error {
-			kvs, err := s.read(ctx, dd.filter(keys), false)
-			if err != nil {
-				return err
-			}
-			for _, kv := range kvs {
-				a.count++
-				if a.fields == nil {
-					continue
-				}
-				for f := range kv.fields {
-					a.fields[f] = true
-				}
-				if len(a.fields) > maxSchemaFields {
-					a.fields = nil
-				}
-			}
-			refs, err := s.refs(ctx, kvs)
-			if err != nil {
-				return err
-			}
-			for _, r := range refs {
-				rels[RelationName(s.cfg.Patterns[i], r.field)]++
-				refPatterns[i] = true
-			}
-			return nil
-		})
+	rd := s.newReader(ctx, position{phase: phaseKeys}, true)
+	for {
+		pg, err := rd.page()
 		if err != nil {
 			return nil, err
+		}
+		if pg == nil {
+			break
+		}
+		i := pg.at.pattern
+		a := &ents[i]
+		for _, kv := range pg.kvs {
+			a.count++
+			if a.fields == nil {
+				continue
+			}
+			for f := range kv.fields {
+				a.fields[f] = true
+			}
+			if len(a.fields) > maxSchemaFields {
+				a.fields = nil
+			}
+		}
+		for _, r := range pg.refs {
+			rels[RelationName(s.cfg.Patterns[i], r.field)]++
+			if r.to >= i {
+				refPatterns[i] = true
+			}
 		}
 	}
 	out := make([]migrate.Object, 0, len(ents)+len(rels))
@@ -269,38 +274,6 @@ func (s *Source) Objects(ctx context.Context) ([]migrate.Object, error) {
 	}
 	s.refPatterns = refPatterns
 	return out, nil
-}
-
-// scanPattern calls fn with each SCAN page of pattern i from cursor on,
-// without the keys an earlier pattern owns, and the cursor after the page.
-func (s *Source) scanPattern(ctx context.Context, i int, cursor uint64, fn func(keys []string, next uint64) error) error {
-	for {
-		keys, next, err := s.scan(ctx, i, cursor)
-		if err != nil {
-			return err
-		}
-		if err := fn(keys, next); err != nil {
-			return err
-		}
-		if next == 0 {
-			return nil
-		}
-		cursor = next
-	}
-}
-
-func (s *Source) scan(ctx context.Context, i int, cursor uint64) ([]string, uint64, error) {
-	keys, next, err := s.c.Scan(ctx, cursor, s.cfg.Patterns[i], s.cfg.Count).Result()
-	if err != nil {
-		return nil, 0, fmt.Errorf("SCAN %d MATCH %q on %s: %w", cursor, s.cfg.Patterns[i], s.cfg.Addr, err)
-	}
-	own := keys[:0]
-	for _, k := range keys {
-		if s.owner(k, i) == i {
-			own = append(own, k)
-		}
-	}
-	return own, next, nil
 }
 
 // owner is the index of the first pattern key matches, checking the
@@ -333,96 +306,282 @@ type keyValue struct {
 	bad     string
 }
 
-// read reads keys in two pipelined round trips. Keys gone by then are left
-// out. refsOnly reads only what can hold references (strings and hashes),
-// without expiries.
-func (s *Source) read(ctx context.Context, keys []string, refsOnly bool) ([]keyValue, error) {
-	if len(keys) == 0 {
-		return nil, nil
+// Stages of a SCAN page in the read pipeline, each one round trip.
+const (
+	stageTypes  = iota // read TYPE and the expiry of its keys
+	stageValues        // read their values
+	stageExists        // check that the keys its values name exist
+	stageDone
+)
+
+// maxInFlight bounds the SCAN pages in the read pipeline: one per stage,
+// and a read one waiting for the caller.
+const maxInFlight = 4
+
+// page is one SCAN page on its way through the read pipeline.
+type page struct {
+	at    position // where the page was read (its SCAN cursor)
+	after position // the position after it
+	stage int
+	keys  []string
+	types []*goredis.StatusCmd
+	exps  []*goredis.DurationCmd
+	kvs   []keyValue // the keys that exist, in SCAN order
+	vals  []goredis.Cmder
+	// refs are the candidate references until stageExists, then the
+	// references.
+	refs   []ref
+	exists map[string]*goredis.IntCmd
+}
+
+// refsOnly: in the reference phase only strings and hashes are read (what
+// can hold references), without expiries.
+func (pg *page) refsOnly() bool { return pg.at.phase == phaseRefs }
+
+// reader reads SCAN pages in order from a position on, pipelined across
+// pages: each round trip carries the next SCAN, TYPE and the expiry of the
+// keys of the page scanned before, the values of the page before that and
+// EXISTS of the keys the page before that names, so a page costs one round
+// trip and the server always has a pipeline to answer.
+type reader struct {
+	s   *Source
+	ctx context.Context
+	// next is the next SCAN to send.
+	next position
+	// objects: Objects' pass, the key phase only, with every reference.
+	objects bool
+	pages   []*page
+	// dd drops keys SCAN returns twice within one phase.
+	dd      dedup
+	ddPhase byte
+}
+
+func (s *Source) newReader(ctx context.Context, from position, objects bool) *reader {
+	r := &reader{s: s, ctx: ctx, next: from, objects: objects}
+	r.skip()
+	return r
+}
+
+// skip moves next past the reference phase of patterns Objects found no
+// references to read in.
+func (r *reader) skip() {
+	n := len(r.s.cfg.Patterns)
+	r.next = r.next.normal(n)
+	for r.next.phase == phaseRefs && r.next.pattern < n && r.s.refPatterns != nil && !r.s.refPatterns[r.next.pattern] {
+		r.next = position{phase: phaseRefs, pattern: r.next.pattern + 1}
 	}
+}
+
+// scanning reports whether a SCAN page is left to read.
+func (r *reader) scanning() bool {
+	if r.next.phase == phaseRefs {
+		return !r.objects && r.next.pattern < len(r.s.cfg.Patterns)
+	}
+	return true
+}
+
+// page returns the next page, read to the end; nil after the last.
+func (r *reader) page() (*page, error) {
+	for len(r.pages) == 0 || r.pages[0].stage != stageDone {
+		if len(r.pages) == 0 && !r.scanning() {
+			return nil, nil
+		}
+		if err := r.step(); err != nil {
+			return nil, err
+		}
+	}
+	pg := r.pages[0]
+	r.pages[0] = nil
+	r.pages = r.pages[1:]
+	return pg, nil
+}
+
+// step sends one pipeline: the next stage of every page in flight, and the
+// next SCAN.
+func (r *reader) step() error {
+	s, ctx := r.s, r.ctx
 	pipe := s.c.Pipeline()
-	types := make([]*goredis.StatusCmd, len(keys))
-	var exps []*goredis.DurationCmd
-	if !refsOnly {
-		exps = make([]*goredis.DurationCmd, len(keys))
+	for _, pg := range r.pages {
+		r.send(pipe, pg)
 	}
-	for i, k := range keys {
-		types[i] = pipe.Type(ctx, k)
-		if exps == nil {
-			continue
-		}
-		if s.expireTime {
-			exps[i] = pipe.PExpireTime(ctx, k)
-		} else {
-			exps[i] = pipe.PTTL(ctx, k)
-		}
+	var scan *goredis.ScanCmd
+	here := r.next
+	if r.scanning() && len(r.pages) < maxInFlight {
+		scan = pipe.Scan(ctx, here.scan, s.cfg.Patterns[here.pattern], s.cfg.Count)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.readError(err)
+		// A command's own error (a key that changed type between TYPE
+		// and its read) is that command's; anything else fails the read.
+		var re goredis.Error
+		if !errors.As(err, &re) {
+			return s.readError(err)
+		}
 	}
 	now := time.Now()
-	out := make([]keyValue, 0, len(keys))
-	cmds := make([]goredis.Cmder, 0, len(keys))
-	pipe = s.c.Pipeline()
-	for i, k := range keys {
-		kv := keyValue{key: k, typ: types[i].Val()}
-		if exps != nil {
-			switch d := exps[i].Val(); {
-			case d == -2:
-				continue // deleted since SCAN
-			case d < 0:
+	for _, pg := range r.pages {
+		if err := r.receive(pg, now); err != nil {
+			return err
+		}
+	}
+	if scan == nil {
+		return nil
+	}
+	keys, next, err := scan.Result()
+	if err != nil {
+		return fmt.Errorf("SCAN %d MATCH %q on %s: %w", here.scan, s.cfg.Patterns[here.pattern], s.cfg.Addr, err)
+	}
+	own := keys[:0]
+	for _, k := range keys {
+		if s.owner(k, here.pattern) == here.pattern {
+			own = append(own, k)
+		}
+	}
+	if here.phase != r.ddPhase {
+		r.dd, r.ddPhase = dedup{}, here.phase
+	}
+	pg := &page{at: here, keys: r.dd.filter(own)}
+	pg.after = position{phase: here.phase, pattern: here.pattern, scan: next}
+	if next == 0 {
+		pg.after = position{phase: here.phase, pattern: here.pattern + 1}.normal(len(s.cfg.Patterns))
+	}
+	if len(pg.keys) == 0 {
+		pg.stage = stageDone
+	}
+	r.pages = append(r.pages, pg)
+	r.next = pg.after
+	r.skip()
+	return nil
+}
+
+// send queues the commands of pg's stage.
+func (r *reader) send(pipe goredis.Pipeliner, pg *page) {
+	s, ctx := r.s, r.ctx
+	switch pg.stage {
+	case stageTypes:
+		pg.types = make([]*goredis.StatusCmd, len(pg.keys))
+		if !pg.refsOnly() {
+			pg.exps = make([]*goredis.DurationCmd, len(pg.keys))
+		}
+		for i, k := range pg.keys {
+			pg.types[i] = pipe.Type(ctx, k)
+			switch {
+			case pg.exps == nil:
 			case s.expireTime:
-				kv.expires = d.Milliseconds()
+				pg.exps[i] = pipe.PExpireTime(ctx, k)
 			default:
-				kv.expires = now.Add(d).UnixMilli()
+				pg.exps[i] = pipe.PTTL(ctx, k)
 			}
 		}
-		if kv.typ == "none" || refsOnly && kv.typ != "string" && kv.typ != "hash" {
-			continue
+	case stageValues:
+		pg.vals = make([]goredis.Cmder, len(pg.kvs))
+		for i := range pg.kvs {
+			kv := &pg.kvs[i]
+			if kv.bad != "" {
+				continue
+			}
+			switch kv.typ {
+			case "string":
+				pg.vals[i] = pipe.Get(ctx, kv.key)
+			case "hash":
+				pg.vals[i] = pipe.HGetAll(ctx, kv.key)
+			case "list":
+				pg.vals[i] = pipe.LRange(ctx, kv.key, 0, MaxItems)
+			case "set":
+				pg.vals[i] = pipe.SMembers(ctx, kv.key)
+			case "zset":
+				pg.vals[i] = pipe.ZRangeWithScores(ctx, kv.key, 0, MaxItems)
+			case "stream":
+				pg.vals[i] = pipe.XRangeN(ctx, kv.key, "-", "+", MaxItems+1)
+			}
 		}
-		var cmd goredis.Cmder
-		switch kv.typ {
-		case "string":
-			cmd = pipe.Get(ctx, k)
-		case "hash":
-			cmd = pipe.HGetAll(ctx, k)
-		case "list":
-			cmd = pipe.LRange(ctx, k, 0, MaxItems)
-		case "set":
-			cmd = pipe.SMembers(ctx, k)
-		case "zset":
-			cmd = pipe.ZRangeWithScores(ctx, k, 0, MaxItems)
-		case "stream":
-			cmd = pipe.XRangeN(ctx, k, "-", "+", MaxItems+1)
-		default:
-			kv.bad = fmt.Sprintf("type %s is not one the source reads (string, hash, list, set, zset, stream)", kv.typ)
-		}
-		out = append(out, kv)
-		cmds = append(cmds, cmd)
-	}
-	if pipe.Len() > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			var re goredis.Error
-			if !errors.As(err, &re) {
-				return nil, s.readError(err)
+	case stageExists:
+		pg.exists = map[string]*goredis.IntCmd{}
+		for _, c := range pg.refs {
+			if pg.exists[c.target] == nil {
+				pg.exists[c.target] = pipe.Exists(ctx, c.target)
 			}
 		}
 	}
-	kept := out[:0]
-	for i := range out {
-		kv := &out[i]
-		if cmds[i] != nil {
-			if err := cmds[i].Err(); err == goredis.Nil {
-				continue // deleted since TYPE
-			} else if err != nil {
-				kv.bad = fmt.Sprintf("the key changed while it was read: %v", err)
-			} else {
-				kv.fields, kv.bad = fields(cmds[i])
+}
+
+// receive reads the answers to pg's stage and moves it on, past stages with
+// nothing to read. Keys gone by then are left out.
+func (r *reader) receive(pg *page, now time.Time) error {
+	s := r.s
+	switch pg.stage {
+	case stageTypes:
+		values := false
+		for i, k := range pg.keys {
+			if err := pg.types[i].Err(); err != nil {
+				return s.readError(err)
+			}
+			kv := keyValue{key: k, typ: pg.types[i].Val()}
+			if pg.exps != nil {
+				if err := pg.exps[i].Err(); err != nil {
+					return s.readError(err)
+				}
+				switch d := pg.exps[i].Val(); {
+				case d == -2:
+					continue // deleted since SCAN
+				case d < 0:
+				case s.expireTime:
+					kv.expires = d.Milliseconds()
+				default:
+					kv.expires = now.Add(d).UnixMilli()
+				}
+			}
+			if kv.typ == "none" || pg.refsOnly() && kv.typ != "string" && kv.typ != "hash" {
+				continue
+			}
+			switch kv.typ {
+			case "string", "hash", "list", "set", "zset", "stream":
+				values = true
+			default:
+				kv.bad = fmt.Sprintf("type %s is not one the source reads (string, hash, list, set, zset, stream)", kv.typ)
+			}
+			pg.kvs = append(pg.kvs, kv)
+		}
+		pg.keys, pg.types, pg.exps = nil, nil, nil
+		pg.stage = stageValues
+		if !values {
+			pg.stage = stageDone
+		}
+	case stageValues:
+		kept := pg.kvs[:0]
+		for i := range pg.kvs {
+			kv := pg.kvs[i]
+			if cmd := pg.vals[i]; cmd != nil {
+				if err := cmd.Err(); err == goredis.Nil {
+					continue // deleted since TYPE
+				} else if err != nil {
+					kv.bad = fmt.Sprintf("the key changed while it was read: %v", err)
+				} else {
+					kv.fields, kv.bad = fields(cmd)
+				}
+			}
+			kept = append(kept, kv)
+		}
+		pg.kvs, pg.vals = kept, nil
+		pg.refs = r.candidates(pg)
+		pg.stage = stageExists
+		if len(pg.refs) == 0 {
+			pg.stage = stageDone
+		}
+	case stageExists:
+		out := pg.refs[:0]
+		for _, c := range pg.refs {
+			ex := pg.exists[c.target]
+			if err := ex.Err(); err != nil {
+				return s.readError(err)
+			}
+			if ex.Val() == 1 {
+				out = append(out, c)
 			}
 		}
-		kept = append(kept, *kv)
+		pg.refs, pg.exists = out, nil
+		pg.stage = stageDone
 	}
-	return kept, nil
+	return nil
 }
 
 func (s *Source) readError(err error) error {
@@ -529,11 +688,13 @@ type ref struct {
 	to                 int
 }
 
-// refs finds the references of kvs: string fields naming another key that
-// matches a pattern and exists (one pipelined EXISTS per distinct name).
-func (s *Source) refs(ctx context.Context, kvs []keyValue) ([]ref, error) {
+// candidates are the string fields of pg's keys naming another key that
+// matches a pattern: in the key phase those naming a key of an earlier
+// pattern (written before), in the reference phase the others, in Objects'
+// pass all. The reader checks that they exist.
+func (r *reader) candidates(pg *page) []ref {
 	var cands []ref
-	for _, kv := range kvs {
+	for _, kv := range pg.kvs {
 		if kv.bad != "" {
 			continue
 		}
@@ -546,31 +707,18 @@ func (s *Source) refs(ctx context.Context, kvs []keyValue) ([]ref, error) {
 		sort.Strings(names)
 		for _, f := range names {
 			t := kv.fields[f].(string)
-			if to := s.target(t); to >= 0 {
-				cands = append(cands, ref{key: kv.key, field: f, target: t, to: to})
+			to := r.s.target(t)
+			switch {
+			case to < 0:
+				continue
+			case r.objects:
+			case pg.at.phase == phaseKeys && to >= pg.at.pattern, pg.at.phase == phaseRefs && to < pg.at.pattern:
+				continue
 			}
+			cands = append(cands, ref{key: kv.key, field: f, target: t, to: to})
 		}
 	}
-	if len(cands) == 0 {
-		return nil, nil
-	}
-	pipe := s.c.Pipeline()
-	exists := map[string]*goredis.IntCmd{}
-	for _, c := range cands {
-		if exists[c.target] == nil {
-			exists[c.target] = pipe.Exists(ctx, c.target)
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.readError(err)
-	}
-	out := cands[:0]
-	for _, c := range cands {
-		if exists[c.target].Val() == 1 {
-			out = append(out, c)
-		}
-	}
-	return out, nil
+	return cands
 }
 
 // dedup drops keys seen among the last dedupWindow keys.
@@ -646,7 +794,7 @@ func decodeCursor(c string, n int, set string) (position, error) {
 		return bad("the SCAN cursor is not a number")
 	}
 	if parts[3] != set {
-		return position{}, fmt.Errorf("the stored cursor %q was written for another --db or --pattern list (run with the ones used before, or start over with --restart --yes)", c)
+		return position{}, fmt.Errorf("the stored cursor %q was written for another --db or --pattern list, or by an earlier version (run with the ones used before, or start over with --restart --yes)", c)
 	}
 	if pat > n || (pat == n && scan != 0) {
 		return bad(fmt.Sprintf("pattern %d is past the %d patterns", pat, n))
@@ -655,7 +803,8 @@ func decodeCursor(c string, n int, set string) (position, error) {
 }
 
 // Open yields the records after cursor ("" = the start): every pattern's
-// keys, then every pattern's references.
+// keys, each page's references to earlier patterns after its keys, then
+// the other references.
 func (s *Source) Open(ctx context.Context, cursor string) (migrate.RecordIterator, error) {
 	p := position{phase: phaseKeys}
 	if cursor != "" {
@@ -664,7 +813,7 @@ func (s *Source) Open(ctx context.Context, cursor string) (migrate.RecordIterato
 			return nil, err
 		}
 	}
-	return &iterator{s: s, ctx: ctx, at: p.normal(len(s.cfg.Patterns))}, nil
+	return &iterator{rd: s.newReader(ctx, p, false)}, nil
 }
 
 // normal moves the end of the key phase to the start of the references.
@@ -676,13 +825,8 @@ func (p position) normal(n int) position {
 }
 
 type iterator struct {
-	s     *Source
-	ctx   context.Context
-	at    position // the next page to read
+	rd    *reader
 	queue []item
-	// dd drops keys SCAN returns twice within one phase.
-	dd      dedup
-	ddPhase byte
 }
 
 type item struct {
@@ -710,35 +854,19 @@ func (it *iterator) Next() (migrate.Record, error) {
 
 // fill reads the next page into the queue; done at the end of the source.
 func (it *iterator) fill() (done bool, err error) {
-	s, n := it.s, len(it.s.cfg.Patterns)
-	if it.at.phase == phaseRefs && it.at.pattern >= n {
+	pg, err := it.rd.page()
+	if err != nil {
+		return false, err
+	}
+	if pg == nil {
 		return true, nil
 	}
-	if it.at.phase == phaseRefs && s.refPatterns != nil && !s.refPatterns[it.at.pattern] {
-		it.at = position{phase: phaseRefs, pattern: it.at.pattern + 1}
-		return false, nil
-	}
-	here := it.at
-	keys, next, err := s.scan(it.ctx, here.pattern, here.scan)
-	if err != nil {
-		return false, err
-	}
-	after := position{phase: here.phase, pattern: here.pattern, scan: next}
-	if next == 0 {
-		after = position{phase: here.phase, pattern: here.pattern + 1}.normal(n)
-	}
-	if here.phase != it.ddPhase {
-		it.dd, it.ddPhase = dedup{}, here.phase
-	}
-	kvs, err := s.read(it.ctx, it.dd.filter(keys), here.phase == phaseRefs)
-	if err != nil {
-		return false, err
-	}
-	pattern := s.cfg.Patterns[here.pattern]
-	at := encodeCursor(here, s.set)
+	s := it.rd.s
+	pattern := s.cfg.Patterns[pg.at.pattern]
+	at := encodeCursor(pg.at, s.set)
 	start := len(it.queue)
-	if here.phase == phaseKeys {
-		for _, kv := range kvs {
+	if pg.at.phase == phaseKeys {
+		for _, kv := range pg.kvs {
 			pos := keyPosition(kv.key)
 			if kv.bad != "" {
 				it.queue = append(it.queue, item{err: &migrate.BadRecordError{Position: pos, Cursor: at, Raw: truncate(kv.key, 1024), Reason: kv.bad}})
@@ -751,24 +879,19 @@ func (it *iterator) fill() (done bool, err error) {
 			it.queue = append(it.queue, item{rec: migrate.Record{Object: pattern, Key: kv.key, Fields: kv.fields,
 				Tags: []string{pattern}, Metadata: md, Cursor: at, Position: pos}})
 		}
-	} else {
-		refs, err := s.refs(it.ctx, kvs)
-		if err != nil {
-			return false, err
-		}
-		for _, r := range refs {
-			it.queue = append(it.queue, item{rec: migrate.Record{
-				Object:   RelationName(pattern, r.field),
-				Key:      r.key + "->" + r.field,
-				Fields:   map[string]any{"from": r.key, "field": r.field, "to": r.target},
-				Refs:     []migrate.Reference{{Kind: r.field, FromObject: pattern, FromKey: r.key, ToObject: s.cfg.Patterns[r.to], ToKey: r.target}},
-				Cursor:   at,
-				Position: keyPosition(r.key) + " field " + strconv.Quote(r.field)}})
-		}
+	}
+	for _, r := range pg.refs {
+		it.queue = append(it.queue, item{rec: migrate.Record{
+			Object:   RelationName(pattern, r.field),
+			Key:      r.key + "->" + r.field,
+			Fields:   map[string]any{"from": r.key, "field": r.field, "to": r.target},
+			Refs:     []migrate.Reference{{Kind: r.field, FromObject: pattern, FromKey: r.key, ToObject: s.cfg.Patterns[r.to], ToKey: r.target}},
+			Cursor:   at,
+			Position: keyPosition(r.key) + " field " + strconv.Quote(r.field)}})
 	}
 	if len(it.queue) > start {
 		last := &it.queue[len(it.queue)-1]
-		c := encodeCursor(after, s.set)
+		c := encodeCursor(pg.after, s.set)
 		var bad *migrate.BadRecordError
 		if errors.As(last.err, &bad) {
 			bad.Cursor = c
@@ -776,7 +899,6 @@ func (it *iterator) fill() (done bool, err error) {
 			last.rec.Cursor = c
 		}
 	}
-	it.at = after
 	return false, nil
 }
 
