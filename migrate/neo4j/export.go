@@ -400,9 +400,19 @@ func onlySpace(b []byte) bool {
 	return true
 }
 
+// onlySpaceReader reports whether what r holds is JSON whitespace only,
+// reading it through a small buffer (once per line: no allocation).
 func onlySpaceReader(r io.Reader) bool {
-	b, _ := io.ReadAll(r)
-	return onlySpace(b)
+	var b [64]byte
+	for {
+		n, err := r.Read(b[:])
+		if !onlySpace(b[:n]) {
+			return false
+		}
+		if err != nil || n == 0 {
+			return true
+		}
+	}
 }
 
 func (rd *Reader) parseSlow(b []byte) (migrate.Record, error) {

@@ -41,6 +41,9 @@ type lineChunk struct {
 type parallelReader struct {
 	rd    *Reader
 	order chan *lineChunk
+	// free holds the chunks Next is done with (a record holds copies of
+	// what it needs from a line), for the reading goroutine to reuse.
+	free  chan *lineChunk
 	quit  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
@@ -51,7 +54,7 @@ type parallelReader struct {
 // newParallelReader reads rd's lines on its own goroutine and decodes
 // them on workers (at least 2) goroutines; rd is closed by Close.
 func newParallelReader(rd *Reader, workers int) *parallelReader {
-	p := &parallelReader{rd: rd, order: make(chan *lineChunk, 2*workers+2), quit: make(chan struct{})}
+	p := &parallelReader{rd: rd, order: make(chan *lineChunk, 2*workers+2), free: make(chan *lineChunk, 2*workers+4), quit: make(chan struct{})}
 	work := make(chan *lineChunk, 2*workers+2)
 	p.wg.Add(1 + workers)
 	go func() {
@@ -106,7 +109,15 @@ func newParallelReader(rd *Reader, workers int) *parallelReader {
 // readChunk reads the next lines as Reader.Next does, blank ones skipped.
 func (p *parallelReader) readChunk() *lineChunk {
 	rd := p.rd
-	c := &lineChunk{done: make(chan struct{})}
+	var c *lineChunk
+	select {
+	case c = <-p.free:
+		clear(c.jobs)
+		c.jobs, c.buf = c.jobs[:0], c.buf[:0]
+	default:
+		c = &lineChunk{jobs: make([]lineJob, 0, chunkLines), buf: make([]byte, 0, 64<<10)}
+	}
+	c.done = make(chan struct{})
 	for len(c.jobs) < chunkLines && len(c.buf) < chunkBytes {
 		b, tooLong, err := rd.readLine()
 		if err != nil {
@@ -147,6 +158,12 @@ func (p *parallelReader) Next() (migrate.Record, error) {
 			return migrate.Record{}, io.EOF
 		}
 		<-c.done
+		if p.cur != nil {
+			select {
+			case p.free <- p.cur:
+			default:
+			}
+		}
 		p.cur, p.i = c, 0
 	}
 }
