@@ -43,12 +43,12 @@ type parallelReader struct {
 	order chan *lineChunk
 	// free holds the chunks Next is done with (a record holds copies of
 	// what it needs from a line), for the reading goroutine to reuse.
-	free  chan *lineChunk
-	quit  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
-	cur   *lineChunk
-	i     int
+	free chan *lineChunk
+	quit chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+	cur  *lineChunk
+	i    int
 }
 
 // newParallelReader reads rd's lines on its own goroutine and decodes
