@@ -141,7 +141,7 @@ func decodeHotEntry(payload []byte, name string, dst *record) error {
 func (c *hotCache) put(space uint32, r *record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.place(space, r, true) {
+	if c.place(space, r, nil, true) {
 		c.promotions.Add(1)
 	}
 }
@@ -149,16 +149,18 @@ func (c *hotCache) put(space uint32, r *record) {
 // offer caches r only while the tier has room to spare: a memory just
 // written is likely to be recalled soon, but never pushes out one that was
 // recalled (a bulk import would otherwise flush the working set).
-func (c *hotCache) offer(space uint32, r *record) {
+// enc is r's encoding (encodeRecord), which the entry holds as it is.
+func (c *hotCache) offer(space uint32, r *record, enc []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.place(space, r, false)
+	c.place(space, r, enc, false)
 }
 
 // place appends r's entry and points the index at it, reporting whether the
-// key is new to the cache. A replaced entry's read mark carries over. Caller
-// holds mu.
-func (c *hotCache) place(space uint32, r *record, evict bool) bool {
+// key is new to the cache. A replaced entry's read mark carries over. enc
+// is r's encoding when the caller has it (nil: encoded here). Caller holds
+// mu.
+func (c *hotCache) place(space uint32, r *record, enc []byte, evict bool) bool {
 	if c.capacity <= 0 {
 		return false
 	}
@@ -167,7 +169,11 @@ func (c *hotCache) place(space uint32, r *record, evict bool) bool {
 	e = append(e, 0, 0, 0, 0)
 	e = binary.AppendUvarint(e, uint64(len(r.ID)))
 	e = append(e, r.ID...)
-	e = appendRecord(e, r)
+	if enc != nil {
+		e = append(e, enc...)
+	} else {
+		e = appendRecord(e, r)
+	}
 	binary.LittleEndian.PutUint32(e[8:], uint32(len(e)-hotHeader))
 	c.scratch = e
 

@@ -56,7 +56,7 @@ func TestHotCacheOfferFillsOnlySpareRoom(t *testing.T) {
 	c := newHotCache(16 << 10) // four 4 KiB chunks, three records each
 	c.put(1, cacheRec(100, "recalled"))
 	for s := range uint32(20) {
-		c.offer(1, cacheRec(s, ""))
+		c.offer(1, cacheRec(s, ""), nil)
 	}
 	if !c.contains(1, 100) {
 		t.Fatal("a new memory pushed a recalled one out of the hot tier")
@@ -135,7 +135,7 @@ func TestHotCacheSecondChanceAndStableReads(t *testing.T) {
 func TestHotCacheTooSmallCachesNothing(t *testing.T) {
 	c := newHotCache(1)
 	c.put(1, cacheRec(1, ""))
-	c.offer(1, cacheRec(2, ""))
+	c.offer(1, cacheRec(2, ""), nil)
 	if got := cached(c, 1, 2); len(got) != 0 {
 		t.Errorf("cached %v in a 1-byte tier", got)
 	}

@@ -175,9 +175,12 @@ func (e *Engine) commitLocked(build func(t *txn) error, replay bool) (uint64, er
 	if !replay {
 		t.now = e.now().UTC()
 	}
-	defer t.batch.Close()
+	defer func() { t.batch.Close() }() // reserve may replace it
 	startSeq := e.seq
 	err := build(t)
+	if err == nil {
+		err = t.finish()
+	}
 	if err == nil {
 		if err = t.batch.Commit(pebble.NoSync); err != nil {
 			err = internalf(err, "commit")

@@ -17,6 +17,7 @@ package core
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -431,6 +432,50 @@ type txn struct {
 	replay    bool
 	replaySeq uint64
 	edges     map[string]bool // association keys written by this txn
+	vectors   map[string]bool // vector keys written by this txn
+	// nextSlots holds each space's next free slot as this txn leaves it,
+	// written once before the commit (finish) rather than per memory.
+	nextSlots []spaceSlot
+}
+
+type spaceSlot struct {
+	sp   *space
+	next uint32
+}
+
+// setNextSlot records next as sp's next free slot for finish.
+func (t *txn) setNextSlot(sp *space, next uint32) {
+	for i := range t.nextSlots {
+		if t.nextSlots[i].sp == sp {
+			t.nextSlots[i].next = next
+			return
+		}
+	}
+	t.nextSlots = append(t.nextSlots, spaceSlot{sp, next})
+}
+
+// reserve gives a build that knows it writes about n bytes a batch of
+// that capacity, so the batch does not grow (copying what it holds) on
+// the way. Only before the first write.
+func (t *txn) reserve(n int) {
+	if n <= 1<<16 || !t.batch.Empty() {
+		return
+	}
+	t.batch.Close()
+	t.batch = t.e.db.NewBatchWithSize(n)
+}
+
+// finish writes what the txn's build left to write once: each space's
+// next free slot.
+func (t *txn) finish() error {
+	for _, s := range t.nextSlots {
+		var nb [4]byte
+		binary.BigEndian.PutUint32(nb[:], s.next)
+		if err := t.batch.Set(spaceKey(famNextSlot, s.sp.info.Name), nb[:], nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // logChange appends c to the change log in this batch, assigning its

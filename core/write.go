@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -340,22 +339,26 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 	// every compaction.
 	// The delete drops a vector an earlier version of the memory (maybe
 	// earlier in this very batch) stored.
+	// A new id has no vector to drop unless this txn stored one.
 	var vec []byte
+	vkey := memberKey(famVector, sp.info.Name, m.ID)
 	if omit {
-		if err := t.batch.Delete(memberKey(famVector, sp.info.Name, m.ID), nil); err != nil {
-			return false, err
+		if existed || t.vectors[string(vkey)] {
+			if err := t.batch.Delete(vkey, nil); err != nil {
+				return false, err
+			}
 		}
 	} else {
 		vec = encodeVector(m.Embedding)
-		if err := t.batch.Set(memberKey(famVector, sp.info.Name, m.ID), vec, nil); err != nil {
+		if err := t.batch.Set(vkey, vec, nil); err != nil {
 			return false, err
 		}
+		if t.vectors == nil {
+			t.vectors = map[string]bool{}
+		}
+		t.vectors[string(vkey)] = true
 	}
-	var nb [4]byte
-	binary.BigEndian.PutUint32(nb[:], next)
-	if err := t.batch.Set(spaceKey(famNextSlot, sp.info.Name), nb[:], nil); err != nil {
-		return false, err
-	}
+	t.setNextSlot(sp, next)
 	e := t.e
 	t.after = append(t.after, func() {
 		sp.mu.Lock()
@@ -372,7 +375,7 @@ func (t *txn) putMemory(sp *space, m *Memory, norm []float32, derived bool) (cre
 			sp.queue = append(sp.queue, queued{s, kept})
 		}
 		sp.mu.Unlock()
-		e.cache.offer(sp.num, r)
+		e.cache.offer(sp.num, r, rec)
 	})
 	return !existed, nil
 }
@@ -605,6 +608,7 @@ func (e *Engine) Batch(ctx context.Context, spaceName string, b BatchInput) (Bat
 	res := BatchResult{IDs: make([]string, len(ps)), Associations: len(b.Associations)}
 	seq, err := e.commit(commitAcked, func(t *txn) error {
 		t.changes = make([]Change, 0, len(ps)+len(b.Associations)+1) // one change each, and the cursor
+		t.reserve(batchBytes(sp.info.Name, ps, b.Associations))
 		for i, p := range ps {
 			p.m.StoredAt, p.m.LastAccess = t.now, t.now
 			if _, err := t.putMemory(sp, &p.m, p.norm, p.derived); err != nil {
@@ -631,6 +635,31 @@ func (e *Engine) Batch(ctx context.Context, spaceName string, b BatchInput) (Bat
 	res.Seq = seq
 	e.kickIndexer()
 	return res, nil
+}
+
+// batchBytes estimates what a batch writes to Pebble: each memory's
+// record and change-log entry (its vector when one is stored), and each
+// association's edge, reverse entry and change-log entry.
+func batchBytes(space string, ps []*prepared, as []Association) int {
+	n := 0
+	for _, p := range ps {
+		m := &p.m
+		k := len(m.ID) + len(m.Content) + len(m.Type)
+		for _, t := range m.Tags {
+			k += len(t) + 2
+		}
+		for key, v := range m.Metadata {
+			k += len(key) + len(v) + 4
+		}
+		n += 2*k + 3*len(space) + 160
+		if !p.derived {
+			n += 4*len(m.Embedding) + len(m.ID) + len(space) + 16
+		}
+	}
+	for i := range as {
+		n += 3*(len(as[i].From)+len(as[i].To)+len(space)) + 2*len(as[i].Kind) + 96
+	}
+	return n
 }
 
 func prefixed(err error, format string, args ...any) error {

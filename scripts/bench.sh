@@ -107,8 +107,8 @@ fi
 # decode), then migrated into a fresh data directory as `migrate --data-dir`
 # does (a bulk load): "load" is records durable per second, "load+index"
 # adds the ANN index build the command ends with; each with its ratio to the
-# raw read of the same run and the process's peak RSS (PostgreSQL also
-# reads the source alone: "read"). The APOC export
+# raw read of the same run, the CPU a record and the peak RSS (PostgreSQL
+# also reads the source alone: "read"). The APOC export
 # always, at 100,000 and 1,000,000 records; PostgreSQL and Redis on the
 # servers in ENGRAM_TEST_POSTGRES_DSN / ENGRAM_TEST_REDIS_ADDR, started from
 # Debian's packages when unset and installed.

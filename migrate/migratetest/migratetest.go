@@ -43,8 +43,9 @@ func OpenBulkEngine(tb testing.TB, dir string) *core.Engine {
 // durable per second) and "load+index" (with the ANN index built after
 // the load, as the command does before it exits). Each reports unit/s for
 // records records a run and, when readRate > 0, its ratio to readRate, the
-// raw read of the same source in the same run, and the process's peak
-// resident memory during it (Linux). check validates a run's summary.
+// raw read of the same source in the same run, the process's CPU time a
+// record and its peak resident memory during it (Linux). check validates
+// a run's summary.
 func BenchmarkBulkLoad(b *testing.B, src migrate.Source, m *migrate.Mapping, records, readRate float64, unit string, check func(*migrate.Summary) error) {
 	for _, index := range []bool{false, true} {
 		name := "load"
@@ -53,10 +54,12 @@ func BenchmarkBulkLoad(b *testing.B, src migrate.Source, m *migrate.Mapping, rec
 		}
 		b.Run(name, func(b *testing.B) {
 			resetPeakRSS()
+			var cpu float64
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				e := OpenBulkEngine(b, b.TempDir())
 				b.StartTimer()
+				cpu0 := cpuSeconds()
 				sum, err := migrate.Run(context.Background(), migrate.Options{Source: src, SourceName: "bench", Mapping: m,
 					Sink: &migrate.EngineSink{E: e}, BatchSize: migrate.BulkBatchSize, BatchBytes: migrate.BulkBatchBytes})
 				if err == nil {
@@ -71,6 +74,7 @@ func BenchmarkBulkLoad(b *testing.B, src migrate.Source, m *migrate.Mapping, rec
 					}
 				}
 				b.StopTimer()
+				cpu += cpuSeconds() - cpu0
 				if err := e.Close(); err != nil {
 					b.Fatal(err)
 				}
@@ -81,11 +85,40 @@ func BenchmarkBulkLoad(b *testing.B, src migrate.Source, m *migrate.Mapping, rec
 			if readRate > 0 {
 				b.ReportMetric(rate/readRate, "ratio-to-read")
 			}
+			if cpu > 0 {
+				b.ReportMetric(cpu*1e6/(records*float64(b.N)), "cpu-us/"+strings.TrimSuffix(unit, "s"))
+			}
 			if kb := peakRSSKiB(); kb > 0 {
 				b.ReportMetric(float64(kb)/1024, "peak-RSS-MiB")
 			}
 		})
 	}
+}
+
+// cpuSeconds is the CPU time (user and system) the process has used, 0
+// where /proc does not tell. The contention of a shared machine moves the
+// rates; it moves the CPU a run costs much less.
+func cpuSeconds() float64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): utime and
+	// stime are the 12th and 13th, in clock ticks of 1/100 s.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return float64(u+s) / 100
 }
 
 // resetPeakRSS returns the heap to the OS and restarts the kernel's

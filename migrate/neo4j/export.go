@@ -58,11 +58,10 @@ func (e *Export) SizeBytes() (int64, error) {
 // Objects reads the whole file once: every first label and relationship
 // type, with counts and the union of their property names.
 func (e *Export) Objects(ctx context.Context) ([]migrate.Object, error) {
-	it, err := e.Open(ctx, "")
+	it, err := e.open("", true)
 	if err != nil {
 		return nil, err
 	}
-	it.(*Reader).keysOnly = true
 	defer it.Close()
 	type acc struct {
 		obj    migrate.Object
@@ -114,7 +113,13 @@ func (e *Export) Objects(ctx context.Context) ([]migrate.Object, error) {
 }
 
 // Open reads the records after cursor ("LINE:OFFSET", "" = the start).
-func (e *Export) Open(ctx context.Context, cursor string) (migrate.RecordIterator, error) {
+func (e *Export) Open(_ context.Context, cursor string) (migrate.RecordIterator, error) {
+	return e.open(cursor, false)
+}
+
+// open reads the records after cursor; keysOnly leaves the values of
+// Fields nil (Objects). The lines are decoded on every core.
+func (e *Export) open(cursor string, keysOnly bool) (migrate.RecordIterator, error) {
 	var line, off int64
 	if cursor != "" {
 		l, o, ok := strings.Cut(cursor, ":")
@@ -144,7 +149,12 @@ func (e *Export) Open(ctx context.Context, cursor string) (migrate.RecordIterato
 			return nil, err
 		}
 	}
-	return NewReader(f, line, off), nil
+	rd := NewReader(f, line, off)
+	rd.keysOnly = keysOnly
+	if n := decodeWorkers(); n > 1 {
+		return newParallelReader(rd, n), nil
+	}
+	return rd, nil
 }
 
 // Reader reads export lines from r, which is positioned at byte off after
@@ -390,9 +400,19 @@ func onlySpace(b []byte) bool {
 	return true
 }
 
+// onlySpaceReader reports whether what r holds is JSON whitespace only,
+// reading it through a small buffer (once per line: no allocation).
 func onlySpaceReader(r io.Reader) bool {
-	b, _ := io.ReadAll(r)
-	return onlySpace(b)
+	var b [64]byte
+	for {
+		n, err := r.Read(b[:])
+		if !onlySpace(b[:n]) {
+			return false
+		}
+		if err != nil || n == 0 {
+			return true
+		}
+	}
 }
 
 func (rd *Reader) parseSlow(b []byte) (migrate.Record, error) {

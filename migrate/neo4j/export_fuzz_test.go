@@ -12,8 +12,9 @@ import (
 )
 
 // FuzzReader: any bytes read as records or bad records (never a panic or a
-// fatal error), line numbers only grow, and reopening at any record's
-// cursor yields exactly the records that followed it.
+// fatal error), line numbers only grow, reopening at any record's cursor
+// yields exactly the records that followed it, and the parallel decode
+// yields what Reader does.
 func FuzzReader(f *testing.F) {
 	f.Add([]byte(`{"type":"node","id":"0","labels":["User"],"properties":{"a":[1,2.5,null,{"b":"c"}]}}` + "\n" +
 		`{"type":"relationship","id":"0","label":"KNOWS","properties":{},"start":{"id":"0","labels":["User"]},"end":{"id":"1","labels":[]}}`))
@@ -42,6 +43,12 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 		keys, cursors := read(0, 0)
+		// Decoded on several goroutines: the same results in the same order.
+		par := newParallelReader(NewReader(bytes.NewReader(data), 0, 0), 2)
+		defer par.Close()
+		if got, want := readAll(par, 1<<20), readAll(NewReader(bytes.NewReader(data), 0, 0), 1<<20); !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded in parallel: %+v\nReader: %+v", got, want)
+		}
 		for i, c := range cursors {
 			var line, off int64
 			if _, err := fmtSscan(c, &line, &off); err != nil {
