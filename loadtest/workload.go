@@ -36,12 +36,15 @@ type textCue struct {
 	id      string // the source memory: ground truth for recall@k
 	recall  string // most of its words, some dropped
 	partial string // its first words only (pattern completion)
+	// The recall requests of recall and partial, encoded once.
+	recallBody, partialBody client.RecallBody
 }
 
 // vecCue is one prepared vector cue and its exact nearest neighbours.
 type vecCue struct {
 	vec   []float32
 	truth map[string]bool
+	body  client.RecallBody // its recall request, encoded once
 }
 
 type tenant struct {
@@ -188,6 +191,7 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 		w.total += x
 	}
 	var info SetupInfo
+	var err error
 	start := time.Now()
 	d := sc.Data
 	needVec := sc.Operations.EmbeddingSearch > 0
@@ -284,6 +288,12 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 			if preload > 0 {
 				tc.id = memID(i)
 			}
+			if tc.recallBody, err = client.EncodeRecall(w.textRecall(tc.recall)); err != nil {
+				return nil, info, err
+			}
+			if tc.partialBody, err = client.EncodeRecall(w.textRecall(tc.partial)); err != nil {
+				return nil, info, err
+			}
 			t.textCues = append(t.textCues, tc)
 		}
 		// Vector population.
@@ -324,6 +334,9 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 				vc := vecCue{vec: cue}
 				if w.truth {
 					vc.truth = exactTopK(vs, cue, w.k)
+				}
+				if vc.body, err = client.EncodeRecall(w.vectorRecall(cue)); err != nil {
+					return nil, info, err
 				}
 				t.vecCues = append(t.vecCues, vc)
 			}
@@ -511,18 +524,17 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 		})
 	case OpRecall, OpPatternCompletion:
 		cue := t.textCues[w.popular(r, len(t.textCues))]
-		q := cue.recall
+		q, body := cue.recall, cue.recallBody
 		if OpNames[op] == OpPatternCompletion {
-			q = cue.partial
+			q, body = cue.partial, cue.partialBody
 		}
-		req := api.RecallRequest{Query: q, MaxResults: k}
 		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
-			resp, err := w.recall(ctx, t.text, req)
+			ids, err := w.recall(ctx, t.text, w.textRecall(q), body)
 			if err != nil || !w.truth || cue.id == "" {
 				return attack.Outcome{}, err
 			}
 			found := 0
-			for _, m := range topK(resp, k) {
+			for _, m := range ids[:min(k, len(ids))] {
 				if m == cue.id {
 					found = 1
 				}
@@ -531,14 +543,13 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 		})
 	default: // embedding_search
 		cue := t.vecCues[w.popular(r, len(t.vecCues))]
-		req := api.RecallRequest{Embedding: cue.vec, MaxResults: k, Threshold: -1, Mode: "similarity"}
 		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
-			resp, err := w.recall(ctx, t.vec, req)
+			ids, err := w.recall(ctx, t.vec, w.vectorRecall(cue.vec), cue.body)
 			if err != nil || cue.truth == nil {
 				return attack.Outcome{}, err
 			}
 			found := 0
-			for _, m := range topK(resp, k) {
+			for _, m := range ids[:min(k, len(ids))] {
 				if cue.truth[m] {
 					found++
 				}
@@ -548,27 +559,35 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 	}
 }
 
-// recall sends a recall: GET with query parameters to an Engram server
-// (the form its router has), POST otherwise.
-func (w *workload) recall(ctx context.Context, cl *client.Client, req api.RecallRequest) (*api.RecallResponse, error) {
-	if w.engram {
-		return cl.RecallGet(ctx, req)
-	}
-	return cl.Recall(ctx, req)
+// textRecall is the recall request of a text cue.
+func (w *workload) textRecall(q string) api.RecallRequest {
+	return api.RecallRequest{Query: q, MaxResults: w.k}
 }
 
-// topK lists the ids of a recall's answers in rank order: direct matches
-// first, then memories reached by spreading activation.
-func topK(resp *api.RecallResponse, k int) []string {
+// vectorRecall is the recall request of a vector cue.
+func (w *workload) vectorRecall(v []float32) api.RecallRequest {
+	return api.RecallRequest{Embedding: v, MaxResults: w.k, Threshold: -1, Mode: "similarity"}
+}
+
+// recall sends a recall and returns its answers' ids in rank order (direct
+// matches first, then memories reached by spreading activation): GET with
+// req's query parameters to an Engram server (the form its router has),
+// else POST of body, req encoded before the run.
+func (w *workload) recall(ctx context.Context, cl *client.Client, req api.RecallRequest, body client.RecallBody) ([]string, error) {
+	if !w.engram {
+		return cl.RecallIDs(ctx, body)
+	}
+	resp, err := cl.RecallGet(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	var ids []string
 	for _, g := range [][]api.RecalledMemory{resp.Memories.Vivid, resp.Memories.Associated} {
 		for _, m := range g {
-			if len(ids) < k {
-				ids = append(ids, m.ID)
-			}
+			ids = append(ids, m.ID)
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // errorKind classifies a failed request for the errors-by-kind table:
