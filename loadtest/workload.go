@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/engram-ops/engram-ops/loadtest/attack"
@@ -37,22 +38,43 @@ type textCue struct {
 	recall  string // most of its words, some dropped
 	partial string // its first words only (pattern completion)
 	// The recall requests of recall and partial, encoded once.
-	recallBody, partialBody client.RecallBody
+	recallBody, partialBody encodedRecall
 }
 
 // vecCue is one prepared vector cue and its exact nearest neighbours.
 type vecCue struct {
 	vec   []float32
 	truth map[string]bool
-	body  client.RecallBody // its recall request, encoded once
+	body  encodedRecall // its recall request, encoded once
+}
+
+// encodedRecall is a cue's recall request, encoded when the cue is first
+// sent and kept: a cue is sent many times over, and encoding a vector cue
+// (768 numbers) costs more CPU than sending it. Encoding on first use
+// keeps the setup's time independent of the cue pools' size.
+type encodedRecall struct {
+	p atomic.Pointer[client.RecallBody]
+}
+
+// get returns the encoding of req, which must be the same on every call.
+func (e *encodedRecall) get(req api.RecallRequest) (client.RecallBody, error) {
+	if b := e.p.Load(); b != nil {
+		return *b, nil
+	}
+	b, err := client.EncodeRecall(req)
+	if err != nil {
+		return client.RecallBody{}, err
+	}
+	e.p.Store(&b)
+	return b, nil
 }
 
 type tenant struct {
 	text, vec   *client.Client
 	textName    string
 	vecName     string
-	textCues    []textCue
-	vecCues     []vecCue
+	textCues    []*textCue
+	vecCues     []*vecCue
 	mu          sync.Mutex
 	forgettable []string // stored during the run, or reserved at preload
 }
@@ -191,7 +213,6 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 		w.total += x
 	}
 	var info SetupInfo
-	var err error
 	start := time.Now()
 	d := sc.Data
 	needVec := sc.Operations.EmbeddingSearch > 0
@@ -288,13 +309,7 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 			if preload > 0 {
 				tc.id = memID(i)
 			}
-			if tc.recallBody, err = client.EncodeRecall(w.textRecall(tc.recall)); err != nil {
-				return nil, info, err
-			}
-			if tc.partialBody, err = client.EncodeRecall(w.textRecall(tc.partial)); err != nil {
-				return nil, info, err
-			}
-			t.textCues = append(t.textCues, tc)
+			t.textCues = append(t.textCues, &tc)
 		}
 		// Vector population.
 		if needVec && pool > 0 {
@@ -331,12 +346,9 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 					cue[j] = vs[i][j] + float32(rng.NormFloat64()*noise)
 				}
 				normalize(cue)
-				vc := vecCue{vec: cue}
+				vc := &vecCue{vec: cue}
 				if w.truth {
 					vc.truth = exactTopK(vs, cue, w.k)
-				}
-				if vc.body, err = client.EncodeRecall(w.vectorRecall(cue)); err != nil {
-					return nil, info, err
 				}
 				t.vecCues = append(t.vecCues, vc)
 			}
@@ -524,9 +536,9 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 		})
 	case OpRecall, OpPatternCompletion:
 		cue := t.textCues[w.popular(r, len(t.textCues))]
-		q, body := cue.recall, cue.recallBody
+		q, body := cue.recall, &cue.recallBody
 		if OpNames[op] == OpPatternCompletion {
-			q, body = cue.partial, cue.partialBody
+			q, body = cue.partial, &cue.partialBody
 		}
 		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
 			ids, err := w.recall(ctx, t.text, w.textRecall(q), body)
@@ -544,7 +556,7 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 	default: // embedding_search
 		cue := t.vecCues[w.popular(r, len(t.vecCues))]
 		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
-			ids, err := w.recall(ctx, t.vec, w.vectorRecall(cue.vec), cue.body)
+			ids, err := w.recall(ctx, t.vec, w.vectorRecall(cue.vec), &cue.body)
 			if err != nil || cue.truth == nil {
 				return attack.Outcome{}, err
 			}
@@ -572,10 +584,14 @@ func (w *workload) vectorRecall(v []float32) api.RecallRequest {
 // recall sends a recall and returns its answers' ids in rank order (direct
 // matches first, then memories reached by spreading activation): GET with
 // req's query parameters to an Engram server (the form its router has),
-// else POST of body, req encoded before the run.
-func (w *workload) recall(ctx context.Context, cl *client.Client, req api.RecallRequest, body client.RecallBody) ([]string, error) {
+// else POST of req's encoding, kept in body.
+func (w *workload) recall(ctx context.Context, cl *client.Client, req api.RecallRequest, body *encodedRecall) ([]string, error) {
 	if !w.engram {
-		return cl.RecallIDs(ctx, body)
+		b, err := body.get(req)
+		if err != nil {
+			return nil, err
+		}
+		return cl.RecallIDs(ctx, b)
 	}
 	resp, err := cl.RecallGet(ctx, req)
 	if err != nil {
