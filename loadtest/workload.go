@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/engram-ops/engram-ops/loadtest/attack"
@@ -36,20 +37,44 @@ type textCue struct {
 	id      string // the source memory: ground truth for recall@k
 	recall  string // most of its words, some dropped
 	partial string // its first words only (pattern completion)
+	// The recall requests of recall and partial, encoded once.
+	recallBody, partialBody encodedRecall
 }
 
 // vecCue is one prepared vector cue and its exact nearest neighbours.
 type vecCue struct {
 	vec   []float32
 	truth map[string]bool
+	body  encodedRecall // its recall request, encoded once
+}
+
+// encodedRecall is a cue's recall request, encoded when the cue is first
+// sent and kept: a cue is sent many times over, and encoding a vector cue
+// (768 numbers) costs more CPU than sending it. Encoding on first use
+// keeps the setup's time independent of the cue pools' size.
+type encodedRecall struct {
+	p atomic.Pointer[client.RecallBody]
+}
+
+// get returns the encoding of req, which must be the same on every call.
+func (e *encodedRecall) get(req api.RecallRequest) (client.RecallBody, error) {
+	if b := e.p.Load(); b != nil {
+		return *b, nil
+	}
+	b, err := client.EncodeRecall(req)
+	if err != nil {
+		return client.RecallBody{}, err
+	}
+	e.p.Store(&b)
+	return b, nil
 }
 
 type tenant struct {
 	text, vec   *client.Client
 	textName    string
 	vecName     string
-	textCues    []textCue
-	vecCues     []vecCue
+	textCues    []*textCue
+	vecCues     []*vecCue
 	mu          sync.Mutex
 	forgettable []string // stored during the run, or reserved at preload
 }
@@ -284,7 +309,7 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 			if preload > 0 {
 				tc.id = memID(i)
 			}
-			t.textCues = append(t.textCues, tc)
+			t.textCues = append(t.textCues, &tc)
 		}
 		// Vector population.
 		if needVec && pool > 0 {
@@ -321,7 +346,7 @@ func setupWorkload(ctx context.Context, sc *Scenario, c *client.Client, kind str
 					cue[j] = vs[i][j] + float32(rng.NormFloat64()*noise)
 				}
 				normalize(cue)
-				vc := vecCue{vec: cue}
+				vc := &vecCue{vec: cue}
 				if w.truth {
 					vc.truth = exactTopK(vs, cue, w.k)
 				}
@@ -511,18 +536,17 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 		})
 	case OpRecall, OpPatternCompletion:
 		cue := t.textCues[w.popular(r, len(t.textCues))]
-		q := cue.recall
+		q, body := cue.recall, &cue.recallBody
 		if OpNames[op] == OpPatternCompletion {
-			q = cue.partial
+			q, body = cue.partial, &cue.partialBody
 		}
-		req := api.RecallRequest{Query: q, MaxResults: k}
 		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
-			resp, err := w.recall(ctx, t.text, req)
+			ids, err := w.recall(ctx, t.text, w.textRecall(q), body)
 			if err != nil || !w.truth || cue.id == "" {
 				return attack.Outcome{}, err
 			}
 			found := 0
-			for _, m := range topK(resp, k) {
+			for _, m := range ids[:min(k, len(ids))] {
 				if m == cue.id {
 					found = 1
 				}
@@ -531,14 +555,13 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 		})
 	default: // embedding_search
 		cue := t.vecCues[w.popular(r, len(t.vecCues))]
-		req := api.RecallRequest{Embedding: cue.vec, MaxResults: k, Threshold: -1, Mode: "similarity"}
 		return op, attack.RequestFunc(func(ctx context.Context) (attack.Outcome, error) {
-			resp, err := w.recall(ctx, t.vec, req)
+			ids, err := w.recall(ctx, t.vec, w.vectorRecall(cue.vec), &cue.body)
 			if err != nil || cue.truth == nil {
 				return attack.Outcome{}, err
 			}
 			found := 0
-			for _, m := range topK(resp, k) {
+			for _, m := range ids[:min(k, len(ids))] {
 				if cue.truth[m] {
 					found++
 				}
@@ -548,27 +571,39 @@ func (w *workload) prepare(r *workerRand) (int, attack.Request) {
 	}
 }
 
-// recall sends a recall: GET with query parameters to an Engram server
-// (the form its router has), POST otherwise.
-func (w *workload) recall(ctx context.Context, cl *client.Client, req api.RecallRequest) (*api.RecallResponse, error) {
-	if w.engram {
-		return cl.RecallGet(ctx, req)
-	}
-	return cl.Recall(ctx, req)
+// textRecall is the recall request of a text cue.
+func (w *workload) textRecall(q string) api.RecallRequest {
+	return api.RecallRequest{Query: q, MaxResults: w.k}
 }
 
-// topK lists the ids of a recall's answers in rank order: direct matches
-// first, then memories reached by spreading activation.
-func topK(resp *api.RecallResponse, k int) []string {
+// vectorRecall is the recall request of a vector cue.
+func (w *workload) vectorRecall(v []float32) api.RecallRequest {
+	return api.RecallRequest{Embedding: v, MaxResults: w.k, Threshold: -1, Mode: "similarity"}
+}
+
+// recall sends a recall and returns its answers' ids in rank order (direct
+// matches first, then memories reached by spreading activation): GET with
+// req's query parameters to an Engram server (the form its router has),
+// else POST of req's encoding, kept in body.
+func (w *workload) recall(ctx context.Context, cl *client.Client, req api.RecallRequest, body *encodedRecall) ([]string, error) {
+	if !w.engram {
+		b, err := body.get(req)
+		if err != nil {
+			return nil, err
+		}
+		return cl.RecallIDs(ctx, b)
+	}
+	resp, err := cl.RecallGet(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	var ids []string
 	for _, g := range [][]api.RecalledMemory{resp.Memories.Vivid, resp.Memories.Associated} {
 		for _, m := range g {
-			if len(ids) < k {
-				ids = append(ids, m.ID)
-			}
+			ids = append(ids, m.ID)
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // errorKind classifies a failed request for the errors-by-kind table:

@@ -430,6 +430,35 @@ if [ "$SECTION" = ab-mixed ]; then
 	done
 fi
 
+# --- ab-gen: two generator builds side by side on mixed_balanced -----------
+# `scripts/bench.sh ab-gen OLD_BINARY NEW_BINARY [RATE] [PAIRS]`: alternates
+# the two builds as the load generator (its own process) under the built-in
+# mixed_balanced scenario at RATE/s (default 1000) for 20 s, each against a
+# fresh server of this build, and prints the generator's CPU per operation
+# (its CPU over warm-up and measured phase, scaled to the measured phase,
+# over the operations completed). Not part of a plain `scripts/bench.sh` run.
+if [ "$SECTION" = ab-gen ]; then
+	OLD=${2:?usage: scripts/bench.sh ab-gen OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
+	NEW=${3:?usage: scripts/bench.sh ab-gen OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
+	RATE=${4:-1000}
+	PAIRS=${5:-3}
+	for pair in $(seq 1 "$PAIRS"); do
+		for which in old new; do
+			gen=$OLD
+			[ "$which" = new ] && gen=$NEW
+			serve_build "$BIN"
+			"$gen" loadtest run mixed_balanced --rate "$RATE" --duration 20s --target "http://127.0.0.1:$port" \
+				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
+			echo "pair $pair $which ($gen): $("$BIN" loadtest report "$STATE/r.json" | awk '
+				/^Run / { for (i = 1; i <= NF; i++) { if ($i == "measured") m = $(i + 1) + 0; if ($i == "after") w = $(i + 1) + 0 } }
+				/^ +CPU / { u = $5 + 0; s = $7 + 0 }
+				/^(store|recall|embedding_search) +corrected/ { n += $3 }
+				END { printf "%d operations, generator CPU %.2fs, %.0f µs per operation", n, u + s, 1e6 * (u + s) * m / (m + w) / n }')"
+			kill "$pid" && wait "$pid" 2>/dev/null || true
+		done
+	done
+fi
+
 # --- ab-recall: two builds side by side on recall over 100k × 768 ---------
 # `scripts/bench.sh ab-recall OLD_BINARY NEW_BINARY [PAIRS]`: alternates the
 # two builds on the e2e recall benchmark (BenchmarkHTTPRecall100k through

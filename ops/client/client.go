@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/api/apijson"
@@ -198,12 +199,15 @@ func FormatFloats(v []float32) string {
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// do sends one request. in (if not nil) is encoded as JSON; a 2xx response
+// do sends one request. in (if not nil) is encoded as JSON, or sent as is
+// when it is a RecallBody; a 2xx response
 // is decoded into out (if not nil); anything else becomes *APIError.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) (int, error) {
 	var body io.Reader
 	var buf *bytes.Buffer
-	if in != nil {
+	if pre, ok := in.(RecallBody); ok {
+		body = bytes.NewReader(pre.b)
+	} else if in != nil {
 		buf = bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer func() {
@@ -273,7 +277,13 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		ra.body = b
 		return resp.StatusCode, err
 	}
-	if err := json.UnmarshalRead(resp.Body, out); err != nil {
+	var opts []json.Options
+	if _, ok := out.(*recalledIDs); ok {
+		// Most of the answer is skipped: checked to be valid JSON, not
+		// for duplicate names, which costs more than the skipping.
+		opts = append(opts, jsontext.AllowDuplicateNames(true))
+	}
+	if err := json.UnmarshalRead(resp.Body, out, opts...); err != nil {
 		return resp.StatusCode, fmt.Errorf("decode %s %s response: %w", method, path, err)
 	}
 	return resp.StatusCode, nil
@@ -373,6 +383,57 @@ func (c *Client) Recall(ctx context.Context, req api.RecallRequest) (*api.Recall
 		return nil, err
 	}
 	return &out, nil
+}
+
+// RecallBody is a recall request encoded once (EncodeRecall) to be sent
+// any number of times (RecallIDs): a load generator's prepared cues, whose
+// encoding (768 numbers for a vector cue) would otherwise cost it more CPU
+// than sending them.
+type RecallBody struct{ b []byte }
+
+// EncodeRecall encodes req as Recall sends it, byte for byte.
+func EncodeRecall(req api.RecallRequest) (RecallBody, error) {
+	var buf bytes.Buffer
+	if err := apijson.Encode(&buf, &req); err != nil {
+		return RecallBody{}, fmt.Errorf("encode POST %s request: %w", api.PathRecall, err)
+	}
+	return RecallBody{b: buf.Bytes()}, nil
+}
+
+// recalledIDs is the part of a RecallResponse RecallIDs decodes.
+type recalledIDs struct {
+	Memories struct {
+		Vivid      []recalledID `json:"vivid"`
+		Associated []recalledID `json:"associated"`
+	} `json:"memories"`
+}
+
+type recalledID struct {
+	ID string `json:"id"`
+}
+
+// RecallIDs sends a recall encoded by EncodeRecall (POST
+// /api/v1/memories/recall) and returns the ids of its answers in rank
+// order: the direct matches (vivid), then those reached by spreading
+// activation (associated). The rest of the response must still be valid
+// JSON but is not decoded: a load generator checking recall@k needs no
+// more, and decoding whole responses costs it more CPU than the exchange.
+func (c *Client) RecallIDs(ctx context.Context, body RecallBody) ([]string, error) {
+	if len(body.b) == 0 {
+		return nil, errors.New("client: RecallIDs: empty body (use EncodeRecall)")
+	}
+	var out recalledIDs
+	if _, err := c.do(ctx, http.MethodPost, api.PathRecall, nil, body, &out); err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(out.Memories.Vivid)+len(out.Memories.Associated))
+	for _, m := range out.Memories.Vivid {
+		ids = append(ids, m.ID)
+	}
+	for _, m := range out.Memories.Associated {
+		ids = append(ids, m.ID)
+	}
+	return ids, nil
 }
 
 // RecallGet recalls through the GET form (query parameters), as Engram's

@@ -79,6 +79,13 @@ func TestClientAgainstServer(t *testing.T) {
 			t.Errorf("recall vivid %+v", rec.Memories.Vivid)
 		}
 	}
+	body, err := client.EncodeRecall(api.RecallRequest{Query: "red apples", RequiredTags: []string{"fruit"}, TraceActivation: true, Threshold: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := c.RecallIDs(ctx, body); err != nil || len(ids) != 1 || ids[0] != "a" {
+		t.Errorf("RecallIDs = %v, %v", ids, err)
+	}
 	m, err := c.Get(ctx, "a", true)
 	if err != nil || len(m.Embedding) != 8 {
 		t.Fatalf("get %+v %v", m, err)
