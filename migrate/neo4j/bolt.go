@@ -53,7 +53,7 @@ const (
 // time.Time with its offset (a named zone becomes its offset at that
 // instant); a date its ISO text ("2024-01-31", as APOC writes it); a
 // local datetime, local time, time and duration their ISO 8601 text
-// ("2024-01-31T10:00:00", "10:00:00", "10:00:00+01:00", "P1M2DT3S"); a
+// ("2024-01-31T10:00:00", "10:00:00", "10:00:00+01:00", "P1Y2M3DT4H5M6.5S"); a
 // point a map {"crs", "x", "y"[, "z"]} (cartesian) or {"crs", "longitude",
 // "latitude"[, "height"]} (WGS-84); a byte array its standard base64 text.
 type Bolt struct {
@@ -411,7 +411,7 @@ func driverValue(v any) (any, error) {
 	case dbtype.Time:
 		return x.String(), nil
 	case dbtype.Duration:
-		return x.String(), nil
+		return isoDuration(x), nil
 	case dbtype.Point2D:
 		return point(x.SpatialRefId, x.X, x.Y, nil), nil
 	case dbtype.Point3D:
@@ -440,6 +440,50 @@ func driverValue(v any) (any, error) {
 		return nil, fmt.Errorf("the driver could not read the value: %s: %v", x.Message, x.Err)
 	}
 	return nil, fmt.Errorf("a %T cannot be migrated", v)
+}
+
+// isoDuration writes a duration as Neo4j does (and so APOC exports):
+// years and months from its months, hours, minutes and seconds from its
+// seconds, zero parts left out ("P1Y2M3DT4H5M6.5S", "PT0S").
+func isoDuration(d dbtype.Duration) string {
+	var b strings.Builder
+	b.WriteByte('P')
+	part := func(n int64, unit byte) {
+		if n != 0 {
+			b.WriteString(strconv.FormatInt(n, 10))
+			b.WriteByte(unit)
+		}
+	}
+	part(d.Months/12, 'Y')
+	part(d.Months%12, 'M')
+	part(d.Days, 'D')
+	secs, nanos, sign := d.Seconds, int64(d.Nanos), ""
+	if secs < 0 {
+		sign = "-"
+		if secs = -secs; nanos > 0 {
+			secs, nanos = secs-1, int64(time.Second)-nanos
+		}
+	}
+	if secs != 0 || nanos != 0 {
+		b.WriteByte('T')
+		if h := secs / 3600; h != 0 {
+			b.WriteString(sign + strconv.FormatInt(h, 10) + "H")
+		}
+		if m := secs % 3600 / 60; m != 0 {
+			b.WriteString(sign + strconv.FormatInt(m, 10) + "M")
+		}
+		if s := secs % 60; s != 0 || nanos != 0 {
+			b.WriteString(sign + strconv.FormatInt(s, 10))
+			if nanos != 0 {
+				b.WriteString(strings.TrimRight(fmt.Sprintf(".%09d", nanos), "0"))
+			}
+			b.WriteByte('S')
+		}
+	}
+	if b.Len() == 1 {
+		return "PT0S"
+	}
+	return b.String()
 }
 
 // point is a point as a map, named the way APOC exports name it.
