@@ -1,5 +1,6 @@
 // Package neo4j holds the Neo4j sources of migrate: an APOC
-// apoc.export.json.all JSON-lines file, read as a stream.
+// apoc.export.json.all JSON-lines file, read as a stream, and a live
+// database over Bolt (Bolt), which yield the same records for one graph.
 //
 // An export holds nodes, then relationships, one JSON object a line:
 //

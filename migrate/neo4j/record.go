@@ -5,8 +5,8 @@ import "github.com/engram-ops/engram-ops/migrate"
 // nodeRecord is the record of a node, for both sources: its object is its
 // first label (Unlabelled without labels), all its labels are its tags. A
 // node with several labels is one record of its first label's object, in
-// counts too: Neo4j returns a node's labels in the same order to APOC and
-// to the driver, so both sources put it in the same object.
+// counts too: both sources take the first of the labels the server gives
+// (APOC writes the list Neo4j returns to the driver as well).
 func nodeRecord(key string, labels []string, props map[string]any) migrate.Record {
 	rec := migrate.Record{Object: Unlabelled, Key: key, Fields: props}
 	if len(labels) > 0 {
