@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	driver "github.com/neo4j/neo4j-go-driver/v5/neo4j"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j/config"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j/dbtype"
 
 	"github.com/engram-ops/engram-ops/migrate"
@@ -96,7 +97,7 @@ func (b *Bolt) driver(ctx context.Context) (driver.DriverWithContext, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("the Neo4j URI %q is not valid: give bolt://HOST:PORT (or neo4j://, bolt+s://, neo4j+s://)", b.URI)
 	}
-	d, err := driver.NewDriverWithContext(b.URI, driver.BasicAuth(b.User, b.Password, ""), func(c *driver.Config) {
+	d, err := driver.NewDriverWithContext(b.URI, driver.BasicAuth(b.User, b.Password, ""), func(c *config.Config) {
 		c.SocketConnectTimeout = 10 * time.Second
 		c.ConnectionAcquisitionTimeout = time.Minute
 		c.UserAgent = "engram-ops-migrate"
@@ -127,7 +128,7 @@ func (b *Bolt) error(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if driver.IsConnectivityError(err) || strings.Contains(err.Error(), "connect") {
+	if driver.IsConnectivityError(err) {
 		return fmt.Errorf("the Neo4j server at %s is unreachable: %w (Try: check --uri, and that Neo4j listens for Bolt there)", b.URI, err)
 	}
 	return fmt.Errorf("the Neo4j server at %s: %w", b.URI, err)

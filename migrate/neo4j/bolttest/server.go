@@ -20,6 +20,7 @@ package bolttest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -90,7 +91,7 @@ func FromExport(tb testing.TB, path string) *Graph {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 64<<20)
 	for sc.Scan() {
-		dec := json.NewDecoder(bytesReader(sc.Bytes()))
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.UseNumber()
 		line.Labels, line.Properties = nil, nil
 		if err := dec.Decode(&line); err != nil {
@@ -108,19 +109,6 @@ func FromExport(tb testing.TB, path string) *Graph {
 		tb.Fatal(err)
 	}
 	return g
-}
-
-func bytesReader(b []byte) io.Reader { return &sliceReader{b: b} }
-
-type sliceReader struct{ b []byte }
-
-func (r *sliceReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	return n, nil
 }
 
 func atoi(tb testing.TB, s string) int64 {
