@@ -10,6 +10,7 @@ import (
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j/dbtype"
 
+	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/migrate"
 	"github.com/engram-ops/engram-ops/migrate/migratetest"
@@ -75,8 +76,9 @@ func comparable(v any) any {
 // and records the APOC export of the same graph yields (three labels, one
 // of them on nodes with two, two relationship types, nested, list, null
 // and datetime properties), paged by element id; a run stopped midway and
-// resumed lands exactly the graph in a data directory, and the APOC
-// export's reconciliation of that directory matches too.
+// resumed lands exactly the graph in a data directory, the APOC export's
+// reconciliation of that directory matches too, and the export migrated
+// on its own lands as the same memories.
 func TestBoltMatchesExport(t *testing.T) {
 	ctx := context.Background()
 	path, g, c := liveGraph(t, 400)
@@ -157,6 +159,34 @@ func TestBoltMatchesExport(t *testing.T) {
 	}
 	if rep, err := migrate.Verify(ctx, exp, migratetest.Compile(t, exp, "", "neo4j"), sink, "live"); err != nil || !rep.OK {
 		t.Fatalf("verify against the APOC export: %+v %v", rep, err)
+	}
+	// The APOC export migrated into another data directory lands as the
+	// same memories (content, tags, metadata) and associations.
+	e2 := migratetest.OpenEngine(t, t.TempDir())
+	if _, err := migrate.Run(ctx, migrate.Options{Source: exp, SourceName: "apoc", Mapping: migratetest.Compile(t, exp, "", "neo4j"), Sink: &migrate.EngineSink{E: e2}, MaxRejects: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if st2, err := e2.Space("neo4j"); err != nil || st2.Total() != st.Total() || st2.Associations != st.Associations {
+		t.Fatalf("APOC: %+v %v, live: %d memories and %d associations", st2, err, st.Total(), st.Associations)
+	}
+	memories := func(e *core.Engine) map[string]string {
+		out := map[string]string{}
+		err := e.ScanMemories(ctx, "neo4j", false, func(m core.Memory) error {
+			out[m.ID] = fmt.Sprintf("%q %v %v", m.Content, m.Tags, m.Metadata)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if lm, am := memories(e), memories(e2); !reflect.DeepEqual(lm, am) {
+		for id, l := range lm {
+			if am[id] != l {
+				t.Fatalf("%s: live %s\nAPOC %s", id, l, am[id])
+			}
+		}
+		t.Fatalf("live %d memories, APOC %d", len(lm), len(am))
 	}
 	mem, err := e.Get(ctx, "neo4j", "User:0", false)
 	if err != nil {
