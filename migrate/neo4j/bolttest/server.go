@@ -151,6 +151,7 @@ type Server struct {
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	run   map[string]int // RUN count per query
+	msg   map[byte]int   // messages received per tag
 	conns map[net.Conn]bool
 }
 
@@ -162,7 +163,7 @@ func Start(tb testing.TB, g *Graph, user, password string) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &Server{User: user, Password: password, Databases: []string{"neo4j"}, g: g, ln: ln, run: map[string]int{}, conns: map[net.Conn]bool{}}
+	s := &Server{User: user, Password: password, Databases: []string{"neo4j"}, g: g, ln: ln, run: map[string]int{}, msg: map[byte]int{}, conns: map[net.Conn]bool{}}
 	s.wg.Add(1)
 	go s.accept()
 	tb.Cleanup(s.Close)
@@ -178,6 +179,22 @@ func (s *Server) Runs(query string) int {
 	defer s.mu.Unlock()
 	return s.run[query]
 }
+
+// Messages is how many messages of a kind ("PULL", "RESET", …) the
+// server received.
+func (s *Server) Messages(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tag, n := range msgNames {
+		if n == name {
+			return s.msg[tag]
+		}
+	}
+	return 0
+}
+
+var msgNames = map[byte]string{msgHello: "HELLO", msgGoodbye: "GOODBYE", msgReset: "RESET", msgRun: "RUN", msgBegin: "BEGIN",
+	msgCommit: "COMMIT", msgRollback: "ROLLBACK", msgDiscard: "DISCARD", msgPull: "PULL"}
 
 // Close stops the server and closes its connections.
 func (s *Server) Close() {
@@ -273,6 +290,9 @@ func (s *Server) serve(nc net.Conn) {
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		s.msg[tag]++
+		s.mu.Unlock()
 		if !authed {
 			if tag != msgHello || len(fields) < 1 {
 				c.failure("Neo.ClientError.Request.Invalid", "HELLO first")
