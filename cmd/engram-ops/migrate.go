@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -63,6 +64,8 @@ type migrateCmd struct {
 	pgTables                  []string
 	// migrate redis
 	redis redisFlags
+	// migrate neo4j
+	neo4j neo4jFlags
 	tls   tlsClientFlags
 }
 
@@ -74,6 +77,12 @@ type redisFlags struct {
 	user        string
 	passwordEnv string
 	count       int64
+}
+
+// neo4jFlags are the flags of the live Neo4j source.
+type neo4jFlags struct {
+	uri, user, passwordEnv, database string
+	pageSize                         int
 }
 
 func newMigrateCmd(a *app) *migrateCmd { return &migrateCmd{app: a} }
@@ -105,6 +114,45 @@ func (m *migrateCmd) kinds() []sourceKind {
 		},
 		space:   "neo4j",
 		runbook: "migrate-neo4j",
+	}, {
+		use:   "neo4j",
+		short: "Migrate a live Neo4j database over Bolt (nodes, then relationships)",
+		args:  cobra.NoArgs,
+		flags: func(f *pflag.FlagSet) {
+			f.StringVar(&m.neo4j.uri, "uri", "", "Neo4j Bolt URI: bolt://HOST:7687 (bolt+s:// with TLS; neo4j:// routing URIs are passed to the driver)")
+			f.StringVar(&m.neo4j.user, "user", "neo4j", "Neo4j user")
+			f.StringVar(&m.neo4j.passwordEnv, "password-env", "", "name of the environment variable holding the password (never the password itself)")
+			f.StringVar(&m.neo4j.database, "database", "", "database to read (default: the server's default database)")
+			f.IntVar(&m.neo4j.pageSize, "page-size", neo4j.DefaultPageSize, "nodes or relationships per query (one read transaction each)")
+		},
+		space:   "neo4j",
+		runbook: "migrate-neo4j",
+		open: func([]string) (migrate.Source, string, error) {
+			n := m.neo4j
+			if n.uri == "" {
+				return nil, "", usagef("give --uri bolt://HOST:PORT of the Neo4j server")
+			}
+			u, err := url.Parse(n.uri)
+			if err != nil || u.Host == "" {
+				return nil, "", usagef("--uri %q is not a Bolt URI: give bolt://HOST:PORT", n.uri)
+			}
+			if n.passwordEnv == "" {
+				return nil, "", usagef("give --password-env NAME: the environment variable holding the password of --user %s", n.user)
+			}
+			pw := m.app.getenv(n.passwordEnv)
+			if pw == "" {
+				return nil, "", usagef("--password-env %s: the variable is not set (or empty)", n.passwordEnv)
+			}
+			if n.pageSize < 1 || n.pageSize > 100_000 {
+				return nil, "", usagef("--page-size %d must be 1..100000", n.pageSize)
+			}
+			db := n.database
+			if db == "" {
+				db = "default"
+			}
+			return &neo4j.Bolt{URI: n.uri, User: n.user, Password: pw, Database: n.database, PageSize: n.pageSize},
+				"neo4j:" + u.Host + "/" + db, nil
+		},
 	}, {
 		use:   "postgres",
 		short: "Migrate the tables of a PostgreSQL schema",
@@ -211,7 +259,7 @@ migrate-neo4j (below).`
 	}
 	group := &cobra.Command{
 		Use:   "migrate",
-		Short: "Migrate from PostgreSQL, Redis or Neo4j (APOC exports): resumable, reconciled",
+		Short: "Migrate from PostgreSQL, Redis or Neo4j (live or APOC exports): resumable, reconciled",
 		Long:  long,
 		Example: `  # See what would be written
   engram-ops migrate neo4j-export graph.jsonl --data-dir /var/lib/engram --dry-run
@@ -221,6 +269,9 @@ migrate-neo4j (below).`
 
   # Check the result again later
   engram-ops migrate verify neo4j-export graph.jsonl --mapping graph.toml --target http://127.0.0.1:7432
+
+  # A live Neo4j database over Bolt, the password in $NEO4J_PASSWORD
+  engram-ops migrate neo4j --uri bolt://127.0.0.1:7687 --user neo4j --password-env NEO4J_PASSWORD --data-dir /var/lib/engram
 
   # The tables of a PostgreSQL schema (the DSN, with its password, in a variable)
   engram-ops migrate postgres --dsn-env PG_DSN --schema public --data-dir /var/lib/engram
@@ -254,6 +305,8 @@ migrate-neo4j (below).`
 			args = " --dsn-env PG_DSN"
 		case "redis":
 			args = " --addr 127.0.0.1:6379 --pattern 'user:*'"
+		case "neo4j":
+			args = " --uri bolt://127.0.0.1:7687 --password-env NEO4J_PASSWORD"
 		}
 		run := &cobra.Command{
 			Use: k.use, Short: k.short, Args: k.args,

@@ -1,5 +1,6 @@
 // Package neo4j holds the Neo4j sources of migrate: an APOC
-// apoc.export.json.all JSON-lines file, read as a stream.
+// apoc.export.json.all JSON-lines file, read as a stream, and a live
+// database over Bolt (Bolt), which yield the same records for one graph.
 //
 // An export holds nodes, then relationships, one JSON object a line:
 //
@@ -433,14 +434,10 @@ func (rd *Reader) record(l *lineHead, props map[string]any) (migrate.Record, err
 	if !l.ID.set || l.ID.s == "" {
 		return migrate.Record{}, fmt.Errorf("%s has no id", orType(l.Type))
 	}
-	rec := migrate.Record{Key: l.ID.s, Fields: props, Cursor: rd.cursor(), Position: rd.position()}
+	var rec migrate.Record
 	switch l.Type {
 	case "node":
-		rec.Object = Unlabelled
-		if len(l.Labels) > 0 {
-			rec.Object = l.Labels[0]
-			rec.Tags = l.Labels
-		}
+		rec = nodeRecord(l.ID.s, l.Labels, props)
 	case "relationship":
 		if l.Label == "" {
 			return migrate.Record{}, errors.New("relationship has no label (its type)")
@@ -448,13 +445,11 @@ func (rd *Reader) record(l *lineHead, props map[string]any) (migrate.Record, err
 		if l.Start == nil || !l.Start.ID.set || l.End == nil || !l.End.ID.set {
 			return migrate.Record{}, errors.New("relationship needs start.id and end.id")
 		}
-		rec.Object = l.Label
-		rec.Refs = []migrate.Reference{{Kind: l.Label,
-			FromObject: firstLabel(l.Start.Labels), FromKey: l.Start.ID.s,
-			ToObject: firstLabel(l.End.Labels), ToKey: l.End.ID.s}}
+		rec = relationshipRecord(l.ID.s, l.Label, props, l.Start.ID.s, l.Start.Labels, l.End.ID.s, l.End.Labels)
 	default:
 		return migrate.Record{}, fmt.Errorf("type %q is not node or relationship", l.Type)
 	}
+	rec.Cursor, rec.Position = rd.cursor(), rd.position()
 	return rec, nil
 }
 
