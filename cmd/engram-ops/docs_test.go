@@ -177,7 +177,7 @@ func checkManPage(t *testing.T, name, page string) {
 	if want := `.TH "` + title + `" "1" "" "engram-ops" "engram-ops manual"`; lines[1] != want {
 		t.Errorf("%s: header %q, want %q", name, lines[1], want)
 	}
-	known := map[string]bool{".nh": true, ".TH": true, ".SH": true, ".PP": true, ".RS": true, ".RE": true,
+	known := map[string]bool{".nh": true, ".TH": true, ".SH": true, ".SS": true, ".PP": true, ".RS": true, ".RE": true,
 		".EX": true, ".TS": true, ".TE": true, ".EE": true, ".TP": true, ".IP": true, ".B": true, ".I": true, ".br": true, ".sp": true}
 	for i, l := range lines {
 		if !strings.HasPrefix(l, ".") {
