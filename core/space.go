@@ -714,10 +714,13 @@ func (e *Engine) runIndexer() {
 					case <-e.stop:
 					case <-time.After(time.Duration(rest) * time.Since(start)):
 					}
-				} else {
-					// A step has no scheduling point: requests made runnable
-					// on this P meanwhile would wait for the runtime's
-					// preemption (10 ms) unless another P steals them.
+				} else if width == 1 {
+					// Serving beside requests: a step has no scheduling
+					// point, and requests made runnable on this P meanwhile
+					// would wait for the runtime's preemption (10 ms) unless
+					// another P steals them. Flat out on every core (idle, or
+					// writes held for the indexer) it does not yield: the
+					// writes wait for it.
 					runtime.Gosched()
 				}
 			}
