@@ -16,6 +16,7 @@ import (
 
 	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/internal/testsupport"
+	"github.com/engram-ops/engram-ops/migrate/neo4j/bolttest"
 	"github.com/engram-ops/engram-ops/migrate/neo4j/neo4jtest"
 	"github.com/engram-ops/engram-ops/migrate/postgres/pgtest"
 	"github.com/engram-ops/engram-ops/migrate/redis/redistest"
@@ -104,6 +105,20 @@ func runBin(t *testing.T, args ...string) (int, string) {
 func TestMigrateKilledMidwayResumes(t *testing.T) {
 	export, counts := neo4jtest.WriteFile(t, 10_000)
 	source := []string{"neo4j-export", export}
+	want := killResume{records: counts.Nodes + counts.Relationships, memories: counts.Nodes, associations: counts.Relationships, space: "neo4j"}
+	t.Run("data-dir", func(t *testing.T) { want.dataDir(t, source) })
+	t.Run("server", func(t *testing.T) { want.server(t, source) })
+}
+
+// The live Neo4j path, its driver talking Bolt to the test server of
+// migrate/neo4j/bolttest (serving the same generated graph), SIGKILLed
+// midway and run again: exactly the graph's nodes and relationships,
+// reconciled (exit 0), into a data directory and into a running server.
+func TestMigrateNeo4jLiveKilledMidwayResumes(t *testing.T) {
+	export, counts := neo4jtest.WriteFile(t, 10_000)
+	srv := bolttest.Start(t, bolttest.FromExport(t, export), "neo4j", "secret")
+	t.Setenv("ENGRAM_TEST_NEO4J_PASSWORD", "secret") // the binary inherits it
+	source := []string{"neo4j", "--uri", srv.URI(), "--user", "neo4j", "--password-env", "ENGRAM_TEST_NEO4J_PASSWORD"}
 	want := killResume{records: counts.Nodes + counts.Relationships, memories: counts.Nodes, associations: counts.Relationships, space: "neo4j"}
 	t.Run("data-dir", func(t *testing.T) { want.dataDir(t, source) })
 	t.Run("server", func(t *testing.T) { want.server(t, source) })
