@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/engram-ops/engram-ops/backup"
-	"github.com/engram-ops/engram-ops/backup/file"
 	"github.com/engram-ops/engram-ops/core"
 )
 
@@ -28,14 +27,7 @@ func TestBackupMetadataDamage(t *testing.T) {
 	dir := t.TempDir()
 	target := "file://" + filepath.ToSlash(dir)
 	env := map[string]string{"XDG_CACHE_HOME": t.TempDir()}
-	st, err := file.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := backup.New(st, backup.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openFileArchive(t, dir)
 	at := func(sec int) time.Time { return time.Date(2026, 11, 27, 7, 56, sec, 0, time.UTC) }
 	var (
 		mu  sync.Mutex
@@ -195,14 +187,7 @@ func TestBackupMetadataDamage(t *testing.T) {
 func TestBackupListEmptySnapshot(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := file.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := backup.New(st, backup.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openFileArchive(t, dir)
 	eng, err := core.Open(t.TempDir(), core.Options{})
 	if err != nil {
 		t.Fatal(err)
