@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -51,62 +52,88 @@ func (e *Engine) backlogLimit() int {
 // indexer while there is none (up to Index.PendingWait or ctx). The
 // returned release must be called once the write has committed or failed.
 // A write larger than the bound is admitted alone, into an empty backlog.
+//
+// Waiting writes queue in arrival order and are admitted one at a time as
+// the indexer makes room: signalRoom reserves the room on the first
+// waiter's behalf and wakes it alone. Waking every waiter on each insert
+// would put all of them on the run queue for one slot, ahead of the
+// recalls the bound exists for.
 func (e *Engine) admit(ctx context.Context, sp *space, n int) (release func(), err error) {
 	limit := e.backlogLimit()
 	if limit <= 0 || n == 0 {
 		return func() {}, nil
 	}
-	var (
-		timer *time.Timer
-		start time.Time
-	)
-	sp.mu.Lock()
-	for {
-		backlog := len(sp.pending) + sp.reserved
-		if backlog+n <= limit || backlog == 0 {
-			sp.reserved += n
-			sp.mu.Unlock()
-			if timer != nil {
-				timer.Stop()
-				e.backlog.waits.Add(1)
-				e.backlog.waitNanos.Add(int64(time.Since(start)))
-			}
-			return func() {
-				sp.mu.Lock()
-				sp.reserved -= n
-				sp.signalRoom(limit)
-				sp.mu.Unlock()
-			}, nil
-		}
-		if backlog >= 2*limit {
-			sp.mu.Unlock()
-			return nil, e.backlogFull(sp, backlog, "")
-		}
-		if sp.room == nil {
-			sp.room = make(chan struct{})
-		}
-		room := sp.room
-		sp.mu.Unlock()
-		if timer == nil {
-			start = time.Now()
-			timer = time.NewTimer(e.opts.Index.PendingWait)
-			e.kickIndexer()
-		}
-		select {
-		case <-room:
-		case <-timer.C:
-			sp.mu.Lock()
-			backlog := len(sp.pending) + sp.reserved
-			sp.mu.Unlock()
-			e.backlog.waits.Add(1)
-			e.backlog.waitNanos.Add(int64(time.Since(start)))
-			return nil, e.backlogFull(sp, backlog, e.opts.Index.PendingWait.String())
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
-		}
+	release = func() {
 		sp.mu.Lock()
+		sp.reserved -= n
+		sp.signalRoom(limit)
+		sp.mu.Unlock()
 	}
+	sp.mu.Lock()
+	backlog := len(sp.pending) + sp.reserved
+	if len(sp.waiters) == 0 && (backlog+n <= limit || backlog == 0) {
+		sp.reserved += n
+		sp.mu.Unlock()
+		return release, nil
+	}
+	if backlog >= 2*limit {
+		sp.mu.Unlock()
+		return nil, e.backlogFull(sp, backlog, "")
+	}
+	w := &roomWaiter{n: n, ready: make(chan struct{})}
+	sp.waiters = append(sp.waiters, w)
+	sp.mu.Unlock()
+	start := time.Now()
+	timer := time.NewTimer(e.opts.Index.PendingWait)
+	defer timer.Stop()
+	e.kickIndexer()
+	waited := func() {
+		e.backlog.waits.Add(1)
+		e.backlog.waitNanos.Add(int64(time.Since(start)))
+	}
+	select {
+	case <-w.ready:
+		waited()
+		return release, nil
+	case <-timer.C:
+		sp.mu.Lock()
+		if !sp.dropWaiter(w, limit) { // admitted as the timer fired
+			sp.mu.Unlock()
+			waited()
+			return release, nil
+		}
+		backlog := len(sp.pending) + sp.reserved
+		sp.mu.Unlock()
+		waited()
+		return nil, e.backlogFull(sp, backlog, e.opts.Index.PendingWait.String())
+	case <-ctx.Done():
+		sp.mu.Lock()
+		if !sp.dropWaiter(w, limit) {
+			sp.reserved -= n
+			sp.signalRoom(limit)
+		}
+		sp.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// roomWaiter is a write waiting for room in its space's backlog; ready is
+// closed once signalRoom has reserved its n vectors.
+type roomWaiter struct {
+	n     int
+	ready chan struct{}
+}
+
+// dropWaiter removes w from the queue, false if it was already admitted
+// (caller holds sp.mu). Writes queued behind w may fit now.
+func (sp *space) dropWaiter(w *roomWaiter, limit int) bool {
+	i := slices.Index(sp.waiters, w)
+	if i < 0 {
+		return false
+	}
+	sp.waiters = slices.Delete(sp.waiters, i, i+1)
+	sp.signalRoom(limit)
+	return true
 }
 
 func (e *Engine) backlogFull(sp *space, backlog int, waited string) error {
@@ -121,11 +148,32 @@ func (e *Engine) backlogFull(sp *space, backlog int, waited string) error {
 		WithDetails("space", sp.info.Name, "pending", backlog, "limit", e.opts.Index.MaxPending)
 }
 
-// signalRoom wakes the writes waiting for room once the backlog is under
-// the bound (caller holds sp.mu).
+// signalRoom admits waiting writes in arrival order while the backlog has
+// room for the first of them, reserving its vectors before waking it
+// (caller holds sp.mu). Waiters are admitted once a chunk of the bound is
+// free, not one per insert, so they commit together: one durable commit
+// for the group instead of one each.
 func (sp *space) signalRoom(limit int) {
-	if sp.room != nil && len(sp.pending)+sp.reserved < limit {
-		close(sp.room)
-		sp.room = nil
+	if len(sp.waiters) == 0 {
+		return
+	}
+	backlog := len(sp.pending) + sp.reserved
+	if backlog > 0 && limit-backlog < max(admitChunk(limit), sp.waiters[0].n) {
+		return
+	}
+	for len(sp.waiters) > 0 {
+		w := sp.waiters[0]
+		backlog := len(sp.pending) + sp.reserved
+		if backlog+w.n > limit && backlog > 0 {
+			return
+		}
+		sp.reserved += w.n
+		close(w.ready)
+		sp.waiters[0] = nil
+		sp.waiters = sp.waiters[1:]
 	}
 }
+
+// admitChunk is how much of the bound must be free before waiting writes
+// are admitted.
+func admitChunk(limit int) int { return max(1, limit/64) }

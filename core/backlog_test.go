@@ -255,3 +255,64 @@ func TestDeferredIndexBulkLoad(t *testing.T) {
 		t.Fatalf("reopened: %d pending, %d in the saved index; want 0 and %d", got, e2.lookupSpace("bulk").index.Len(), n-1)
 	}
 }
+
+// TestBacklogAdmitsInArrivalOrder: writes waiting for room are admitted in
+// the order they arrived, one per vector of room the indexer makes, so a
+// write storm neither starves an early writer nor wakes every waiter for
+// each slot.
+func TestBacklogAdmitsInArrivalOrder(t *testing.T) {
+	const bound, waiting = 4, 6
+	e := openBacklogTest(t, bound, time.Minute)
+	ctx := context.Background()
+	if _, err := e.Remember(ctx, "fifo", RememberInput{Content: "seed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sp := e.lookupSpace("fifo")
+	sp.idxMu.Lock() // stall the indexer: the test makes room itself
+	defer sp.idxMu.Unlock()
+	for i := range bound {
+		if _, err := e.Remember(ctx, "fifo", RememberInput{Content: fmt.Sprintf("fills %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	landed := make(chan int, waiting)
+	for i := range waiting {
+		go func() {
+			if _, err := e.Remember(ctx, "fifo", RememberInput{Content: fmt.Sprintf("waiter %d", i)}); err != nil {
+				t.Errorf("waiter %d: %v", i, err)
+			}
+			landed <- i
+		}()
+		time.Sleep(10 * time.Millisecond) // queued before the next arrives
+	}
+	// makeRoom stands in for one index insert: one pending vector leaves
+	// the backlog.
+	makeRoom := func() {
+		sp.mu.Lock()
+		for s := range sp.pending {
+			delete(sp.pending, s)
+			break
+		}
+		sp.signalRoom(bound)
+		sp.mu.Unlock()
+	}
+	for want := range waiting {
+		makeRoom()
+		select {
+		case got := <-landed:
+			if got != want {
+				t.Fatalf("room for one admitted waiter %d, want %d (arrival order)", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("room for one admitted nobody (waiter %d waits)", want)
+		}
+		select {
+		case got := <-landed:
+			t.Fatalf("room for one admitted a second waiter, %d", got)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

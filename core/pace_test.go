@@ -42,7 +42,7 @@ func TestIndexerPace(t *testing.T) {
 	bounded := &Engine{opts: Options{Index: IndexOptions{MaxPending: 100}}}
 	bounded.enterForeground()
 	held := backlog(1)
-	held.room = make(chan struct{})
+	held.waiters = []*roomWaiter{{n: 1, ready: make(chan struct{})}}
 	for _, c := range []struct {
 		name        string
 		sp          *space

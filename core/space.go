@@ -83,10 +83,10 @@ type space struct {
 	unembedded []uint32
 	embedMu    sync.Mutex // serialises embedDeferred
 	// reserved counts the vectors of writes admitted under
-	// Index.MaxPending and not yet committed; room is closed when the
-	// backlog falls under the bound (nil while no write waits).
+	// Index.MaxPending and not yet committed; waiters are the writes
+	// waiting for room, in arrival order (admit, signalRoom).
 	reserved int
-	room     chan struct{}
+	waiters  []*roomWaiter
 	cold     map[uint32]coldVector
 	counts   [numTiers]int64 // live slots per stored tier: setSlot, dropSlot, retier and resized change them
 	bytes    [numTiers]int64
@@ -787,7 +787,7 @@ func (e *Engine) indexerPace(sp *space) (rest, width int) {
 		return 0, runtime.GOMAXPROCS(0)
 	}
 	sp.mu.RLock()
-	backlog, held := len(sp.pending), sp.room != nil
+	backlog, held := len(sp.pending), len(sp.waiters) > 0
 	sp.mu.RUnlock()
 	if bound := e.opts.Index.MaxPending; bound > 0 && backlog >= bound/2 {
 		held = true // about to hold writes: keep ahead of them
