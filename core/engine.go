@@ -186,7 +186,7 @@ func DefaultOptions() Options {
 			MaxSpaces:       10_000,
 		},
 		Index: IndexOptions{ExactThreshold: 2_000, M: 16, EfConstruction: 128, EfSearch: 96, SaveInterval: time.Minute,
-			MaxPending: 5_000, PendingWait: 2 * time.Second},
+			MaxPending: 1_000, PendingWait: 2 * time.Second},
 		Tiers: TierOptions{
 			HotCapacityBytes:  64 << 20,
 			ColdBelow:         0.05,

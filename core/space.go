@@ -768,9 +768,13 @@ const (
 //     every core. HNSW insertion is safe concurrently, and a bulk load or
 //     restore catches up that much sooner.
 //   - Serving, with writes waiting for room under Index.MaxPending (or the
-//     backlog past half of it): rest 0, on every core unless recalls search
-//     the space. The writes are held only for the indexer, so indexing is
-//     then their throughput.
+//     backlog past half of it), nobody recalling: rest 0 on every core. The
+//     writes are held only for the indexer, so indexing is then their
+//     throughput.
+//   - The same while recalls search the space: rest 1 on one core. Recalls
+//     come first: the held writes get half a core, and the recalls, which
+//     the bound exists for, are not queued behind a machine kept saturated
+//     by writers waiting to take every insert's room.
 //   - Serving, with a backlog above maxYieldBacklog: rest 0 on one core. The
 //     other cores stay with the requests: an indexer on every core under
 //     sustained writes multiplies their tail latency and still cannot keep
@@ -795,7 +799,7 @@ func (e *Engine) indexerPace(sp *space) (rest, width int) {
 	searched := time.Since(time.Unix(0, sp.lastRecall.Load())) < recallWindow
 	if held {
 		if searched {
-			return 0, 1
+			return 1, 1
 		}
 		return 0, runtime.GOMAXPROCS(0)
 	}

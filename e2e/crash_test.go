@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if spec, ok := os.LookupEnv(referenceServerEnv); ok {
 		os.Exit(referenceServerMain(spec))
 	}
+	if spec, ok := os.LookupEnv(burstWriterEnv); ok {
+		os.Exit(burstWriterMain(spec))
+	}
 	p, err := testsupport.Binary()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

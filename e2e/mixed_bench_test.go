@@ -10,12 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/engram-ops/engram-ops/internal/cputime"
 	"github.com/engram-ops/engram-ops/loadtest"
@@ -347,46 +350,21 @@ func BenchmarkWriteBurstThenRecall(b *testing.B) {
 	n := int(recallRate * phase.Seconds())
 
 	// startBurst starts 20 clients remembering as fast as the server
-	// answers; the returned func stops them and says how many writes were
-	// accepted and refused, over how long.
+	// answers, in a process of their own so the recalls measured here do
+	// not queue behind them in this process's scheduler; the returned func
+	// stops them and says how many writes were accepted and refused, over
+	// how long.
 	startBurst := func(seed int64) func() (accepted, refused int64, took time.Duration) {
-		stop := make(chan struct{})
-		var acc, ref atomic.Int64
-		var wg sync.WaitGroup
-		start := time.Now()
-		for c := 0; c < 20; c++ {
-			wg.Add(1)
-			go func(c int) {
-				defer wg.Done()
-				rr := rand.New(rand.NewSource(seed + int64(c)))
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					body, _ := json.Marshal(map[string]any{"content": sentence(rr)})
-					if err := doJSON("POST", s.URL+"/api/v1/memories/remember", body, map[string]string{"X-Memory-Space": space}, 201, nil); err != nil {
-						ref.Add(1)
-						time.Sleep(10 * time.Millisecond)
-						continue
-					}
-					acc.Add(1)
-				}
-			}(c)
-		}
-		return func() (int64, int64, time.Duration) {
-			close(stop)
-			wg.Wait()
-			return acc.Load(), ref.Load(), time.Since(start)
-		}
+		return startBurstWriter(b, s.URL, space, seed, 20)
 	}
 
 	// Burst 1, recalled meanwhile.
 	g := watchServer(s.URL)
 	stopBurst := startBurst(0)
 	cont := startContention(s.PID())
+	slow := slowRecalls(s.URL)
 	_, during, errsDuring := openLoop(n, recallRate, recall)
+	slowRecalls(s.URL).report(b, slow, "recall during the burst", "during-")
 	cont.report(b, "recall during the burst", "during-")
 	accepted, refused, took := stopBurst()
 	reportAs(b, "recall at 200/s during the burst", "during-", n, phase, during, errsDuring)
@@ -407,9 +385,136 @@ func BenchmarkWriteBurstThenRecall(b *testing.B) {
 	b.ReportMetric(float64(accepted)/took.Seconds(), "alone-burst-writes/s")
 	b.ReportMetric(float64(left), "backlog-after-burst")
 	cont = startContention(s.PID())
+	slow = slowRecalls(s.URL)
 	_, after, errsAfter := openLoop(n, recallRate, recall)
+	slowRecalls(s.URL).report(b, slow, "recall after the burst", "after-")
 	cont.report(b, "recall after the burst", "after-")
 	g.close()
 	reportAs(b, "recall at 200/s after the burst", "after-", n, phase, after, errsAfter)
 	fmt.Fprintf(os.Stderr, "after the burst: largest index backlog %d, at the end %d\n", g.maxPending.Load(), g.lastPending.Load())
+}
+
+// slowCounts are how many recalls a server has served in over 10 ms, as
+// its HTTP handler and its engine operation timed them (the histograms on
+// /metrics): set beside the latency the client saw, they say how much of a
+// tail was spent outside the server's handler (the network, the client,
+// waiting for a CPU before the request is read).
+type slowCounts struct{ handler, engine float64 }
+
+func slowRecalls(url string) slowCounts {
+	resp, err := httpClient.Get(url + "/metrics")
+	if err != nil {
+		return slowCounts{}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fams, err := tui.ParseMetrics(tui.Exposition{Body: body, ContentType: resp.Header.Get("Content-Type")})
+	if err != nil {
+		return slowCounts{}
+	}
+	over10ms := func(name, label, value string) (n float64) {
+		if f := fams[name]; f != nil {
+			for _, m := range f.GetMetric() {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+					return l.GetName() == label && strings.HasSuffix(l.GetValue(), value)
+				}) {
+					continue
+				}
+				h := m.GetHistogram()
+				for _, bk := range h.GetBucket() {
+					if bk.GetUpperBound() == 0.01 {
+						n += float64(h.GetSampleCount() - bk.GetCumulativeCount())
+					}
+				}
+			}
+		}
+		return n
+	}
+	return slowCounts{
+		handler: over10ms("engram_http_request_duration_seconds", "route", "/recall"),
+		engine:  over10ms("engram_memory_operation_duration_seconds", "operation", "recall"),
+	}
+}
+
+// report prints and reports the recalls over 10 ms since before.
+func (c slowCounts) report(b *testing.B, before slowCounts, name, prefix string) {
+	h, e := c.handler-before.handler, c.engine-before.engine
+	fmt.Fprintf(os.Stderr, "%s: %.0f recalls over 10 ms in the server's handler, %.0f in the engine\n", name, h, e)
+	b.ReportMetric(h, prefix+"server-over-10ms")
+}
+
+// burstWriterEnv, set to "URL SPACE SEED CLIENTS", makes the test binary
+// run burstWriterMain instead of the tests (see TestMain).
+const burstWriterEnv = "ENGRAM_BENCH_BURST_WRITER"
+
+// burstWriterMain remembers sentences into SPACE from CLIENTS connections
+// as fast as the server answers, until stdin closes; then it prints the
+// writes accepted and refused.
+func burstWriterMain(spec string) int {
+	var (
+		url, space string
+		seed       int64
+		clients    int
+		acc, ref   atomic.Int64
+		wg         sync.WaitGroup
+	)
+	if _, err := fmt.Sscan(spec, &url, &space, &seed, &clients); err != nil {
+		fmt.Fprintf(os.Stderr, "%s=%q: want URL SPACE SEED CLIENTS: %v\n", burstWriterEnv, spec, err)
+		return 2
+	}
+	stop := make(chan struct{})
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(seed + int64(c)))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body, _ := json.Marshal(map[string]any{"content": sentence(r)})
+				if err := doJSON("POST", url+"/api/v1/memories/remember", body, map[string]string{"X-Memory-Space": space}, 201, nil); err != nil {
+					ref.Add(1)
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				acc.Add(1)
+			}
+		}()
+	}
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	close(stop)
+	wg.Wait()
+	fmt.Println(acc.Load(), ref.Load())
+	return 0
+}
+
+// startBurstWriter starts burstWriterMain in a child process; the returned
+// func stops it and returns its counts and how long it ran.
+func startBurstWriter(b *testing.B, url, space string, seed int64, clients int) func() (accepted, refused int64, took time.Duration) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %d", burstWriterEnv, url, space, seed, clients))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout = &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return func() (int64, int64, time.Duration) {
+		stdin.Close()
+		err := cmd.Wait()
+		took := time.Since(start)
+		var acc, ref int64
+		if _, serr := fmt.Sscan(out.String(), &acc, &ref); err != nil || serr != nil {
+			b.Fatalf("burst writer: %v %v (output %q)", err, serr, out.String())
+		}
+		return acc, ref, took
+	}
 }
