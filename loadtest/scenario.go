@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
@@ -13,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pelletier/go-toml/v2"
+	"github.com/engram-ops/engram-ops/internal/stricttoml"
 )
 
 // Scenario is one load test, read from a TOML file. The sections name,
@@ -263,25 +262,19 @@ func (e *ScenarioError) Error() string {
 // defaults and validates, reporting every problem at once.
 func ParseScenario(src []byte) (*Scenario, error) {
 	var sc Scenario
-	dec := toml.NewDecoder(bytes.NewReader(src))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sc); err != nil {
-		var sme *toml.StrictMissingError
-		if errors.As(err, &sme) {
-			var ps []string
-			for i := range sme.Errors {
-				e := &sme.Errors[i]
-				row, _ := e.Position()
-				ps = append(ps, fmt.Sprintf("unknown key %q (line %d)", strings.Join(e.Key(), "."), row))
+	if ps := stricttoml.Decode(src, &sc); ps != nil {
+		var problems []string
+		for _, p := range ps {
+			switch {
+			case p.Unknown:
+				problems = append(problems, fmt.Sprintf("unknown key %q (line %d)", p.Key, p.Line))
+			case p.Line > 0:
+				problems = append(problems, fmt.Sprintf("line %d column %d: %s", p.Line, p.Col, p.Msg))
+			default:
+				problems = append(problems, p.Msg)
 			}
-			return nil, &ScenarioError{Problems: ps}
 		}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			return nil, &ScenarioError{Problems: []string{fmt.Sprintf("line %d column %d: %s", row, col, de.Error())}}
-		}
-		return nil, &ScenarioError{Problems: []string{err.Error()}}
+		return nil, &ScenarioError{Problems: problems}
 	}
 	sc.applyDefaults()
 	if err := sc.Validate(); err != nil {

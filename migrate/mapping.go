@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +10,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/internal/stricttoml"
 )
 
 // MappingFile is the TOML mapping file. Every key is optional; objects the
@@ -77,29 +77,23 @@ const (
 
 // ParseMappingFile decodes a mapping file strictly; name labels errors.
 func ParseMappingFile(data []byte, name string) (*MappingFile, error) {
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var f MappingFile
-	err := dec.Decode(&f)
-	if err == nil {
+	ps := stricttoml.Decode(data, &f)
+	if ps == nil {
 		return &f, nil
 	}
-	var sm *toml.StrictMissingError
-	if errors.As(err, &sm) {
-		var errs []error
-		for i := range sm.Errors {
-			e := &sm.Errors[i]
-			row, col := e.Position()
-			errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %q", name, row, col, strings.Join(e.Key(), ".")))
+	errs := make([]error, 0, len(ps))
+	for _, p := range ps {
+		switch {
+		case p.Unknown:
+			errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %q", name, p.Line, p.Col, p.Key))
+		case p.Line > 0:
+			errs = append(errs, fmt.Errorf("%s:%d:%d: %s", name, p.Line, p.Col, p.Msg))
+		default:
+			errs = append(errs, fmt.Errorf("%s: %s", name, p.Msg))
 		}
-		return nil, errors.Join(errs...)
 	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, col := de.Position()
-		return nil, fmt.Errorf("%s:%d:%d: %v", name, row, col, de)
-	}
-	return nil, fmt.Errorf("%s: %w", name, err)
+	return nil, errors.Join(errs...)
 }
 
 // Mapping is a compiled mapping for a known set of source objects.

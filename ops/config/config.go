@@ -7,7 +7,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/internal/stricttoml"
 	"github.com/engram-ops/engram-ops/ops/embedder"
 )
 
@@ -789,8 +789,8 @@ func (c *Config) Decode(r io.Reader, name string) error {
 				continue
 			}
 			probe := Default()
-			if err := decodeStrict(single, &probe); err != nil {
-				typeErrs = append(typeErrs, &Problem{Key: strings.Join(key, "."), Value: val, Allowed: typeMessage(err, ft),
+			if ps := stricttoml.Decode(single, &probe); ps != nil {
+				typeErrs = append(typeErrs, &Problem{Key: strings.Join(key, "."), Value: val, Allowed: typeMessage(ps[0], ft),
 					Source: fmt.Sprintf("%s:%d", name, keyLine(data, key))})
 				deleteKey(doc, key)
 			}
@@ -801,10 +801,10 @@ func (c *Config) Decode(r io.Reader, name string) error {
 			}
 		}
 	}
-	if err := decodeStrict(data, c); err != nil {
+	if ps := stricttoml.Decode(data, c); ps != nil {
 		if len(typeErrs) > 0 {
 			// Positions in the re-encoded document are not the file's.
-			for _, p := range Problems(decodeProblems(err, name)) {
+			for _, p := range Problems(decodeProblems(ps, name)) {
 				if pr, ok := p.(*Problem); ok && pr.Key != "" && !strings.HasPrefix(pr.Key, "(") {
 					pr.Source = fmt.Sprintf("%s:%d", name, keyLine(orig, strings.Split(pr.Key, ".")))
 				}
@@ -812,7 +812,7 @@ func (c *Config) Decode(r io.Reader, name string) error {
 			}
 			return errors.Join(typeErrs...)
 		}
-		return decodeProblems(err, name)
+		return decodeProblems(ps, name)
 	}
 	return errors.Join(typeErrs...)
 }
@@ -846,18 +846,15 @@ func nest(key []string, val any) map[string]any {
 }
 
 // typeMessage says what a key takes, in words rather than Go types.
-func typeMessage(err error, ft reflect.Type) string {
-	msg := strings.TrimPrefix(err.Error(), "toml: ")
+func typeMessage(p stricttoml.Problem, ft reflect.Type) string {
+	if p.Unknown {
+		return "unknown key " + p.Key
+	}
+	msg := strings.TrimPrefix(p.Msg, "toml: ")
 	if strings.Contains(msg, "cannot decode TOML") || strings.Contains(msg, "struct field") || strings.Contains(msg, "cannot store") {
 		return "must be " + withArticle(TypeName(ft))
 	}
 	return msg
-}
-
-func decodeStrict(data []byte, c *Config) error {
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	return dec.Decode(c)
 }
 
 func withArticle(s string) string {
@@ -926,32 +923,31 @@ func deleteKey(doc map[string]any, key []string) bool {
 	return true
 }
 
-// decodeProblems turns what the strict decoder returned into Problems.
-func decodeProblems(err error, name string) error {
-	var sm *toml.StrictMissingError
-	if errors.As(err, &sm) {
-		var errs []error
-		for i := range sm.Errors {
-			e := &sm.Errors[i]
-			row, col := e.Position()
+// decodeProblems turns what the strict decoder found into Problems.
+func decodeProblems(ps []stricttoml.Problem, name string) error {
+	errs := make([]error, 0, len(ps))
+	for _, p := range ps {
+		switch {
+		case p.Unknown:
 			errs = append(errs, &Problem{
-				Key:     strings.Join(e.Key(), "."),
+				Key:     p.Key,
 				Allowed: "unknown key (`engram-ops config example` prints every valid key)",
-				Source:  fmt.Sprintf("%s:%d:%d", name, row, col),
+				Source:  fmt.Sprintf("%s:%d:%d", name, p.Line, p.Col),
 			})
+		case p.Line > 0:
+			key := p.Key
+			if key == "" {
+				key = "(syntax)"
+			}
+			errs = append(errs, &Problem{Key: key, Allowed: p.Msg, Source: fmt.Sprintf("%s:%d:%d", name, p.Line, p.Col)})
+		default:
+			errs = append(errs, &Problem{Key: "(file)", Allowed: p.Msg, Source: name})
 		}
-		return errors.Join(errs...)
 	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, col := de.Position()
-		key := strings.Join(de.Key(), ".")
-		if key == "" {
-			key = "(syntax)"
-		}
-		return &Problem{Key: key, Allowed: de.Error(), Source: fmt.Sprintf("%s:%d:%d", name, row, col)}
+	if len(errs) == 1 {
+		return errs[0]
 	}
-	return &Problem{Key: "(file)", Allowed: err.Error(), Source: name}
+	return errors.Join(errs...)
 }
 
 // Load builds the configuration from defaults, then the TOML file

@@ -9,7 +9,6 @@
 package placement
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -21,9 +20,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pelletier/go-toml/v2"
-
 	"github.com/engram-ops/engram-ops/core"
+	"github.com/engram-ops/engram-ops/internal/stricttoml"
 )
 
 // Placement is a placement file.
@@ -107,10 +105,8 @@ func Parse(data []byte, name string) (*Placement, error) {
 		return nil, fmt.Errorf("%s: the placement file is %d bytes; at most %d are read", name, len(data), MaxFileBytes)
 	}
 	var p Placement
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, decodeError(err, name)
+	if ps := stricttoml.Decode(data, &p); ps != nil {
+		return nil, decodeError(ps, name)
 	}
 	if err := p.check(data, name); err != nil {
 		return nil, err
@@ -118,24 +114,20 @@ func Parse(data []byte, name string) (*Placement, error) {
 	return &p, nil
 }
 
-func decodeError(err error, name string) error {
-	var sm *toml.StrictMissingError
-	if errors.As(err, &sm) {
-		var errs []error
-		for i := range sm.Errors {
-			e := &sm.Errors[i]
-			row, col := e.Position()
+func decodeError(ps []stricttoml.Problem, name string) error {
+	errs := make([]error, 0, len(ps))
+	for _, p := range ps {
+		switch {
+		case p.Unknown:
 			errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %s (keys: default_shard, [router] listen/stats_socket/map_file, [[shards]] name/primary/followers, [spaces])",
-				name, row, col, strings.Join(e.Key(), ".")))
+				name, p.Line, p.Col, p.Key))
+		case p.Line > 0:
+			errs = append(errs, fmt.Errorf("%s:%d:%d: %s", name, p.Line, p.Col, p.Msg))
+		default:
+			errs = append(errs, fmt.Errorf("%s: %s", name, p.Msg))
 		}
-		return errors.Join(errs...)
 	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, col := de.Position()
-		return fmt.Errorf("%s:%d:%d: %v", name, row, col, de)
-	}
-	return fmt.Errorf("%s: %w", name, err)
+	return errors.Join(errs...)
 }
 
 // check validates the decoded values; data locates them.
