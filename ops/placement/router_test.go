@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/client"
+	"github.com/engram-ops/engram-ops/tui"
 )
 
 func TestMain(m *testing.M) {
@@ -319,16 +321,31 @@ moving = "a"
 // answered 200 (engram_http_requests_total).
 func followerGets(t *testing.T, base string) float64 {
 	t.Helper()
-	_, body := call(t, "GET", base+"/metrics", nil, "")
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "engram_http_requests_total{") && strings.Contains(line, `code="200"`) &&
-			strings.Contains(line, `method="GET"`) && strings.Contains(line, `route="/api/v1/memories/{id}"`) {
-			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			if err != nil {
-				t.Fatalf("metrics line %q: %v", line, err)
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams, err := tui.ParseMetrics(tui.Exposition{Body: body, ContentType: resp.Header.Get("Content-Type")})
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", base, err)
+	}
+	want := map[string]string{"code": "200", "method": "GET", "route": "/api/v1/memories/{id}"}
+	var n float64
+	for _, m := range fams["engram_http_requests_total"].GetMetric() {
+		matched := 0
+		for _, l := range m.GetLabel() {
+			if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+				matched++
 			}
-			return v
+		}
+		if matched == len(want) {
+			n += m.GetCounter().GetValue()
 		}
 	}
-	return 0
+	return n
 }
