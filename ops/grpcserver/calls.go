@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/engram-ops/engram-ops/ops/server"
@@ -33,13 +34,8 @@ var writes = map[string]bool{
 	"RebalanceSpaces": true, "MigrateSpace": true, "ApplyReplicationBatch": true,
 }
 
-type callerKey struct{}
-
 // callerOf is the authenticated caller the interceptor put in ctx.
-func callerOf(ctx context.Context) *server.Caller {
-	c, _ := ctx.Value(callerKey{}).(*server.Caller)
-	return c
-}
+func callerOf(ctx context.Context) *server.Caller { return server.CallerFrom(ctx) }
 
 // splitMethod splits "/pkg.Service/Method" into its service and method.
 func splitMethod(full string) (string, string) {
@@ -59,7 +55,50 @@ func (s *Server) authenticate(ctx context.Context, full string) (context.Context
 	if err != nil {
 		return ctx, err
 	}
-	return context.WithValue(ctx, callerKey{}, c), nil
+	return server.WithCaller(ctx, c), nil
+}
+
+// audit writes an EngramService call's audit line (REST's rules and
+// format; method "gRPC", route the full method name). err is the call's
+// error before toStatus.
+func (s *Server) audit(ctx context.Context, full string, err error, start time.Time) {
+	method, ok := strings.CutPrefix(full, servicePrefix)
+	if !ok {
+		return // health and reflection
+	}
+	c := server.CallAudit{Caller: callerOf(ctx), Method: "gRPC", Route: full, Write: writes[method], When: start}
+	c.Status, c.Reason = outcome(ctx, err)
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		c.Remote = p.Addr.String()
+	}
+	s.rpc.AuditCall(ctx, c)
+}
+
+// outcome is the REST status of a call's error and, for a refused key,
+// its reason (as REST's audit line has them).
+func outcome(ctx context.Context, err error) (httpStatus int, reason string) {
+	if err == nil {
+		return http.StatusOK, ""
+	}
+	if st, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+		switch st.GRPCStatus().Code() {
+		case codes.InvalidArgument:
+			return http.StatusBadRequest, ""
+		case codes.ResourceExhausted:
+			return http.StatusRequestEntityTooLarge, ""
+		case codes.Unimplemented:
+			return http.StatusNotImplemented, ""
+		}
+		return http.StatusInternalServerError, ""
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return http.StatusGatewayTimeout, ""
+	}
+	httpStatus, _, _, details := server.ErrorOf(err)
+	if r, ok := details["reason"].(string); ok && (httpStatus == http.StatusUnauthorized || httpStatus == http.StatusForbidden) {
+		reason = r
+	}
+	return httpStatus, reason
 }
 
 func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -74,6 +113,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if err == nil {
 		resp, err = s.guard(ctx, info.FullMethod, func() (any, error) { return handler(ctx, req) })
 	}
+	s.audit(ctx, info.FullMethod, err, start)
 	err = toStatus(ctx, err)
 	s.metrics.Finished(svc, method, status.Code(err).String(), time.Since(start))
 	return resp, err
@@ -89,6 +129,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 			return nil, handler(srv, &countedStream{ServerStream: ss, ctx: ctx, s: s, svc: svc, method: method})
 		})
 	}
+	s.audit(ctx, info.FullMethod, err, start)
 	err = toStatus(ctx, err)
 	s.metrics.Finished(svc, method, status.Code(err).String(), time.Since(start))
 	return err

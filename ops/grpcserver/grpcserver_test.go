@@ -3,11 +3,13 @@ package grpcserver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +49,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, mods ...func(*config.Config)) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil, mods...)
+}
+
+// newFixtureWith is newFixture with options for the REST server.
+func newFixtureWith(t *testing.T, opts []server.Option, mods ...func(*config.Config)) *fixture {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Listen, cfg.GRPC.Listen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
 	cfg.Log.Access = false
@@ -59,7 +67,7 @@ func newFixture(t *testing.T, mods ...func(*config.Config)) *fixture {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	rest, err := server.New(cfg, eng, nil, reg, server.WithAPIKeys(keys))
+	rest, err := server.New(cfg, eng, nil, reg, append([]server.Option{server.WithAPIKeys(keys)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,5 +610,83 @@ func TestEveryRPCIsServed(t *testing.T) {
 	}
 	if len(desc.Methods)+len(desc.Streams) < 20 {
 		t.Fatalf("the descriptor lists %d RPCs", len(desc.Methods)+len(desc.Streams))
+	}
+}
+
+// TestAuditLog: gRPC calls reach the audit log under REST's rules and in
+// its format: a write names its key, space and memory ids (a stream's,
+// all of them, in one line), a refused call its reason, and a read is not
+// audited without audit.reads.
+func TestAuditLog(t *testing.T) {
+	var buf testsupport.SyncBuffer
+	f := newFixtureWith(t, []server.Option{server.WithAudit(&buf, false)}, func(c *config.Config) { c.Auth.Mode = config.AuthAPIKey })
+	ctx := ctxT(t)
+	write, writeKey, err := f.keys.Create(ctx, apikey.Spec{Name: "w", Permissions: []apikey.Permission{apikey.Write}, Spaces: []string{"tenant-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, _, err := f.keys.Create(ctx, apikey.Spec{Name: "r", Permissions: []apikey.Permission{apikey.Read}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(tok string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	}
+	remember := func(id string) *engramv1.RememberRequest {
+		return &engramv1.RememberRequest{MemorySpaceId: "tenant-a", MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Id: id, Content: "audited " + id}}}
+	}
+
+	if _, err := f.c.Remember(with(write), remember("g-1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.Recall(with(read), &engramv1.RecallRequest{MemorySpaceId: "tenant-a",
+		Cue: &engramv1.Cue{CueType: &engramv1.Cue_Semantic{Semantic: &engramv1.SemanticCue{Query: "audited"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.c.Remember(with(read), remember("g-refused"))
+	wantStatus(t, err, codes.PermissionDenied, "FORBIDDEN")
+	stream, err := f.c.StreamingRemember(with(write))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"s-1", "s-2", "s-3"} {
+		if err := stream.Send(remember(id)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("stream end: %v", err)
+	}
+
+	var lines []server.AuditRecord
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec server.AuditRecord
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		lines = append(lines, rec)
+	}
+	if len(lines) != 3 {
+		t.Fatalf("%d audit lines, want 3 (the read is not audited):\n%s", len(lines), buf.String())
+	}
+	w, refused, st := lines[0], lines[1], lines[2]
+	if w.Method != "gRPC" || w.Route != "/engram.v1.EngramService/Remember" || w.Key != writeKey.ID || w.Space != "tenant-a" ||
+		!slices.Equal(w.IDs, []string{"g-1"}) || w.Outcome != "ok" || w.Status != 200 || w.Remote == "" {
+		t.Errorf("write line %+v", w)
+	}
+	if refused.Route != "/engram.v1.EngramService/Remember" || refused.Outcome != "refused" || refused.Reason != "forbidden" || refused.Status != 403 || len(refused.IDs) != 0 {
+		t.Errorf("refused line %+v", refused)
+	}
+	if st.Route != "/engram.v1.EngramService/StreamingRemember" || !slices.Equal(st.IDs, []string{"s-1", "s-2", "s-3"}) || st.Outcome != "ok" {
+		t.Errorf("stream line %+v", st)
+	}
+	if strings.Contains(buf.String(), write[len(write)-12:]) || strings.Contains(buf.String(), read[len(read)-12:]) {
+		t.Fatal("the audit log holds a secret")
 	}
 }

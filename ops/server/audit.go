@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,18 +28,21 @@ import (
 
 // AuditRecord is one line of the audit log.
 type AuditRecord struct {
-	Time    time.Time `json:"time"`
-	Key     string    `json:"key,omitempty"` // key id; empty without auth
-	Method  string    `json:"method"`
-	Route   string    `json:"route"`
-	Path    string    `json:"path,omitempty"` // unmatched requests only
-	Space   string    `json:"space,omitempty"`
-	IDs     []string  `json:"ids,omitempty"`
-	Target  string    `json:"target,omitempty"` // e.g. the key an admin operation concerned
-	Status  int       `json:"status"`
-	Outcome string    `json:"outcome"` // ok | refused | failed
-	Reason  string    `json:"reason,omitempty"`
-	Remote  string    `json:"remote"`
+	Time   time.Time `json:"time"`
+	Key    string    `json:"key,omitempty"` // key id; empty without auth
+	Method string    `json:"method"`
+	Route  string    `json:"route"`
+	Path   string    `json:"path,omitempty"` // unmatched requests only
+	Space  string    `json:"space,omitempty"`
+	IDs    []string  `json:"ids,omitempty"`
+	// IDsOmitted counts the ids of a long stream past the first
+	// maxAuditIDs, which are not listed.
+	IDsOmitted int    `json:"ids_omitted,omitempty"`
+	Target     string `json:"target,omitempty"` // e.g. the key an admin operation concerned
+	Status     int    `json:"status"`
+	Outcome    string `json:"outcome"` // ok | refused | failed
+	Reason     string `json:"reason,omitempty"`
+	Remote     string `json:"remote"`
 }
 
 // WithAudit writes the audit log to w (a file from NewAuditFile, or
@@ -61,14 +65,10 @@ type auditLog struct {
 
 // auditRequest writes the request's audit line when it is audited.
 func (s *Server) auditRequest(r *http.Request, ri *requestInfo, status int, when time.Time) {
-	pattern := r.Pattern
-	admin := routeAccess[pattern] == accessAdmin
+	admin := routeAccess[r.Pattern] == accessAdmin
 	refused := ri.authFailure != "" || status == http.StatusMisdirectedRequest || status == http.StatusTooManyRequests
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
-	a := s.audit
-	switch {
-	case admin, refused && a != nil, write && a != nil, a != nil && a.reads:
-	default:
+	if !s.audited(admin, refused, write) {
 		return
 	}
 	rec := AuditRecord{Time: when.UTC(), Key: ri.key, Method: r.Method, Route: metrics.Route(r), Space: ri.space,
@@ -76,16 +76,59 @@ func (s *Server) auditRequest(r *http.Request, ri *requestInfo, status int, when
 	if rec.Route == metrics.Unmatched {
 		rec.Path = truncateString(r.URL.Path, 200)
 	}
+	s.writeAudit(r.Context(), &rec, refused)
+}
+
+// CallAudit is a call of another protocol (gRPC), for the audit log.
+type CallAudit struct {
+	Caller *Caller // nil when the call was refused before authentication passed
+	Method string  // the protocol: "gRPC"
+	Route  string  // the call's full method name
+	Write  bool    // the call needs a write key
+	Status int     // the REST status of its outcome (ErrorOf)
+	Reason string  // why it was refused, as REST's "reason"
+	Remote string
+	When   time.Time
+}
+
+// AuditCall writes a call's audit line under REST's rules: writes and
+// refused calls are audited (reads too with audit.reads) when the server
+// has an audit sink. The caller's space and the memories its writes
+// touched come from the engine calls it made.
+func (r RPC) AuditCall(ctx context.Context, c CallAudit) {
+	refused := c.Reason != "" || c.Status == http.StatusTooManyRequests
+	if !r.s.audited(false, refused, c.Write) {
+		return
+	}
+	rec := AuditRecord{Time: c.When.UTC(), Method: c.Method, Route: c.Route, Status: c.Status, Reason: c.Reason, Remote: c.Remote}
+	if c.Caller != nil {
+		rec.Key = c.Caller.KeyID()
+		rec.Space, rec.IDs, rec.IDsOmitted = c.Caller.touched()
+	}
+	r.s.writeAudit(ctx, &rec, refused)
+}
+
+// audited says whether a request is audited: admin operations always,
+// refusals and writes with an audit sink, reads with audit.reads.
+func (s *Server) audited(admin, refused, write bool) bool {
+	a := s.audit
+	return admin || a != nil && (refused || write || a.reads)
+}
+
+// writeAudit sets rec's outcome and writes it to the audit sink (the
+// server log without one).
+func (s *Server) writeAudit(ctx context.Context, rec *AuditRecord, refused bool) {
 	switch {
-	case refused || status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case refused || rec.Status == http.StatusUnauthorized || rec.Status == http.StatusForbidden:
 		rec.Outcome = "refused"
-	case status >= 400:
+	case rec.Status >= 400:
 		rec.Outcome = "failed"
 	default:
 		rec.Outcome = "ok"
 	}
+	a := s.audit
 	if a == nil {
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "audit",
+		s.log.LogAttrs(ctx, slog.LevelInfo, "audit",
 			slog.String("key", rec.Key), slog.String("method", rec.Method), slog.String("route", rec.Route),
 			slog.String("target", rec.Target), slog.Int("status", rec.Status), slog.String("outcome", rec.Outcome),
 			slog.String("remote", rec.Remote))
@@ -94,7 +137,7 @@ func (s *Server) auditRequest(r *http.Request, ri *requestInfo, status int, when
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.buf.Reset()
-	err := apijson.Encode(&a.buf, &rec)
+	err := apijson.Encode(&a.buf, rec)
 	if err == nil {
 		_, err = a.w.Write(a.buf.Bytes())
 	}

@@ -145,16 +145,24 @@ func engineOp[Req, Resp any](s *Server, op string, status int,
 
 // auditIDs records the memories a write touched for the audit log.
 func auditIDs(r *http.Request, resp any) {
+	if ids := touchedIDs(resp); ids != nil {
+		setIDs(r, ids...)
+	}
+}
+
+// touchedIDs are the memories a write's response says it touched.
+func touchedIDs(resp any) []string {
 	switch v := resp.(type) {
 	case api.RememberResponse:
-		setIDs(r, v.MemoryID)
+		return []string{v.MemoryID}
 	case api.BatchResponse:
-		setIDs(r, v.MemoryIDs...)
+		return v.MemoryIDs
 	case api.ForgetResponse:
-		setIDs(r, v.MemoryID)
+		return []string{v.MemoryID}
 	case api.AssociationResponse:
-		setIDs(r, v.From, v.To)
+		return []string{v.From, v.To}
 	}
+	return nil
 }
 
 // body parses a JSON request body of type T and picks the space of a

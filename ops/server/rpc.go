@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/engram-ops/engram-ops/core"
@@ -32,6 +33,45 @@ func (r RPC) Metrics() *metrics.Metrics { return r.s.metrics }
 type Caller struct {
 	s   *Server
 	key *apikey.Key // nil without auth
+
+	// What the call's engine calls touched, for its audit line.
+	mu         sync.Mutex
+	space      string
+	ids        []string
+	idsOmitted int
+}
+
+// maxAuditIDs is how many memory ids one call's audit line lists.
+const maxAuditIDs = 1000
+
+// touched returns the space the call named last and the memories its
+// writes touched (the first maxAuditIDs, and how many more).
+func (c *Caller) touched() (space string, ids []string, omitted int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.space, c.ids, c.idsOmitted
+}
+
+func (c *Caller) noteIDs(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := min(len(ids), maxAuditIDs-len(c.ids))
+	c.ids = append(c.ids, ids[:n]...)
+	c.idsOmitted += len(ids) - n
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying c, the caller of the call ctx belongs
+// to: the engine calls made with it record what they touched on c.
+func WithCaller(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom is the caller WithCaller put in ctx (nil if none).
+func CallerFrom(ctx context.Context) *Caller {
+	c, _ := ctx.Value(callerKey{}).(*Caller)
+	return c
 }
 
 // KeyID is the caller's key id ("" without auth).
@@ -105,6 +145,9 @@ func (c *Caller) Space(name string) (string, error) {
 	if _, err := s.admitSpace(c.key, space); err != nil {
 		return "", err
 	}
+	c.mu.Lock()
+	c.space = space
+	c.mu.Unlock()
 	return space, nil
 }
 
@@ -132,6 +175,11 @@ func call[Req, Resp any](s *Server, ctx context.Context, op, space string, req R
 	start := time.Now()
 	resp, err := f(ctx, space, req)
 	s.observe(op, space, start, err)
+	if c := CallerFrom(ctx); c != nil && err == nil {
+		if ids := touchedIDs(resp); len(ids) > 0 {
+			c.noteIDs(ids)
+		}
+	}
 	return resp, err
 }
 
