@@ -377,29 +377,35 @@ serve_build() {
 	wait_http "http://127.0.0.1:$port/health/ready" 30 "$pid" "$STATE/serve.log" -f
 }
 
+# alternate OLD NEW PAIRS RUN: calls `RUN PAIR WHICH BINARY` for PAIRS
+# pairs, the old build then the new one in each. Alternating pairs is how
+# docs/benchmarks.md compares builds on a shared machine, whose load moves
+# whole minutes.
+alternate() {
+	local old=$1 new=$2 pairs=$3 run=$4 pair
+	for pair in $(seq 1 "$pairs"); do
+		"$run" "$pair" old "$old"
+		"$run" "$pair" new "$new"
+	done
+}
+
 # --- ab: two builds side by side on durable remembers ---------------------
 # `scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]`: alternates the
 # two builds (a fresh server and data directory each run), offering the
 # store-only e2e/testdata/remember_open_loop.toml at RATE/s (default 5000)
 # with the load tester in its own process, and prints each run's corrected
-# p50/p99. Alternating pairs is how docs/benchmarks.md compares builds on a
-# noisy shared machine. Not part of a plain `scripts/bench.sh` run.
+# p50/p99. Not part of a plain `scripts/bench.sh` run.
+ab_remember() {
+	serve_build "$3"
+	"$BIN" loadtest run e2e/testdata/remember_open_loop.toml --rate "$RATE" --target "http://127.0.0.1:$port" \
+		--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
+	echo "pair $1 $2 ($3): $("$BIN" loadtest report "$STATE/r.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')"
+	kill "$pid" && wait "$pid" 2>/dev/null || true
+}
 if [ "$SECTION" = ab ]; then
-	OLD=${2:?usage: scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
-	NEW=${3:?usage: scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
 	RATE=${4:-5000}
-	PAIRS=${5:-2}
-	for pair in $(seq 1 "$PAIRS"); do
-		for which in old new; do
-			bin=$OLD
-			[ "$which" = new ] && bin=$NEW
-			serve_build "$bin"
-			"$BIN" loadtest run e2e/testdata/remember_open_loop.toml --rate "$RATE" --target "http://127.0.0.1:$port" \
-				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
-			echo "pair $pair $which ($bin): $("$BIN" loadtest report "$STATE/r.json" | grep -E '^store +corrected' | awk '{print "achieved "$4"/s, p50 "$6" ms, p99 "$9" ms"}')"
-			kill "$pid" && wait "$pid" 2>/dev/null || true
-		done
-	done
+	alternate "${2:?usage: scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]}" \
+		"${3:?usage: scripts/bench.sh ab OLD_BINARY NEW_BINARY [RATE] [PAIRS]}" "${5:-2}" ab_remember
 fi
 
 # --- ab-mixed: two builds side by side on mixed_balanced ------------------
@@ -409,25 +415,21 @@ fi
 # load tester in its own process, and prints each operation's achieved rate
 # and corrected p50/p99 and the index backlog left. Not part of a plain
 # `scripts/bench.sh` run.
+ab_mixed() {
+	local ops pending
+	serve_build "$3"
+	"$BIN" loadtest run mixed_balanced --rate "$RATE" --duration 20s --target "http://127.0.0.1:$port" \
+		--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
+	ops=$("$BIN" loadtest report "$STATE/r.json" | grep -E '^(store|recall|embedding_search) +corrected' |
+		awk '{printf "%s %s/s p50 %s p99 %s ms; ", $1, $4, $6, $9}')
+	pending=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^engram_index_pending_memories\{/ {s += $2} END {print s + 0}')
+	echo "pair $1 $2 ($3): ${ops}backlog $pending"
+	kill "$pid" && wait "$pid" 2>/dev/null || true
+}
 if [ "$SECTION" = ab-mixed ]; then
-	OLD=${2:?usage: scripts/bench.sh ab-mixed OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
-	NEW=${3:?usage: scripts/bench.sh ab-mixed OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
 	RATE=${4:-1000}
-	PAIRS=${5:-2}
-	for pair in $(seq 1 "$PAIRS"); do
-		for which in old new; do
-			bin=$OLD
-			[ "$which" = new ] && bin=$NEW
-			serve_build "$bin"
-			"$BIN" loadtest run mixed_balanced --rate "$RATE" --duration 20s --target "http://127.0.0.1:$port" \
-				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
-			ops=$("$BIN" loadtest report "$STATE/r.json" | grep -E '^(store|recall|embedding_search) +corrected' |
-				awk '{printf "%s %s/s p50 %s p99 %s ms; ", $1, $4, $6, $9}')
-			pending=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^engram_index_pending_memories\{/ {s += $2} END {print s + 0}')
-			echo "pair $pair $which ($bin): ${ops}backlog $pending"
-			kill "$pid" && wait "$pid" 2>/dev/null || true
-		done
-	done
+	alternate "${2:?usage: scripts/bench.sh ab-mixed OLD_BINARY NEW_BINARY [RATE] [PAIRS]}" \
+		"${3:?usage: scripts/bench.sh ab-mixed OLD_BINARY NEW_BINARY [RATE] [PAIRS]}" "${5:-2}" ab_mixed
 fi
 
 # --- ab-gen: two generator builds side by side on mixed_balanced -----------
@@ -437,26 +439,21 @@ fi
 # fresh server of this build, and prints the generator's CPU per operation
 # (its CPU over warm-up and measured phase, scaled to the measured phase,
 # over the operations completed). Not part of a plain `scripts/bench.sh` run.
+ab_gen() {
+	serve_build "$BIN"
+	"$3" loadtest run mixed_balanced --rate "$RATE" --duration 20s --target "http://127.0.0.1:$port" \
+		--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
+	echo "pair $1 $2 ($3): $("$BIN" loadtest report "$STATE/r.json" | awk '
+		/^Run / { for (i = 1; i <= NF; i++) { if ($i == "measured") m = $(i + 1) + 0; if ($i == "after") w = $(i + 1) + 0 } }
+		/^ +CPU / { u = $5 + 0; s = $7 + 0 }
+		/^(store|recall|embedding_search) +corrected/ { n += $3 }
+		END { printf "%d operations, generator CPU %.2fs, %.0f µs per operation", n, u + s, 1e6 * (u + s) * m / (m + w) / n }')"
+	kill "$pid" && wait "$pid" 2>/dev/null || true
+}
 if [ "$SECTION" = ab-gen ]; then
-	OLD=${2:?usage: scripts/bench.sh ab-gen OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
-	NEW=${3:?usage: scripts/bench.sh ab-gen OLD_BINARY NEW_BINARY [RATE] [PAIRS]}
 	RATE=${4:-1000}
-	PAIRS=${5:-3}
-	for pair in $(seq 1 "$PAIRS"); do
-		for which in old new; do
-			gen=$OLD
-			[ "$which" = new ] && gen=$NEW
-			serve_build "$BIN"
-			"$gen" loadtest run mixed_balanced --rate "$RATE" --duration 20s --target "http://127.0.0.1:$port" \
-				--quiet --out "$STATE/r.json" >/dev/null || [ $? -eq 3 ]
-			echo "pair $pair $which ($gen): $("$BIN" loadtest report "$STATE/r.json" | awk '
-				/^Run / { for (i = 1; i <= NF; i++) { if ($i == "measured") m = $(i + 1) + 0; if ($i == "after") w = $(i + 1) + 0 } }
-				/^ +CPU / { u = $5 + 0; s = $7 + 0 }
-				/^(store|recall|embedding_search) +corrected/ { n += $3 }
-				END { printf "%d operations, generator CPU %.2fs, %.0f µs per operation", n, u + s, 1e6 * (u + s) * m / (m + w) / n }')"
-			kill "$pid" && wait "$pid" 2>/dev/null || true
-		done
-	done
+	alternate "${2:?usage: scripts/bench.sh ab-gen OLD_BINARY NEW_BINARY [RATE] [PAIRS]}" \
+		"${3:?usage: scripts/bench.sh ab-gen OLD_BINARY NEW_BINARY [RATE] [PAIRS]}" "${5:-3}" ab_gen
 fi
 
 # --- ab-recall: two builds side by side on recall over 100k × 768 ---------
@@ -465,21 +462,36 @@ fi
 # ENGRAM_E2E_BIN: load, index, 1,000 recalls/s with JSON then base64
 # cues, restart) and prints each run's figures and 250 ms timeline. Not
 # part of a plain `scripts/bench.sh` run.
+ab_recall() {
+	echo "== pair $1 $2 ($3)"
+	(cd e2e && ENGRAM_E2E_BIN=$3 ENGRAM_BENCH_TIMELINE=1 "$STATE/e2e.test" -test.run '^$' \
+		-test.bench HTTPRecall100k -test.benchtime 1x -test.timeout 30m) 2>&1 |
+		grep -E 'req/s|recall@10|restart|worst latency' || true
+}
 if [ "$SECTION" = ab-recall ]; then
 	OLD=$(realpath "${2:?usage: scripts/bench.sh ab-recall OLD_BINARY NEW_BINARY [PAIRS]}")
 	NEW=$(realpath "${3:?usage: scripts/bench.sh ab-recall OLD_BINARY NEW_BINARY [PAIRS]}")
-	PAIRS=${4:-2}
 	go test -c -o "$STATE/e2e.test" ./e2e/
-	for pair in $(seq 1 "$PAIRS"); do
-		for which in old new; do
-			bin=$OLD
-			[ "$which" = new ] && bin=$NEW
-			echo "== pair $pair $which ($bin)"
-			(cd e2e && ENGRAM_E2E_BIN=$bin ENGRAM_BENCH_TIMELINE=1 "$STATE/e2e.test" -test.run '^$' \
-				-test.bench HTTPRecall100k -test.benchtime 1x -test.timeout 30m) 2>&1 |
-				grep -E 'req/s|recall@10|restart|worst latency' || true
-		done
-	done
+	alternate "$OLD" "$NEW" "${4:-2}" ab_recall
+fi
+
+# --- ab-burst: two builds side by side on a write burst with recalls --------
+# `scripts/bench.sh ab-burst OLD_BINARY NEW_BINARY [PAIRS]`: alternates the
+# two builds on BenchmarkWriteBurstThenRecall (through ENGRAM_E2E_BIN; extra
+# server flags from ENGRAM_BENCH_SERVER_ARGS) and prints each run's recall
+# p50/p99 during and after the burst, the writes accepted, and the recalls
+# the server's handler took over 10 ms. Not part of a plain
+# `scripts/bench.sh` run.
+ab_burst() {
+	echo "pair $1 $2 ($3): $( (cd e2e && ENGRAM_E2E_BIN=$3 "$STATE/e2e.test" -test.run '^$' \
+		-test.bench WriteBurstThenRecall -test.benchtime 1x -test.timeout 10m) 2>&1 |
+		awk '/^BenchmarkWriteBurstThenRecall/ { for (i = 3; i < NF; i += 2) if ($(i + 1) ~ /^(during|after)-(p50|p99)-ms|burst-writes|server-over-10ms/) printf "%s %s, ", $(i + 1), $i }')"
+}
+if [ "$SECTION" = ab-burst ]; then
+	OLD=$(realpath "${2:?usage: scripts/bench.sh ab-burst OLD_BINARY NEW_BINARY [PAIRS]}")
+	NEW=$(realpath "${3:?usage: scripts/bench.sh ab-burst OLD_BINARY NEW_BINARY [PAIRS]}")
+	go test -c -o "$STATE/e2e.test" ./e2e/
+	alternate "$OLD" "$NEW" "${4:-2}" ab_burst
 fi
 
 # --- durability: where remember's tail is ---------------------------------
