@@ -152,8 +152,9 @@ func (c *spaceCmd) command() *cobra.Command {
     a reload keeps it); held writes retried through the router reach the destination;
  5. purge the source's copy and release the hold.
 
-Without --haproxy-socket nothing is switched and the source keeps the hold (a restart
-of the source releases it), so writes sent there are refused rather than lost.
+Without --haproxy-socket nothing is switched and the source keeps the hold (recorded in
+its data directory, so a restart keeps it too), so writes sent there are refused rather
+than lost.
 The time writes were held is printed (held_ms in --output json).
 
 Exit status: 0 moved (or, with --dry-run, planned); 1 the move failed (rerun it to

@@ -7,7 +7,7 @@ var spaceMoveRouteDocs = []routeDoc{
 	{Pattern: "GET " + api.PathAdminSpaceHold, Tag: "admin", Summary: "Show whether writes to a space are held",
 		OK: ok(api.SpaceHold{}, "the hold"), Errors: []int{400}, Example: example{Path: "/api/v1/admin/spaces/tenant-a/hold"}},
 	{Pattern: "POST " + api.PathAdminSpaceHold, Tag: "admin", Summary: "Hold writes to a space (space move)",
-		Desc: "Waits for the writes in flight, then answers every write to the space with 503 SPACE_HELD and Retry-After until released; reads are served. The answer's sequence bounds every acknowledged write to the space. A hold lives in memory: a restart releases it.",
+		Desc: "Waits for the writes in flight, then answers every write to the space with 503 SPACE_HELD and Retry-After until released; reads are served. The answer's sequence bounds every acknowledged write to the space. The hold is recorded in the data directory before it is answered and outlives a restart of the server.",
 		OK:   ok(api.SpaceHold{}, "the space is held"), Errors: []int{400, 404}, Example: example{Path: "/api/v1/admin/spaces/tenant-a/hold"}},
 	{Pattern: "GET " + api.PathAdminSpaceChanges, Tag: "admin", Summary: "Read a space's change log",
 		Desc: "The space's memories (with embeddings), forgets and associations written after a sequence, in order, in the shapes a batch writes. next < head: ask again with after=next.",

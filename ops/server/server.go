@@ -212,6 +212,9 @@ func New(cfg config.Config, eng Engine, logger *slog.Logger, reg *prometheus.Reg
 	}
 	s.mux = http.NewServeMux()
 	s.routes()
+	if err := s.loadHolds(); err != nil {
+		return nil, err
+	}
 	if err := s.setupAuth(); err != nil {
 		return nil, err
 	}

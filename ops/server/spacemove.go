@@ -9,16 +9,21 @@ package server
 // hold waits for the writes in flight to finish (writeGate), so the
 // sequence it answers bounds every acknowledged write to the space; the
 // mover copies what came after, switches the router, purges the copy here
-// and releases the hold. Holds live in memory only: a restart releases
-// them.
+// and releases the hold. A hold is a system record of the engine: it is
+// durable before it is answered and outlives a restart (a source that
+// restarted mid-move and took writes again would lose them to the purge,
+// or, with no router to switch, split the space), and travels to
+// followers and into snapshots with the data it guards.
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +56,53 @@ type spaceHolds struct {
 	gate sync.RWMutex
 	mu   sync.Mutex
 	held map[string]time.Time
+}
+
+// holdStore keeps holds across restarts (core.Engine has it).
+type holdStore interface {
+	PutSystem(ctx context.Context, key string, value []byte) (uint64, error)
+	SystemRecords(prefix string) ([]core.SystemRecord, error)
+}
+
+// holdRecordPrefix names the system records of held spaces: the prefix,
+// then the space; the value is when the hold was taken.
+const holdRecordPrefix = "space-hold/"
+
+// holdStore is the engine's store of holds, nil if it has none (a test's
+// fake): holds then live in memory only.
+func (s *Server) holdStore() holdStore {
+	eng := s.eng
+	if fe, ok := eng.(*faultEngine); ok {
+		eng = fe.Engine
+	}
+	hs, _ := eng.(holdStore)
+	return hs
+}
+
+// loadHolds restores the holds a previous run of the server took.
+func (s *Server) loadHolds() error {
+	hs := s.holdStore()
+	if hs == nil {
+		return nil
+	}
+	recs, err := hs.SystemRecords(holdRecordPrefix)
+	if err != nil {
+		return fmt.Errorf("read the held spaces: %w", err)
+	}
+	for _, r := range recs {
+		name := strings.TrimPrefix(r.Key, holdRecordPrefix)
+		var since time.Time
+		if err := since.UnmarshalText(r.Value); err != nil {
+			return fmt.Errorf("held space %q: the hold's time %q: %w", name, r.Value, err)
+		}
+		if s.holds.held == nil {
+			s.holds.held = map[string]time.Time{}
+		}
+		s.holds.held[name] = since
+		s.log.Warn("writes to a space are held (space move): release with DELETE "+api.PathAdminSpaceHold+" once the move is done",
+			"space", name, "since", since.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // changeReader is the engine's change log and full scan (core.Engine
@@ -152,13 +204,24 @@ func (s *Server) handleHold(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.holds.gate.Lock()
 	s.holds.mu.Lock()
-	if s.holds.held == nil {
-		s.holds.held = map[string]time.Time{}
-	}
-	if _, ok := s.holds.held[name]; !ok {
-		s.holds.held[name] = time.Now()
-	}
+	_, held := s.holds.held[name]
 	s.holds.mu.Unlock()
+	if !held {
+		since := time.Now()
+		if hs := s.holdStore(); hs != nil {
+			v, _ := since.UTC().MarshalText()
+			if _, err := hs.PutSystem(r.Context(), holdRecordPrefix+name, v); err != nil {
+				s.holds.gate.Unlock()
+				return fmt.Errorf("record the hold on space %q: %w", name, err)
+			}
+		}
+		s.holds.mu.Lock()
+		if s.holds.held == nil {
+			s.holds.held = map[string]time.Time{}
+		}
+		s.holds.held[name] = since
+		s.holds.mu.Unlock()
+	}
 	s.holds.gate.Unlock()
 	if s.cfg.Durability == string(core.DurabilityRelaxed) {
 		// Relaxed durability acknowledges writes before the once-a-second
@@ -182,6 +245,14 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.holds.mu.Lock()
 	_, was := s.holds.held[name]
+	s.holds.mu.Unlock()
+	if hs := s.holdStore(); hs != nil && was {
+		// The record goes first: a release that fails keeps the hold.
+		if _, err := hs.PutSystem(r.Context(), holdRecordPrefix+name, nil); err != nil {
+			return fmt.Errorf("remove the hold on space %q: %w", name, err)
+		}
+	}
+	s.holds.mu.Lock()
 	delete(s.holds.held, name)
 	s.holds.mu.Unlock()
 	if was {

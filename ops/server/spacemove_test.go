@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/engram-ops/engram-ops/core"
 	"github.com/engram-ops/engram-ops/ops/api"
 )
 
@@ -228,5 +229,57 @@ func TestSpaceHoldCoversRelaxedWrites(t *testing.T) {
 	hold := decodeJSONBody[api.SpaceHold](t, do(t, h, request{method: "POST", path: "/api/v1/admin/spaces/moving/hold"}))
 	if hold.Sequence < last {
 		t.Fatalf("hold sequence %d is before the last acknowledged write's %d", hold.Sequence, last)
+	}
+}
+
+// A hold outlives a restart (the engine reopened on its data directory):
+// the source of an interrupted move keeps refusing writes to the space
+// until the hold is released, and a released hold stays released.
+func TestSpaceHoldOutlivesRestart(t *testing.T) {
+	cfg := testConfig()
+	dir := t.TempDir()
+	start := func() (*core.Engine, http.Handler) {
+		t.Helper()
+		eng, err := core.Open(dir, cfg.EngineOptions(nil, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng, newTestServer(t, cfg, eng).Handler()
+	}
+	hdr := map[string]string{api.HeaderSpace: "moving"}
+	write := func(h http.Handler, id string) int {
+		return do(t, h, request{method: "POST", path: api.PathRemember, body: `{"id":"` + id + `","content":"x"}`, headers: hdr}).Code
+	}
+	eng, h := start()
+	if code := write(h, "a"); code != http.StatusCreated {
+		t.Fatalf("remember: %d", code)
+	}
+	held := decodeJSONBody[api.SpaceHold](t, do(t, h, request{method: "POST", path: "/api/v1/admin/spaces/moving/hold"}))
+	if !held.Held || held.Since == nil {
+		t.Fatalf("hold: %+v", held)
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	eng, h = start()
+	if code := write(h, "b"); code != http.StatusServiceUnavailable {
+		t.Fatalf("write to a held space after a restart: %d, want 503", code)
+	}
+	again := decodeJSONBody[api.SpaceHold](t, do(t, h, request{method: "GET", path: "/api/v1/admin/spaces/moving/hold"}))
+	if !again.Held || again.Since == nil || !again.Since.Equal(*held.Since) {
+		t.Fatalf("hold after a restart: %+v, want held since %v", again, held.Since)
+	}
+	if w := do(t, h, request{method: "DELETE", path: "/api/v1/admin/spaces/moving/hold"}); w.Code != http.StatusOK {
+		t.Fatalf("release: %d %s", w.Code, w.Body)
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	eng, h = start()
+	defer eng.Close()
+	if code := write(h, "c"); code != http.StatusCreated {
+		t.Fatalf("write after release and restart: %d", code)
 	}
 }
