@@ -58,20 +58,21 @@ func (s *Server) authenticate(ctx context.Context, full string) (context.Context
 	return server.WithCaller(ctx, c), nil
 }
 
-// audit writes an EngramService call's audit line (REST's rules and
-// format; method "gRPC", route the full method name). err is the call's
-// error before toStatus.
-func (s *Server) audit(ctx context.Context, full string, err error, start time.Time) {
+// done writes an EngramService call's access-log and audit lines (REST's
+// rules and formats; method "gRPC", route the full method name). err is
+// the call's error before toStatus, final after it.
+func (s *Server) done(ctx context.Context, full string, err, final error, start time.Time) {
 	method, ok := strings.CutPrefix(full, servicePrefix)
 	if !ok {
 		return // health and reflection
 	}
-	c := server.CallAudit{Caller: callerOf(ctx), Method: "gRPC", Route: full, Write: writes[method], When: start}
+	c := server.Call{Caller: callerOf(ctx), Method: "gRPC", Route: full, Write: writes[method], Code: status.Code(final).String(),
+		When: start, Took: time.Since(start)}
 	c.Status, c.Reason = outcome(ctx, err)
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		c.Remote = p.Addr.String()
 	}
-	s.rpc.AuditCall(ctx, c)
+	s.rpc.CallDone(ctx, c)
 }
 
 // outcome is the REST status of a call's error and, for a refused key,
@@ -113,10 +114,10 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if err == nil {
 		resp, err = s.guard(ctx, info.FullMethod, func() (any, error) { return handler(ctx, req) })
 	}
-	s.audit(ctx, info.FullMethod, err, start)
-	err = toStatus(ctx, err)
-	s.metrics.Finished(svc, method, status.Code(err).String(), time.Since(start))
-	return resp, err
+	final := toStatus(ctx, err)
+	s.done(ctx, info.FullMethod, err, final, start)
+	s.metrics.Finished(svc, method, status.Code(final).String(), time.Since(start))
+	return resp, final
 }
 
 func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -129,10 +130,10 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 			return nil, handler(srv, &countedStream{ServerStream: ss, ctx: ctx, s: s, svc: svc, method: method})
 		})
 	}
-	s.audit(ctx, info.FullMethod, err, start)
-	err = toStatus(ctx, err)
-	s.metrics.Finished(svc, method, status.Code(err).String(), time.Since(start))
-	return err
+	final := toStatus(ctx, err)
+	s.done(ctx, info.FullMethod, err, final, start)
+	s.metrics.Finished(svc, method, status.Code(final).String(), time.Since(start))
+	return final
 }
 
 // guard runs a call's handler, turning a panic into a logged Internal

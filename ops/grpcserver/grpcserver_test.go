@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -688,5 +689,47 @@ func TestAuditLog(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), write[len(write)-12:]) || strings.Contains(buf.String(), read[len(read)-12:]) {
 		t.Fatal("the audit log holds a secret")
+	}
+}
+
+// TestAccessLog: with log.access, each EngramService call writes one
+// access-log line, as a REST request does, with the gRPC code beside the
+// REST status; health checks write none.
+func TestAccessLog(t *testing.T) {
+	var buf testsupport.SyncBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	f := newFixtureWith(t, []server.Option{server.WithAccessLogger(logger)}, func(c *config.Config) { c.Log.Access = true })
+	ctx := ctxT(t)
+	if _, err := f.c.Remember(ctx, &engramv1.RememberRequest{MemorySpaceId: "logged",
+		MemoryType: &engramv1.RememberRequest_Memory{Memory: &engramv1.Memory{Content: "a logged call"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.c.Forget(ctx, &engramv1.ForgetRequest{MemorySpaceId: "logged", Target: &engramv1.ForgetRequest_MemoryId{MemoryId: "absent"}})
+	wantStatus(t, err, codes.NotFound, "MEMORY_NOT_FOUND")
+	if _, err := healthpb.NewHealthClient(f.conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	type line struct {
+		Msg, Method, Route, Code, Space string
+		Status                          int
+		DurationMS                      float64 `json:"duration_ms"`
+	}
+	var lines []line
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var x line
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			t.Fatalf("access line %q: %v", l, err)
+		}
+		lines = append(lines, x)
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d access lines, want 2 (health checks are not logged):\n%s", len(lines), buf.String())
+	}
+	if l := lines[0]; l.Msg != "grpc call" || l.Method != "gRPC" || l.Route != "/engram.v1.EngramService/Remember" || l.Code != "OK" ||
+		l.Status != 200 || l.Space != "logged" || l.DurationMS <= 0 {
+		t.Errorf("remember line %+v", l)
+	}
+	if l := lines[1]; l.Route != "/engram.v1.EngramService/Forget" || l.Code != "NotFound" || l.Status != 404 {
+		t.Errorf("forget line %+v", l)
 	}
 }

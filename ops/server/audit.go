@@ -79,33 +79,58 @@ func (s *Server) auditRequest(r *http.Request, ri *requestInfo, status int, when
 	s.writeAudit(r.Context(), &rec, refused)
 }
 
-// CallAudit is a call of another protocol (gRPC), for the audit log.
-type CallAudit struct {
+// Call is a finished call of another protocol (gRPC), for the audit and
+// access logs.
+type Call struct {
 	Caller *Caller // nil when the call was refused before authentication passed
 	Method string  // the protocol: "gRPC"
 	Route  string  // the call's full method name
 	Write  bool    // the call needs a write key
 	Status int     // the REST status of its outcome (ErrorOf)
 	Reason string  // why it was refused, as REST's "reason"
+	Code   string // the protocol's own status, e.g. "OK", "PermissionDenied"
 	Remote string
-	When   time.Time
+	When   time.Time // when it started
+	Took   time.Duration
 }
 
-// AuditCall writes a call's audit line under REST's rules: writes and
-// refused calls are audited (reads too with audit.reads) when the server
-// has an audit sink. The caller's space and the memories its writes
-// touched come from the engine calls it made.
-func (r RPC) AuditCall(ctx context.Context, c CallAudit) {
+// CallDone writes a finished call's access-log line (with log.access) and
+// its audit line, under REST's rules: writes and refused calls are
+// audited (reads too with audit.reads) when the server has an audit sink.
+// The caller's space and the memories its writes touched come from the
+// engine calls it made.
+func (r RPC) CallDone(ctx context.Context, c Call) {
+	s := r.s
+	var key, space string
+	var ids []string
+	var omitted int
+	if c.Caller != nil {
+		key = c.Caller.KeyID()
+		space, ids, omitted = c.Caller.touched()
+	}
+	if s.cfg.Log.Access {
+		attrs := []slog.Attr{
+			slog.String("method", c.Method),
+			slog.String("route", c.Route),
+			slog.Int("status", c.Status),
+			slog.String("code", c.Code),
+			slog.Float64("duration_ms", float64(c.Took.Microseconds())/1000),
+		}
+		if space != "" {
+			attrs = append(attrs, slog.String("space", space))
+		}
+		if key != "" {
+			attrs = append(attrs, slog.String("key", key))
+		}
+		s.access.LogAttrs(ctx, slog.LevelInfo, "grpc call", attrs...)
+	}
 	refused := c.Reason != "" || c.Status == http.StatusTooManyRequests
-	if !r.s.audited(false, refused, c.Write) {
+	if !s.audited(false, refused, c.Write) {
 		return
 	}
-	rec := AuditRecord{Time: c.When.UTC(), Method: c.Method, Route: c.Route, Status: c.Status, Reason: c.Reason, Remote: c.Remote}
-	if c.Caller != nil {
-		rec.Key = c.Caller.KeyID()
-		rec.Space, rec.IDs, rec.IDsOmitted = c.Caller.touched()
-	}
-	r.s.writeAudit(ctx, &rec, refused)
+	rec := AuditRecord{Time: c.When.UTC(), Key: key, Method: c.Method, Route: c.Route, Space: space, IDs: ids, IDsOmitted: omitted,
+		Status: c.Status, Reason: c.Reason, Remote: c.Remote}
+	s.writeAudit(ctx, &rec, refused)
 }
 
 // audited says whether a request is audited: admin operations always,
