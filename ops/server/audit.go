@@ -88,7 +88,7 @@ type Call struct {
 	Write  bool    // the call needs a write key
 	Status int     // the REST status of its outcome (ErrorOf)
 	Reason string  // why it was refused, as REST's "reason"
-	Code   string // the protocol's own status, e.g. "OK", "PermissionDenied"
+	Code   string  // the protocol's own status, e.g. "OK", "PermissionDenied"
 	Remote string
 	When   time.Time // when it started
 	Took   time.Duration
