@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/engram-ops/engram-ops/internal/testsupport"
 	"github.com/engram-ops/engram-ops/ops/api"
 	"github.com/engram-ops/engram-ops/ops/client"
 )
@@ -70,17 +71,8 @@ func startServeEnv(t testing.TB, dir string, env map[string]string, extra ...str
 	if slices.Contains(extra, "--backup-to") {
 		// Writes wait for the shipper to confirm the archive
 		// (backup.start_hold); readiness says when they are taken.
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			resp, err := http.Get(p.base + "/health/ready")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("serve did not become ready:\n%s", stderr.String())
-			}
+		if err := testsupport.WaitReady(http.DefaultClient, p.base, 30*time.Second, nil); err != nil {
+			t.Fatalf("%v:\n%s", err, stderr.String())
 		}
 	}
 	return p

@@ -220,22 +220,38 @@ func TryStartServe(tb testing.TB, dataDir string, o ServeOptions, extra ...strin
 	if ready <= 0 {
 		ready = 30 * time.Second
 	}
-	deadline := time.Now().Add(ready)
+	switch err := WaitReady(hc, s.URL, ready, s.exited); {
+	case errors.Is(err, ErrExited):
+		return nil, fmt.Errorf("server exited before it was ready (%v); logs:\n%s", s.waitErr, logs.String())
+	case err != nil:
+		return nil, fmt.Errorf("%w; logs:\n%s", err, logs.String())
+	}
+	return s, nil
+}
+
+// ErrExited is WaitReady's error when the server stopped first.
+var ErrExited = errors.New("the server exited before it was ready")
+
+// WaitReady polls base's /health/ready with hc until it answers 200; it
+// fails after timeout, or with ErrExited once exited is closed (nil: a
+// server that cannot exit, such as one in this process).
+func WaitReady(hc *http.Client, base string, timeout time.Duration, exited <-chan struct{}) error {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		resp, err := hc.Get(s.URL + "/health/ready")
+		resp, err := hc.Get(base + "/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s, nil
+				return nil
 			}
 		}
 		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("server exited before it was ready (%v); logs:\n%s", s.waitErr, logs.String())
+		case <-exited:
+			return ErrExited
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return nil, fmt.Errorf("server did not become ready within %s; logs:\n%s", ready, logs.String())
+	return fmt.Errorf("server did not become ready within %s", timeout)
 }
 
 // PID is the server process's id.
