@@ -565,9 +565,10 @@ func TestUnknownSpace(t *testing.T) {
 	}
 }
 
-// TestEveryRPCIsServed: the service embeds UnsafeEngramServiceServer, so
-// every RPC of the descriptor is answered by this package; none reaches the
-// generated UnimplementedEngramServiceServer's "method X not implemented".
+// TestEveryRPCIsServed: every RPC of the descriptor is answered by this
+// package (the generated stubs that answer "method X not implemented" are
+// stripped by scripts/protogen.sh, and service must implement the whole
+// interface to compile).
 // An RPC without an engine counterpart answers NOT_IMPLEMENTED naming what
 // serves it instead.
 func TestEveryRPCIsServed(t *testing.T) {

@@ -22,7 +22,6 @@ import (
 // API. Every method that touches a space picks it with the caller's
 // Space (key scope, rate limits) before calling the engine.
 type service struct {
-	engramv1.UnsafeEngramServiceServer
 	rpc     server.RPC
 	metrics *metrics.GRPC
 }

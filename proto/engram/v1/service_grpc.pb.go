@@ -17,8 +17,6 @@ package engramv1
 import (
 	context "context"
 	grpc "google.golang.org/grpc"
-	codes "google.golang.org/grpc/codes"
-	status "google.golang.org/grpc/status"
 )
 
 // This is a compile-time assertion to ensure that this generated file
@@ -386,8 +384,6 @@ func (c *engramServiceClient) MemoryStream(ctx context.Context, opts ...grpc.Cal
 type EngramService_MemoryStreamClient = grpc.BidiStreamingClient[ObservationRequest, ObservationResponse]
 
 // EngramServiceServer is the server API for EngramService service.
-// All implementations must embed UnimplementedEngramServiceServer
-// for forward compatibility.
 type EngramServiceServer interface {
 	// Stores a memory or an episode (REST: POST /api/v1/memories/remember).
 	Remember(context.Context, *RememberRequest) (*RememberResponse, error)
@@ -436,103 +432,9 @@ type EngramServiceServer interface {
 	RecallStream(*StreamingRecallRequest, grpc.ServerStreamingServer[StreamingRecallResponse]) error
 	// Not served: use StreamingRemember and StreamingRecall.
 	MemoryStream(grpc.BidiStreamingServer[ObservationRequest, ObservationResponse]) error
-	mustEmbedUnimplementedEngramServiceServer()
-}
-
-// UnimplementedEngramServiceServer must be embedded to have
-// forward compatible implementations.
-//
-// NOTE: this should be embedded by value instead of pointer to avoid a nil
-// pointer dereference when methods are called.
-type UnimplementedEngramServiceServer struct{}
-
-func (UnimplementedEngramServiceServer) Remember(context.Context, *RememberRequest) (*RememberResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Remember not implemented")
-}
-func (UnimplementedEngramServiceServer) Recall(context.Context, *RecallRequest) (*RecallResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Recall not implemented")
-}
-func (UnimplementedEngramServiceServer) Forget(context.Context, *ForgetRequest) (*ForgetResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Forget not implemented")
-}
-func (UnimplementedEngramServiceServer) Recognize(context.Context, *RecognizeRequest) (*RecognizeResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Recognize not implemented")
-}
-func (UnimplementedEngramServiceServer) Experience(context.Context, *ExperienceRequest) (*ExperienceResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Experience not implemented")
-}
-func (UnimplementedEngramServiceServer) Reminisce(context.Context, *ReminisceRequest) (*ReminisceResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Reminisce not implemented")
-}
-func (UnimplementedEngramServiceServer) Consolidate(context.Context, *ConsolidateRequest) (*ConsolidateResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Consolidate not implemented")
-}
-func (UnimplementedEngramServiceServer) Dream(*DreamRequest, grpc.ServerStreamingServer[DreamResponse]) error {
-	return status.Error(codes.Unimplemented, "method Dream not implemented")
-}
-func (UnimplementedEngramServiceServer) Complete(context.Context, *CompleteRequest) (*CompleteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Complete not implemented")
-}
-func (UnimplementedEngramServiceServer) Associate(context.Context, *AssociateRequest) (*AssociateResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Associate not implemented")
-}
-func (UnimplementedEngramServiceServer) ExecuteQuery(context.Context, *QueryRequest) (*QueryResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ExecuteQuery not implemented")
-}
-func (UnimplementedEngramServiceServer) Introspect(context.Context, *IntrospectRequest) (*IntrospectResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Introspect not implemented")
-}
-func (UnimplementedEngramServiceServer) Stream(*StreamRequest, grpc.ServerStreamingServer[StreamResponse]) error {
-	return status.Error(codes.Unimplemented, "method Stream not implemented")
-}
-func (UnimplementedEngramServiceServer) RebalanceSpaces(context.Context, *RebalanceRequest) (*RebalanceResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method RebalanceSpaces not implemented")
-}
-func (UnimplementedEngramServiceServer) MigrateSpace(context.Context, *MigrateSpaceRpcRequest) (*MigrateSpaceRpcResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method MigrateSpace not implemented")
-}
-func (UnimplementedEngramServiceServer) ApplyReplicationBatch(context.Context, *ApplyReplicationBatchRequest) (*ApplyReplicationBatchResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ApplyReplicationBatch not implemented")
-}
-func (UnimplementedEngramServiceServer) GetReplicationStatus(context.Context, *ReplicationStatusRequest) (*ReplicationStatusResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method GetReplicationStatus not implemented")
-}
-func (UnimplementedEngramServiceServer) StreamingRemember(grpc.BidiStreamingServer[RememberRequest, RememberResponse]) error {
-	return status.Error(codes.Unimplemented, "method StreamingRemember not implemented")
-}
-func (UnimplementedEngramServiceServer) StreamingRecall(grpc.BidiStreamingServer[RecallRequest, RecallResponse]) error {
-	return status.Error(codes.Unimplemented, "method StreamingRecall not implemented")
-}
-func (UnimplementedEngramServiceServer) MemoryFlow(grpc.BidiStreamingServer[MemoryFlowRequest, MemoryFlowResponse]) error {
-	return status.Error(codes.Unimplemented, "method MemoryFlow not implemented")
-}
-func (UnimplementedEngramServiceServer) ObserveStream(grpc.BidiStreamingServer[ObservationRequest, ObservationResponse]) error {
-	return status.Error(codes.Unimplemented, "method ObserveStream not implemented")
-}
-func (UnimplementedEngramServiceServer) RecallStream(*StreamingRecallRequest, grpc.ServerStreamingServer[StreamingRecallResponse]) error {
-	return status.Error(codes.Unimplemented, "method RecallStream not implemented")
-}
-func (UnimplementedEngramServiceServer) MemoryStream(grpc.BidiStreamingServer[ObservationRequest, ObservationResponse]) error {
-	return status.Error(codes.Unimplemented, "method MemoryStream not implemented")
-}
-func (UnimplementedEngramServiceServer) mustEmbedUnimplementedEngramServiceServer() {}
-func (UnimplementedEngramServiceServer) testEmbeddedByValue()                       {}
-
-// UnsafeEngramServiceServer may be embedded to opt out of forward compatibility for this service.
-// Use of this interface is not recommended, as added methods to EngramServiceServer will
-// result in compilation errors.
-type UnsafeEngramServiceServer interface {
-	mustEmbedUnimplementedEngramServiceServer()
 }
 
 func RegisterEngramServiceServer(s grpc.ServiceRegistrar, srv EngramServiceServer) {
-	// If the following call panics, it indicates UnimplementedEngramServiceServer was
-	// embedded by pointer and is nil.  This will cause panics if an
-	// unimplemented method is ever invoked, so we test this at initialization
-	// time to prevent it from happening at runtime later due to I/O.
-	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
-		t.testEmbeddedByValue()
-	}
 	s.RegisterService(&EngramService_ServiceDesc, srv)
 }
 
