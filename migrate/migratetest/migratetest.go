@@ -186,3 +186,24 @@ func Records(tb testing.TB, src migrate.Source, cursor string) []migrate.Record 
 		out = append(out, rec)
 	}
 }
+
+// RunInterrupted runs o twice into the same sink: stopped after limit
+// records, then resumed to the end without rejects. It fails tb unless the
+// two runs read want records between them.
+func RunInterrupted(tb testing.TB, o migrate.Options, limit, want int64) {
+	tb.Helper()
+	ctx := context.Background()
+	o.Limit = limit
+	first, err := migrate.Run(ctx, o)
+	if err != nil || first.Complete {
+		tb.Fatalf("first run, stopped after %d records: %+v %v", limit, first, err)
+	}
+	o.Limit = 0
+	second, err := migrate.Run(ctx, o)
+	if err != nil || !second.Resumed || !second.Complete || second.Rejects != 0 {
+		tb.Fatalf("resumed run: %+v %v", second, err)
+	}
+	if got := first.Records + second.Records; got != want {
+		tb.Fatalf("%d+%d records over two runs, want %d", first.Records, second.Records, want)
+	}
+}

@@ -100,23 +100,14 @@ func TestExportResume(t *testing.T) {
 	m := migratetest.Compile(t, src, "", "neo4j")
 	e := migratetest.OpenEngine(t, t.TempDir())
 	sink := &migrate.EngineSink{E: e}
-	first, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "s", Mapping: m, Sink: sink, BatchSize: 100, Limit: 1234})
-	if err != nil || first.Complete {
-		t.Fatalf("first: %+v %v", first, err)
-	}
-	second, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "s", Mapping: m, Sink: sink, BatchSize: 100})
-	if err != nil || !second.Resumed || !second.Complete {
-		t.Fatalf("second: %+v %v", second, err)
-	}
-	if got := first.Records + second.Records; got != int64(counts.Nodes+counts.Relationships) {
-		t.Fatalf("records read %d+%d, want %d in all", first.Records, second.Records, counts.Nodes+counts.Relationships)
-	}
+	migratetest.RunInterrupted(t, migrate.Options{Source: src, SourceName: "s", Mapping: m, Sink: sink, BatchSize: 100},
+		1234, int64(counts.Nodes+counts.Relationships))
 	if rep, err := migrate.Verify(ctx, src, m, sink, "s"); err != nil || !rep.OK {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 	// Another mapping cannot resume this cursor.
 	other := migratetest.Compile(t, src, `space = "neo4j"`+"\n[objects.Topic]\ncontent = \"{name}\"\n", "neo4j")
-	_, err = migrate.Run(ctx, migrate.Options{Source: src, SourceName: "s", Mapping: other, Sink: sink})
+	_, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "s", Mapping: other, Sink: sink})
 	if !errors.Is(err, migrate.ErrMappingChanged) {
 		t.Fatalf("resume with another mapping: %v", err)
 	}

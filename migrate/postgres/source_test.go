@@ -236,17 +236,8 @@ func TestIntoDataDirResumeVerifyRecall(t *testing.T) {
 	m := migratetest.Compile(t, src, "[objects.users]\nembedding = \"embedding\"\n", "pgsql")
 	e := testsupport.OpenEngine(t, t.TempDir())
 	sink := &migrate.EngineSink{E: e}
-	first, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "pgsql", Mapping: m, Sink: sink, BatchSize: 100, Limit: 1234, MaxRejects: 0})
-	if err != nil || first.Complete {
-		t.Fatalf("first run %+v %v", first, err)
-	}
-	sum, err := migrate.Run(ctx, migrate.Options{Source: src, SourceName: "pgsql", Mapping: m, Sink: sink, BatchSize: 100, MaxRejects: 0})
-	if err != nil || !sum.Resumed || !sum.Complete || sum.Rejects != 0 {
-		t.Fatalf("resumed run %+v %v", sum, err)
-	}
-	if got := first.Records + sum.Records; got != int64(c.Rows()+c.Answers) {
-		t.Fatalf("%d records over two runs, want %d", got, c.Rows()+c.Answers)
-	}
+	migratetest.RunInterrupted(t, migrate.Options{Source: src, SourceName: "pgsql", Mapping: m, Sink: sink, BatchSize: 100},
+		1234, int64(c.Rows()+c.Answers))
 	st, err := e.Space("pgsql")
 	if err != nil {
 		t.Fatal(err)
